@@ -1,0 +1,140 @@
+#include "pool_allocator.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace memguard::sim {
+
+PoolAllocator::PoolAllocator(Addr base, Addr size, Addr granularity)
+    : base_(base), size_(size), granularity_(granularity) {
+    if (granularity_ == 0) {
+        throw std::invalid_argument("simulated allocator: granularity must be positive");
+    }
+    if (size_ > 0) {
+        free_.insert(base_, size_);
+    }
+}
+
+Addr PoolAllocator::block_size(Addr size_per_bank) const {
+    Addr size = std::max(size_per_bank, granularity_);
+    Addr rem = size % granularity_;
+    return rem == 0 ? size : size + (granularity_ - rem);
+}
+
+void PoolAllocator::take(const FreeBlock& block, Addr address, Addr size) {
+    // Split `block` into [block.address, address) free, [address, address+size)
+    // allocated, and the free remainder above.
+    const Addr block_end = block.address + block.size;
+    const Addr end = address + size;
+    const Addr below = address - block.address;
+    const Addr above = block_end - end;
+    if (below > 0) {
+        free_.update(block.address, block.address, below);
+        if (above > 0) free_.insert(end, above);
+    } else if (above > 0) {
+        free_.update(block.address, end, above);
+    } else {
+        free_.erase(block.address);
+    }
+    allocated_blocks_.emplace(address, size);
+    allocated_ += size;
+}
+
+std::optional<Addr> PoolAllocator::allocate(Addr size_per_bank, bool bottom_up, Addr address_limit,
+                                            bool* below_limit) {
+    const Addr size = block_size(size_per_bank);
+    FreeBlock block;
+    bool found = bottom_up ? free_.lowest_fit(size, block) : free_.highest_fit(size, block);
+    if (!found) return std::nullopt;
+    const Addr address = bottom_up ? block.address : block.address + block.size - size;
+    if (address < address_limit) {
+        if (below_limit != nullptr) *below_limit = true;
+        return std::nullopt;
+    }
+    take(block, address, size);
+    return address;
+}
+
+std::optional<Addr> PoolAllocator::allocate_at(Addr address, Addr size_per_bank) {
+    const Addr size = block_size(size_per_bank);
+    if (address < base_ || address - base_ > size_ || size > size_ - (address - base_)) {
+        return std::nullopt;
+    }
+    FreeBlock block;
+    if (!free_.at(address, block) && !free_.below(address, block)) return std::nullopt;
+    if (block.address > address || block.address + block.size < address + size) return std::nullopt;
+    take(block, address, size);
+    return address;
+}
+
+Addr PoolAllocator::deallocate(Addr address) {
+    auto it = allocated_blocks_.find(address);
+    if (it == allocated_blocks_.end()) return 0;
+    const Addr size = it->second;
+    allocated_blocks_.erase(it);
+    allocated_ -= size;
+
+    FreeBlock prev;
+    FreeBlock next;
+    const bool merge_prev = free_.below(address, prev) && prev.address + prev.size == address;
+    const bool merge_next = free_.at(address + size, next);
+    if (merge_prev && merge_next) {
+        free_.erase(next.address);
+        free_.update(prev.address, prev.address, prev.size + size + next.size);
+    } else if (merge_prev) {
+        free_.update(prev.address, prev.address, prev.size + size);
+    } else if (merge_next) {
+        free_.update(next.address, address, size + next.size);
+    } else {
+        free_.insert(address, size);
+    }
+    return size;
+}
+
+PoolStatistics PoolAllocator::statistics() const {
+    PoolStatistics stats;
+    stats.total_allocatable = size_;
+    stats.allocated = allocated_;
+    stats.free = size_ - allocated_;
+    stats.largest_free = free_.largest();
+    return stats;
+}
+
+PoolStatistics PoolAllocator::scan_statistics() const {
+    PoolStatistics stats;
+    stats.total_allocatable = size_;
+    for (const auto& [address, size] : allocated_blocks_) {
+        stats.allocated += size;
+    }
+    free_.scan(stats.free, stats.largest_free);
+    if (stats.allocated == 0) {
+        stats.free = size_;
+        stats.largest_free = size_;
+    }
+    return stats;
+}
+
+std::vector<Block> PoolAllocator::blocks() const {
+    std::vector<FreeBlock> free_blocks;
+    free_blocks.reserve(free_.count());
+    free_.collect(free_blocks);
+    std::vector<std::pair<Addr, Addr>> used(allocated_blocks_.begin(), allocated_blocks_.end());
+    std::sort(used.begin(), used.end());
+
+    std::vector<Block> out;
+    out.reserve(free_blocks.size() + used.size());
+    std::size_t f = 0;
+    std::size_t u = 0;
+    while (f < free_blocks.size() || u < used.size()) {
+        if (u == used.size() || (f < free_blocks.size() && free_blocks[f].address < used[u].first)) {
+            out.push_back({free_blocks[f].address, free_blocks[f].size, false});
+            ++f;
+        } else {
+            out.push_back({used[u].first, used[u].second, true});
+            ++u;
+        }
+    }
+    return out;
+}
+
+}  // namespace memguard::sim

@@ -1,0 +1,196 @@
+#include "sim_device.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace memguard::sim {
+namespace {
+
+constexpr Addr kTraceGranule = 8 * 1024;
+
+Addr round_up(Addr value, Addr multiple) {
+    Addr rem = value % multiple;
+    return rem == 0 ? value : value + (multiple - rem);
+}
+
+void require(bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument(what);
+}
+
+std::array<PoolAllocator, kPoolCount> make_pools(const Geometry& g) {
+    const Layout layout = compute_layout(g);
+    const Addr granule = g.dram_alignment;
+    return {
+        PoolAllocator(g.dram_base, layout.dram_pool_size, granule),
+        PoolAllocator(g.l1_base, layout.l1_pool_size, granule),
+        PoolAllocator(g.l1_bank_size - layout.l1_small_per_bank, layout.l1_small_per_bank, granule),
+        PoolAllocator(g.dram_bank_size - layout.trace_per_bank, layout.trace_per_bank, granule),
+    };
+}
+
+}  // namespace
+
+Layout compute_layout(const Geometry& g) {
+    auto pow2 = [](Addr v) { return v != 0 && (v & (v - 1)) == 0; };
+    require(g.dram_banks > 0, "dram_banks must be at least 1");
+    require(g.l1_banks > 0, "l1_banks must be at least 1");
+    require(pow2(g.dram_alignment), "dram_alignment must be a power of two");
+    require(pow2(g.l1_alignment), "l1_alignment must be a power of two");
+    require(g.dram_base % g.dram_alignment == 0, "dram_base must be a multiple of dram_alignment");
+    require(g.l1_base % g.l1_alignment == 0, "l1_base must be a multiple of l1_alignment");
+    require(g.dram_bank_size > g.dram_base, "dram_bank_size must be larger than dram_base");
+    require(g.l1_bank_size > g.l1_base, "l1_bank_size must be larger than l1_base");
+    require(g.dram_bank_size % g.dram_alignment == 0, "dram_bank_size must be a multiple of dram_alignment");
+    require(g.l1_bank_size % g.dram_alignment == 0,
+            "l1_bank_size must be a multiple of dram_alignment (the allocator granularity)");
+
+    Layout layout;
+    layout.l1_small_per_bank = g.l1_small_size == 0 ? 0 : round_up(g.l1_small_size, g.dram_alignment);
+    if (g.trace_region_size > 0) {
+        Addr per_bank = (g.trace_region_size + g.dram_banks - 1) / g.dram_banks;
+        layout.trace_per_bank = round_up(per_bank, kTraceGranule);
+    }
+    require(layout.l1_small_per_bank < g.l1_bank_size - g.l1_base,
+            "l1_small_size leaves no room for L1 in the bank");
+    require(layout.trace_per_bank < g.dram_bank_size - g.dram_base,
+            "trace_region_size leaves no room for DRAM in the bank");
+    layout.dram_pool_size = g.dram_bank_size - layout.trace_per_bank - g.dram_base;
+    layout.l1_pool_size = g.l1_bank_size - layout.l1_small_per_bank - g.l1_base;
+    require(g.l1_interleaved_limit == 0 ||
+                (g.l1_interleaved_limit >= g.l1_base && g.l1_interleaved_limit < g.l1_base + layout.l1_pool_size),
+            "l1_interleaved_limit must lie inside the L1 pool");
+    return layout;
+}
+
+Addr size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment) {
+    if (page_size == 0 || banks == 0) return 0;
+    const Addr pages = size / page_size;
+    const Addr pages_per_bank = pages == 0 ? 0 : 1 + (pages - 1) / banks;
+    return pages_per_bank * round_up(page_size, alignment);
+}
+
+Device::Device(const Geometry& geometry) : geometry_(geometry), pools_(make_pools(geometry)) {
+    banks_[kDram] = geometry.dram_banks;
+    banks_[kL1] = geometry.l1_banks;
+    banks_[kL1Small] = geometry.l1_small_size == 0 ? 0 : geometry.l1_banks;
+    banks_[kTrace] = geometry.dram_banks;
+    alignment_[kDram] = geometry.dram_alignment;
+    alignment_[kL1] = geometry.l1_alignment;
+    alignment_[kL1Small] = geometry.l1_alignment;
+    alignment_[kTrace] = geometry.dram_alignment;
+}
+
+AllocOutcome Device::allocate(const AllocRequest& request) {
+    AllocOutcome out;
+    if (request.pool >= kPoolCount || request.size == 0 || request.page_size == 0 ||
+        request.size % request.page_size != 0 || request.shards > geometry_.l1_banks ||
+        (request.shards == 0 && request.pool == kL1Small)) {
+        // The Rust side validates first and names the problem; this is a
+        // backstop so that the allocator never sees an impossible request.
+        out.status = AllocStatus::kInvalid;
+        return out;
+    }
+    const Pool pool = request.pool;
+    const bool sharded = request.shards > 0;
+    out.banks = sharded ? request.shards : banks_[pool];
+    out.size_per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment_[pool]);
+    bool bottom_up = pool == kDram || pool == kTrace;
+    if (request.direction != Direction::kDefault) bottom_up = request.direction == Direction::kBottomUp;
+
+    PoolAllocator& allocator = pools_[pool];
+    std::optional<Addr> address;
+    AllocStatus failure = AllocStatus::kOutOfMemory;
+    if (banks_[pool] == 0) {
+        address = std::nullopt;  // region not configured (L1_SMALL with size 0)
+    } else if (request.fixed_address) {
+        address = allocator.allocate_at(request.address, out.size_per_bank);
+        failure = AllocStatus::kAddressNotFree;
+    } else {
+        Addr limit = 0;
+        if (!sharded && pool == kL1) limit = geometry_.l1_interleaved_limit;
+        bool below_limit = false;
+        address = allocator.allocate(out.size_per_bank, bottom_up, limit, &below_limit);
+        if (below_limit) failure = AllocStatus::kBelowAddressLimit;
+    }
+    if (!address) {
+        out.status = failure;
+        out.stats = allocator.statistics();
+        return out;
+    }
+
+    Record& record = out.record;
+    record.id = next_id_++;
+    record.pool = pool;
+    record.address = *address;
+    record.size = request.size;
+    record.page_size = request.page_size;
+    record.per_bank_size = allocator.block_size(out.size_per_bank);
+    record.shards = request.shards;
+    record.tag = request.tag;
+    record.label = request.label;
+    records_.emplace(record.id, record);
+    note_allocated(pool);
+    return out;
+}
+
+bool Device::deallocate(std::uint64_t id) {
+    auto it = records_.find(id);
+    if (it == records_.end()) return false;
+    pools_[it->second.pool].deallocate(it->second.address);
+    records_.erase(it);
+    return true;
+}
+
+void Device::note_allocated(Pool pool) {
+    const Addr allocated = pools_[pool].allocated_bytes();
+    for (std::uint32_t index : active_marks_) {
+        Addr& peak = marks_[index].peak[pool];
+        peak = std::max(peak, allocated);
+    }
+}
+
+PoolView Device::pool(Pool pool) const {
+    PoolView view;
+    view.banks = banks_[pool];
+    view.base = pools_[pool].base();
+    view.alignment = alignment_[pool];
+    view.stats = pools_[pool].statistics();
+    return view;
+}
+
+PoolStatistics Device::scan_statistics(Pool pool) const { return pools_[pool].scan_statistics(); }
+
+std::vector<const Record*> Device::live() const {
+    std::vector<const Record*> out;
+    out.reserve(records_.size());
+    for (const auto& [id, record] : records_) out.push_back(&record);
+    std::sort(out.begin(), out.end(), [](const Record* a, const Record* b) { return a->id < b->id; });
+    return out;
+}
+
+std::uint32_t Device::mark_peak() {
+    std::uint32_t index = 0;
+    while (index < marks_.size() && marks_[index].active) ++index;
+    if (index == marks_.size()) marks_.emplace_back();
+    PeakMark& mark = marks_[index];
+    mark.active = true;
+    for (int p = 0; p < kPoolCount; ++p) mark.peak[p] = pools_[p].allocated_bytes();
+    active_marks_.push_back(index);
+    return index;
+}
+
+std::array<Addr, kPoolCount> Device::read_peak(std::uint32_t mark) const {
+    if (mark >= marks_.size() || !marks_[mark].active) {
+        throw std::out_of_range("peak mark " + std::to_string(mark) + " is not active");
+    }
+    return marks_[mark].peak;
+}
+
+void Device::release_peak(std::uint32_t mark) {
+    if (mark >= marks_.size() || !marks_[mark].active) return;
+    marks_[mark].active = false;
+    active_marks_.erase(std::find(active_marks_.begin(), active_marks_.end(), mark));
+}
+
+}  // namespace memguard::sim

@@ -1,0 +1,146 @@
+// A simulated Tenstorrent device: the four allocator pools of one chip, laid
+// out from a geometry exactly as TT-Metal lays them out, plus what a memory
+// checker needs on top: a registry of live allocations and independent peak
+// (high-water) marks.
+//
+// Plain C++17; the cxx shim (sim_bridge.*) is the only code that sees Rust.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pool_allocator.hpp"
+
+namespace memguard::sim {
+
+enum Pool : std::uint8_t { kDram = 0, kL1 = 1, kL1Small = 2, kTrace = 3, kPoolCount = 4 };
+
+struct Geometry {
+    std::uint32_t dram_banks = 0;
+    Addr dram_bank_size = 0;
+    Addr dram_base = 0;
+    std::uint32_t dram_alignment = 0;
+    std::uint32_t l1_banks = 0;
+    Addr l1_bank_size = 0;
+    Addr l1_base = 0;
+    std::uint32_t l1_alignment = 0;
+    Addr l1_small_size = 0;
+    Addr trace_region_size = 0;
+    // Lowest address an interleaved L1 buffer may take; 0 means the L1 base.
+    Addr l1_interleaved_limit = 0;
+};
+
+enum class Direction : std::uint8_t { kDefault = 0, kBottomUp = 1, kTopDown = 2 };
+
+struct AllocRequest {
+    Pool pool = kDram;
+    Addr size = 0;
+    Addr page_size = 0;
+    std::uint32_t shards = 0;  // 0: interleaved over every bank of the pool
+    Direction direction = Direction::kDefault;
+    bool fixed_address = false;
+    Addr address = 0;
+    std::uint64_t tag = 0;  // opaque caller data, returned with the record
+    std::string label;
+};
+
+enum class AllocStatus : std::uint8_t {
+    kOk = 0,
+    kOutOfMemory = 1,
+    kBelowAddressLimit = 2,
+    kAddressNotFree = 3,
+    kInvalid = 4,
+};
+
+struct Record {
+    std::uint64_t id = 0;
+    Pool pool = kDram;
+    Addr address = 0;
+    Addr size = 0;
+    Addr page_size = 0;
+    Addr per_bank_size = 0;  // bytes reserved in every bank of the pool
+    std::uint32_t shards = 0;
+    std::uint64_t tag = 0;
+    std::string label;
+};
+
+struct AllocOutcome {
+    AllocStatus status = AllocStatus::kOk;
+    Record record;
+    // Per-bank need before allocator rounding, and the pool's statistics at
+    // the time of a failure (for TT-Metal's out-of-memory message).
+    Addr size_per_bank = 0;
+    std::uint32_t banks = 0;
+    PoolStatistics stats;
+};
+
+struct PoolView {
+    std::uint32_t banks = 0;
+    Addr base = 0;
+    Addr alignment = 0;
+    PoolStatistics stats;
+};
+
+class Device {
+public:
+    explicit Device(const Geometry& geometry);
+
+    AllocOutcome allocate(const AllocRequest& request);
+    // Frees a live allocation; false when the id is not live.
+    bool deallocate(std::uint64_t id);
+
+    PoolView pool(Pool pool) const;
+    PoolStatistics scan_statistics(Pool pool) const;
+    std::vector<Block> blocks(Pool pool) const { return pools_[pool].blocks(); }
+    // Live allocations, ordered by id.
+    std::vector<const Record*> live() const;
+    std::size_t live_count() const { return records_.size(); }
+
+    // Peak marks: each mark records, per pool, the highest per-bank allocated
+    // byte count seen since it was taken. Marks are independent.
+    std::uint32_t mark_peak();
+    std::array<Addr, kPoolCount> read_peak(std::uint32_t mark) const;
+    void release_peak(std::uint32_t mark);
+
+    const Geometry& geometry() const { return geometry_; }
+    std::uint32_t banks(Pool pool) const { return banks_[pool]; }
+    Addr alignment(Pool pool) const { return alignment_[pool]; }
+
+private:
+    struct PeakMark {
+        bool active = false;
+        std::array<Addr, kPoolCount> peak{};
+    };
+
+    void note_allocated(Pool pool);
+
+    Geometry geometry_;
+    std::array<PoolAllocator, kPoolCount> pools_;
+    std::array<std::uint32_t, kPoolCount> banks_{};
+    std::array<Addr, kPoolCount> alignment_{};
+    std::unordered_map<std::uint64_t, Record> records_;
+    std::uint64_t next_id_ = 1;
+    std::vector<PeakMark> marks_;
+    std::vector<std::uint32_t> active_marks_;
+};
+
+// Derived layout, shared by the device and by geometry validation.
+struct Layout {
+    Addr l1_small_per_bank = 0;
+    Addr trace_per_bank = 0;
+    Addr dram_pool_size = 0;
+    Addr l1_pool_size = 0;
+};
+
+// Computes the pool layout; throws std::invalid_argument naming the field
+// when the geometry cannot describe a device.
+Layout compute_layout(const Geometry& geometry);
+
+// TT-Metal's per-bank size rule: ceil(pages / banks) pages, each rounded up
+// to the pool alignment.
+Addr size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment);
+
+}  // namespace memguard::sim

@@ -1,0 +1,443 @@
+//! The device handle tests allocate on, and the RAII buffers it hands out.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::source::{Backend, Direction, Peaks, Request};
+use crate::types::{Allocation, BufferType, SourceLocation};
+
+/// Which kind of backend a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceKind {
+    /// The embedded simulated device.
+    Simulated,
+    /// A device opened through TT-Metal.
+    TtMetal,
+}
+
+/// What a device is, fixed when it is opened.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Name in reports, e.g. `sim:wormhole_b0`.
+    pub name: String,
+    /// The backend.
+    pub kind: DeviceKind,
+    /// Compute grid (x, y); sharded buffers may use at most x*y cores.
+    pub compute_grid: (u32, u32),
+    /// Bytes per L1 bank requested for L1_SMALL when the device was opened.
+    pub l1_small_size: u64,
+    /// Bytes requested for TRACE when the device was opened.
+    pub trace_region_size: u64,
+}
+
+impl DeviceInfo {
+    /// Cores of the compute grid.
+    pub fn compute_cores(&self) -> u32 {
+        self.compute_grid.0 * self.compute_grid.1
+    }
+}
+
+struct Shared {
+    info: DeviceInfo,
+    backend: Mutex<Option<Box<dyn Backend>>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Backend>>> {
+        // A panic while the lock was held cannot leave the backend half
+        // updated (every backend call is a single C++ call), so a poisoned
+        // lock is still usable.
+        self.backend.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
+        match self.lock().as_deref_mut() {
+            Some(backend) => f(backend),
+            None => Err(Error::DeviceClosed {
+                device: self.info.name.clone(),
+            }),
+        }
+    }
+}
+
+/// A handle to one device (simulated or real). Cheap to clone; all clones
+/// refer to the same device, which stays open until [`close`](Self::close)
+/// or until the last handle and the last buffer are dropped.
+///
+/// Open one with [`SimDevice`](crate::SimDevice) (simulated) or, with the
+/// `tt-metal` feature, through TT-Metal.
+#[derive(Clone)]
+pub struct Device {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Device")
+            .field("name", &self.shared.info.name)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Device {
+    pub(crate) fn from_backend(info: DeviceInfo, backend: Box<dyn Backend>) -> Device {
+        Device {
+            shared: Arc::new(Shared {
+                info,
+                backend: Mutex::new(Some(backend)),
+            }),
+        }
+    }
+
+    /// What the device is.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.shared.info
+    }
+
+    /// The device's name in reports.
+    pub fn name(&self) -> &str {
+        &self.shared.info.name
+    }
+
+    /// Allocates an interleaved buffer spread over every bank of the pool.
+    /// The buffer is freed when the returned handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Size 0, page size 0, a size that is not a whole number of pages, an
+    /// interleaved L1_SMALL buffer, or [`Error::OutOfMemory`] with
+    /// TT-Metal's message when no free block is large enough.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice, KIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let l1 = dev.allocate(BufferType::L1, 64 * KIB, 2048)?;
+    /// assert_eq!((l1.address(), l1.per_bank_size()), (0x16D800, 2048));
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn allocate(&self, buffer_type: BufferType, size: u64, page_size: u64) -> Result<Buffer> {
+        self.buffer(buffer_type, size).page_size(page_size).allocate()
+    }
+
+    /// Allocates a buffer sharded over the first `shards` cores (L1 and
+    /// L1_SMALL). As in TT-Metal, the per-bank size is reserved at the same
+    /// address in every bank of the pool.
+    ///
+    /// # Errors
+    ///
+    /// As [`allocate`](Self::allocate), and 0 shards, more shards than
+    /// cores, or a pool that does not take sharded buffers.
+    #[track_caller]
+    pub fn allocate_sharded(
+        &self,
+        buffer_type: BufferType,
+        size: u64,
+        page_size: u64,
+        shards: u32,
+    ) -> Result<Buffer> {
+        self.buffer(buffer_type, size)
+            .page_size(page_size)
+            .sharded(shards)
+            .allocate()
+    }
+
+    /// Starts a buffer request with every option: page size (default the
+    /// whole size, one page), sharding, direction, a fixed address, a label.
+    pub fn buffer(&self, buffer_type: BufferType, size: u64) -> BufferBuilder<'_> {
+        BufferBuilder {
+            device: self,
+            request: Request {
+                buffer_type,
+                size,
+                page_size: size,
+                shards: None,
+                direction: Direction::Default,
+                address: None,
+                label: None,
+                tag: 0,
+            },
+        }
+    }
+
+    /// The allocator statistics of every pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    pub fn snapshot(&self) -> Result<crate::Snapshot> {
+        self.shared.with(|b| b.snapshot())
+    }
+
+    /// Every live allocation, in allocation order, with the place it was
+    /// allocated when it was allocated through this crate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    pub fn live_allocations(&self) -> Result<Vec<Allocation>> {
+        let live = self.shared.with(|b| b.live())?;
+        Ok(live
+            .into_iter()
+            .map(|(mut allocation, tag)| {
+                allocation.location = location_from_tag(tag).map(SourceLocation::from);
+                allocation
+            })
+            .collect())
+    }
+
+    /// Number of live allocations.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    pub fn live_count(&self) -> Result<u64> {
+        self.shared.with(|b| b.live_count())
+    }
+
+    /// Closes the device. Buffers still alive become inert: dropping them
+    /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
+    /// Closing twice is harmless.
+    pub fn close(&self) {
+        self.shared.lock().take();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().is_none()
+    }
+
+    /// Whether two handles refer to the same device.
+    pub fn same_device(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    pub(crate) fn mark_peak(&self) -> Result<u32> {
+        self.shared.with(|b| b.mark_peak())
+    }
+
+    pub(crate) fn read_peak(&self, mark: u32) -> Result<Peaks> {
+        self.shared.with(|b| b.read_peak(mark))
+    }
+
+    pub(crate) fn release_peak(&self, mark: u32) {
+        if let Some(backend) = self.shared.lock().as_deref_mut() {
+            backend.release_peak(mark);
+        }
+    }
+}
+
+/// Checks a request against the rules every backend shares, so that bad
+/// input gets the same error whatever the device.
+fn validate(request: &Request, info: &DeviceInfo) -> Result<()> {
+    let Request {
+        buffer_type,
+        size,
+        page_size,
+        shards,
+        ..
+    } = *request;
+    if size == 0 {
+        return Err(Error::ZeroSize { buffer_type });
+    }
+    if page_size == 0 {
+        return Err(Error::ZeroPageSize { buffer_type, size });
+    }
+    if size % page_size != 0 {
+        return Err(Error::SizeNotPageMultiple { size, page_size });
+    }
+    let cores = info.compute_cores();
+    match (buffer_type, shards) {
+        (BufferType::L1Small, None) => Err(Error::L1SmallInterleaved),
+        (BufferType::Dram | BufferType::Trace, Some(_)) => {
+            Err(Error::ShardingUnsupported { buffer_type })
+        }
+        (_, Some(0)) => Err(Error::ZeroShards { cores }),
+        (_, Some(shards)) if shards > cores => Err(Error::TooManyShards { shards, cores }),
+        _ => Ok(()),
+    }
+}
+
+/// The source location of the caller travels through the backends as an
+/// opaque tag: the address of its `&'static Location`.
+fn location_tag(location: &'static Location<'static>) -> u64 {
+    (location as *const Location<'static>).expose_provenance() as u64
+}
+
+fn location_from_tag(tag: u64) -> Option<&'static Location<'static>> {
+    if tag == 0 {
+        return None;
+    }
+    let ptr = std::ptr::with_exposed_provenance::<Location<'static>>(tag as usize);
+    // SAFETY: non-zero tags are only ever produced by `location_tag` from a
+    // `&'static Location<'static>` (backends return tags unchanged, and
+    // allocations they observe on their own carry tag 0), so the pointer is
+    // valid and lives for the rest of the program.
+    Some(unsafe { &*ptr })
+}
+
+/// Options for one buffer; finish with [`allocate`](Self::allocate).
+#[must_use = "a buffer request does nothing until .allocate() is called"]
+pub struct BufferBuilder<'d> {
+    device: &'d Device,
+    request: Request,
+}
+
+impl BufferBuilder<'_> {
+    /// Page size in bytes (default: the whole size).
+    pub fn page_size(mut self, bytes: u64) -> Self {
+        self.request.page_size = bytes;
+        self
+    }
+
+    /// Shards the buffer over the first `shards` cores.
+    pub fn sharded(mut self, shards: u32) -> Self {
+        self.request.shards = Some(shards);
+        self
+    }
+
+    /// Overrides the pool's default placement direction.
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.request.direction = direction;
+        self
+    }
+
+    /// Places the buffer at a fixed address (the range must be free).
+    pub fn at_address(mut self, address: u64) -> Self {
+        self.request.address = Some(address);
+        self
+    }
+
+    /// A label shown in reports and usable in allow-lists.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.request.label = Some(label.into());
+        self
+    }
+
+    /// Allocates the buffer, recording the caller's location.
+    ///
+    /// # Errors
+    ///
+    /// See [`Device::allocate`] and [`Device::allocate_sharded`].
+    #[track_caller]
+    pub fn allocate(mut self) -> Result<Buffer> {
+        self.request.tag = location_tag(Location::caller());
+        validate(&self.request, self.device.info())?;
+        let placed = self.device.shared.with(|b| b.allocate(&self.request))?;
+        Ok(Buffer {
+            shared: Arc::clone(&self.device.shared),
+            id: placed.id,
+            buffer_type: self.request.buffer_type,
+            address: placed.address,
+            size: self.request.size,
+            page_size: self.request.page_size,
+            per_bank_size: placed.per_bank_size,
+            num_banks: placed.num_banks,
+            shards: self.request.shards,
+        })
+    }
+}
+
+/// A device buffer; freed when dropped. Freeing twice is impossible: the
+/// explicit [`free`](Self::free) consumes the handle. Leak one on purpose
+/// with [`std::mem::forget`].
+pub struct Buffer {
+    shared: Arc<Shared>,
+    id: u64,
+    buffer_type: BufferType,
+    address: u64,
+    size: u64,
+    page_size: u64,
+    per_bank_size: u64,
+    num_banks: u32,
+    shards: Option<u32>,
+}
+
+impl fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buffer")
+            .field("id", &self.id)
+            .field("buffer_type", &self.buffer_type)
+            .field("address", &format_args!("{:#x}", self.address))
+            .field("size", &self.size)
+            .field("per_bank_size", &self.per_bank_size)
+            .field("num_banks", &self.num_banks)
+            .field("shards", &self.shards)
+            .finish()
+    }
+}
+
+impl Buffer {
+    /// The allocation's id on its device.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The pool.
+    pub fn buffer_type(&self) -> BufferType {
+        self.buffer_type
+    }
+
+    /// Address, valid in every bank of the pool.
+    pub fn address(&self) -> u64 {
+        self.address
+    }
+
+    /// Requested size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
+    /// Bytes reserved in every bank of the pool.
+    pub fn per_bank_size(&self) -> u64 {
+        self.per_bank_size
+    }
+
+    /// Banks the reservation is made in.
+    pub fn num_banks(&self) -> u32 {
+        self.num_banks
+    }
+
+    /// Cores holding data, for a sharded buffer.
+    pub fn shards(&self) -> Option<u32> {
+        self.shards
+    }
+
+    /// Frees the buffer now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] when the device was closed first (its memory
+    /// was released with it).
+    pub fn free(mut self) -> Result<()> {
+        // Id 0 is never allocated: it tells Drop there is nothing left to do.
+        let id = std::mem::take(&mut self.id);
+        self.shared.with(|b| b.deallocate(id)).map(|_| ())
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if self.id == 0 {
+            return;
+        }
+        if let Some(backend) = self.shared.lock().as_deref_mut() {
+            // A failure here cannot be reported from drop; the allocation
+            // stays visible in the live set and in leak reports.
+            let _ = backend.deallocate(self.id);
+        }
+    }
+}

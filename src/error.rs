@@ -1,0 +1,202 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use crate::types::{BufferType, format_count};
+
+/// Everything that can go wrong outside an assertion: bad input, an
+/// allocation the device refuses, a device that is gone, a C++ exception.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An allocation of zero bytes.
+    #[error("cannot allocate a {buffer_type} buffer of size 0: give a size of at least one page")]
+    ZeroSize {
+        /// The pool asked for.
+        buffer_type: BufferType,
+    },
+
+    /// A page size of zero.
+    #[error("page size 0 is invalid for a {buffer_type} buffer of {size} B: give a page size that divides the size")]
+    ZeroPageSize {
+        /// The pool asked for.
+        buffer_type: BufferType,
+        /// The requested size.
+        size: u64,
+    },
+
+    /// A size that is not a whole number of pages.
+    #[error(
+        "size {size} B is not a multiple of the page size {page_size} B: round the size up to {} B or choose a page size that divides it",
+        size.div_ceil(*page_size) * page_size
+    )]
+    SizeNotPageMultiple {
+        /// The requested size.
+        size: u64,
+        /// The requested page size.
+        page_size: u64,
+    },
+
+    /// A sharded buffer over zero cores.
+    #[error("a sharded buffer needs at least 1 shard: give a shard count from 1 to {cores}")]
+    ZeroShards {
+        /// Cores of the compute grid.
+        cores: u32,
+    },
+
+    /// More shards than the compute grid has cores.
+    #[error("{shards} shards requested but the compute grid has {cores} cores: use at most {cores} shards")]
+    TooManyShards {
+        /// Shards asked for.
+        shards: u32,
+        /// Cores of the compute grid.
+        cores: u32,
+    },
+
+    /// A sharded buffer in a pool that holds interleaved buffers only.
+    #[error("sharded buffers are supported in L1 and L1_SMALL, not in {buffer_type}: allocate it interleaved")]
+    ShardingUnsupported {
+        /// The pool asked for.
+        buffer_type: BufferType,
+    },
+
+    /// An interleaved buffer in L1_SMALL, which TT-Metal rejects.
+    #[error("L1_SMALL only supports sharded allocations: allocate it sharded, or in L1")]
+    L1SmallInterleaved,
+
+    /// No free block is large enough; the message is TT-Metal's.
+    #[error(
+        "Out of Memory: Not enough space to allocate {size} B {buffer_type} buffer across {banks} banks, where each bank needs to store {per_bank} B, but bank size is {bank_size} B (allocated: {allocated} B, free: {free} B, largest free block: {largest_free_block} B){}",
+        oom_hint(*buffer_type, *bank_size, *free, *largest_free_block, *per_bank)
+    )]
+    OutOfMemory {
+        /// The pool asked for.
+        buffer_type: BufferType,
+        /// The requested size.
+        size: u64,
+        /// Banks the buffer is spread over (shards for a sharded buffer).
+        banks: u32,
+        /// Bytes each bank would need.
+        per_bank: u64,
+        /// Size of the pool in one bank.
+        bank_size: u64,
+        /// Allocated bytes per bank at the time.
+        allocated: u64,
+        /// Free bytes per bank at the time.
+        free: u64,
+        /// Largest free block per bank at the time.
+        largest_free_block: u64,
+    },
+
+    /// An interleaved L1 buffer whose place lies below the interleaved limit.
+    #[error(
+        "Out of Memory: cannot allocate an interleaved L1 buffer of {size} B below address {limit:#x}: the only free block large enough lies under the limit"
+    )]
+    BelowAddressLimit {
+        /// The requested size.
+        size: u64,
+        /// The lowest address interleaved L1 buffers may take.
+        limit: u64,
+    },
+
+    /// A fixed-address allocation whose range is not free.
+    #[error("cannot place {size} B {buffer_type} buffer at {address:#x}: the range is not free in the pool")]
+    AddressNotFree {
+        /// The pool asked for.
+        buffer_type: BufferType,
+        /// The requested address.
+        address: u64,
+        /// The requested size.
+        size: u64,
+    },
+
+    /// A device geometry that cannot describe a device.
+    #[error("invalid device geometry: {reason}")]
+    InvalidGeometry {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A pool name that is not one of the four.
+    #[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
+    UnknownBufferType {
+        /// The text given.
+        value: String,
+    },
+
+    /// A simulated-device preset name that is not known.
+    #[error("unknown simulated device {value:?}: expected wormhole_b0 (wh, n150), wormhole_n300 (n300) or blackhole_p150 (bh, p150)")]
+    UnknownPreset {
+        /// The text given.
+        value: String,
+    },
+
+    /// A request the backend refused for a reason the checks above missed.
+    #[error("allocation rejected: {reason}")]
+    Rejected {
+        /// What the backend said.
+        reason: String,
+    },
+
+    /// An operation on a device that has been closed.
+    #[error("device {device} is closed: keep the device open while its buffers are used")]
+    DeviceClosed {
+        /// The device's name.
+        device: String,
+    },
+
+    /// A malformed allocation trace.
+    #[error("{}line {line}: {reason}: {text:?}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    TraceSyntax {
+        /// The trace file, when read from a file.
+        path: Option<PathBuf>,
+        /// Line number, from 1.
+        line: usize,
+        /// The line's text.
+        text: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// A file that could not be read or written.
+    #[error("cannot access {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An exception thrown by C++ code.
+    #[error("{context}: C++ exception: {source}")]
+    Cpp {
+        /// What was being done.
+        context: &'static str,
+        /// The exception.
+        #[source]
+        source: cxx::Exception,
+    },
+}
+
+fn oom_hint(buffer_type: BufferType, bank_size: u64, free: u64, largest: u64, per_bank: u64) -> String {
+    if bank_size == 0 {
+        let knob = match buffer_type {
+            BufferType::L1Small => "l1_small_size",
+            BufferType::Trace => "trace_region_size",
+            _ => return String::new(),
+        };
+        return format!("; the {buffer_type} region is not configured: open the device with {knob} > 0");
+    }
+    if free >= per_bank && largest < per_bank {
+        return format!(
+            "; {} B are free in total but fragmented: no single free block holds {} B",
+            format_count(free),
+            format_count(per_bank)
+        );
+    }
+    String::new()
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

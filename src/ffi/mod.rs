@@ -1,0 +1,3 @@
+//! cxx bridges: declarations only, each paired by name with its C++ file.
+
+pub(crate) mod sim;

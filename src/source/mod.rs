@@ -1,0 +1,68 @@
+//! Memory sources: the backends a [`Device`](crate::Device) talks to.
+//!
+//! Only this module and the ffi bridges know that C++ exists.
+
+pub(crate) mod sim;
+
+use crate::error::Result;
+use crate::types::{Allocation, BufferType, Snapshot};
+
+/// Placement direction inside a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// The pool's default: bottom-up for DRAM and TRACE, top-down for L1 and
+    /// L1_SMALL.
+    #[default]
+    Default,
+    /// Lowest free block, bottom of the block.
+    BottomUp,
+    /// Highest free block, top of the block.
+    TopDown,
+}
+
+/// A validated allocation request, as backends receive it.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    pub buffer_type: BufferType,
+    pub size: u64,
+    pub page_size: u64,
+    pub shards: Option<u32>,
+    pub direction: Direction,
+    pub address: Option<u64>,
+    pub label: Option<String>,
+    /// Opaque caller data stored with the allocation (the source location).
+    pub tag: u64,
+}
+
+/// What a backend reports for a placed buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placed {
+    pub id: u64,
+    pub address: u64,
+    pub per_bank_size: u64,
+    pub num_banks: u32,
+}
+
+/// Per-pool peak of per-bank allocated bytes since a mark was taken.
+pub(crate) type Peaks = [u64; 4];
+
+/// The operations every device backend provides. Calls are serialized by the
+/// owning [`Device`](crate::Device).
+pub(crate) trait Backend: Send {
+    /// Places a buffer, or explains why it cannot be placed.
+    fn allocate(&mut self, request: &Request) -> Result<Placed>;
+    /// Frees a live allocation; false when it is not live.
+    fn deallocate(&mut self, id: u64) -> Result<bool>;
+    /// The allocator statistics of every pool.
+    fn snapshot(&self) -> Result<Snapshot>;
+    /// Live allocations, ordered by id; `tag`s are returned as given.
+    fn live(&self) -> Result<Vec<(Allocation, u64)>>;
+    /// Number of live allocations.
+    fn live_count(&self) -> Result<u64>;
+    /// Starts an independent peak mark.
+    fn mark_peak(&mut self) -> Result<u32>;
+    /// Reads a peak mark.
+    fn read_peak(&self, mark: u32) -> Result<Peaks>;
+    /// Ends a peak mark.
+    fn release_peak(&mut self, mark: u32);
+}

@@ -1,0 +1,256 @@
+//! Core vocabulary: pools, per-pool statistics, snapshots and live allocations.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// One kibibyte (1,024 bytes).
+pub const KIB: u64 = 1 << 10;
+/// One mebibyte (1,048,576 bytes).
+pub const MIB: u64 = 1 << 20;
+/// One gibibyte (1,073,741,824 bytes).
+pub const GIB: u64 = 1 << 30;
+
+/// A device memory pool, as TT-Metal's `BufferType` names them.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::BufferType;
+///
+/// assert_eq!("L1_SMALL".parse::<BufferType>()?, BufferType::L1Small);
+/// assert_eq!(BufferType::Dram.to_string(), "DRAM");
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BufferType {
+    /// Device DRAM, one bank per DRAM channel view.
+    Dram,
+    /// The SRAM of each Tensix worker core, one bank per core.
+    L1,
+    /// A region carved from the top of every L1 bank; sharded buffers only.
+    L1Small,
+    /// A region carved from the top of every DRAM bank for command traces.
+    Trace,
+}
+
+impl BufferType {
+    /// All four pools, in report order.
+    pub const ALL: [BufferType; 4] = [
+        BufferType::Dram,
+        BufferType::L1,
+        BufferType::L1Small,
+        BufferType::Trace,
+    ];
+
+    /// TT-Metal's name for the pool (`DRAM`, `L1`, `L1_SMALL`, `TRACE`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BufferType::Dram => "DRAM",
+            BufferType::L1 => "L1",
+            BufferType::L1Small => "L1_SMALL",
+            BufferType::Trace => "TRACE",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn from_index(index: u8) -> Option<BufferType> {
+        BufferType::ALL.get(usize::from(index)).copied()
+    }
+}
+
+impl fmt::Display for BufferType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for BufferType {
+    type Err = Error;
+
+    /// Parses `DRAM`, `L1`, `L1_SMALL` or `TRACE`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_uppercase().replace('-', "_").as_str() {
+            "DRAM" => Ok(BufferType::Dram),
+            "L1" => Ok(BufferType::L1),
+            "L1_SMALL" | "L1SMALL" => Ok(BufferType::L1Small),
+            "TRACE" => Ok(BufferType::Trace),
+            _ => Err(Error::UnknownBufferType {
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
+/// The allocator statistics of one pool, as TT-Metal reports them: four
+/// per-bank figures, plus the bank count and the pool's layout.
+///
+/// Device totals are the per-bank figures times [`num_banks`](Self::num_banks).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStats {
+    /// The pool.
+    pub buffer_type: BufferType,
+    /// Number of banks (0 for an unconfigured L1_SMALL region).
+    pub num_banks: u32,
+    /// Lowest address of the pool in every bank.
+    pub base_address: u64,
+    /// Page alignment of the pool.
+    pub alignment: u64,
+    /// Size of the pool in one bank (`total_allocatable_size_bytes`).
+    pub bank_size: u64,
+    /// Bytes of one bank covered by allocated blocks (`total_allocated_bytes`).
+    pub allocated: u64,
+    /// The rest of the bank (`total_free_bytes`).
+    pub free: u64,
+    /// Largest contiguous free block of one bank (`largest_free_block_bytes`).
+    pub largest_free_block: u64,
+}
+
+impl PoolStats {
+    /// Size of the pool over all banks.
+    pub fn total_size(&self) -> u64 {
+        self.bank_size * u64::from(self.num_banks)
+    }
+
+    /// Allocated bytes over all banks.
+    pub fn total_allocated(&self) -> u64 {
+        self.allocated * u64::from(self.num_banks)
+    }
+
+    /// Free bytes over all banks.
+    pub fn total_free(&self) -> u64 {
+        self.free * u64::from(self.num_banks)
+    }
+
+    /// Allocated share of the pool, 0.0 to 1.0 (0.0 for an empty pool).
+    pub fn utilization(&self) -> f64 {
+        if self.bank_size == 0 {
+            0.0
+        } else {
+            self.allocated as f64 / self.bank_size as f64
+        }
+    }
+}
+
+/// All pools of one device at one instant.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// DRAM, L1, L1_SMALL and TRACE, in that order.
+    pub pools: [PoolStats; 4],
+}
+
+impl Snapshot {
+    /// The statistics of one pool.
+    pub fn pool(&self, buffer_type: BufferType) -> &PoolStats {
+        &self.pools[buffer_type.index()]
+    }
+
+    /// The pools in report order.
+    pub fn iter(&self) -> impl Iterator<Item = &PoolStats> {
+        self.pools.iter()
+    }
+}
+
+/// Where an allocation was made: the caller of the allocating function.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SourceLocation {
+    /// Source file, as the compiler names it.
+    pub file: String,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl From<&std::panic::Location<'_>> for SourceLocation {
+    fn from(location: &std::panic::Location<'_>) -> Self {
+        SourceLocation {
+            file: location.file().to_string(),
+            line: location.line(),
+            column: location.column(),
+        }
+    }
+}
+
+impl fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A live device allocation, as the memory source's registry records it.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// Identifier, unique per device and increasing in allocation order.
+    pub id: u64,
+    /// The pool.
+    pub buffer_type: BufferType,
+    /// Address, valid in every bank of the pool.
+    pub address: u64,
+    /// Requested size in bytes.
+    pub size: u64,
+    /// Page size in bytes.
+    pub page_size: u64,
+    /// Bytes reserved in every bank of the pool (after alignment).
+    pub per_bank_size: u64,
+    /// Banks the reservation is made in (all banks of the pool).
+    pub num_banks: u32,
+    /// Number of cores holding data, for a sharded buffer.
+    pub shards: Option<u32>,
+    /// Label given at allocation.
+    pub label: Option<String>,
+    /// Where it was allocated, when it was allocated through this crate.
+    pub location: Option<SourceLocation>,
+}
+
+impl Allocation {
+    /// Bytes the allocation takes from the pool over all banks.
+    pub fn reserved_bytes(&self) -> u64 {
+        self.per_bank_size * u64::from(self.num_banks)
+    }
+}
+
+/// Formats a byte count for people: `512 B`, `88.0 KiB`, `1.5 MiB`, `4.0 GiB`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tt_memguard::format_bytes(1536 * 1024), "1.5 MiB");
+/// assert_eq!(tt_memguard::format_bytes(100), "100 B");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < KIB {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Formats a count with thousands separators: `1,072,693,184`.
+pub fn format_count(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
