@@ -215,22 +215,95 @@ impl Device {
         self.shared.lock().is_none()
     }
 
+    pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
+        self.shared.lock().as_deref().and_then(f)
+    }
+
     /// Whether two handles refer to the same device.
     pub fn same_device(&self, other: &Device) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    pub(crate) fn mark_peak(&self) -> Result<u32> {
-        self.shared.with(|b| b.mark_peak())
+    /// Starts a peak (high-water) mark: from now on the device records, per
+    /// pool, the highest per-bank allocated byte count until the mark is
+    /// dropped. Marks are independent: any number may be live at once, and
+    /// none disturbs another.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice, MIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let mark = dev.peak_mark()?;
+    /// drop(dev.allocate(BufferType::Dram, MIB, 2048)?);
+    /// assert_eq!(mark.read()?.per_bank(BufferType::Dram), 88_064);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn peak_mark(&self) -> Result<PeakMark> {
+        let mark = self.shared.with(|b| b.mark_peak())?;
+        Ok(PeakMark {
+            device: self.clone(),
+            mark,
+        })
+    }
+}
+
+/// Per-pool peaks of per-bank allocated bytes, read from a [`PeakMark`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolPeaks(Peaks);
+
+impl PoolPeaks {
+    /// Highest per-bank allocated bytes of one pool since the mark was taken
+    /// (including the value at that moment).
+    pub fn per_bank(&self, buffer_type: BufferType) -> u64 {
+        self.0[buffer_type.index()]
+    }
+}
+
+/// A live peak mark on a device; released when dropped.
+#[must_use = "a peak mark records nothing once dropped: bind it with `let mark = ...`"]
+pub struct PeakMark {
+    device: Device,
+    mark: u32,
+}
+
+impl fmt::Debug for PeakMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeakMark")
+            .field("device", &self.device.name())
+            .field("mark", &self.mark)
+            .finish()
+    }
+}
+
+impl PeakMark {
+    /// The peaks so far.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] when the device was closed.
+    pub fn read(&self) -> Result<PoolPeaks> {
+        self.device
+            .shared
+            .with(|b| b.read_peak(self.mark))
+            .map(PoolPeaks)
     }
 
-    pub(crate) fn read_peak(&self, mark: u32) -> Result<Peaks> {
-        self.shared.with(|b| b.read_peak(mark))
+    /// The device the mark is on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
+}
 
-    pub(crate) fn release_peak(&self, mark: u32) {
-        if let Some(backend) = self.shared.lock().as_deref_mut() {
-            backend.release_peak(mark);
+impl Drop for PeakMark {
+    fn drop(&mut self) {
+        if let Some(backend) = self.device.shared.lock().as_deref_mut() {
+            backend.release_peak(self.mark);
         }
     }
 }

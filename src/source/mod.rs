@@ -65,4 +65,9 @@ pub(crate) trait Backend: Send {
     fn read_peak(&self, mark: u32) -> Result<Peaks>;
     /// Ends a peak mark.
     fn release_peak(&mut self, mark: u32);
+    /// Statistics computed by scanning every block (simulated device only;
+    /// the baseline of the snapshot benchmark).
+    fn scan_snapshot(&self) -> Option<Snapshot> {
+        None
+    }
 }

@@ -417,5 +417,16 @@ impl Backend for SimBackend {
     fn release_peak(&mut self, mark: u32) {
         self.device().release_peak(mark);
     }
+
+    fn scan_snapshot(&self) -> Option<Snapshot> {
+        Some(snapshot_from_raw(&self.inner.scan_snapshot()))
+    }
+}
+
+/// The device's statistics computed by scanning every block, the way
+/// TT-Metal computes them (O(blocks)); `None` for a device that is not
+/// simulated or is closed.
+pub fn scan_snapshot(device: &Device) -> Option<Snapshot> {
+    device.with_backend(|b| b.scan_snapshot())
 }
 
