@@ -4,12 +4,14 @@
 mod device;
 mod error;
 mod ffi;
+mod render;
 mod source;
 mod trace;
 mod types;
 
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{Error, Result};
+pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use source::Direction;
 pub use trace::{Trace, TraceOp};
 pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};

@@ -1,0 +1,126 @@
+//! Text rendering shared by reports, examples and the monitor: the pool table
+//! with usage bars, and colour decisions.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use crate::types::{PoolStats, Snapshot, format_bytes};
+
+/// Width of a usage bar in characters.
+pub const BAR_WIDTH: usize = 40;
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// Colour when the stream is a terminal and `NO_COLOR` is not set.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    /// Resolves the choice for standard output.
+    pub fn for_stdout(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
+            }
+        }
+    }
+}
+
+/// Utilisation level, with the thresholds of the memory monitor: green under
+/// 75 %, yellow from 75 % to under 90 %, red from 90 %.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Under 75 %.
+    Green,
+    /// 75 % to under 90 %.
+    Yellow,
+    /// 90 % and above.
+    Red,
+}
+
+impl Level {
+    /// The level of a utilisation fraction (0.0 to 1.0).
+    pub fn of(fraction: f64) -> Level {
+        if fraction >= 0.90 {
+            Level::Red
+        } else if fraction >= 0.75 {
+            Level::Yellow
+        } else {
+            Level::Green
+        }
+    }
+
+    fn ansi(self) -> &'static str {
+        match self {
+            Level::Green => "\x1b[32m",
+            Level::Yellow => "\x1b[33m",
+            Level::Red => "\x1b[31m",
+        }
+    }
+}
+
+/// Wraps `text` in the colour of `level` when `color` is on.
+pub fn paint(text: &str, level: Level, color: bool) -> String {
+    if color {
+        format!("{}{text}\x1b[0m", level.ansi())
+    } else {
+        text.to_string()
+    }
+}
+
+/// A usage bar of [`BAR_WIDTH`] cells: `[#####...............]`.
+pub fn usage_bar(fraction: f64, color: bool) -> String {
+    let fraction = fraction.clamp(0.0, 1.0);
+    let mut filled = (fraction * BAR_WIDTH as f64).round() as usize;
+    if fraction > 0.0 && filled == 0 {
+        filled = 1; // anything allocated shows
+    }
+    let bar = format!("{}{}", "#".repeat(filled), ".".repeat(BAR_WIDTH - filled));
+    format!("[{}]", paint(&bar, Level::of(fraction), color))
+}
+
+/// Header of the pool table.
+pub fn pool_header() -> String {
+    format!(
+        "{:<9}{:>6}{:>13}{:>13}{:>8}{:>13}{:>15}  USAGE",
+        "POOL", "BANKS", "TOTAL", "ALLOCATED", "%", "FREE", "LARGEST/BANK"
+    )
+}
+
+/// One row of the pool table: banks, total, allocated with %, free, largest
+/// free block per bank and a usage bar.
+pub fn pool_row(pool: &PoolStats, color: bool) -> String {
+    let fraction = pool.utilization();
+    let percent = format!("{:.1}%", fraction * 100.0);
+    format!(
+        "{:<9}{:>6}{:>13}{:>13}{:>8}{:>13}{:>15}  {}",
+        pool.buffer_type.name(),
+        pool.num_banks,
+        format_bytes(pool.total_size()),
+        format_bytes(pool.total_allocated()),
+        paint(&format!("{percent:>7}"), Level::of(fraction), color),
+        format_bytes(pool.total_free()),
+        format_bytes(pool.largest_free_block),
+        usage_bar(fraction, color)
+    )
+}
+
+/// The whole table for one device.
+pub fn snapshot_table(name: &str, snapshot: &Snapshot, color: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Device {name}");
+    let _ = writeln!(out, "  {}", pool_header());
+    for pool in snapshot.iter() {
+        let _ = writeln!(out, "  {}", pool_row(pool, color));
+    }
+    out
+}

@@ -1,0 +1,298 @@
+//! Every geometry, carve-out and worked-example number of TT-Metal's
+//! allocator, reproduced by the simulated device for all three presets.
+
+use tt_memguard::{BufferType, Device, Error, KIB, MIB, Preset, SimDevice};
+
+struct Expected {
+    preset: Preset,
+    dram_banks: u32,
+    dram_base: u64,
+    dram_per_bank: u64,
+    dram_alignment: u64,
+    l1_banks: u32,
+    l1_base: u64,
+    l1_per_bank: u64,
+}
+
+const EXPECTED: [Expected; 3] = [
+    Expected {
+        preset: Preset::WormholeB0,
+        dram_banks: 12,
+        dram_base: 0x10_0040,
+        dram_per_bank: 1_072_693_184,
+        dram_alignment: 32,
+        l1_banks: 64,
+        l1_base: 0x1_9D60,
+        l1_per_bank: 1_393_312,
+    },
+    Expected {
+        preset: Preset::WormholeN300,
+        dram_banks: 12,
+        dram_base: 0x10_0040,
+        dram_per_bank: 1_072_693_184,
+        dram_alignment: 32,
+        l1_banks: 56,
+        l1_base: 0x1_9D60,
+        l1_per_bank: 1_393_312,
+    },
+    Expected {
+        preset: Preset::BlackholeP150,
+        dram_banks: 8,
+        dram_base: 0x10_0080,
+        dram_per_bank: 4_277_141_376,
+        dram_alignment: 64,
+        l1_banks: 110,
+        l1_base: 0x1_B480,
+        l1_per_bank: 1_461_120,
+    },
+];
+
+fn open(preset: Preset, l1_small: u64, trace: u64) -> Device {
+    SimDevice::builder(preset)
+        .l1_small_size(l1_small)
+        .trace_region_size(trace)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn default_geometry_of_every_preset() {
+    for e in &EXPECTED {
+        let snap = SimDevice::preset(e.preset).snapshot().unwrap();
+        let dram = snap.pool(BufferType::Dram);
+        assert_eq!(dram.num_banks, e.dram_banks, "{}", e.preset);
+        assert_eq!(dram.base_address, e.dram_base, "{}", e.preset);
+        assert_eq!(dram.bank_size, e.dram_per_bank, "{}", e.preset);
+        assert_eq!(dram.alignment, e.dram_alignment, "{}", e.preset);
+        assert_eq!((dram.allocated, dram.free, dram.largest_free_block), (0, e.dram_per_bank, e.dram_per_bank));
+
+        let l1 = snap.pool(BufferType::L1);
+        assert_eq!(l1.num_banks, e.l1_banks, "{}", e.preset);
+        assert_eq!(l1.base_address, e.l1_base, "{}", e.preset);
+        assert_eq!(l1.bank_size, e.l1_per_bank, "{}", e.preset);
+        assert_eq!(l1.alignment, 16, "{}", e.preset);
+        assert_eq!((l1.allocated, l1.free, l1.largest_free_block), (0, e.l1_per_bank, e.l1_per_bank));
+
+        // No carve-outs by default: no L1_SMALL bank at all, TRACE with the
+        // DRAM bank count and size 0.
+        let small = snap.pool(BufferType::L1Small);
+        assert_eq!((small.num_banks, small.bank_size), (0, 0), "{}", e.preset);
+        let trace = snap.pool(BufferType::Trace);
+        assert_eq!((trace.num_banks, trace.bank_size), (e.dram_banks, 0), "{}", e.preset);
+        assert_eq!((trace.free, trace.largest_free_block), (0, 0));
+    }
+}
+
+#[test]
+fn l1_small_carve_out_is_rounded_to_the_dram_alignment() {
+    for e in &EXPECTED {
+        let big = if e.dram_alignment == 32 { 4128 } else { 4160 };
+        for (requested, carved) in [(1000, 1024), (4100, big)] {
+            let snap = open(e.preset, requested, 0).snapshot().unwrap();
+            let small = snap.pool(BufferType::L1Small);
+            assert_eq!(small.num_banks, e.l1_banks, "{} S={requested}", e.preset);
+            assert_eq!(small.bank_size, carved, "{} S={requested}", e.preset);
+            assert_eq!(small.free, carved);
+            assert_eq!(small.largest_free_block, carved);
+            // The region sits at the top of every core's L1.
+            assert_eq!(small.base_address, e.l1_base + e.l1_per_bank - carved);
+            let l1 = snap.pool(BufferType::L1);
+            assert_eq!(l1.bank_size, e.l1_per_bank - carved, "{} S={requested}", e.preset);
+        }
+    }
+}
+
+#[test]
+fn trace_carve_out_matches_tt_metal() {
+    // (preset, T, per bank, base)
+    let cases = [
+        (Preset::WormholeB0, 8 * MIB, 704_512, Some(0x3FF5_4000)),
+        (Preset::WormholeN300, 8 * MIB, 704_512, Some(0x3FF5_4000)),
+        (Preset::BlackholeP150, 8 * MIB, 1_048_576, Some(0xFEF0_0000)),
+        (Preset::WormholeB0, 100_000, 16_384, None),
+        (Preset::BlackholeP150, 100_000, 16_384, None),
+    ];
+    for (preset, t, per_bank, base) in cases {
+        let e = EXPECTED.iter().find(|e| e.preset == preset).unwrap();
+        let snap = open(preset, 0, t).snapshot().unwrap();
+        let trace = snap.pool(BufferType::Trace);
+        assert_eq!(trace.num_banks, e.dram_banks);
+        assert_eq!(trace.bank_size, per_bank, "{preset} T={t}");
+        assert_eq!(trace.largest_free_block, per_bank);
+        if let Some(base) = base {
+            assert_eq!(trace.base_address, base, "{preset} T={t}");
+        }
+        assert_eq!(trace.base_address + per_bank, e.dram_base + e.dram_per_bank);
+        let dram = snap.pool(BufferType::Dram);
+        assert_eq!(dram.bank_size, e.dram_per_bank - per_bank, "{preset} T={t}");
+    }
+}
+
+#[test]
+fn worked_example_addresses_and_statistics() {
+    let dev = SimDevice::wormhole_b0();
+    let fresh = dev.snapshot().unwrap();
+    let expected = [
+        (BufferType::Dram, MIB, 88_064, 0x10_0040),
+        (BufferType::Dram, 3 * MIB, 262_144, 0x11_5840),
+        (BufferType::Dram, 8 * MIB, 700_416, 0x15_5840),
+        (BufferType::L1, 64 * KIB, 2_048, 0x16_D800),
+        (BufferType::L1, 256 * KIB, 4_096, 0x16_C800),
+    ];
+    let mut buffers = Vec::new();
+    for (buffer_type, size, per_bank, address) in expected {
+        let b = dev.allocate(buffer_type, size, 2048).unwrap();
+        assert_eq!((b.per_bank_size(), b.address()), (per_bank, address), "{buffer_type} {size}");
+        buffers.push(b);
+    }
+    let snap = dev.snapshot().unwrap();
+    assert_eq!(snap.pool(BufferType::Dram).allocated, 1_050_624);
+    assert_eq!(snap.pool(BufferType::L1).allocated, 6_144);
+    assert_eq!(snap.pool(BufferType::Dram).free, 1_072_693_184 - 1_050_624);
+    assert_eq!(snap.pool(BufferType::L1).largest_free_block, 1_393_312 - 6_144);
+    drop(buffers);
+    assert_eq!(dev.snapshot().unwrap(), fresh);
+}
+
+#[test]
+fn l1_buffers_sit_below_an_l1_small_region() {
+    let dev = open(Preset::WormholeB0, 32 * KIB, 0);
+    let a = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap();
+    let b = dev.allocate(BufferType::L1, 256 * KIB, 2048).unwrap();
+    assert_eq!((a.address(), b.address()), (0x16_5800, 0x16_4800));
+    // A sharded L1_SMALL buffer takes the top of the region.
+    let s = dev.allocate_sharded(BufferType::L1Small, 16 * KIB, 1024, 4).unwrap();
+    assert_eq!(s.per_bank_size(), 4096);
+    assert_eq!(s.address(), 0x16_E000 - 4096);
+    assert_eq!(s.num_banks(), 64);
+    let small = dev.snapshot().unwrap();
+    assert_eq!(small.pool(BufferType::L1Small).allocated, 4096);
+}
+
+#[test]
+fn sharded_buffers_reserve_in_every_bank_with_the_shard_size_rule() {
+    let dev = SimDevice::wormhole_b0();
+    // 10 pages of 1000 B over 3 shards: ceil(10/3) = 4 pages of 1008 B.
+    let b = dev.allocate_sharded(BufferType::L1, 10_000, 1000, 3).unwrap();
+    assert_eq!(b.per_bank_size(), 4 * 1008);
+    assert_eq!(b.num_banks(), 64);
+    let l1 = *dev.snapshot().unwrap().pool(BufferType::L1);
+    assert_eq!(l1.allocated, 4032);
+    assert_eq!(l1.total_allocated(), 4032 * 64);
+}
+
+#[test]
+fn allocations_are_rounded_to_the_allocator_granularity() {
+    // L1 pages align to 16 B, but the allocator works in DRAM-alignment
+    // granules (32 B on Wormhole, 64 B on Blackhole), at least one granule.
+    let wh = SimDevice::wormhole_b0();
+    let b = wh.allocate_sharded(BufferType::L1, 16, 16, 1).unwrap();
+    assert_eq!(b.per_bank_size(), 32);
+    let bh = SimDevice::blackhole_p150();
+    let b = bh.allocate_sharded(BufferType::L1, 48, 16, 1).unwrap();
+    assert_eq!(b.per_bank_size(), 64);
+    let b = bh.allocate(BufferType::Dram, 8 * 100, 100).unwrap();
+    // 8 pages over 8 banks: one page of round_up(100, 64) = 128 B.
+    assert_eq!(b.per_bank_size(), 128);
+}
+
+#[test]
+fn directions_and_first_fit_over_holes() {
+    use tt_memguard::Direction;
+    let dev = SimDevice::wormhole_b0();
+    let a = dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap(); // 2 KiB per bank
+    let b = dev.allocate(BufferType::Dram, 12 * 4096, 2048).unwrap(); // 4 KiB
+    let c = dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap(); // 2 KiB
+    let (a_addr, b_addr) = (a.address(), b.address());
+    drop(a);
+    drop(b);
+    // [a+b coalesced: 6 KiB free][c][rest]: a 4 KiB request fits the hole.
+    let d = dev.allocate(BufferType::Dram, 12 * 4096, 2048).unwrap();
+    assert_eq!(d.address(), a_addr);
+    // Top-down in DRAM takes the top of the highest free block.
+    let top = dev
+        .buffer(BufferType::Dram, 12 * 2048)
+        .page_size(2048)
+        .direction(Direction::TopDown)
+        .allocate()
+        .unwrap();
+    assert_eq!(top.address(), 0x10_0040 + 1_072_693_184 - 2048);
+    // Bottom-up in L1 takes the bottom of the lowest free block.
+    let low = dev
+        .buffer(BufferType::L1, 64 * 2048)
+        .page_size(2048)
+        .direction(Direction::BottomUp)
+        .allocate()
+        .unwrap();
+    assert_eq!(low.address(), 0x1_9D60);
+    assert!(b_addr > a_addr && c.address() > b_addr);
+}
+
+#[test]
+fn fixed_address_allocation() {
+    let dev = SimDevice::wormhole_b0();
+    let b = dev.buffer(BufferType::Dram, 12 * 2048).page_size(2048).at_address(0x20_0000).allocate().unwrap();
+    assert_eq!(b.address(), 0x20_0000);
+    let err = dev.buffer(BufferType::Dram, 12 * 2048).page_size(2048).at_address(0x20_0400).allocate().unwrap_err();
+    assert!(matches!(err, Error::AddressNotFree { address: 0x20_0400, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "cannot place 24576 B DRAM buffer at 0x200400: the range is not free in the pool"
+    );
+    // The next bottom-up allocation fills the hole below the fixed one.
+    let c = dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap();
+    assert_eq!(c.address(), 0x10_0040);
+}
+
+#[test]
+fn interleaved_l1_limit_is_enforced_without_side_effects() {
+    use tt_memguard::Direction;
+    let dev = SimDevice::builder(Preset::WormholeB0).l1_interleaved_limit(0x2_0000).build().unwrap();
+    let before = dev.snapshot().unwrap();
+    let err = dev
+        .buffer(BufferType::L1, 64 * 2048)
+        .page_size(2048)
+        .direction(Direction::BottomUp)
+        .allocate()
+        .unwrap_err();
+    assert!(matches!(err, Error::BelowAddressLimit { limit: 0x2_0000, .. }), "{err}");
+    assert_eq!(dev.snapshot().unwrap(), before);
+    // Sharded buffers are not limited.
+    let s = dev
+        .buffer(BufferType::L1, 2048)
+        .sharded(1)
+        .direction(Direction::BottomUp)
+        .allocate()
+        .unwrap();
+    assert_eq!(s.address(), 0x1_9D60);
+}
+
+#[test]
+fn live_allocations_name_size_label_and_location() {
+    let dev = SimDevice::wormhole_b0();
+    let _a = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate().unwrap();
+    let line = line!() - 1;
+    let live = dev.live_allocations().unwrap();
+    assert_eq!(live.len(), 1);
+    let a = &live[0];
+    assert_eq!((a.buffer_type, a.address, a.size, a.per_bank_size, a.num_banks), (BufferType::Dram, 0x10_0040, MIB, 88_064, 12));
+    assert_eq!(a.label.as_deref(), Some("weights"));
+    let loc = a.location.as_ref().unwrap();
+    assert_eq!((loc.file.as_str(), loc.line), ("tests/sim_geometry.rs", line));
+    assert_eq!(a.reserved_bytes(), 88_064 * 12);
+}
+
+#[test]
+fn nested_peak_marks_are_independent() {
+    let dev = SimDevice::wormhole_b0();
+    let outer = dev.peak_mark().unwrap();
+    let big = dev.allocate(BufferType::Dram, 8 * MIB, 2048).unwrap();
+    drop(big);
+    let inner = dev.peak_mark().unwrap();
+    let small = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+    assert_eq!(inner.read().unwrap().per_bank(BufferType::Dram), 88_064);
+    drop(inner);
+    drop(small);
+    assert_eq!(outer.read().unwrap().per_bank(BufferType::Dram), 700_416);
+    assert_eq!(outer.read().unwrap().per_bank(BufferType::L1), 0);
+}

@@ -1,0 +1,940 @@
+//! Randomized differential test of the simulated allocator against a plain
+//! reference model written here from the facts in `tt-metal-allocator.md`.
+//!
+//! The model knows nothing of the crate: pool layout, per-bank sizes, the
+//! placement rule (address-ordered first fit, bottom-up or top-down, split,
+//! immediate coalescing) and the four per-bank statistics are all re-derived
+//! below. Every step is checked: the address (or the out-of-memory error and
+//! its figures), the statistics of all four pools; every `CHECK_EVERY` steps
+//! the model's own invariants, the live set and the peak mark.
+//!
+//! Seeds and step counts can be overridden with `SIM_REFERENCE_SEED` and
+//! `SIM_REFERENCE_STEPS` to chase a failure.
+
+use std::fmt::Debug;
+use std::time::Instant;
+
+use tt_memguard::{Buffer, BufferType, Device, Direction, Error, KIB, MIB, Preset, SimDevice};
+
+/// Operations per run (at least).
+const STEPS: u64 = 100_000;
+/// Full checks (invariants, live set, peak) every this many steps.
+const CHECK_EVERY: u64 = 1_000;
+/// TRACE granule: the per-bank trace region is a multiple of 8 KiB.
+const TRACE_GRANULE: u64 = 8 * KIB;
+
+// ---------------------------------------------------------------------------
+// Seeded PRNG (splitmix64)
+// ---------------------------------------------------------------------------
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Log-uniform in `lo..=hi` (both > 0).
+    fn log_uniform(&mut self, lo: u64, hi: u64) -> u64 {
+        let (lo, hi) = (lo.max(1), hi.max(lo.max(1)));
+        let (a, b) = ((lo as f64).ln(), (hi as f64).ln());
+        let v = (a + (b - a) * self.unit()).exp() as u64;
+        v.clamp(lo, hi)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Geometry, re-derived from tt-metal-allocator.md
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    dram_banks: u32,
+    dram_bank_size: u64,
+    dram_base: u64,
+    dram_alignment: u64,
+    /// One L1 bank per core of the compute grid.
+    cores: u32,
+    l1_bank_size: u64,
+    l1_base: u64,
+    l1_alignment: u64,
+}
+
+fn geometry(preset: Preset) -> Geometry {
+    let wormhole = Geometry {
+        dram_banks: 12,
+        dram_bank_size: 1_073_741_824,
+        dram_base: 0x10_0040,
+        dram_alignment: 32,
+        cores: 64,
+        l1_bank_size: 1_499_136,
+        l1_base: 0x1_9D60,
+        l1_alignment: 16,
+    };
+    match preset {
+        Preset::WormholeB0 => wormhole,
+        Preset::WormholeN300 => Geometry {
+            cores: 56,
+            ..wormhole
+        },
+        Preset::BlackholeP150 => Geometry {
+            dram_banks: 8,
+            dram_bank_size: 4_278_190_080,
+            dram_base: 0x10_0080,
+            dram_alignment: 64,
+            cores: 110,
+            l1_bank_size: 1_572_864,
+            l1_base: 0x1_B480,
+            l1_alignment: 16,
+        },
+    }
+}
+
+fn round_up(value: u64, multiple: u64) -> u64 {
+    value.div_ceil(multiple) * multiple
+}
+
+/// One pool's layout, per bank.
+#[derive(Debug, Clone, Copy)]
+struct PoolGeometry {
+    banks: u32,
+    base: u64,
+    size: u64,
+    alignment: u64,
+}
+
+/// The four pools in `BufferType::ALL` order, and the allocator granularity.
+fn layout(g: &Geometry, l1_small_size: u64, trace_region_size: u64) -> ([PoolGeometry; 4], u64) {
+    let l1_small = if l1_small_size == 0 {
+        0
+    } else {
+        round_up(l1_small_size, g.dram_alignment)
+    };
+    let trace = if trace_region_size == 0 {
+        0
+    } else {
+        round_up(
+            trace_region_size.div_ceil(u64::from(g.dram_banks)),
+            TRACE_GRANULE,
+        )
+    };
+    let pools = [
+        PoolGeometry {
+            banks: g.dram_banks,
+            base: g.dram_base,
+            size: g.dram_bank_size - trace - g.dram_base,
+            alignment: g.dram_alignment,
+        },
+        PoolGeometry {
+            banks: g.cores,
+            base: g.l1_base,
+            size: g.l1_bank_size - l1_small - g.l1_base,
+            alignment: g.l1_alignment,
+        },
+        PoolGeometry {
+            banks: if l1_small == 0 { 0 } else { g.cores },
+            base: g.l1_bank_size - l1_small,
+            size: l1_small,
+            alignment: g.l1_alignment,
+        },
+        PoolGeometry {
+            banks: g.dram_banks,
+            base: g.dram_bank_size - trace,
+            size: trace,
+            alignment: g.dram_alignment,
+        },
+    ];
+    (pools, g.dram_alignment)
+}
+
+/// TT-Metal's per-bank size: `ceil(pages / banks) * round_up(page, alignment)`.
+fn per_bank_size(size: u64, page_size: u64, banks: u32, alignment: u64) -> u64 {
+    let pages = size / page_size;
+    pages.div_ceil(u64::from(banks)) * round_up(page_size, alignment)
+}
+
+/// What the pool allocator reserves: rounded up to the granularity, at least one granule.
+fn block_size(per_bank: u64, granule: u64) -> u64 {
+    round_up(per_bank, granule).max(granule)
+}
+
+fn default_bottom_up(pool: usize) -> bool {
+    matches!(BufferType::ALL[pool], BufferType::Dram | BufferType::Trace)
+}
+
+// ---------------------------------------------------------------------------
+// Reference pool: blocks in address order, first fit, split, coalesce
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    address: u64,
+    size: u64,
+    allocated: bool,
+}
+
+/// The four per-bank figures plus the bank count, as compared with the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stats {
+    num_banks: u32,
+    bank_size: u64,
+    allocated: u64,
+    free: u64,
+    largest_free_block: u64,
+}
+
+struct ModelPool {
+    geometry: PoolGeometry,
+    blocks: Vec<Block>,
+    /// Allocated bytes, kept as a running count for the peak (the
+    /// statistics themselves are computed by scanning).
+    allocated: u64,
+    /// Highest allocated per-bank byte count seen.
+    peak: u64,
+}
+
+impl ModelPool {
+    fn new(geometry: PoolGeometry) -> ModelPool {
+        let blocks = if geometry.size == 0 {
+            Vec::new()
+        } else {
+            vec![Block {
+                address: geometry.base,
+                size: geometry.size,
+                allocated: false,
+            }]
+        };
+        ModelPool {
+            geometry,
+            blocks,
+            allocated: 0,
+            peak: 0,
+        }
+    }
+
+    /// Places `size` bytes (already a multiple of the granule).
+    fn allocate(&mut self, size: u64, bottom_up: bool) -> Option<u64> {
+        let fits = |b: &Block| !b.allocated && b.size >= size;
+        let index = if bottom_up {
+            self.blocks.iter().position(fits)?
+        } else {
+            self.blocks.iter().rposition(fits)?
+        };
+        let block = self.blocks[index];
+        let rest = block.size - size;
+        let address = if bottom_up {
+            block.address
+        } else {
+            block.address + rest
+        };
+        let taken = Block {
+            address,
+            size,
+            allocated: true,
+        };
+        if rest == 0 {
+            self.blocks[index] = taken;
+        } else if bottom_up {
+            self.blocks[index] = taken;
+            self.blocks.insert(
+                index + 1,
+                Block {
+                    address: address + size,
+                    size: rest,
+                    allocated: false,
+                },
+            );
+        } else {
+            self.blocks[index].size = rest;
+            self.blocks.insert(index + 1, taken);
+        }
+        self.allocated += size;
+        self.peak = self.peak.max(self.allocated);
+        Some(address)
+    }
+
+    /// Frees the allocated block at `address`; returns its size.
+    fn free(&mut self, address: u64) -> u64 {
+        let index = self
+            .blocks
+            .binary_search_by_key(&address, |b| b.address)
+            .unwrap_or_else(|_| panic!("model: no block at {address:#x}"));
+        assert!(
+            self.blocks[index].allocated,
+            "model: block at {address:#x} is not allocated"
+        );
+        let size = self.blocks[index].size;
+        self.blocks[index].allocated = false;
+        if index + 1 < self.blocks.len() && !self.blocks[index + 1].allocated {
+            self.blocks[index].size += self.blocks[index + 1].size;
+            self.blocks.remove(index + 1);
+        }
+        if index > 0 && !self.blocks[index - 1].allocated {
+            self.blocks[index - 1].size += self.blocks[index].size;
+            self.blocks.remove(index);
+        }
+        self.allocated -= size;
+        size
+    }
+
+    /// TT-Metal's statistics, by scanning every block.
+    fn stats(&self) -> Stats {
+        let mut allocated = 0;
+        let mut largest = 0;
+        for b in &self.blocks {
+            if b.allocated {
+                allocated += b.size;
+            } else {
+                largest = largest.max(b.size);
+            }
+        }
+        let (free, largest_free_block) = if allocated == 0 {
+            (self.geometry.size, self.geometry.size)
+        } else {
+            (self.geometry.size - allocated, largest)
+        };
+        Stats {
+            num_banks: self.geometry.banks,
+            bank_size: self.geometry.size,
+            allocated,
+            free,
+            largest_free_block,
+        }
+    }
+
+    /// The model's own invariants; an error names the first violation.
+    fn check_invariants(&self) -> Result<(), String> {
+        let mut next = self.geometry.base;
+        let mut total = 0;
+        let mut previous_free = false;
+        for (i, b) in self.blocks.iter().enumerate() {
+            if b.size == 0 {
+                return Err(format!("block {i} {b:?} is empty"));
+            }
+            if b.address != next {
+                return Err(format!(
+                    "block {i} {b:?} starts at {:#x}, expected {next:#x} (overlap or gap)",
+                    b.address
+                ));
+            }
+            if !b.allocated && previous_free {
+                return Err(format!(
+                    "block {i} {b:?} follows a free block (not coalesced)"
+                ));
+            }
+            previous_free = !b.allocated;
+            next = b.address + b.size;
+            total += b.size;
+        }
+        let allocated = self.stats().allocated;
+        if allocated != self.allocated {
+            return Err(format!(
+                "scanned allocated {allocated} B, running count {} B",
+                self.allocated
+            ));
+        }
+        if total != self.geometry.size {
+            return Err(format!(
+                "blocks sum to {total} B, pool size is {} B",
+                self.geometry.size
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------
+
+/// One step, as failure messages name it (its fields are read through `Debug`).
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+enum Op {
+    Allocate {
+        buffer_type: BufferType,
+        size: u64,
+        page_size: u64,
+        shards: Option<u32>,
+        direction: Direction,
+    },
+    Free {
+        buffer_type: BufferType,
+        address: Hex,
+        per_bank_size: u64,
+        by_drop: bool,
+    },
+    /// Periodic and final checks.
+    Check,
+}
+
+struct Live {
+    buffer: Buffer,
+    address: u64,
+    per_bank_size: u64,
+    size: u64,
+    page_size: u64,
+    shards: Option<u32>,
+}
+
+/// An address, printed in hex in failure messages.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Hex(u64);
+
+impl Debug for Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// What the live-set check compares.
+/// (pool, address, per-bank size, size, page size, shards, banks).
+type LiveKey = (BufferType, Hex, u64, u64, u64, Option<u32>, u32);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    ok: u64,
+    oom: u64,
+    /// Out-of-memory failures with enough free bytes in total (fragmentation).
+    fragmented: u64,
+    freed: u64,
+}
+
+struct Config {
+    name: &'static str,
+    preset: Preset,
+    l1_small_size: u64,
+    trace_region_size: u64,
+    seed: u64,
+}
+
+struct Run {
+    name: &'static str,
+    seed: u64,
+    step: u64,
+    op: Op,
+}
+
+impl Run {
+    #[track_caller]
+    fn fail(&self, what: &str, sim: impl Debug, model: impl Debug) -> ! {
+        panic!(
+            "sim_reference {}: mismatch at seed {:#x}, step {}, operation {:?}: {what}\n  simulator: {sim:?}\n  model:     {model:?}\n(rerun with SIM_REFERENCE_SEED={:#x})",
+            self.name, self.seed, self.step, self.op, self.seed
+        );
+    }
+
+    #[track_caller]
+    fn check_eq<T: PartialEq + Debug>(&self, what: &str, sim: T, model: T) {
+        if sim != model {
+            self.fail(what, sim, model);
+        }
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    let text = text.trim();
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    Some(parsed.unwrap_or_else(|_| panic!("{name}={text:?} is not a number")))
+}
+
+fn sim_stats(dev: &Device, buffer_type: BufferType) -> Stats {
+    let snapshot = dev.snapshot().expect("snapshot of an open device");
+    let p = snapshot.pool(buffer_type);
+    Stats {
+        num_banks: p.num_banks,
+        bank_size: p.bank_size,
+        allocated: p.allocated,
+        free: p.free,
+        largest_free_block: p.largest_free_block,
+    }
+}
+
+const PAGE_SIZES: [u64; 16] = [
+    16, 32, 48, 64, 100, 256, 1_000, 1_024, 1_088, 2_048, 2_080, 4_096, 8_192, 65_536, 100_000, MIB,
+];
+
+/// A random valid request for `pool`, sized relative to the pool so that it
+/// fills up and runs out of memory regularly.
+fn random_request(rng: &mut Rng, pool: usize, geometry: &PoolGeometry, cores: u32) -> Op {
+    let buffer_type = BufferType::ALL[pool];
+    // A pool that is not configured still gets requests sized as if it were.
+    let pool_size = if geometry.size == 0 {
+        64 * KIB
+    } else {
+        geometry.size
+    };
+    let r = rng.unit();
+    let target = if r < 0.80 {
+        rng.log_uniform(16, pool_size / 400)
+    } else if r < 0.97 {
+        rng.log_uniform(pool_size / 400, pool_size / 20)
+    } else {
+        rng.range(pool_size / 20, pool_size + pool_size / 8)
+    }
+    .max(1);
+
+    let mut index = rng.below(PAGE_SIZES.len() as u64) as usize;
+    while index > 0 && round_up(PAGE_SIZES[index], geometry.alignment) > target {
+        index = rng.below(index as u64) as usize;
+    }
+    let page_size = PAGE_SIZES[index];
+    let aligned_page = round_up(page_size, geometry.alignment);
+
+    let shards = match buffer_type {
+        BufferType::L1Small => Some(()),
+        BufferType::L1 if rng.chance(0.4) => Some(()),
+        _ => None,
+    }
+    .map(|()| match rng.below(4) {
+        0 => 1,
+        1 => cores,
+        _ => rng.range(1, u64::from(cores)) as u32,
+    });
+    // The per-bank size counts pages over the shards of a sharded buffer,
+    // over every bank of the pool otherwise (at least one, for sizing).
+    let banks = u64::from(shards.unwrap_or(geometry.banks).max(1));
+    let pages_per_bank = (target / aligned_page).max(1);
+    let pages = rng.range((pages_per_bank - 1) * banks + 1, pages_per_bank * banks);
+    let direction = match rng.below(3) {
+        0 => Direction::Default,
+        1 => Direction::BottomUp,
+        _ => Direction::TopDown,
+    };
+    Op::Allocate {
+        buffer_type,
+        size: pages * page_size,
+        page_size,
+        shards,
+        direction,
+    }
+}
+
+fn run(config: Config) {
+    let seed = env_u64("SIM_REFERENCE_SEED").unwrap_or(config.seed);
+    let steps = env_u64("SIM_REFERENCE_STEPS").unwrap_or(STEPS);
+    let started = Instant::now();
+    let g = geometry(config.preset);
+    let (pools, granule) = layout(&g, config.l1_small_size, config.trace_region_size);
+    let mut model: Vec<ModelPool> = pools.iter().map(|p| ModelPool::new(*p)).collect();
+    let mut stats: Vec<Stats> = model.iter().map(ModelPool::stats).collect();
+
+    let dev = SimDevice::builder(config.preset)
+        .l1_small_size(config.l1_small_size)
+        .trace_region_size(config.trace_region_size)
+        .build()
+        .expect("valid carve-outs");
+    let mut run = Run {
+        name: config.name,
+        seed,
+        step: 0,
+        op: Op::Check,
+    };
+
+    // Layout of the fresh device.
+    let fresh = dev.snapshot().expect("snapshot");
+    for (i, buffer_type) in BufferType::ALL.into_iter().enumerate() {
+        let p = fresh.pool(buffer_type);
+        run.check_eq(
+            &format!("{buffer_type} fresh statistics"),
+            sim_stats(&dev, buffer_type),
+            stats[i],
+        );
+        if pools[i].size > 0 {
+            run.check_eq(
+                &format!("{buffer_type} base address and alignment"),
+                (p.base_address, p.alignment),
+                (pools[i].base, pools[i].alignment),
+            );
+        }
+    }
+    let mark = dev.peak_mark().expect("peak mark");
+
+    // Pools are picked by weight; an unconfigured pool only rarely (it can
+    // only run out of memory).
+    let weights: Vec<u64> = [30, 35, 15, 20]
+        .iter()
+        .zip(&pools)
+        .map(|(w, p)| if p.size == 0 { 1 } else { *w })
+        .collect();
+    let total_weight: u64 = weights.iter().sum();
+
+    let mut rng = Rng(seed);
+    let mut live: Vec<Vec<Live>> = (0..4).map(|_| Vec::new()).collect();
+    let mut counts = [Counts::default(); 4];
+    let mut max_live = [0usize; 4];
+    let mut live_sum = 0u64;
+
+    for step in 1..=steps {
+        run.step = step;
+        let mut pick = rng.below(total_weight);
+        let mut pool = 0;
+        while pick >= weights[pool] {
+            pick -= weights[pool];
+            pool += 1;
+        }
+        let buffer_type = BufferType::ALL[pool];
+        let n = live[pool].len();
+        // Grow while few are live, drift towards full otherwise, and shrink
+        // back when very many are live.
+        let p_allocate = if n < 32 {
+            0.8
+        } else if n > 1_500 {
+            0.3
+        } else {
+            0.55
+        };
+        if n == 0 || rng.chance(p_allocate) {
+            run.op = random_request(&mut rng, pool, &pools[pool], g.cores);
+            let Op::Allocate {
+                size,
+                page_size,
+                shards,
+                direction,
+                ..
+            } = run.op.clone()
+            else {
+                unreachable!()
+            };
+            let banks = shards.unwrap_or(pools[pool].banks);
+            let per_bank = per_bank_size(size, page_size, banks, pools[pool].alignment);
+            let reserve = block_size(per_bank, granule);
+            let bottom_up = match direction {
+                Direction::Default => default_bottom_up(pool),
+                Direction::BottomUp => true,
+                Direction::TopDown => false,
+            };
+            let mut builder = dev
+                .buffer(buffer_type, size)
+                .page_size(page_size)
+                .direction(direction);
+            if let Some(shards) = shards {
+                builder = builder.sharded(shards);
+            }
+            let got = builder.allocate();
+            let before = stats[pool];
+            let expected = model[pool].allocate(reserve, bottom_up);
+            match (got, expected) {
+                (Ok(buffer), Some(address)) => {
+                    run.check_eq("address", Hex(buffer.address()), Hex(address));
+                    run.check_eq("per-bank size", buffer.per_bank_size(), reserve);
+                    run.check_eq("buffer bank count", buffer.num_banks(), pools[pool].banks);
+                    counts[pool].ok += 1;
+                    live[pool].push(Live {
+                        buffer,
+                        address,
+                        per_bank_size: reserve,
+                        size,
+                        page_size,
+                        shards,
+                    });
+                    max_live[pool] = max_live[pool].max(live[pool].len());
+                }
+                (
+                    Err(Error::OutOfMemory {
+                        buffer_type: t,
+                        size: s,
+                        banks: b,
+                        per_bank: pb,
+                        bank_size,
+                        allocated,
+                        free,
+                        largest_free_block,
+                    }),
+                    None,
+                ) => {
+                    run.check_eq(
+                        "out-of-memory error (buffer type, size, banks, per bank)",
+                        (t, s, b, pb),
+                        (buffer_type, size, banks, per_bank),
+                    );
+                    run.check_eq(
+                        "out-of-memory error (bank size, allocated, free, largest free block)",
+                        (bank_size, allocated, free, largest_free_block),
+                        (
+                            before.bank_size,
+                            before.allocated,
+                            before.free,
+                            before.largest_free_block,
+                        ),
+                    );
+                    counts[pool].oom += 1;
+                    if before.free >= reserve {
+                        counts[pool].fragmented += 1;
+                    }
+                }
+                (got, expected) => run.fail(
+                    "allocation outcome",
+                    got.map(|b| format!("{:#x}", b.address())),
+                    expected.map(|a| format!("{a:#x} ({reserve} B per bank)")),
+                ),
+            }
+        } else {
+            let index = rng.below(n as u64) as usize;
+            let entry = live[pool].swap_remove(index);
+            let by_drop = rng.chance(0.5);
+            run.op = Op::Free {
+                buffer_type,
+                address: Hex(entry.address),
+                per_bank_size: entry.per_bank_size,
+                by_drop,
+            };
+            if by_drop {
+                drop(entry.buffer);
+            } else if let Err(e) = entry.buffer.free() {
+                run.fail("free", format!("Err({e})"), "Ok(())");
+            }
+            let freed = model[pool].free(entry.address);
+            run.check_eq("model freed size", freed, entry.per_bank_size);
+            counts[pool].freed += 1;
+        }
+        stats[pool] = model[pool].stats();
+        let snapshot = dev.snapshot().expect("snapshot");
+        for (i, t) in BufferType::ALL.into_iter().enumerate() {
+            let p = snapshot.pool(t);
+            let got = Stats {
+                num_banks: p.num_banks,
+                bank_size: p.bank_size,
+                allocated: p.allocated,
+                free: p.free,
+                largest_free_block: p.largest_free_block,
+            };
+            if got != stats[i] {
+                run.fail(&format!("{t} statistics"), got, stats[i]);
+            }
+        }
+        live_sum += live.iter().map(|l| l.len() as u64).sum::<u64>();
+
+        if step % CHECK_EVERY == 0 || step == steps {
+            full_check(&run, &dev, &model, &live, &mark);
+        }
+    }
+
+    // Free everything (alternating drop and free), then the fresh statistics.
+    run.op = Op::Check;
+    let peaks = mark.read().expect("peak mark");
+    for (i, t) in BufferType::ALL.into_iter().enumerate() {
+        run.check_eq(
+            &format!("{t} peak per-bank allocated"),
+            peaks.per_bank(t),
+            model[i].peak,
+        );
+    }
+    for (pool, entries) in live.iter_mut().enumerate() {
+        for (k, entry) in entries.drain(..).enumerate() {
+            model[pool].free(entry.address);
+            if k % 2 == 0 {
+                drop(entry.buffer);
+            } else {
+                entry.buffer.free().expect("free");
+            }
+        }
+    }
+    run.check_eq(
+        "live count after freeing everything",
+        dev.live_count().expect("live count"),
+        0,
+    );
+    run.check_eq(
+        "fresh snapshot after freeing everything",
+        dev.snapshot().expect("snapshot"),
+        fresh,
+    );
+    for (i, t) in BufferType::ALL.into_iter().enumerate() {
+        run.check_eq(
+            &format!("{t} statistics after freeing everything"),
+            sim_stats(&dev, t),
+            model[i].stats(),
+        );
+        run.check_eq(
+            &format!("{t} model after freeing everything"),
+            model[i].stats(),
+            ModelPool::new(pools[i]).stats(),
+        );
+        if let Err(e) = model[i].check_invariants() {
+            run.fail(&format!("{t} model invariants"), "-", e);
+        }
+    }
+
+    let ops: u64 = counts.iter().map(|c| c.ok + c.oom + c.freed).sum();
+    assert_eq!(ops, steps);
+    let mix: Vec<String> = BufferType::ALL
+        .iter()
+        .zip(&counts)
+        .zip(&max_live)
+        .zip(&model)
+        .map(|(((t, c), m), pool)| {
+            let peak = if pool.geometry.size == 0 {
+                0.0
+            } else {
+                100.0 * pool.peak as f64 / pool.geometry.size as f64
+            };
+            format!(
+                "{t}: {} ok / {} oom ({} fragmented) / {} freed, max live {m}, peak {peak:.1}%",
+                c.ok, c.oom, c.fragmented, c.freed
+            )
+        })
+        .collect();
+    println!(
+        "sim_reference {} (seed {seed:#x}): {steps} operations in {:.2?}, mean live {:.0}; {}",
+        config.name,
+        started.elapsed(),
+        live_sum as f64 / steps as f64,
+        mix.join("; ")
+    );
+}
+
+fn full_check(
+    run: &Run,
+    dev: &Device,
+    model: &[ModelPool],
+    live: &[Vec<Live>],
+    mark: &tt_memguard::PeakMark,
+) {
+    for (i, t) in BufferType::ALL.into_iter().enumerate() {
+        if let Err(e) = model[i].check_invariants() {
+            run.fail(&format!("{t} model invariants"), "-", e);
+        }
+    }
+    let mut expected: Vec<LiveKey> = live
+        .iter()
+        .zip(model.iter())
+        .zip(BufferType::ALL)
+        .flat_map(|((entries, pool), t)| {
+            entries.iter().map(move |e| {
+                (
+                    t,
+                    Hex(e.address),
+                    e.per_bank_size,
+                    e.size,
+                    e.page_size,
+                    e.shards,
+                    pool.geometry.banks,
+                )
+            })
+        })
+        .collect();
+    let mut got: Vec<LiveKey> = dev
+        .live_allocations()
+        .expect("live allocations")
+        .into_iter()
+        .map(|a| {
+            (
+                a.buffer_type,
+                Hex(a.address),
+                a.per_bank_size,
+                a.size,
+                a.page_size,
+                a.shards,
+                a.num_banks,
+            )
+        })
+        .collect();
+    expected.sort();
+    got.sort();
+    if got != expected {
+        let first = got
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(expected.len()));
+        run.fail(
+            &format!(
+                "live set ({} live in the simulator, {} in the model; first difference at sorted index {first})",
+                got.len(),
+                expected.len()
+            ),
+            got.get(first),
+            expected.get(first),
+        );
+    }
+    // Every allocated model block is a live buffer and vice versa.
+    for (i, t) in BufferType::ALL.into_iter().enumerate() {
+        let blocks = model[i].blocks.iter().filter(|b| b.allocated).count();
+        run.check_eq(
+            &format!("{t} allocated model blocks vs live buffers"),
+            blocks,
+            live[i].len(),
+        );
+    }
+    let peaks = mark.read().expect("peak mark");
+    for (i, t) in BufferType::ALL.into_iter().enumerate() {
+        run.check_eq(
+            &format!("{t} peak per-bank allocated"),
+            peaks.per_bank(t),
+            model[i].peak,
+        );
+    }
+}
+
+#[test]
+fn wormhole_b0_matches_reference() {
+    run(Config {
+        name: "wormhole_b0",
+        preset: Preset::WormholeB0,
+        l1_small_size: 64 * KIB,
+        trace_region_size: 8 * MIB,
+        seed: 0x5EED_0001,
+    });
+}
+
+#[test]
+fn wormhole_n300_matches_reference() {
+    // Carve-outs that are not multiples of the granules exercise the rounding.
+    run(Config {
+        name: "wormhole_n300",
+        preset: Preset::WormholeN300,
+        l1_small_size: 65_000,
+        trace_region_size: 8 * MIB + 12_345,
+        seed: 0x5EED_0002,
+    });
+}
+
+#[test]
+fn blackhole_p150_matches_reference() {
+    run(Config {
+        name: "blackhole_p150",
+        preset: Preset::BlackholeP150,
+        l1_small_size: 64 * KIB,
+        trace_region_size: 8 * MIB,
+        seed: 0x5EED_0003,
+    });
+}
+
+#[test]
+fn wormhole_b0_without_carve_outs_matches_reference() {
+    run(Config {
+        name: "wormhole_b0 (no carve-outs)",
+        preset: Preset::WormholeB0,
+        l1_small_size: 0,
+        trace_region_size: 0,
+        seed: 0x5EED_0004,
+    });
+}
