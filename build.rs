@@ -10,7 +10,11 @@ const SIM_SOURCES: &[&str] = &[
 
 fn main() {
     let mut build = cxx_build::bridge("src/ffi/sim.rs");
-    build.files(SIM_SOURCES).std("c++17").flag_if_supported("-Wall").flag_if_supported("-Wextra");
+    build
+        .files(SIM_SOURCES)
+        .std("c++17")
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra");
     // The simulator is exercised by long randomized tests: optimise it even
     // in debug builds.
     build.opt_level(2);

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use tt_memguard::{Buffer, BufferType, Device, SimDevice, __private::scan_snapshot};
+use tt_memguard::{__private::scan_snapshot, Buffer, BufferType, Device, SimDevice};
 
 /// Median time per call of `f`, over several rounds of `iters` calls.
 fn time_per_call(iters: u32, mut f: impl FnMut()) -> Duration {
@@ -35,7 +35,11 @@ fn populated(live: usize) -> (Device, Vec<Buffer>) {
     let mut holes = Vec::with_capacity(live);
     for i in 0..2 * live {
         let b = dev.allocate(BufferType::Dram, 12 * 64, 64).unwrap();
-        if i % 2 == 0 { keep.push(b) } else { holes.push(b) }
+        if i % 2 == 0 {
+            keep.push(b)
+        } else {
+            holes.push(b)
+        }
     }
     drop(holes);
     (dev, keep)
@@ -90,7 +94,11 @@ fn linear_populated(live: usize) -> LinearFirstFit {
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -98,10 +106,17 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing:
     // then run a quick smoke pass only.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let sizes: &[usize] = if quick { &[10, 1_000] } else { &[10, 1_000, 100_000] };
+    let sizes: &[usize] = if quick {
+        &[10, 1_000]
+    } else {
+        &[10, 1_000, 100_000]
+    };
 
     println!("snapshot of all pools (simulated Wormhole)");
-    println!("{:>10} {:>14} {:>18} {:>8}", "live", "snapshot", "block scan (base)", "ratio");
+    println!(
+        "{:>10} {:>14} {:>18} {:>8}",
+        "live", "snapshot", "block scan (base)", "ratio"
+    );
     for &live in sizes {
         let (dev, _keep) = populated(live);
         let iters = if live >= 100_000 { 50 } else { 20_000 };
@@ -121,7 +136,10 @@ fn main() {
 
     println!();
     println!("allocate + free pairs (DRAM, 12 pages of 64 B)");
-    println!("{:>10} {:>16} {:>22} {:>8}", "live", "simulated", "linear list (base)", "ratio");
+    println!(
+        "{:>10} {:>16} {:>22} {:>8}",
+        "live", "simulated", "linear list (base)", "ratio"
+    );
     for &live in sizes {
         let (dev, _keep) = populated(live);
         let pairs = time_per_call(20_000, || {
@@ -142,15 +160,20 @@ fn main() {
             base.as_secs_f64() / pairs.as_secs_f64()
         );
     }
-    println!("  (TT-Metal's MeshBuffer create + deallocate measured 350-585 k pairs/s; target: 5x that)");
+    println!(
+        "  (TT-Metal's MeshBuffer create + deallocate measured 350-585 k pairs/s; target: 5x that)"
+    );
 
     println!();
+    let count = if quick { 1_000 } else { 100_000 };
     let before = resident_bytes();
-    let (dev, keep) = populated(if quick { 1_000 } else { 100_000 });
+    let dev = SimDevice::wormhole_b0();
+    let keep: Vec<Buffer> = (0..count)
+        .map(|_| dev.allocate(BufferType::Dram, 12 * 64, 64).unwrap())
+        .collect();
     let after = resident_bytes();
     println!(
-        "host memory: {} live buffers (+ as many holes) add {:.1} MiB resident (target: under 50 MiB for 100,000)",
-        keep.len(),
+        "host memory: {count} live buffers add {:.1} MiB resident, Buffer handles included (target: under 50 MiB for 100,000)",
         (after.saturating_sub(before)) as f64 / (1 << 20) as f64
     );
     drop(keep);

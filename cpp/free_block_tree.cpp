@@ -62,45 +62,54 @@ std::int32_t FreeBlockTree::merge(std::int32_t a, std::int32_t b) {
 }
 
 void FreeBlockTree::insert(Addr address, Addr size) {
-    std::int32_t node = new_node(address, size);
+    const std::int32_t node = new_node(address, size);  // may grow nodes_
+    const std::uint32_t priority = nodes_[node].priority;
+    // Descend while the heap order keeps the existing node above the new one,
+    // then split the remaining subtree around the new node.
+    path_.clear();
+    std::int32_t* link = &root_;
+    while (*link >= 0 && nodes_[*link].priority > priority) {
+        path_.push_back(*link);
+        Node& parent = nodes_[*link];
+        link = address < parent.address ? &parent.left : &parent.right;
+    }
     std::int32_t lo = -1;
     std::int32_t hi = -1;
-    split(root_, address, lo, hi);
-    root_ = merge(merge(lo, node), hi);
+    split(*link, address, lo, hi);
+    nodes_[node].left = lo;
+    nodes_[node].right = hi;
+    pull(node);
+    *link = node;
+    refresh_path();
     ++count_;
 }
 
 void FreeBlockTree::erase(Addr address) {
-    std::int32_t lo = -1;
-    std::int32_t rest = -1;
-    split(root_, address, lo, rest);
-    std::int32_t mid = -1;
-    std::int32_t hi = -1;
-    split(rest, address + 1, mid, hi);
-    if (mid >= 0) {
-        // Exactly one node has this key. Size 0 marks it unused for scan().
-        nodes_[mid].size = 0;
-        spare_.push_back(mid);
-        --count_;
+    path_.clear();
+    std::int32_t* link = &root_;
+    while (*link >= 0 && nodes_[*link].address != address) {
+        path_.push_back(*link);
+        Node& parent = nodes_[*link];
+        link = address < parent.address ? &parent.left : &parent.right;
     }
-    root_ = merge(lo, hi);
+    if (*link < 0) {
+        throw std::logic_error("simulated allocator: free block to erase is missing");
+    }
+    const std::int32_t node = *link;
+    *link = merge(nodes_[node].left, nodes_[node].right);
+    nodes_[node].size = 0;  // marks the slot unused for scan()
+    spare_.push_back(node);
+    --count_;
+    refresh_path();
 }
 
 void FreeBlockTree::update(Addr address, Addr new_address, Addr new_size) {
-    // Descend to the node, remembering the path, then refresh the subtree
-    // maxima bottom-up. Order is preserved, so no rotation is needed.
-    std::int32_t path[128];
-    int depth = 0;
+    // Order is preserved, so the node keeps its place: change it and refresh
+    // the subtree maxima on the way back up.
+    path_.clear();
     std::int32_t n = root_;
     while (n >= 0 && nodes_[n].address != address) {
-        if (depth == 128) {
-            // Unreachable for a treap of fewer than 2^31 nodes in practice;
-            // fall back to a structural update.
-            erase(address);
-            insert(new_address, new_size);
-            return;
-        }
-        path[depth++] = n;
+        path_.push_back(n);
         n = address < nodes_[n].address ? nodes_[n].left : nodes_[n].right;
     }
     if (n < 0) {
@@ -109,9 +118,11 @@ void FreeBlockTree::update(Addr address, Addr new_address, Addr new_size) {
     nodes_[n].address = new_address;
     nodes_[n].size = new_size;
     pull(n);
-    while (depth > 0) {
-        pull(path[--depth]);
-    }
+    refresh_path();
+}
+
+void FreeBlockTree::refresh_path() {
+    for (auto it = path_.rbegin(); it != path_.rend(); ++it) pull(*it);
 }
 
 bool FreeBlockTree::lowest_fit(Addr size, FreeBlock& out) const {

@@ -63,9 +63,12 @@ private:
     void split(std::int32_t n, Addr address, std::int32_t& lo, std::int32_t& hi);
     std::int32_t merge(std::int32_t a, std::int32_t b);
     void collect_from(std::int32_t n, std::vector<FreeBlock>& out) const;
+    // Recomputes the maxima of the nodes in path_, deepest first.
+    void refresh_path();
 
     std::vector<Node> nodes_;
     std::vector<std::int32_t> spare_;
+    std::vector<std::int32_t> path_;  // scratch for descents, reused
     std::int32_t root_ = -1;
     std::size_t count_ = 0;
     std::uint32_t rng_ = 0x9E3779B9u;

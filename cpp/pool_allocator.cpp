@@ -36,7 +36,6 @@ void PoolAllocator::take(const FreeBlock& block, Addr address, Addr size) {
     } else {
         free_.erase(block.address);
     }
-    allocated_blocks_.emplace(address, size);
     allocated_ += size;
 }
 
@@ -67,13 +66,8 @@ std::optional<Addr> PoolAllocator::allocate_at(Addr address, Addr size_per_bank)
     return address;
 }
 
-Addr PoolAllocator::deallocate(Addr address) {
-    auto it = allocated_blocks_.find(address);
-    if (it == allocated_blocks_.end()) return 0;
-    const Addr size = it->second;
-    allocated_blocks_.erase(it);
+void PoolAllocator::deallocate(Addr address, Addr size) {
     allocated_ -= size;
-
     FreeBlock prev;
     FreeBlock next;
     const bool merge_prev = free_.below(address, prev) && prev.address + prev.size == address;
@@ -88,7 +82,6 @@ Addr PoolAllocator::deallocate(Addr address) {
     } else {
         free_.insert(address, size);
     }
-    return size;
 }
 
 PoolStatistics PoolAllocator::statistics() const {
@@ -96,44 +89,14 @@ PoolStatistics PoolAllocator::statistics() const {
     stats.total_allocatable = size_;
     stats.allocated = allocated_;
     stats.free = size_ - allocated_;
-    stats.largest_free = free_.largest();
+    stats.largest_free = largest_free();
     return stats;
 }
 
-PoolStatistics PoolAllocator::scan_statistics() const {
-    PoolStatistics stats;
-    stats.total_allocatable = size_;
-    for (const auto& [address, size] : allocated_blocks_) {
-        stats.allocated += size;
-    }
-    free_.scan(stats.free, stats.largest_free);
-    if (stats.allocated == 0) {
-        stats.free = size_;
-        stats.largest_free = size_;
-    }
-    return stats;
-}
-
-std::vector<Block> PoolAllocator::blocks() const {
-    std::vector<FreeBlock> free_blocks;
-    free_blocks.reserve(free_.count());
-    free_.collect(free_blocks);
-    std::vector<std::pair<Addr, Addr>> used(allocated_blocks_.begin(), allocated_blocks_.end());
-    std::sort(used.begin(), used.end());
-
-    std::vector<Block> out;
-    out.reserve(free_blocks.size() + used.size());
-    std::size_t f = 0;
-    std::size_t u = 0;
-    while (f < free_blocks.size() || u < used.size()) {
-        if (u == used.size() || (f < free_blocks.size() && free_blocks[f].address < used[u].first)) {
-            out.push_back({free_blocks[f].address, free_blocks[f].size, false});
-            ++f;
-        } else {
-            out.push_back({used[u].first, used[u].second, true});
-            ++u;
-        }
-    }
+std::vector<FreeBlock> PoolAllocator::free_blocks() const {
+    std::vector<FreeBlock> out;
+    out.reserve(free_.count());
+    free_.collect(out);
     return out;
 }
 

@@ -11,7 +11,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "free_block_tree.hpp"
@@ -24,12 +23,6 @@ struct PoolStatistics {
     Addr allocated = 0;
     Addr free = 0;
     Addr largest_free = 0;
-};
-
-struct Block {
-    Addr address = 0;
-    Addr size = 0;
-    bool allocated = false;
 };
 
 class PoolAllocator {
@@ -47,20 +40,21 @@ public:
                                  bool* below_limit = nullptr);
     // Places a block at a fixed address when that whole range is free.
     std::optional<Addr> allocate_at(Addr address, Addr size_per_bank);
-    // Frees the block at `address`; returns its size, or 0 when no block is
-    // allocated there (ignored, as TT-Metal does).
-    Addr deallocate(Addr address);
+    // Frees the block [address, address + size) that allocate() or
+    // allocate_at() returned (size as given by block_size()). The caller
+    // keeps the registry of allocated blocks, so no lookup is needed here.
+    void deallocate(Addr address, Addr size);
 
     PoolStatistics statistics() const;
-    // The same figures computed by scanning every block, as TT-Metal does.
-    PoolStatistics scan_statistics() const;
-    // Every block (free and allocated) in address order.
-    std::vector<Block> blocks() const;
+    // The free blocks' total and largest size by a linear scan.
+    void scan_free(Addr& total, Addr& largest) const { free_.scan(total, largest); }
+    // The free blocks in address order.
+    std::vector<FreeBlock> free_blocks() const;
 
     Addr base() const { return base_; }
     Addr size() const { return size_; }
     Addr allocated_bytes() const { return allocated_; }
-    std::size_t allocated_blocks() const { return allocated_blocks_.size(); }
+    Addr largest_free() const { return free_.largest(); }
 
 private:
     void take(const FreeBlock& block, Addr address, Addr size);
@@ -70,7 +64,6 @@ private:
     Addr granularity_;
     Addr allocated_ = 0;
     FreeBlockTree free_;
-    std::unordered_map<Addr, Addr> allocated_blocks_;
 };
 
 }  // namespace memguard::sim

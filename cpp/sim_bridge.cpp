@@ -17,7 +17,7 @@ RawPool to_raw(const sim::PoolView& view) {
     return raw;
 }
 
-RawRecord to_raw(const sim::Record& record) {
+RawRecord to_raw(const sim::Record& record, const std::string& label) {
     RawRecord raw;
     raw.id = record.id;
     raw.pool = record.pool;
@@ -27,7 +27,7 @@ RawRecord to_raw(const sim::Record& record) {
     raw.per_bank_size = record.per_bank_size;
     raw.shards = record.shards;
     raw.tag = record.tag;
-    raw.label = rust::String(record.label);
+    raw.label = rust::String(label);
     return raw;
 }
 
@@ -64,7 +64,10 @@ RawOutcome SimDevice::allocate(const RawRequest& r, rust::Str label) {
 
     RawOutcome raw;
     raw.status = static_cast<std::uint8_t>(outcome.status);
-    raw.record = to_raw(outcome.record);
+    raw.id = outcome.record.id;
+    raw.slot = outcome.slot;
+    raw.address = outcome.record.address;
+    raw.per_bank_size = outcome.record.per_bank_size;
     raw.size_per_bank = outcome.size_per_bank;
     raw.banks = outcome.banks;
     if (outcome.status != sim::AllocStatus::kOk && r.pool < sim::kPoolCount) {
@@ -73,11 +76,24 @@ RawOutcome SimDevice::allocate(const RawRequest& r, rust::Str label) {
     return raw;
 }
 
-bool SimDevice::deallocate(std::uint64_t id) { return device_.deallocate(id); }
+bool SimDevice::deallocate(std::uint32_t slot, std::uint64_t id) { return device_.deallocate(slot, id); }
 
 RawSnapshot SimDevice::snapshot() const {
+    // Field by field straight into the result: copying whole intermediate
+    // structs here costs store-forwarding stalls on the hottest path.
     RawSnapshot raw;
-    for (int p = 0; p < sim::kPoolCount; ++p) raw.pools[p] = to_raw(device_.pool(static_cast<sim::Pool>(p)));
+    for (int p = 0; p < sim::kPoolCount; ++p) {
+        const auto pool = static_cast<sim::Pool>(p);
+        const sim::PoolAllocator& allocator = device_.allocator(pool);
+        RawPool& out = raw.pools[p];
+        out.banks = device_.banks(pool);
+        out.base = allocator.base();
+        out.alignment = device_.alignment(pool);
+        out.total_allocatable = allocator.size();
+        out.allocated = allocator.allocated_bytes();
+        out.free = allocator.size() - allocator.allocated_bytes();
+        out.largest_free = allocator.largest_free();
+    }
     return raw;
 }
 
@@ -95,7 +111,7 @@ RawSnapshot SimDevice::scan_snapshot() const {
 rust::Vec<RawRecord> SimDevice::live() const {
     rust::Vec<RawRecord> out;
     out.reserve(device_.live_count());
-    for (const sim::Record* record : device_.live()) out.push_back(to_raw(*record));
+    for (const sim::Record* record : device_.live()) out.push_back(to_raw(*record, device_.label(record->id)));
     return out;
 }
 

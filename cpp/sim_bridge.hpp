@@ -22,7 +22,7 @@ public:
     explicit SimDevice(const sim::Geometry& geometry) : device_(geometry) {}
 
     RawOutcome allocate(const RawRequest& request, rust::Str label);
-    bool deallocate(std::uint64_t id);
+    bool deallocate(std::uint32_t slot, std::uint64_t id);
     RawSnapshot snapshot() const;
     RawSnapshot scan_snapshot() const;
     rust::Vec<RawRecord> live() const;

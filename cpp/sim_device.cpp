@@ -128,18 +128,36 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     record.per_bank_size = allocator.block_size(out.size_per_bank);
     record.shards = request.shards;
     record.tag = request.tag;
-    record.label = request.label;
-    records_.emplace(record.id, record);
+    record.labeled = !request.label.empty();
+    if (record.labeled) labels_.emplace(record.id, request.label);
+    if (free_slots_.empty()) {
+        out.slot = static_cast<std::uint32_t>(records_.size());
+        records_.push_back(record);
+    } else {
+        out.slot = free_slots_.back();
+        free_slots_.pop_back();
+        records_[out.slot] = record;
+    }
+    ++live_count_;
     note_allocated(pool);
     return out;
 }
 
-bool Device::deallocate(std::uint64_t id) {
-    auto it = records_.find(id);
-    if (it == records_.end()) return false;
-    pools_[it->second.pool].deallocate(it->second.address);
-    records_.erase(it);
+bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
+    if (id == 0 || slot >= records_.size() || records_[slot].id != id) return false;
+    Record& record = records_[slot];
+    pools_[record.pool].deallocate(record.address, record.per_bank_size);
+    if (record.labeled) labels_.erase(id);
+    record.id = 0;
+    free_slots_.push_back(slot);
+    --live_count_;
     return true;
+}
+
+const std::string& Device::label(std::uint64_t id) const {
+    static const std::string kEmpty;
+    auto it = labels_.find(id);
+    return it == labels_.end() ? kEmpty : it->second;
 }
 
 void Device::note_allocated(Pool pool) {
@@ -159,12 +177,37 @@ PoolView Device::pool(Pool pool) const {
     return view;
 }
 
-PoolStatistics Device::scan_statistics(Pool pool) const { return pools_[pool].scan_statistics(); }
+PoolStatistics Device::scan_statistics(Pool pool) const {
+    const PoolAllocator& allocator = pools_[pool];
+    PoolStatistics stats;
+    stats.total_allocatable = allocator.size();
+    for (const Record& record : records_) {
+        if (record.id != 0 && record.pool == pool) stats.allocated += record.per_bank_size;
+    }
+    allocator.scan_free(stats.free, stats.largest_free);
+    if (stats.allocated == 0) {
+        stats.free = allocator.size();
+        stats.largest_free = allocator.size();
+    }
+    return stats;
+}
+
+std::vector<Block> Device::blocks(Pool pool) const {
+    std::vector<Block> out;
+    for (const FreeBlock& block : pools_[pool].free_blocks()) out.push_back({block.address, block.size, false});
+    for (const Record& record : records_) {
+        if (record.id != 0 && record.pool == pool) out.push_back({record.address, record.per_bank_size, true});
+    }
+    std::sort(out.begin(), out.end(), [](const Block& a, const Block& b) { return a.address < b.address; });
+    return out;
+}
 
 std::vector<const Record*> Device::live() const {
     std::vector<const Record*> out;
-    out.reserve(records_.size());
-    for (const auto& [id, record] : records_) out.push_back(&record);
+    out.reserve(live_count_);
+    for (const Record& record : records_) {
+        if (record.id != 0) out.push_back(&record);
+    }
     std::sort(out.begin(), out.end(), [](const Record* a, const Record* b) { return a->id < b->id; });
     return out;
 }

@@ -56,20 +56,27 @@ enum class AllocStatus : std::uint8_t {
 };
 
 struct Record {
-    std::uint64_t id = 0;
-    Pool pool = kDram;
+    std::uint64_t id = 0;  // 0: the registry slot is empty
     Addr address = 0;
     Addr size = 0;
     Addr page_size = 0;
     Addr per_bank_size = 0;  // bytes reserved in every bank of the pool
-    std::uint32_t shards = 0;
     std::uint64_t tag = 0;
-    std::string label;
+    std::uint32_t shards = 0;
+    Pool pool = kDram;
+    bool labeled = false;
+};
+
+struct Block {
+    Addr address = 0;
+    Addr size = 0;
+    bool allocated = false;
 };
 
 struct AllocOutcome {
     AllocStatus status = AllocStatus::kOk;
     Record record;
+    std::uint32_t slot = 0;  // registry slot: the handle for deallocate()
     // Per-bank need before allocator rounding, and the pool's statistics at
     // the time of a failure (for TT-Metal's out-of-memory message).
     Addr size_per_bank = 0;
@@ -89,15 +96,21 @@ public:
     explicit Device(const Geometry& geometry);
 
     AllocOutcome allocate(const AllocRequest& request);
-    // Frees a live allocation; false when the id is not live.
-    bool deallocate(std::uint64_t id);
+    // Frees the live allocation `id` held in registry slot `slot`; false when
+    // it is not live there (freeing twice is ignored, as TT-Metal does).
+    bool deallocate(std::uint32_t slot, std::uint64_t id);
 
     PoolView pool(Pool pool) const;
+    const PoolAllocator& allocator(Pool pool) const { return pools_[pool]; }
+    // The pool's statistics computed by scanning every block, the way
+    // TT-Metal computes them (O(blocks)).
     PoolStatistics scan_statistics(Pool pool) const;
-    std::vector<Block> blocks(Pool pool) const { return pools_[pool].blocks(); }
+    // Every block of a pool (free and allocated) in address order.
+    std::vector<Block> blocks(Pool pool) const;
     // Live allocations, ordered by id.
     std::vector<const Record*> live() const;
-    std::size_t live_count() const { return records_.size(); }
+    std::size_t live_count() const { return live_count_; }
+    const std::string& label(std::uint64_t id) const;
 
     // Peak marks: each mark records, per pool, the highest per-bank allocated
     // byte count seen since it was taken. Marks are independent.
@@ -121,7 +134,12 @@ private:
     std::array<PoolAllocator, kPoolCount> pools_;
     std::array<std::uint32_t, kPoolCount> banks_{};
     std::array<Addr, kPoolCount> alignment_{};
-    std::unordered_map<std::uint64_t, Record> records_;
+    // Registry of live allocations: a slab indexed by slot, so that neither
+    // allocation nor free needs a lookup; labels only for labeled ones.
+    std::vector<Record> records_;
+    std::vector<std::uint32_t> free_slots_;
+    std::size_t live_count_ = 0;
+    std::unordered_map<std::uint64_t, std::string> labels_;
     std::uint64_t next_id_ = 1;
     std::vector<PeakMark> marks_;
     std::vector<std::uint32_t> active_marks_;

@@ -29,7 +29,9 @@ fn main() -> tt_memguard::Result<()> {
             b.address(),
             format_bytes(b.per_bank_size()),
             b.num_banks(),
-            b.shards().map(|s| format!(" (sharded over {s} cores)")).unwrap_or_default()
+            b.shards()
+                .map(|s| format!(" (sharded over {s} cores)"))
+                .unwrap_or_default()
         );
     }
     println!();

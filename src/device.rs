@@ -125,7 +125,9 @@ impl Device {
     /// ```
     #[track_caller]
     pub fn allocate(&self, buffer_type: BufferType, size: u64, page_size: u64) -> Result<Buffer> {
-        self.buffer(buffer_type, size).page_size(page_size).allocate()
+        self.buffer(buffer_type, size)
+            .page_size(page_size)
+            .allocate()
     }
 
     /// Allocates a buffer sharded over the first `shards` cores (L1 and
@@ -408,6 +410,7 @@ impl BufferBuilder<'_> {
         Ok(Buffer {
             shared: Arc::clone(&self.device.shared),
             id: placed.id,
+            slot: placed.slot,
             buffer_type: self.request.buffer_type,
             address: placed.address,
             size: self.request.size,
@@ -425,6 +428,7 @@ impl BufferBuilder<'_> {
 pub struct Buffer {
     shared: Arc<Shared>,
     id: u64,
+    slot: u32,
     buffer_type: BufferType,
     address: u64,
     size: u64,
@@ -498,7 +502,9 @@ impl Buffer {
     pub fn free(mut self) -> Result<()> {
         // Id 0 is never allocated: it tells Drop there is nothing left to do.
         let id = std::mem::take(&mut self.id);
-        self.shared.with(|b| b.deallocate(id)).map(|_| ())
+        self.shared
+            .with(|b| b.deallocate(id, self.slot))
+            .map(|_| ())
     }
 }
 
@@ -510,7 +516,7 @@ impl Drop for Buffer {
         if let Some(backend) = self.shared.lock().as_deref_mut() {
             // A failure here cannot be reported from drop; the allocation
             // stays visible in the live set and in leak reports.
-            let _ = backend.deallocate(self.id);
+            let _ = backend.deallocate(self.id, self.slot);
         }
     }
 }

@@ -17,7 +17,9 @@ pub enum Error {
     },
 
     /// A page size of zero.
-    #[error("page size 0 is invalid for a {buffer_type} buffer of {size} B: give a page size that divides the size")]
+    #[error(
+        "page size 0 is invalid for a {buffer_type} buffer of {size} B: give a page size that divides the size"
+    )]
     ZeroPageSize {
         /// The pool asked for.
         buffer_type: BufferType,
@@ -45,7 +47,9 @@ pub enum Error {
     },
 
     /// More shards than the compute grid has cores.
-    #[error("{shards} shards requested but the compute grid has {cores} cores: use at most {cores} shards")]
+    #[error(
+        "{shards} shards requested but the compute grid has {cores} cores: use at most {cores} shards"
+    )]
     TooManyShards {
         /// Shards asked for.
         shards: u32,
@@ -54,7 +58,9 @@ pub enum Error {
     },
 
     /// A sharded buffer in a pool that holds interleaved buffers only.
-    #[error("sharded buffers are supported in L1 and L1_SMALL, not in {buffer_type}: allocate it interleaved")]
+    #[error(
+        "sharded buffers are supported in L1 and L1_SMALL, not in {buffer_type}: allocate it interleaved"
+    )]
     ShardingUnsupported {
         /// The pool asked for.
         buffer_type: BufferType,
@@ -100,7 +106,9 @@ pub enum Error {
     },
 
     /// A fixed-address allocation whose range is not free.
-    #[error("cannot place {size} B {buffer_type} buffer at {address:#x}: the range is not free in the pool")]
+    #[error(
+        "cannot place {size} B {buffer_type} buffer at {address:#x}: the range is not free in the pool"
+    )]
     AddressNotFree {
         /// The pool asked for.
         buffer_type: BufferType,
@@ -125,7 +133,9 @@ pub enum Error {
     },
 
     /// A simulated-device preset name that is not known.
-    #[error("unknown simulated device {value:?}: expected wormhole_b0 (wh, n150), wormhole_n300 (n300) or blackhole_p150 (bh, p150)")]
+    #[error(
+        "unknown simulated device {value:?}: expected wormhole_b0 (wh, n150), wormhole_n300 (n300) or blackhole_p150 (bh, p150)"
+    )]
     UnknownPreset {
         /// The text given.
         value: String,
@@ -179,14 +189,22 @@ pub enum Error {
     },
 }
 
-fn oom_hint(buffer_type: BufferType, bank_size: u64, free: u64, largest: u64, per_bank: u64) -> String {
+fn oom_hint(
+    buffer_type: BufferType,
+    bank_size: u64,
+    free: u64,
+    largest: u64,
+    per_bank: u64,
+) -> String {
     if bank_size == 0 {
         let knob = match buffer_type {
             BufferType::L1Small => "l1_small_size",
             BufferType::Trace => "trace_region_size",
             _ => return String::new(),
         };
-        return format!("; the {buffer_type} region is not configured: open the device with {knob} > 0");
+        return format!(
+            "; the {buffer_type} region is not configured: open the device with {knob} > 0"
+        );
     }
     if free >= per_bank && largest < per_bank {
         return format!(

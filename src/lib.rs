@@ -13,8 +13,8 @@ pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark
 pub use error::{Error, Result};
 pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use source::Direction;
-pub use trace::{Trace, TraceOp};
 pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
+pub use trace::{Trace, TraceOp};
 pub use types::{
     Allocation, BufferType, GIB, KIB, MIB, PoolStats, Snapshot, SourceLocation, format_bytes,
     format_count,

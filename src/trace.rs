@@ -135,7 +135,9 @@ impl Trace {
                             path: None,
                             line: *line,
                             text: format!("alloc {id}"),
-                            reason: format!("buffer {id:?} is already live: free it first or use another id"),
+                            reason: format!(
+                                "buffer {id:?} is already live: free it first or use another id"
+                            ),
                         });
                     }
                     let mut request = device
@@ -226,7 +228,9 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
             ["l1_small", n] => trace.l1_small_size = number(n, "l1_small size").map_err(fail)?,
             ["trace", n] => trace.trace_region_size = number(n, "trace size").map_err(fail)?,
             ["alloc", id, pool, size, page, dir, rest @ ..] => {
-                let buffer_type = pool.parse::<BufferType>().map_err(|e| fail(e.to_string()))?;
+                let buffer_type = pool
+                    .parse::<BufferType>()
+                    .map_err(|e| fail(e.to_string()))?;
                 let size = number(size, "size").map_err(fail)?;
                 let page_size = number(page, "page size").map_err(fail)?;
                 let direction = match *dir {
@@ -243,7 +247,10 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                     [] => None,
                     ["shards", s] => {
                         let s = number(s, "shard count").map_err(fail)?;
-                        Some(u32::try_from(s).map_err(|_| fail(format!("shard count {s} is too large")))?)
+                        Some(
+                            u32::try_from(s)
+                                .map_err(|_| fail(format!("shard count {s} is too large")))?,
+                        )
                     }
                     _ => {
                         return Err(fail(

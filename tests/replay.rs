@@ -19,8 +19,12 @@ fn worked_example_line_for_line() {
         format!("1 0x100040 DRAM:88064/1072605120/1072605120 L1:0/1393312/1393312 {fresh_rest}"),
         format!("2 0x115840 DRAM:350208/1072342976/1072342976 L1:0/1393312/1393312 {fresh_rest}"),
         format!("3 0x155840 DRAM:1050624/1071642560/1071642560 L1:0/1393312/1393312 {fresh_rest}"),
-        format!("4 0x16d800 DRAM:1050624/1071642560/1071642560 L1:2048/1391264/1391264 {fresh_rest}"),
-        format!("5 0x16c800 DRAM:1050624/1071642560/1071642560 L1:6144/1387168/1387168 {fresh_rest}"),
+        format!(
+            "4 0x16d800 DRAM:1050624/1071642560/1071642560 L1:2048/1391264/1391264 {fresh_rest}"
+        ),
+        format!(
+            "5 0x16c800 DRAM:1050624/1071642560/1071642560 L1:6144/1387168/1387168 {fresh_rest}"
+        ),
         // Freeing the first DRAM buffer leaves an 88,064 B hole below.
         format!("6 - DRAM:962560/1071730624/1071642560 L1:6144/1387168/1387168 {fresh_rest}"),
         format!("7 - DRAM:700416/1071992768/1071642560 L1:6144/1387168/1387168 {fresh_rest}"),
@@ -45,7 +49,17 @@ fn errors_are_classified() {
     let fields: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
     assert_eq!(
         fields,
-        ["-", "ERR:l1small_interleaved", "ERR:oom", "ERR:other", "0x17fc00", "0xfeffc000", "-", "-", "-"]
+        [
+            "-",
+            "ERR:l1small_interleaved",
+            "ERR:oom",
+            "ERR:other",
+            "0x17fc00",
+            "0xfeffc000",
+            "-",
+            "-",
+            "-"
+        ]
     );
     // Blackhole L1_SMALL: 4096 rounded to 64 B stays 4096, at the top of L1.
     assert!(lines[4].contains("L1_SMALL:1024/3072/3072"), "{}", lines[4]);
@@ -55,17 +69,53 @@ fn errors_are_classified() {
 #[test]
 fn malformed_lines_name_the_line_and_the_text() {
     let cases = [
-        ("device gs\n", 1, "unknown device \"gs\": expected wh, n300 or bh"),
-        ("\n# c\nalloc a DRAM 10x 2048 def\n", 3, "size \"10x\" is not a number of bytes (decimal or 0x hex)"),
-        ("alloc a DRAM 2048 2048 up\n", 1, "unknown direction \"up\": expected bu, td or def"),
-        ("alloc a L2 2048 2048 def\n", 1, "unknown buffer type \"L2\": expected DRAM, L1, L1_SMALL or TRACE"),
-        ("alloc a L1 2048 2048 def shard 2\n", 1, "unexpected words after the direction: expected nothing or \"shards S\""),
-        ("alloc a DRAM 2048 2048 def\ndevice bh\n", 2, "\"device\" must come before the first alloc or free"),
-        ("malloc 5\n", 1, "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID"),
+        (
+            "device gs\n",
+            1,
+            "unknown device \"gs\": expected wh, n300 or bh",
+        ),
+        (
+            "\n# c\nalloc a DRAM 10x 2048 def\n",
+            3,
+            "size \"10x\" is not a number of bytes (decimal or 0x hex)",
+        ),
+        (
+            "alloc a DRAM 2048 2048 up\n",
+            1,
+            "unknown direction \"up\": expected bu, td or def",
+        ),
+        (
+            "alloc a L2 2048 2048 def\n",
+            1,
+            "unknown buffer type \"L2\": expected DRAM, L1, L1_SMALL or TRACE",
+        ),
+        (
+            "alloc a L1 2048 2048 def shard 2\n",
+            1,
+            "unexpected words after the direction: expected nothing or \"shards S\"",
+        ),
+        (
+            "alloc a DRAM 2048 2048 def\ndevice bh\n",
+            2,
+            "\"device\" must come before the first alloc or free",
+        ),
+        (
+            "malloc 5\n",
+            1,
+            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID",
+        ),
     ];
     for (text, line, reason) in cases {
         let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax { line: l, reason: r, text: t, .. } = &e else { panic!("{e}") };
+        let Error::TraceSyntax {
+            line: l,
+            reason: r,
+            text: t,
+            ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
         assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
         assert_eq!(t, text.lines().nth(line - 1).unwrap());
         assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
@@ -77,24 +127,48 @@ fn a_reused_live_id_stops_the_replay() {
     let trace = Trace::parse("alloc a DRAM 2048 2048 def\nalloc a DRAM 2048 2048 def\n").unwrap();
     let dev = trace.open_sim().unwrap();
     let e = trace.replay(&dev, |_| {}).unwrap_err();
-    assert_eq!(e.to_string(), "line 2: buffer \"a\" is already live: free it first or use another id: \"alloc a\"");
+    assert_eq!(
+        e.to_string(),
+        "line 2: buffer \"a\" is already live: free it first or use another id: \"alloc a\""
+    );
 }
 
 #[test]
 fn missing_file_names_the_path() {
     let e = Trace::from_file("tests/data/no_such.trace").unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
-    assert!(e.to_string().starts_with("cannot access tests/data/no_such.trace: "), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("cannot access tests/data/no_such.trace: "),
+        "{e}"
+    );
 }
 
 #[test]
 fn replay_example_prints_the_worked_example() {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["run", "-q", "--example", "replay", "--", "tests/data/worked_example.trace"])
+        .args([
+            "run",
+            "-q",
+            "--example",
+            "replay",
+            "--",
+            "tests/data/worked_example.trace",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 11);
-    assert!(stdout.lines().nth(3).unwrap().starts_with("3 0x155840 DRAM:1050624/"));
+    assert!(
+        stdout
+            .lines()
+            .nth(3)
+            .unwrap()
+            .starts_with("3 0x155840 DRAM:1050624/")
+    );
 }

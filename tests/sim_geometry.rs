@@ -64,21 +64,32 @@ fn default_geometry_of_every_preset() {
         assert_eq!(dram.base_address, e.dram_base, "{}", e.preset);
         assert_eq!(dram.bank_size, e.dram_per_bank, "{}", e.preset);
         assert_eq!(dram.alignment, e.dram_alignment, "{}", e.preset);
-        assert_eq!((dram.allocated, dram.free, dram.largest_free_block), (0, e.dram_per_bank, e.dram_per_bank));
+        assert_eq!(
+            (dram.allocated, dram.free, dram.largest_free_block),
+            (0, e.dram_per_bank, e.dram_per_bank)
+        );
 
         let l1 = snap.pool(BufferType::L1);
         assert_eq!(l1.num_banks, e.l1_banks, "{}", e.preset);
         assert_eq!(l1.base_address, e.l1_base, "{}", e.preset);
         assert_eq!(l1.bank_size, e.l1_per_bank, "{}", e.preset);
         assert_eq!(l1.alignment, 16, "{}", e.preset);
-        assert_eq!((l1.allocated, l1.free, l1.largest_free_block), (0, e.l1_per_bank, e.l1_per_bank));
+        assert_eq!(
+            (l1.allocated, l1.free, l1.largest_free_block),
+            (0, e.l1_per_bank, e.l1_per_bank)
+        );
 
         // No carve-outs by default: no L1_SMALL bank at all, TRACE with the
         // DRAM bank count and size 0.
         let small = snap.pool(BufferType::L1Small);
         assert_eq!((small.num_banks, small.bank_size), (0, 0), "{}", e.preset);
         let trace = snap.pool(BufferType::Trace);
-        assert_eq!((trace.num_banks, trace.bank_size), (e.dram_banks, 0), "{}", e.preset);
+        assert_eq!(
+            (trace.num_banks, trace.bank_size),
+            (e.dram_banks, 0),
+            "{}",
+            e.preset
+        );
         assert_eq!((trace.free, trace.largest_free_block), (0, 0));
     }
 }
@@ -97,7 +108,12 @@ fn l1_small_carve_out_is_rounded_to_the_dram_alignment() {
             // The region sits at the top of every core's L1.
             assert_eq!(small.base_address, e.l1_base + e.l1_per_bank - carved);
             let l1 = snap.pool(BufferType::L1);
-            assert_eq!(l1.bank_size, e.l1_per_bank - carved, "{} S={requested}", e.preset);
+            assert_eq!(
+                l1.bank_size,
+                e.l1_per_bank - carved,
+                "{} S={requested}",
+                e.preset
+            );
         }
     }
 }
@@ -142,14 +158,21 @@ fn worked_example_addresses_and_statistics() {
     let mut buffers = Vec::new();
     for (buffer_type, size, per_bank, address) in expected {
         let b = dev.allocate(buffer_type, size, 2048).unwrap();
-        assert_eq!((b.per_bank_size(), b.address()), (per_bank, address), "{buffer_type} {size}");
+        assert_eq!(
+            (b.per_bank_size(), b.address()),
+            (per_bank, address),
+            "{buffer_type} {size}"
+        );
         buffers.push(b);
     }
     let snap = dev.snapshot().unwrap();
     assert_eq!(snap.pool(BufferType::Dram).allocated, 1_050_624);
     assert_eq!(snap.pool(BufferType::L1).allocated, 6_144);
     assert_eq!(snap.pool(BufferType::Dram).free, 1_072_693_184 - 1_050_624);
-    assert_eq!(snap.pool(BufferType::L1).largest_free_block, 1_393_312 - 6_144);
+    assert_eq!(
+        snap.pool(BufferType::L1).largest_free_block,
+        1_393_312 - 6_144
+    );
     drop(buffers);
     assert_eq!(dev.snapshot().unwrap(), fresh);
 }
@@ -161,7 +184,9 @@ fn l1_buffers_sit_below_an_l1_small_region() {
     let b = dev.allocate(BufferType::L1, 256 * KIB, 2048).unwrap();
     assert_eq!((a.address(), b.address()), (0x16_5800, 0x16_4800));
     // A sharded L1_SMALL buffer takes the top of the region.
-    let s = dev.allocate_sharded(BufferType::L1Small, 16 * KIB, 1024, 4).unwrap();
+    let s = dev
+        .allocate_sharded(BufferType::L1Small, 16 * KIB, 1024, 4)
+        .unwrap();
     assert_eq!(s.per_bank_size(), 4096);
     assert_eq!(s.address(), 0x16_E000 - 4096);
     assert_eq!(s.num_banks(), 64);
@@ -173,7 +198,9 @@ fn l1_buffers_sit_below_an_l1_small_region() {
 fn sharded_buffers_reserve_in_every_bank_with_the_shard_size_rule() {
     let dev = SimDevice::wormhole_b0();
     // 10 pages of 1000 B over 3 shards: ceil(10/3) = 4 pages of 1008 B.
-    let b = dev.allocate_sharded(BufferType::L1, 10_000, 1000, 3).unwrap();
+    let b = dev
+        .allocate_sharded(BufferType::L1, 10_000, 1000, 3)
+        .unwrap();
     assert_eq!(b.per_bank_size(), 4 * 1008);
     assert_eq!(b.num_banks(), 64);
     let l1 = *dev.snapshot().unwrap().pool(BufferType::L1);
@@ -231,10 +258,29 @@ fn directions_and_first_fit_over_holes() {
 #[test]
 fn fixed_address_allocation() {
     let dev = SimDevice::wormhole_b0();
-    let b = dev.buffer(BufferType::Dram, 12 * 2048).page_size(2048).at_address(0x20_0000).allocate().unwrap();
+    let b = dev
+        .buffer(BufferType::Dram, 12 * 2048)
+        .page_size(2048)
+        .at_address(0x20_0000)
+        .allocate()
+        .unwrap();
     assert_eq!(b.address(), 0x20_0000);
-    let err = dev.buffer(BufferType::Dram, 12 * 2048).page_size(2048).at_address(0x20_0400).allocate().unwrap_err();
-    assert!(matches!(err, Error::AddressNotFree { address: 0x20_0400, .. }), "{err}");
+    let err = dev
+        .buffer(BufferType::Dram, 12 * 2048)
+        .page_size(2048)
+        .at_address(0x20_0400)
+        .allocate()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AddressNotFree {
+                address: 0x20_0400,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(
         err.to_string(),
         "cannot place 24576 B DRAM buffer at 0x200400: the range is not free in the pool"
@@ -247,7 +293,10 @@ fn fixed_address_allocation() {
 #[test]
 fn interleaved_l1_limit_is_enforced_without_side_effects() {
     use tt_memguard::Direction;
-    let dev = SimDevice::builder(Preset::WormholeB0).l1_interleaved_limit(0x2_0000).build().unwrap();
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_interleaved_limit(0x2_0000)
+        .build()
+        .unwrap();
     let before = dev.snapshot().unwrap();
     let err = dev
         .buffer(BufferType::L1, 64 * 2048)
@@ -255,7 +304,16 @@ fn interleaved_l1_limit_is_enforced_without_side_effects() {
         .direction(Direction::BottomUp)
         .allocate()
         .unwrap_err();
-    assert!(matches!(err, Error::BelowAddressLimit { limit: 0x2_0000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::BelowAddressLimit {
+                limit: 0x2_0000,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(dev.snapshot().unwrap(), before);
     // Sharded buffers are not limited.
     let s = dev
@@ -270,15 +328,32 @@ fn interleaved_l1_limit_is_enforced_without_side_effects() {
 #[test]
 fn live_allocations_name_size_label_and_location() {
     let dev = SimDevice::wormhole_b0();
-    let _a = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate().unwrap();
+    let _a = dev
+        .buffer(BufferType::Dram, MIB)
+        .page_size(2048)
+        .label("weights")
+        .allocate()
+        .unwrap();
     let line = line!() - 1;
     let live = dev.live_allocations().unwrap();
     assert_eq!(live.len(), 1);
     let a = &live[0];
-    assert_eq!((a.buffer_type, a.address, a.size, a.per_bank_size, a.num_banks), (BufferType::Dram, 0x10_0040, MIB, 88_064, 12));
+    assert_eq!(
+        (
+            a.buffer_type,
+            a.address,
+            a.size,
+            a.per_bank_size,
+            a.num_banks
+        ),
+        (BufferType::Dram, 0x10_0040, MIB, 88_064, 12)
+    );
     assert_eq!(a.label.as_deref(), Some("weights"));
     let loc = a.location.as_ref().unwrap();
-    assert_eq!((loc.file.as_str(), loc.line), ("tests/sim_geometry.rs", line));
+    assert_eq!(
+        (loc.file.as_str(), loc.line),
+        ("tests/sim_geometry.rs", line)
+    );
     assert_eq!(a.reserved_bytes(), 88_064 * 12);
 }
 

@@ -72,7 +72,10 @@ pub(crate) mod bridge {
     #[derive(Debug, Clone)]
     struct RawOutcome {
         status: u8,
-        record: RawRecord,
+        id: u64,
+        slot: u32,
+        address: u64,
+        per_bank_size: u64,
         size_per_bank: u64,
         banks: u32,
         pool_at_failure: RawPool,
@@ -91,7 +94,7 @@ pub(crate) mod bridge {
             request: &RawRequest,
             label: &str,
         ) -> Result<RawOutcome>;
-        fn deallocate(self: Pin<&mut SimDevice>, id: u64) -> bool;
+        fn deallocate(self: Pin<&mut SimDevice>, slot: u32, id: u64) -> bool;
         fn snapshot(self: &SimDevice) -> RawSnapshot;
         fn scan_snapshot(self: &SimDevice) -> RawSnapshot;
         fn live(self: &SimDevice) -> Result<Vec<RawRecord>>;

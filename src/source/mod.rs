@@ -38,6 +38,8 @@ pub(crate) struct Request {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Placed {
     pub id: u64,
+    /// Backend-specific handle that makes the free a direct access.
+    pub slot: u32,
     pub address: u64,
     pub per_bank_size: u64,
     pub num_banks: u32,
@@ -51,8 +53,9 @@ pub(crate) type Peaks = [u64; 4];
 pub(crate) trait Backend: Send {
     /// Places a buffer, or explains why it cannot be placed.
     fn allocate(&mut self, request: &Request) -> Result<Placed>;
-    /// Frees a live allocation; false when it is not live.
-    fn deallocate(&mut self, id: u64) -> Result<bool>;
+    /// Frees a live allocation (`id` and `slot` as placed); false when it is
+    /// not live.
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool>;
     /// The allocator statistics of every pool.
     fn snapshot(&self) -> Result<Snapshot>;
     /// Live allocations, ordered by id; `tag`s are returned as given.

@@ -338,9 +338,10 @@ impl Backend for SimBackend {
         let pool = &out.pool_at_failure;
         match out.status {
             0 => Ok(Placed {
-                id: out.record.id,
-                address: out.record.address,
-                per_bank_size: out.record.per_bank_size,
+                id: out.id,
+                slot: out.slot,
+                address: out.address,
+                per_bank_size: out.per_bank_size,
                 num_banks: self.banks[request.buffer_type.index()],
             }),
             1 => Err(Error::OutOfMemory {
@@ -370,8 +371,8 @@ impl Backend for SimBackend {
         }
     }
 
-    fn deallocate(&mut self, id: u64) -> Result<bool> {
-        Ok(self.device().deallocate(id))
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
+        Ok(self.device().deallocate(slot, id))
     }
 
     fn snapshot(&self) -> Result<Snapshot> {
@@ -411,7 +412,9 @@ impl Backend for SimBackend {
     }
 
     fn read_peak(&self, mark: u32) -> Result<Peaks> {
-        self.inner.read_peak(mark).map_err(cpp("reading a peak mark"))
+        self.inner
+            .read_peak(mark)
+            .map_err(cpp("reading a peak mark"))
     }
 
     fn release_peak(&mut self, mark: u32) {
@@ -429,4 +432,3 @@ impl Backend for SimBackend {
 pub fn scan_snapshot(device: &Device) -> Option<Snapshot> {
     device.with_backend(|b| b.scan_snapshot())
 }
-
