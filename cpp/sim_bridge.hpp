@@ -27,6 +27,7 @@ public:
     RawSnapshot scan_snapshot() const;
     rust::Vec<RawRecord> live() const;
     std::uint64_t live_count() const;
+    std::uint64_t next_id() const;
     std::uint32_t mark_peak();
     std::array<std::uint64_t, 4> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);

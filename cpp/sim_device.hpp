@@ -110,6 +110,8 @@ public:
     // Live allocations, ordered by id.
     std::vector<const Record*> live() const;
     std::size_t live_count() const { return live_count_; }
+    // The id the next allocation will get: ids at or above it are newer.
+    std::uint64_t next_id() const { return next_id_; }
     const std::string& label(std::uint64_t id) const;
 
     // Peak marks: each mark records, per pool, the highest per-bank allocated

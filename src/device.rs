@@ -205,6 +205,16 @@ impl Device {
         self.shared.with(|b| b.live_count())
     }
 
+    /// The id the next allocation will get: allocations with an id at or
+    /// above it were made after this call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    pub fn next_allocation_id(&self) -> Result<u64> {
+        self.shared.with(|b| b.next_id())
+    }
+
     /// Closes the device. Buffers still alive become inert: dropping them
     /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
     /// Closing twice is harmless.

@@ -125,6 +125,32 @@ pub enum Error {
         reason: String,
     },
 
+    /// A byte size that cannot be read.
+    #[error("invalid size {input:?}: {reason}")]
+    InvalidSize {
+        /// The text given.
+        input: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// A budget whose size text cannot be read.
+    #[error("invalid {what}: {message}")]
+    InvalidBudget {
+        /// Which limit.
+        what: String,
+        /// The size error.
+        message: String,
+    },
+
+    /// A memory check failed: leaked bytes or an exceeded budget. The
+    /// message is the full report.
+    #[error("{report}")]
+    MemoryCheckFailed {
+        /// What the scope did.
+        report: Box<crate::report::MemoryReport>,
+    },
+
     /// A pool name that is not one of the four.
     #[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
     UnknownBufferType {

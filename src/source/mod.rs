@@ -62,6 +62,8 @@ pub(crate) trait Backend: Send {
     fn live(&self) -> Result<Vec<(Allocation, u64)>>;
     /// Number of live allocations.
     fn live_count(&self) -> Result<u64>;
+    /// The id the next allocation will get; ids at or above it are newer.
+    fn next_id(&self) -> Result<u64>;
     /// Starts an independent peak mark.
     fn mark_peak(&mut self) -> Result<u32>;
     /// Reads a peak mark.

@@ -407,6 +407,10 @@ impl Backend for SimBackend {
         Ok(self.inner.live_count())
     }
 
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.inner.next_id())
+    }
+
     fn mark_peak(&mut self) -> Result<u32> {
         self.device().mark_peak().map_err(cpp("taking a peak mark"))
     }

@@ -1,0 +1,69 @@
+//! MemoryGuard overhead, next to a bare snapshot pair measured in the same
+//! run: guard new + finish with nothing inside (target: under 1 us), and
+//! with 1,000 allocate/free pairs inside.
+//!
+//! Run with `cargo bench --bench guard`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use tt_memguard::{BufferType, MemoryGuard, SimDevice};
+
+fn time_per_call(iters: u32, mut f: impl FnMut()) -> Duration {
+    let mut rounds: Vec<Duration> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            start.elapsed() / iters
+        })
+        .collect();
+    rounds.sort();
+    rounds[rounds.len() / 2]
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let iters = if quick { 100 } else { 100_000 };
+    let dev = SimDevice::wormhole_b0();
+
+    let bare = time_per_call(iters, || {
+        black_box(dev.snapshot().unwrap());
+        black_box(dev.snapshot().unwrap());
+    });
+    let empty = time_per_call(iters, || {
+        black_box(MemoryGuard::new(&dev).finish().unwrap());
+    });
+    let work = |n: usize| {
+        for _ in 0..n {
+            black_box(dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap());
+        }
+    };
+    let heavy_iters = if quick { 2 } else { 200 };
+    let bare_work = time_per_call(heavy_iters, || work(1_000));
+    let guarded_work = time_per_call(heavy_iters, || {
+        let guard = MemoryGuard::new(&dev);
+        work(1_000);
+        black_box(guard.finish().unwrap());
+    });
+    let ns = |d: Duration| d.as_secs_f64() * 1e9;
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "measure", "time", "baseline", "ratio"
+    );
+    println!(
+        "{:<44} {:>9.0} ns {:>9.0} ns {:>7.1}x   (target: under 1 us)",
+        "guard new + finish, empty (vs 2 snapshots)",
+        ns(empty),
+        ns(bare),
+        ns(empty) / ns(bare)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x",
+        "1,000 alloc+free pairs guarded (vs bare)",
+        ns(guarded_work) / 1e3,
+        ns(bare_work) / 1e3,
+        ns(guarded_work) / ns(bare_work)
+    );
+}

@@ -1,0 +1,320 @@
+//! Memory budgets: per pool, the peak above the scope's baseline, the bytes
+//! retained at the end, and the smallest acceptable largest free block.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::BufferType;
+use crate::units::ByteSize;
+
+/// Where a budget value came from; reports name it, so that a CI failure
+/// says which file or variable to change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "from")]
+pub enum BudgetSource {
+    /// Set in the test's code.
+    Code,
+    /// Set by a budget file (its path, and the table that set it).
+    File(String),
+    /// Set by an environment variable (its name).
+    Env(String),
+    /// The built-in default (no bytes retained).
+    Default,
+}
+
+impl fmt::Display for BudgetSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetSource::Code => f.write_str("code"),
+            BudgetSource::File(p) => write!(f, "{p}"),
+            BudgetSource::Env(v) => write!(f, "${v}"),
+            BudgetSource::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// One limit: a byte count, over the device total or per bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    /// The byte count.
+    pub bytes: u64,
+    /// Whether the limit is per bank (an L1 kernel must fit in every core)
+    /// rather than over all banks of the pool.
+    pub per_bank: bool,
+    /// Where the limit was set.
+    pub source: BudgetSource,
+}
+
+/// What is checked of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    /// Highest allocated bytes inside the scope minus the baseline.
+    Peak,
+    /// Allocated bytes at the end minus the baseline (a leak when above the
+    /// limit, 0 by default).
+    Retained,
+    /// Largest free block at the end must be at least the limit.
+    LargestFree,
+}
+
+impl CheckKind {
+    /// The name used in reports and budget files.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKind::Peak => "peak",
+            CheckKind::Retained => "retained",
+            CheckKind::LargestFree => "min_largest_free",
+        }
+    }
+}
+
+/// The limits of one pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolBudget {
+    /// Peak above the baseline.
+    pub peak: Option<Limit>,
+    /// Bytes retained at the end (unset: 0, no leak).
+    pub retained: Option<Limit>,
+    /// Minimum largest free block at the end.
+    pub min_largest_free: Option<Limit>,
+}
+
+impl PoolBudget {
+    pub(crate) fn get(&self, kind: CheckKind) -> Option<&Limit> {
+        match kind {
+            CheckKind::Peak => self.peak.as_ref(),
+            CheckKind::Retained => self.retained.as_ref(),
+            CheckKind::LargestFree => self.min_largest_free.as_ref(),
+        }
+    }
+
+    pub(crate) fn slot(&mut self, kind: CheckKind) -> &mut Option<Limit> {
+        match kind {
+            CheckKind::Peak => &mut self.peak,
+            CheckKind::Retained => &mut self.retained,
+            CheckKind::LargestFree => &mut self.min_largest_free,
+        }
+    }
+}
+
+/// A size given to a budget: bytes, or text such as `"512 KiB"` that is
+/// parsed when the budget is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeArg {
+    /// A byte count.
+    Bytes(u64),
+    /// Text to parse with [`ByteSize::parse`].
+    Text(String),
+}
+
+impl From<u64> for SizeArg {
+    fn from(v: u64) -> Self {
+        SizeArg::Bytes(v)
+    }
+}
+
+impl From<ByteSize> for SizeArg {
+    fn from(v: ByteSize) -> Self {
+        SizeArg::Bytes(v.0)
+    }
+}
+
+impl From<&str> for SizeArg {
+    fn from(v: &str) -> Self {
+        SizeArg::Text(v.to_string())
+    }
+}
+
+impl From<String> for SizeArg {
+    fn from(v: String) -> Self {
+        SizeArg::Text(v)
+    }
+}
+
+impl SizeArg {
+    fn resolve(self) -> Result<u64> {
+        match self {
+            SizeArg::Bytes(b) => Ok(b),
+            SizeArg::Text(t) => ByteSize::parse(&t).map(|s| s.0),
+        }
+    }
+}
+
+/// Memory limits for a guarded scope, pool by pool.
+///
+/// Limits are device totals unless set with a `_per_bank` method. Bytes
+/// retained at the end default to 0 in every pool: anything left allocated is
+/// a leak. A tolerance adds slack to every peak and retained limit.
+///
+/// Sizes are bytes or text (`"512 KiB"`, `"1.5 MiB"`, `"2GB"`); text that
+/// cannot be read is reported by [`validate`](Self::validate) and by the
+/// guard that uses the budget.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{Budget, BufferType};
+///
+/// let budget = Budget::new()
+///     .l1_peak("512 KiB")
+///     .dram_peak("64 MiB")
+///     .peak_per_bank(BufferType::L1, "16 KiB")
+///     .min_largest_free(BufferType::L1, "256 KiB");
+/// budget.validate()?;
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Budget {
+    pools: [PoolBudget; 4],
+    tolerance: u64,
+    error: Option<(String, String)>,
+}
+
+impl Budget {
+    /// No limits but the default: nothing retained.
+    pub fn new() -> Budget {
+        Budget::default()
+    }
+
+    fn set(
+        mut self,
+        buffer_type: BufferType,
+        kind: CheckKind,
+        size: SizeArg,
+        per_bank: bool,
+    ) -> Self {
+        match size.resolve() {
+            Ok(bytes) => {
+                *self.pools[buffer_type.index()].slot(kind) = Some(Limit {
+                    bytes,
+                    per_bank,
+                    source: BudgetSource::Code,
+                });
+            }
+            Err(e) => {
+                if self.error.is_none() {
+                    let what = format!("{} {} budget", buffer_type, kind.name());
+                    self.error = Some((what, e.to_string()));
+                }
+            }
+        }
+        self
+    }
+
+    /// Limits the peak above the baseline, over all banks of the pool.
+    pub fn peak(self, buffer_type: BufferType, size: impl Into<SizeArg>) -> Self {
+        self.set(buffer_type, CheckKind::Peak, size.into(), false)
+    }
+
+    /// Limits the peak above the baseline in every bank of the pool.
+    pub fn peak_per_bank(self, buffer_type: BufferType, size: impl Into<SizeArg>) -> Self {
+        self.set(buffer_type, CheckKind::Peak, size.into(), true)
+    }
+
+    /// Allows bytes to remain allocated at the end, over all banks.
+    pub fn retained(self, buffer_type: BufferType, size: impl Into<SizeArg>) -> Self {
+        self.set(buffer_type, CheckKind::Retained, size.into(), false)
+    }
+
+    /// Allows bytes to remain allocated at the end, per bank.
+    pub fn retained_per_bank(self, buffer_type: BufferType, size: impl Into<SizeArg>) -> Self {
+        self.set(buffer_type, CheckKind::Retained, size.into(), true)
+    }
+
+    /// Requires the largest free block of one bank at the end to be at least
+    /// `size` (fragmentation). The largest free block is a per-bank figure.
+    pub fn min_largest_free(self, buffer_type: BufferType, size: impl Into<SizeArg>) -> Self {
+        self.set(buffer_type, CheckKind::LargestFree, size.into(), true)
+    }
+
+    /// Shorthand for [`peak`](Self::peak) of L1.
+    pub fn l1_peak(self, size: impl Into<SizeArg>) -> Self {
+        self.peak(BufferType::L1, size)
+    }
+
+    /// Shorthand for [`peak`](Self::peak) of DRAM.
+    pub fn dram_peak(self, size: impl Into<SizeArg>) -> Self {
+        self.peak(BufferType::Dram, size)
+    }
+
+    /// Shorthand for [`peak_per_bank`](Self::peak_per_bank) of L1.
+    pub fn l1_peak_per_bank(self, size: impl Into<SizeArg>) -> Self {
+        self.peak_per_bank(BufferType::L1, size)
+    }
+
+    /// Slack added to every peak and retained limit (device totals; per-bank
+    /// limits get the tolerance divided by the bank count, rounded up).
+    pub fn tolerance(mut self, size: impl Into<SizeArg>) -> Self {
+        match size.into().resolve() {
+            Ok(bytes) => self.tolerance = bytes,
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(("tolerance".to_string(), e.to_string()));
+                }
+            }
+        }
+        self
+    }
+
+    /// The limits of one pool.
+    pub fn pool(&self, buffer_type: BufferType) -> &PoolBudget {
+        &self.pools[buffer_type.index()]
+    }
+
+    /// The tolerance in bytes.
+    pub fn tolerance_bytes(&self) -> u64 {
+        self.tolerance
+    }
+
+    /// Checks that every size given could be read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidBudget`] naming the limit and the bad text.
+    pub fn validate(&self) -> Result<()> {
+        match &self.error {
+            None => Ok(()),
+            Some((what, message)) => Err(Error::InvalidBudget {
+                what: what.clone(),
+                message: message.clone(),
+            }),
+        }
+    }
+
+    /// Overrides this budget with every limit `other` sets (keeping their
+    /// sources); used to layer file and environment budgets over code.
+    pub fn overlay(mut self, other: &Budget) -> Budget {
+        for t in BufferType::ALL {
+            for kind in [CheckKind::Peak, CheckKind::Retained, CheckKind::LargestFree] {
+                if let Some(limit) = other.pools[t.index()].get(kind) {
+                    *self.pools[t.index()].slot(kind) = Some(limit.clone());
+                }
+            }
+        }
+        if other.tolerance > 0 {
+            self.tolerance = other.tolerance;
+        }
+        if self.error.is_none() {
+            self.error = other.error.clone();
+        }
+        self
+    }
+
+    /// Sets one limit with an explicit source (budget files, environment).
+    pub fn with_limit(mut self, buffer_type: BufferType, kind: CheckKind, limit: Limit) -> Budget {
+        *self.pools[buffer_type.index()].slot(kind) = Some(limit);
+        self
+    }
+
+    /// Whether the budget sets no limit at all.
+    pub fn is_empty(&self) -> bool {
+        self.tolerance == 0
+            && self
+                .pools
+                .iter()
+                .all(|p| p.peak.is_none() && p.retained.is_none() && p.min_largest_free.is_none())
+    }
+}

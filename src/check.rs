@@ -1,0 +1,101 @@
+//! What the macros call: closure forms of a guarded scope, and the
+//! `#[track_caller]` helpers behind `assert_no_leak!` and
+//! `assert_memory_budget!`.
+
+use std::panic::Location;
+
+use crate::error::{Error, Result};
+use crate::guard::{GuardOptions, MemoryGuard};
+use crate::mesh::MemorySource;
+use crate::report::MemoryReport;
+
+/// Runs `body` inside a guard: `warmup` times unguarded first (see
+/// [`GuardOptions::warmup`]), then once guarded; returns the body's value
+/// and the report.
+///
+/// # Errors
+///
+/// [`Error::MemoryCheckFailed`] with the report when a check failed, and
+/// the infrastructure errors of [`MemoryGuard::finish`].
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{check, BufferType, GuardOptions, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let (value, report) = check(&dev, GuardOptions::new(), || {
+///     let b = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+///     b.address()
+/// })?;
+/// assert_eq!(value, 0x100040);
+/// assert!(report.passed);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[track_caller]
+pub fn check<S, T>(
+    source: &S,
+    options: GuardOptions,
+    mut body: impl FnMut() -> T,
+) -> Result<(T, MemoryReport)>
+where
+    S: MemorySource + ?Sized,
+{
+    for _ in 0..options.warmup {
+        drop(body());
+    }
+    let guard = MemoryGuard::start(source.devices(), options, Location::caller())?;
+    let value = body();
+    let report = guard.finish()?;
+    Ok((value, report))
+}
+
+/// Like [`check`], but panics with the report when a check fails.
+///
+/// # Panics
+///
+/// When a check fails (the message is the report) or the source cannot be
+/// read.
+#[track_caller]
+pub fn assert_memory<S, T>(source: &S, options: GuardOptions, body: impl FnMut() -> T) -> T
+where
+    S: MemorySource + ?Sized,
+{
+    match check(source, options, body) {
+        Ok((value, _)) => value,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Starts the guard of a macro invocation (the location is the caller's).
+#[doc(hidden)]
+#[track_caller]
+pub fn macro_guard<S: MemorySource + ?Sized>(source: &S, options: GuardOptions) -> MemoryGuard {
+    match MemoryGuard::start(source.devices(), options, Location::caller()) {
+        Ok(guard) => guard,
+        Err(e) => panic!("cannot start a memory guard: {e}"),
+    }
+}
+
+/// Ends a macro's guard, panicking with the report when a check failed.
+#[doc(hidden)]
+#[track_caller]
+pub fn macro_assert(guard: MemoryGuard) {
+    if let Err(e) = guard.finish() {
+        panic!("{e}");
+    }
+}
+
+/// Ends a macro's guard and returns the body's value or the failure.
+#[doc(hidden)]
+pub fn macro_try<T>(guard: MemoryGuard, value: T) -> Result<T> {
+    guard.finish().map(|_| value)
+}
+
+/// Turns a failed check into its report, leaving other errors as they are.
+pub fn failure_report(error: &Error) -> Option<&MemoryReport> {
+    match error {
+        Error::MemoryCheckFailed { report } => Some(report),
+        _ => None,
+    }
+}

@@ -1,0 +1,446 @@
+//! `MemoryGuard`: an RAII scope that snapshots every device of a source at
+//! creation, tracks the peak inside, and checks leaks and budgets at the end.
+
+use std::fmt;
+use std::panic::Location;
+
+use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
+use crate::device::{Device, PeakMark};
+use crate::error::{Error, Result};
+use crate::mesh::MemorySource;
+use crate::report::{DeviceReport, MemoryReport, PoolReport, Verdict};
+use crate::types::{Allocation, BufferType, Snapshot};
+
+/// Allocations a scope may leave behind on purpose (caches, persistent
+/// weights): reported, but not counted as leaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allow {
+    /// Everything in one pool.
+    Pool(BufferType),
+    /// Allocations whose label equals the text, or starts with it when the
+    /// text ends in `*`.
+    Label(String),
+}
+
+impl Allow {
+    /// Allows allocations by label (`"cache"`, or a prefix `"kv_cache*"`).
+    pub fn label(label: impl Into<String>) -> Allow {
+        Allow::Label(label.into())
+    }
+
+    fn matches(&self, a: &Allocation) -> bool {
+        match self {
+            Allow::Pool(t) => a.buffer_type == *t,
+            Allow::Label(pattern) => match (&a.label, pattern.strip_suffix('*')) {
+                (Some(label), Some(prefix)) => label.starts_with(prefix),
+                (Some(label), None) => label == pattern,
+                (None, _) => false,
+            },
+        }
+    }
+}
+
+/// Options of a guarded scope, shared by [`MemoryGuard`], [`check`](crate::check)
+/// and the macros.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct GuardOptions {
+    pub(crate) budget: Budget,
+    pub(crate) allow: Vec<Allow>,
+    pub(crate) name: Option<String>,
+    pub(crate) warmup: u32,
+}
+
+impl GuardOptions {
+    /// No budget but "nothing retained", no allow-list, no warm-up.
+    pub fn new() -> GuardOptions {
+        GuardOptions::default()
+    }
+
+    /// The limits to check.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Adds an allow-list entry.
+    pub fn allow(mut self, allow: Allow) -> Self {
+        self.allow.push(allow);
+        self
+    }
+
+    /// Names the scope in reports.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Runs the body `runs` times unguarded before the guarded run, so that
+    /// caches filled on first use are part of the baseline (closure and
+    /// macro forms only; a [`MemoryGuard`] guards from its creation).
+    pub fn warmup(mut self, runs: u32) -> Self {
+        self.warmup = runs;
+        self
+    }
+
+    /// The budget.
+    pub fn get_budget(&self) -> &Budget {
+        &self.budget
+    }
+}
+
+struct Scope {
+    device: Device,
+    before: Snapshot,
+    first_id: u64,
+    inherited: u64,
+    mark: PeakMark,
+}
+
+/// An RAII memory check. Created on a [`MemorySource`] (a device or a mesh),
+/// it takes a snapshot and starts a peak mark on every device; at
+/// [`finish`](Self::finish), or when dropped, it compares the end state with
+/// the baseline and the budget.
+///
+/// Dropped without `finish`, a failed check panics with the report, except
+/// while the thread is already panicking: then the report goes to standard
+/// error and nothing panics again.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{Budget, BufferType, MemoryGuard, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let guard = MemoryGuard::new(&dev).budget(Budget::new().l1_peak("512 KiB"));
+/// let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+/// drop(a);
+/// let report = guard.finish()?;
+/// assert_eq!(report.device().pool(BufferType::L1).peak_above_baseline, 4096 * 64);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[must_use = "a guard checks when it is dropped: bind it with `let _guard = ...` (`let _ = ...` drops it at once)"]
+pub struct MemoryGuard {
+    scopes: Vec<Scope>,
+    options: GuardOptions,
+    location: &'static Location<'static>,
+    armed: bool,
+    panicked: bool,
+}
+
+impl fmt::Debug for MemoryGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryGuard")
+            .field(
+                "devices",
+                &self
+                    .scopes
+                    .iter()
+                    .map(|s| s.device.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("location", &self.location)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl MemoryGuard {
+    /// Starts a guard on every device of `source`.
+    ///
+    /// # Panics
+    ///
+    /// When a device cannot be read (closed); [`try_new`](Self::try_new)
+    /// returns the error instead.
+    #[track_caller]
+    pub fn new<S: MemorySource + ?Sized>(source: &S) -> MemoryGuard {
+        match Self::try_new(source) {
+            Ok(guard) => guard,
+            Err(e) => panic!("cannot start a memory guard: {e}"),
+        }
+    }
+
+    /// Starts a guard on every device of `source`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] when a device is closed.
+    #[track_caller]
+    pub fn try_new<S: MemorySource + ?Sized>(source: &S) -> Result<MemoryGuard> {
+        Self::with_options(source, GuardOptions::new())
+    }
+
+    /// Starts a guard with options.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] when a device is closed.
+    #[track_caller]
+    pub fn with_options<S: MemorySource + ?Sized>(
+        source: &S,
+        options: GuardOptions,
+    ) -> Result<MemoryGuard> {
+        Self::start(source.devices(), options, Location::caller())
+    }
+
+    pub(crate) fn start(
+        devices: Vec<Device>,
+        options: GuardOptions,
+        location: &'static Location<'static>,
+    ) -> Result<MemoryGuard> {
+        let mut scopes = Vec::with_capacity(devices.len());
+        for device in devices {
+            // The peak mark starts first: nothing allocated after the
+            // snapshot can escape it.
+            let mark = device.peak_mark()?;
+            let before = device.snapshot()?;
+            let first_id = device.next_allocation_id()?;
+            let inherited = device.live_count()?;
+            scopes.push(Scope {
+                device,
+                before,
+                first_id,
+                inherited,
+                mark,
+            });
+        }
+        Ok(MemoryGuard {
+            scopes,
+            options,
+            location,
+            armed: true,
+            panicked: false,
+        })
+    }
+
+    /// Sets the budget.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.options.budget = budget;
+        self
+    }
+
+    /// Adds an allow-list entry.
+    pub fn allow(mut self, allow: Allow) -> Self {
+        self.options.allow.push(allow);
+        self
+    }
+
+    /// Names the scope in the report.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// Records that the guarded body panicked (the runner does this).
+    pub fn mark_panicked(&mut self) {
+        self.panicked = true;
+    }
+
+    /// Checks now and returns the report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MemoryCheckFailed`] with the report when a check failed;
+    /// [`Error::InvalidBudget`] for a budget with an unreadable size;
+    /// [`Error::DeviceClosed`] when a device was closed inside the scope.
+    pub fn finish(mut self) -> Result<MemoryReport> {
+        self.armed = false;
+        let report = self.evaluate()?;
+        if report.passed {
+            Ok(report)
+        } else {
+            Err(Error::MemoryCheckFailed {
+                report: Box::new(report),
+            })
+        }
+    }
+
+    /// Checks now and returns the report, passed or failed.
+    ///
+    /// # Errors
+    ///
+    /// Only infrastructure errors: [`Error::InvalidBudget`],
+    /// [`Error::DeviceClosed`].
+    pub fn into_report(mut self) -> Result<MemoryReport> {
+        self.armed = false;
+        self.evaluate()
+    }
+
+    /// The report so far, without ending the scope.
+    ///
+    /// # Errors
+    ///
+    /// As [`into_report`](Self::into_report).
+    pub fn report(&self) -> Result<MemoryReport> {
+        self.evaluate()
+    }
+
+    fn evaluate(&self) -> Result<MemoryReport> {
+        self.options.budget.validate()?;
+        let devices = self
+            .scopes
+            .iter()
+            .map(|scope| self.evaluate_device(scope))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MemoryReport {
+            name: self.options.name.clone(),
+            location: Some(format!(
+                "{}:{}:{}",
+                self.location.file(),
+                self.location.line(),
+                self.location.column()
+            )),
+            passed: !self.panicked && devices.iter().all(|d| d.passed),
+            panicked: self.panicked,
+            devices,
+        })
+    }
+
+    fn evaluate_device(&self, scope: &Scope) -> Result<DeviceReport> {
+        let after = scope.device.snapshot()?;
+        let peaks = scope.mark.read()?;
+        let grew = BufferType::ALL
+            .iter()
+            .any(|&t| after.pool(t).allocated > scope.before.pool(t).allocated);
+        // Only when some pool grew can something have leaked: listing the
+        // live set is skipped on the common clean path.
+        let (mut leaked, mut persistent) = (Vec::new(), Vec::new());
+        if grew {
+            for a in scope.device.live_allocations()? {
+                if a.id < scope.first_id {
+                    continue;
+                }
+                if self.options.allow.iter().any(|allow| allow.matches(&a)) {
+                    persistent.push(a);
+                } else {
+                    leaked.push(a);
+                }
+            }
+        }
+        let budget = &self.options.budget;
+        let pools: Vec<PoolReport> = BufferType::ALL
+            .iter()
+            .map(|&t| {
+                let persistent_per_bank = persistent
+                    .iter()
+                    .filter(|a| a.buffer_type == t)
+                    .map(|a| a.per_bank_size)
+                    .sum();
+                pool_report(
+                    t,
+                    &scope.before,
+                    &after,
+                    peaks.per_bank(t),
+                    persistent_per_bank,
+                    budget,
+                )
+            })
+            .collect();
+        // Name as leaked only the allocations of pools that failed their
+        // retained check.
+        leaked.retain(|a| {
+            pools[a.buffer_type.index()]
+                .checks
+                .iter()
+                .any(|v| v.check == CheckKind::Retained && !v.passed)
+        });
+        Ok(DeviceReport {
+            device: scope.device.name().to_string(),
+            passed: pools.iter().all(PoolReport::passed),
+            inherited: scope.inherited,
+            pools,
+            leaked,
+            persistent,
+        })
+    }
+}
+
+fn pool_report(
+    t: BufferType,
+    before: &Snapshot,
+    after: &Snapshot,
+    peak_per_bank: u64,
+    persistent_per_bank: u64,
+    budget: &Budget,
+) -> PoolReport {
+    let b = before.pool(t);
+    let a = after.pool(t);
+    let banks = u64::from(a.num_banks);
+    let peak_per_bank = peak_per_bank.max(b.allocated).max(a.allocated);
+    let mut report = PoolReport {
+        buffer_type: t,
+        num_banks: a.num_banks,
+        bank_size: a.bank_size,
+        before: b.allocated * banks,
+        after: a.allocated * banks,
+        peak: peak_per_bank * banks,
+        delta: (a.allocated as i64 - b.allocated as i64) * banks as i64,
+        peak_above_baseline: (peak_per_bank - b.allocated) * banks,
+        before_per_bank: b.allocated,
+        after_per_bank: a.allocated,
+        peak_per_bank,
+        largest_free_after: a.largest_free_block,
+        persistent_per_bank,
+        checks: Vec::new(),
+    };
+    let tolerance = budget.tolerance_bytes();
+    let pool_budget = budget.pool(t);
+    let default_retained = Limit {
+        bytes: 0,
+        per_bank: false,
+        source: BudgetSource::Default,
+    };
+    for kind in [CheckKind::Peak, CheckKind::Retained, CheckKind::LargestFree] {
+        let limit = match (pool_budget.get(kind), kind) {
+            (Some(limit), _) => limit,
+            (None, CheckKind::Retained) => &default_retained,
+            (None, _) => continue,
+        };
+        let per_bank_actual = match kind {
+            CheckKind::Peak => report.peak_per_bank - report.before_per_bank,
+            CheckKind::Retained => report.retained() / banks.max(1),
+            CheckKind::LargestFree => report.largest_free_after,
+        };
+        let (actual, slack) = if limit.per_bank || kind == CheckKind::LargestFree {
+            (per_bank_actual, tolerance.div_ceil(banks.max(1)))
+        } else {
+            (per_bank_actual * banks, tolerance)
+        };
+        let (limit_bytes, passed) = match kind {
+            CheckKind::LargestFree => (limit.bytes, actual >= limit.bytes),
+            _ => {
+                let l = limit.bytes.saturating_add(slack);
+                (l, actual <= l)
+            }
+        };
+        report.checks.push(Verdict {
+            check: kind,
+            per_bank: limit.per_bank || kind == CheckKind::LargestFree,
+            limit: limit_bytes,
+            actual,
+            passed,
+            source: limit.source.clone(),
+        });
+    }
+    report
+}
+
+impl Drop for MemoryGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.armed = false;
+        let panicking = std::thread::panicking();
+        if panicking {
+            self.panicked = true;
+        }
+        match self.evaluate() {
+            Ok(report) if panicking => eprintln!("{report}"),
+            Ok(report) if !report.passed => panic!("{report}"),
+            Ok(_) => {}
+            Err(e) if panicking => eprintln!("memory guard at {}: {e}", self.location),
+            Err(e) => panic!("memory guard at {}: {e}", self.location),
+        }
+    }
+}

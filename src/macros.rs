@@ -1,0 +1,145 @@
+//! The assertion macros. They only capture the caller's location and block,
+//! and forward to functions in `check`.
+
+/// Fails (panics with the report) when the block leaves device memory
+/// allocated: any pool whose allocated bytes at the end exceed those at the
+/// start. Evaluates to the block's value; `?` inside the block returns from
+/// the enclosing function as usual.
+///
+/// `assert_no_leak!(dev, warmup = 2, { ... })` runs the block twice
+/// unguarded first, so that caches filled on first use are not leaks.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{assert_no_leak, BufferType, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let addr = assert_no_leak!(dev, {
+///     let b = dev.allocate(BufferType::Dram, MIB, 2048)?;
+///     b.address()
+/// });
+/// assert_eq!(addr, 0x100040);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[macro_export]
+macro_rules! assert_no_leak {
+    ($source:expr, warmup = $runs:expr, $body:block) => {{
+        for _ in 0..$runs {
+            let _ = $body;
+        }
+        $crate::assert_no_leak!($source, $body)
+    }};
+    ($source:expr, $body:block) => {{
+        let __memguard = $crate::__private::macro_guard(&$source, $crate::GuardOptions::new());
+        let __memguard_value = $body;
+        $crate::__private::macro_assert(__memguard);
+        __memguard_value
+    }};
+}
+
+/// The `Result` form of [`assert_no_leak!`]: `Ok(value)`, or
+/// `Err(Error::MemoryCheckFailed)` carrying the report.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{try_assert_no_leak, BufferType, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let result = try_assert_no_leak!(dev, {
+///     std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
+/// });
+/// let report = tt_memguard::failure_report(result.as_ref().unwrap_err()).unwrap();
+/// assert_eq!(report.device().leaked.len(), 1);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[macro_export]
+macro_rules! try_assert_no_leak {
+    ($source:expr, warmup = $runs:expr, $body:block) => {{
+        for _ in 0..$runs {
+            let _ = $body;
+        }
+        $crate::try_assert_no_leak!($source, $body)
+    }};
+    ($source:expr, $body:block) => {{
+        let __memguard = $crate::__private::macro_guard(&$source, $crate::GuardOptions::new());
+        let __memguard_value = $body;
+        $crate::__private::macro_try(__memguard, __memguard_value)
+    }};
+}
+
+/// Fails when the block's peak above its baseline exceeds a limit, or when
+/// it leaks. Limits are device totals per pool (`dram`, `l1`, `l1_small`,
+/// `trace`) or per bank (`dram_per_bank`, `l1_per_bank`, ...), as byte
+/// counts or text such as `"512 KiB"`.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{assert_memory_budget, BufferType, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// assert_memory_budget!(dev, l1 <= "512 KiB", dram <= "64 MiB", {
+///     let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+/// });
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[macro_export]
+macro_rules! assert_memory_budget {
+    ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
+        let __memguard_budget = $crate::Budget::new();
+        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
+        let __memguard = $crate::__private::macro_guard(
+            &$source,
+            $crate::GuardOptions::new().budget(__memguard_budget),
+        );
+        let __memguard_value = $body;
+        $crate::__private::macro_assert(__memguard);
+        __memguard_value
+    }};
+}
+
+/// The `Result` form of [`assert_memory_budget!`].
+#[macro_export]
+macro_rules! try_assert_memory_budget {
+    ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
+        let __memguard_budget = $crate::Budget::new();
+        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
+        let __memguard = $crate::__private::macro_guard(
+            &$source,
+            $crate::GuardOptions::new().budget(__memguard_budget),
+        );
+        let __memguard_value = $body;
+        $crate::__private::macro_try(__memguard, __memguard_value)
+    }};
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memguard_limit {
+    ($b:expr, dram, $l:expr) => {
+        $b.peak($crate::BufferType::Dram, $l)
+    };
+    ($b:expr, l1, $l:expr) => {
+        $b.peak($crate::BufferType::L1, $l)
+    };
+    ($b:expr, l1_small, $l:expr) => {
+        $b.peak($crate::BufferType::L1Small, $l)
+    };
+    ($b:expr, trace, $l:expr) => {
+        $b.peak($crate::BufferType::Trace, $l)
+    };
+    ($b:expr, dram_per_bank, $l:expr) => {
+        $b.peak_per_bank($crate::BufferType::Dram, $l)
+    };
+    ($b:expr, l1_per_bank, $l:expr) => {
+        $b.peak_per_bank($crate::BufferType::L1, $l)
+    };
+    ($b:expr, l1_small_per_bank, $l:expr) => {
+        $b.peak_per_bank($crate::BufferType::L1Small, $l)
+    };
+    ($b:expr, trace_per_bank, $l:expr) => {
+        $b.peak_per_bank($crate::BufferType::Trace, $l)
+    };
+}

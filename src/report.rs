@@ -1,0 +1,357 @@
+//! What a guarded scope did to device memory: per device and pool, before /
+//! after / peak / delta, leaked allocations and budget verdicts. `Display`
+//! for people, `Serialize` for JSON and insta snapshots (deterministic: sorted,
+//! no timestamps, no host addresses).
+
+use std::fmt::{self, Write as _};
+
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{BudgetSource, CheckKind};
+use crate::render::{Level, paint};
+use crate::types::{Allocation, BufferType, format_bytes, format_count};
+
+/// One budget check and its outcome.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// What was checked.
+    pub check: CheckKind,
+    /// Whether limit and actual are per bank (else device totals).
+    pub per_bank: bool,
+    /// The limit, tolerance included.
+    pub limit: u64,
+    /// The measured value, in the same unit as the limit.
+    pub actual: u64,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// Where the limit was set.
+    pub source: BudgetSource,
+}
+
+impl Verdict {
+    /// Share of the limit used (for peak and retained), 0.0 when the limit is 0.
+    pub fn usage(&self) -> f64 {
+        if self.limit == 0 {
+            if self.actual == 0 { 0.0 } else { 1.0 }
+        } else {
+            self.actual as f64 / self.limit as f64
+        }
+    }
+}
+
+/// What happened in one pool of one device.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolReport {
+    /// The pool.
+    pub buffer_type: BufferType,
+    /// Banks of the pool.
+    pub num_banks: u32,
+    /// Pool size per bank.
+    pub bank_size: u64,
+    /// Allocated bytes at the start, over all banks.
+    pub before: u64,
+    /// Allocated bytes at the end, over all banks.
+    pub after: u64,
+    /// Highest allocated bytes inside the scope, over all banks.
+    pub peak: u64,
+    /// `after - before`, over all banks.
+    pub delta: i64,
+    /// `peak - before`, over all banks.
+    pub peak_above_baseline: u64,
+    /// Allocated bytes per bank at the start.
+    pub before_per_bank: u64,
+    /// Allocated bytes per bank at the end.
+    pub after_per_bank: u64,
+    /// Highest allocated bytes per bank inside the scope.
+    pub peak_per_bank: u64,
+    /// Largest free block of one bank at the end.
+    pub largest_free_after: u64,
+    /// Bytes per bank of allocations allowed to persist.
+    pub persistent_per_bank: u64,
+    /// Budget checks of this pool.
+    pub checks: Vec<Verdict>,
+}
+
+impl PoolReport {
+    /// Whether every check of the pool passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|v| v.passed)
+    }
+
+    /// Bytes retained over the baseline, not counting allowed persistent
+    /// allocations, over all banks.
+    pub fn retained(&self) -> u64 {
+        self.after_per_bank
+            .saturating_sub(self.before_per_bank)
+            .saturating_sub(self.persistent_per_bank)
+            * u64::from(self.num_banks)
+    }
+}
+
+/// What happened on one device.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// The device's name.
+    pub device: String,
+    /// Whether every check on the device passed.
+    pub passed: bool,
+    /// Allocations that were already live when the scope started.
+    pub inherited: u64,
+    /// Every pool, in order DRAM, L1, L1_SMALL, TRACE.
+    pub pools: Vec<PoolReport>,
+    /// Allocations made in the scope and still live at its end, in
+    /// allocation order (when a pool retained more than its budget allows).
+    pub leaked: Vec<Allocation>,
+    /// Allocations made in the scope, still live, but allowed to persist.
+    pub persistent: Vec<Allocation>,
+}
+
+impl DeviceReport {
+    /// The report of one pool.
+    pub fn pool(&self, buffer_type: BufferType) -> &PoolReport {
+        &self.pools[buffer_type.index()]
+    }
+}
+
+/// What a guarded scope did to device memory.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// The scope's name (the test's name under the runner).
+    pub name: Option<String>,
+    /// Where the guard was created.
+    pub location: Option<String>,
+    /// Whether every check on every device passed.
+    pub passed: bool,
+    /// Whether the guarded body panicked.
+    pub panicked: bool,
+    /// One report per device.
+    pub devices: Vec<DeviceReport>,
+}
+
+impl MemoryReport {
+    /// The first device's report (the only one for a single device).
+    pub fn device(&self) -> &DeviceReport {
+        &self.devices[0]
+    }
+
+    /// Every leaked allocation on every device.
+    pub fn leaks(&self) -> impl Iterator<Item = &Allocation> {
+        self.devices.iter().flat_map(|d| d.leaked.iter())
+    }
+
+    /// Every failed check: (device, pool, verdict).
+    pub fn failures(&self) -> impl Iterator<Item = (&str, BufferType, &Verdict)> {
+        self.devices.iter().flat_map(|d| {
+            d.pools.iter().flat_map(move |p| {
+                p.checks
+                    .iter()
+                    .filter(|v| !v.passed)
+                    .map(move |v| (d.device.as_str(), p.buffer_type, v))
+            })
+        })
+    }
+
+    /// The report for people, coloured when `color` is on.
+    pub fn render(&self, color: bool) -> String {
+        let mut out = String::new();
+        let status = if self.passed {
+            paint("passed", Level::Green, color)
+        } else {
+            paint("FAILED", Level::Red, color)
+        };
+        let _ = write!(out, "memory check");
+        if let Some(name) = &self.name {
+            let _ = write!(out, " {name}");
+        }
+        if let Some(location) = &self.location {
+            let _ = write!(out, " at {location}");
+        }
+        let _ = writeln!(
+            out,
+            ": {status}{}",
+            if self.panicked {
+                " (the body panicked)"
+            } else {
+                ""
+            }
+        );
+        for device in &self.devices {
+            render_device(&mut out, device, color);
+        }
+        out
+    }
+
+    /// One line per device: L1 and DRAM peaks (with budgets) and leaked
+    /// bytes, as the runner prints after each test.
+    pub fn summary_line(&self) -> String {
+        self.devices
+            .iter()
+            .map(|d| {
+                let mut parts = Vec::new();
+                for t in [BufferType::L1, BufferType::Dram] {
+                    let p = d.pool(t);
+                    let budget = p
+                        .checks
+                        .iter()
+                        .find(|v| v.check == CheckKind::Peak)
+                        .map(|v| {
+                            if v.per_bank {
+                                format!("/{} per bank", format_bytes(v.limit))
+                            } else {
+                                format!("/{}", format_bytes(v.limit))
+                            }
+                        })
+                        .unwrap_or_default();
+                    parts.push(format!(
+                        "{t} peak {}{budget}",
+                        format_bytes(p.peak_above_baseline)
+                    ));
+                }
+                let leaked: u64 = d.pools.iter().map(|p| p.retained()).sum();
+                parts.push(format!("leaked {}", format_bytes(leaked)));
+                let line = parts.join("  ");
+                if self.devices.len() > 1 {
+                    format!("{}: {line}", d.device)
+                } else {
+                    line
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl fmt::Display for MemoryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
+    let _ = write!(out, "  device {}", d.device);
+    if d.inherited > 0 {
+        let plural = if d.inherited == 1 { "" } else { "s" };
+        let _ = write!(out, " (inherited {} live allocation{plural})", d.inherited);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "    {:<9}{:>12}{:>12}{:>12}{:>13}  BUDGETS",
+        "POOL", "BEFORE", "AFTER", "PEAK", "DELTA"
+    );
+    for p in d.pools.iter().filter(|p| p.num_banks > 0) {
+        let delta = if p.delta >= 0 {
+            format!("+{}", format_bytes(p.delta as u64))
+        } else {
+            format!("-{}", format_bytes(p.delta.unsigned_abs()))
+        };
+        let checks: Vec<String> = p
+            .checks
+            .iter()
+            .filter(|v| !v.passed || v.source != BudgetSource::Default)
+            .map(|v| render_verdict(v, color))
+            .collect();
+        let line = format!(
+            "    {:<9}{:>12}{:>12}{:>12}{:>13}  {}",
+            p.buffer_type.name(),
+            format_bytes(p.before),
+            format_bytes(p.after),
+            format_bytes(p.peak),
+            delta,
+            checks.join("; ")
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    if !d.leaked.is_empty() {
+        let total: u64 = d.leaked.iter().map(|a| a.size).sum();
+        let plural = if d.leaked.len() == 1 { "" } else { "s" };
+        if d.leaked.len() == 1 {
+            let _ = writeln!(out, "  leaked 1 buffer {}", describe(&d.leaked[0]));
+        } else {
+            let _ = writeln!(
+                out,
+                "  leaked {} buffer{plural} ({} requested):",
+                d.leaked.len(),
+                format_bytes(total)
+            );
+            for a in &d.leaked {
+                let _ = writeln!(out, "    {}", describe(a));
+            }
+        }
+    }
+    if !d.persistent.is_empty() {
+        let _ = writeln!(out, "  persistent (allowed, not counted as leaks):");
+        for a in &d.persistent {
+            let _ = writeln!(out, "    {}", describe(a));
+        }
+    }
+}
+
+/// Both sizes for people; exact byte counts when rounding would make two
+/// different values look equal.
+fn two_sizes(a: u64, b: u64) -> (String, String) {
+    let (fa, fb) = (format_bytes(a), format_bytes(b));
+    if fa == fb && a != b {
+        (
+            format!("{} B", format_count(a)),
+            format!("{} B", format_count(b)),
+        )
+    } else {
+        (fa, fb)
+    }
+}
+
+fn render_verdict(v: &Verdict, color: bool) -> String {
+    let unit = if v.per_bank { " per bank" } else { "" };
+    let (actual, limit) = two_sizes(v.actual, v.limit);
+    let text = match v.check {
+        CheckKind::Peak => format!("peak {actual} of {limit}{unit} ({:.0}%)", v.usage() * 100.0),
+        CheckKind::Retained => format!("retained {actual}{unit}, allowed {limit}"),
+        CheckKind::LargestFree => format!("largest free block {actual}{unit}, needs {limit}"),
+    };
+    let text = format!("{text} [{}]", v.source);
+    if v.passed {
+        if v.check == CheckKind::Peak {
+            paint(&text, Level::of(v.usage()), color)
+        } else {
+            text
+        }
+    } else {
+        format!(
+            "{} {}",
+            paint(&text, Level::Red, color),
+            paint("FAIL", Level::Red, color)
+        )
+    }
+}
+
+/// `(1.0 MiB DRAM, 88,064 B per bank x 12 banks) at 0x100040, allocated at file:line:col`
+fn describe(a: &Allocation) -> String {
+    let mut s = format!(
+        "({} {}, {} B per bank x {} banks",
+        format_bytes(a.size),
+        a.buffer_type,
+        format_count(a.per_bank_size),
+        a.num_banks
+    );
+    if let Some(shards) = a.shards {
+        let _ = write!(s, ", sharded over {shards} cores");
+    }
+    let _ = write!(s, ") at {:#x}", a.address);
+    if let Some(label) = &a.label {
+        let _ = write!(s, ", label {label:?}");
+    }
+    match &a.location {
+        Some(loc) => {
+            let _ = write!(s, ",\n      allocated at {loc}");
+        }
+        None => {
+            let _ = write!(s, ", buffer id {}", a.id);
+        }
+    }
+    s
+}

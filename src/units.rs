@@ -1,0 +1,149 @@
+//! Byte sizes written for people: "512 KiB", "1.5 MiB", "2GB", "4096".
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const UNITS: &[(&str, u64)] = &[
+    ("b", 1),
+    ("kb", 1_000),
+    ("mb", 1_000_000),
+    ("gb", 1_000_000_000),
+    ("tb", 1_000_000_000_000),
+    ("pb", 1_000_000_000_000_000),
+    ("kib", 1 << 10),
+    ("mib", 1 << 20),
+    ("gib", 1 << 30),
+    ("tib", 1 << 40),
+    ("pib", 1 << 50),
+];
+
+const ACCEPTED: &str = "a plain number of bytes, or a number with B, kB, MB, GB, TB, PB (powers of 1000) or KiB, MiB, GiB, TiB, PiB (powers of 1024), e.g. \"512 KiB\", \"1.5 MiB\", \"2GB\", \"4096\"";
+
+/// A byte count parsed from text or given as a number.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::ByteSize;
+///
+/// assert_eq!("512 KiB".parse::<ByteSize>()?.bytes(), 524_288);
+/// assert_eq!("1.5 MiB".parse::<ByteSize>()?.bytes(), 1_572_864);
+/// assert_eq!("2GB".parse::<ByteSize>()?.bytes(), 2_000_000_000);
+/// assert_eq!("4096".parse::<ByteSize>()?.bytes(), 4096);
+/// assert!("12 XB".parse::<ByteSize>().is_err());
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// The number of bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// Parses a size.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSize`] naming the text and what is accepted: an
+    /// unknown unit, a negative or malformed number, a fraction of a byte,
+    /// or a size that does not fit in 64 bits.
+    pub fn parse(text: &str) -> Result<ByteSize> {
+        parse_size(text).map(ByteSize)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&crate::types::format_bytes(self.0))
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        ByteSize::parse(s)
+    }
+}
+
+impl From<u64> for ByteSize {
+    fn from(bytes: u64) -> Self {
+        ByteSize(bytes)
+    }
+}
+
+fn invalid(input: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidSize {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_size(input: &str) -> Result<u64> {
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(invalid(
+            input,
+            format!("the size is empty; expected {ACCEPTED}"),
+        ));
+    }
+    if text.starts_with('-') {
+        return Err(invalid(input, "sizes cannot be negative"));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number = number.strip_prefix('+').unwrap_or(number).replace('_', "");
+    let unit = unit.trim();
+    let multiplier = if unit.is_empty() {
+        1
+    } else {
+        UNITS
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(unit))
+            .map(|&(_, m)| m)
+            .ok_or_else(|| invalid(input, format!("unknown unit {unit:?}; expected {ACCEPTED}")))?
+    };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (number.as_str(), ""),
+    };
+    let digits_ok = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits_ok(whole) || !digits_ok(fraction) {
+        return Err(invalid(
+            input,
+            format!("{number:?} is not a number; expected {ACCEPTED}"),
+        ));
+    }
+    // Exact decimal arithmetic: value = digits / 10^fraction_len * multiplier.
+    let overflow = || invalid(input, "the size does not fit in 64 bits (at most 16 EiB)");
+    let digits: u128 = format!("{whole}{fraction}")
+        .trim_start_matches('0')
+        .parse::<u128>()
+        .or_else(|e| {
+            if e.kind() == &std::num::IntErrorKind::Empty {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|_| overflow())?;
+    let scale = 10u128
+        .checked_pow(u32::try_from(fraction.len()).map_err(|_| overflow())?)
+        .ok_or_else(overflow)?;
+    let scaled = digits
+        .checked_mul(u128::from(multiplier))
+        .ok_or_else(overflow)?;
+    if scaled % scale != 0 {
+        return Err(invalid(input, "the size is not a whole number of bytes"));
+    }
+    u64::try_from(scaled / scale).map_err(|_| overflow())
+}

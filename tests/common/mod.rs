@@ -1,0 +1,25 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+/// Replaces `file.rs:LINE:COL` locations in `text` with `file.rs:L:C`, so
+/// that snapshots survive edits that move lines.
+pub fn redact_locations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(".rs:") {
+        out.push_str(&rest[..pos + 4]);
+        rest = &rest[pos + 4..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let line = digits(rest);
+        if line > 0 && rest[line..].starts_with(':') {
+            let col = digits(&rest[line + 1..]);
+            if col > 0 {
+                out.push_str("L:C");
+                rest = &rest[line + 1 + col..];
+                continue;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,487 @@
+//! MemoryGuard, budgets, leak attribution and the assertion macros.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::redact_locations;
+use serial_test::serial;
+use tt_memguard::{
+    Allow, Budget, BufferType, CheckKind, Device, Error, GuardOptions, KIB, MIB, MemoryGuard, Mesh,
+    Preset, Result, SimDevice, assert_memory_budget, assert_no_leak, check, failure_report,
+    try_assert_memory_budget, try_assert_no_leak,
+};
+
+fn failed_report(e: Error) -> tt_memguard::MemoryReport {
+    match e {
+        Error::MemoryCheckFailed { report } => *report,
+        other => panic!("expected a failed check, got {other}"),
+    }
+}
+
+#[test]
+fn a_forgotten_buffer_is_named_with_its_bytes_and_location() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).name("conv_does_not_leak");
+    let w = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+    let line = line!() - 1;
+    std::mem::forget(w);
+    let report = failed_report(guard.finish().unwrap_err());
+    let leak = report.leaks().next().unwrap();
+    assert_eq!(
+        (leak.size, leak.per_bank_size, leak.num_banks, leak.address),
+        (MIB, 88_064, 12, 0x10_0040)
+    );
+    let loc = leak.location.as_ref().unwrap();
+    assert_eq!(
+        (loc.file.as_str(), loc.line, loc.column),
+        ("tests/guard.rs", line, 17)
+    );
+    let dram = report.device().pool(BufferType::Dram);
+    assert_eq!((dram.delta, dram.retained()), (88_064 * 12, 88_064 * 12));
+    insta::assert_snapshot!("forgotten_buffer", redact_locations(&report.to_string()));
+}
+
+#[test]
+fn peak_over_budget_fails_although_nothing_leaks() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev)
+        .name("matmul_fits_in_l1")
+        .budget(Budget::new().l1_peak("512 KiB").dram_peak("64 MiB"));
+    let a = dev.allocate(BufferType::L1, 1024 * KIB, 2048).unwrap(); // 8 pages x 2 KiB per bank
+    let b = dev.allocate(BufferType::Dram, 8 * MIB, 2048).unwrap();
+    drop((a, b));
+    let report = failed_report(guard.finish().unwrap_err());
+    assert_eq!(report.leaks().count(), 0);
+    let failures: Vec<_> = report
+        .failures()
+        .map(|(_, t, v)| (t, v.check, v.actual, v.limit))
+        .collect();
+    assert_eq!(
+        failures,
+        [(BufferType::L1, CheckKind::Peak, 1024 * KIB, 512 * KIB)]
+    );
+    insta::assert_snapshot!("peak_over_budget", redact_locations(&report.to_string()));
+}
+
+#[test]
+fn per_bank_peak_budget() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).budget(Budget::new().l1_peak_per_bank("4 KiB"));
+    // Sharded over 2 cores, 16 pages of 1 KiB: 8 KiB in each of the 64 banks.
+    let a = dev
+        .allocate_sharded(BufferType::L1, 16 * KIB, KIB, 2)
+        .unwrap();
+    drop(a);
+    let report = failed_report(guard.finish().unwrap_err());
+    let v = &report.device().pool(BufferType::L1).checks[0];
+    assert_eq!(
+        (v.per_bank, v.actual, v.limit, v.passed),
+        (true, 8 * KIB, 4 * KIB, false)
+    );
+}
+
+#[test]
+fn retained_budget_allows_some_bytes() {
+    let dev = SimDevice::wormhole_b0();
+    let keep = MIB; // 88,064 B per bank x 12
+    let guard =
+        MemoryGuard::new(&dev).budget(Budget::new().retained(BufferType::Dram, 88_064 * 12));
+    let a = dev.allocate(BufferType::Dram, keep, 2048).unwrap();
+    let report = guard.finish().unwrap();
+    assert!(report.passed);
+    assert_eq!(report.leaks().count(), 0);
+    let guard = MemoryGuard::new(&dev).budget(Budget::new().retained(BufferType::Dram, "1 MiB"));
+    let b = dev.allocate(BufferType::Dram, keep, 2048).unwrap();
+    let report = failed_report(guard.finish().unwrap_err());
+    assert_eq!(report.device().leaked.len(), 1);
+    assert_eq!(report.device().inherited, 1);
+    insta::assert_snapshot!("retained_budget", redact_locations(&report.to_string()));
+    drop((a, b));
+}
+
+#[test]
+fn fragmentation_budget_on_the_largest_free_block() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).budget(
+        Budget::new()
+            .min_largest_free(BufferType::L1, "1 MiB")
+            .retained(BufferType::L1, "1 MiB"),
+    );
+    // Pin a small buffer in the middle of L1: the largest free block halves.
+    let low = dev.allocate(BufferType::L1, 64 * 600 * KIB, 2048).unwrap();
+    let pin = dev.allocate(BufferType::L1, 64 * 2 * KIB, 2048).unwrap();
+    drop(low);
+    let report = failed_report(guard.finish().unwrap_err());
+    let v = report
+        .device()
+        .pool(BufferType::L1)
+        .checks
+        .iter()
+        .find(|v| v.check == CheckKind::LargestFree)
+        .unwrap()
+        .clone();
+    assert!(!v.passed && v.actual < MIB && v.limit == MIB, "{v:?}");
+    insta::assert_snapshot!("fragmentation", redact_locations(&report.to_string()));
+    drop(pin);
+}
+
+#[test]
+fn nested_guards_each_get_their_own_peak() {
+    let dev = SimDevice::wormhole_b0();
+    let outer = MemoryGuard::new(&dev);
+    let big = dev.allocate(BufferType::Dram, 8 * MIB, 2048).unwrap();
+    drop(big);
+    let inner = MemoryGuard::new(&dev);
+    let small = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+    drop(small);
+    let inner = inner.finish().unwrap();
+    let outer = outer.finish().unwrap();
+    assert_eq!(
+        inner.device().pool(BufferType::Dram).peak_above_baseline,
+        88_064 * 12
+    );
+    assert_eq!(
+        outer.device().pool(BufferType::Dram).peak_above_baseline,
+        700_416 * 12
+    );
+}
+
+#[test]
+fn an_inner_guard_does_not_reset_the_outer_peak() {
+    let dev = SimDevice::wormhole_b0();
+    let outer = MemoryGuard::new(&dev);
+    let inner = MemoryGuard::new(&dev);
+    let big = dev.allocate(BufferType::L1, 256 * KIB, 2048).unwrap();
+    drop(big);
+    inner.finish().unwrap();
+    let again = MemoryGuard::new(&dev);
+    again.finish().unwrap();
+    assert_eq!(
+        outer
+            .finish()
+            .unwrap()
+            .device()
+            .pool(BufferType::L1)
+            .peak_above_baseline,
+        4096 * 64
+    );
+}
+
+#[test]
+fn a_panicking_body_still_yields_its_numbers_without_a_double_panic() {
+    let dev = SimDevice::wormhole_b0();
+    let result = std::panic::catch_unwind(|| {
+        let _guard = MemoryGuard::new(&dev).name("panics");
+        let leaked = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+        std::mem::forget(leaked);
+        panic!("kernel failed");
+    });
+    // The body's panic came through; the guard printed its report to
+    // standard error instead of panicking again (which would abort).
+    let payload = result.unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"kernel failed"));
+
+    // The runner's way: catch the body, then take the report.
+    let mut guard = MemoryGuard::new(&dev);
+    let body = std::panic::catch_unwind(|| {
+        let _b = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap();
+        panic!("again");
+    });
+    assert!(body.is_err());
+    guard.mark_panicked();
+    let report = guard.into_report().unwrap();
+    assert!(report.panicked && !report.passed);
+    assert_eq!(
+        report.device().pool(BufferType::L1).peak_above_baseline,
+        2048 * 64
+    );
+    assert_eq!(report.device().pool(BufferType::L1).after, 0);
+}
+
+#[test]
+fn dropping_a_failed_guard_panics_with_the_report() {
+    let dev = SimDevice::wormhole_b0();
+    let result = std::panic::catch_unwind(|| {
+        let _guard = MemoryGuard::new(&dev);
+        std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048).unwrap());
+    });
+    let payload = result.unwrap_err();
+    let message = payload.downcast_ref::<String>().unwrap();
+    assert!(
+        message
+            .contains("leaked 1 buffer (1.0 MiB DRAM, 88,064 B per bank x 12 banks) at 0x100040"),
+        "{message}"
+    );
+}
+
+/// A kernel that allocates a program cache on its first run only.
+fn run_kernel(dev: &Device, cache: &mut Option<tt_memguard::Buffer>) -> Result<u64> {
+    if cache.is_none() {
+        *cache = Some(
+            dev.buffer(BufferType::Dram, 12 * 4096)
+                .page_size(4096)
+                .label("program_cache")
+                .allocate()?,
+        );
+    }
+    let scratch = dev.allocate(BufferType::L1, 64 * 4 * KIB, 4 * KIB)?;
+    Ok(scratch.address())
+}
+
+#[test]
+fn warmup_moves_a_first_run_cache_into_the_baseline() {
+    let dev = SimDevice::wormhole_b0();
+    let mut cache = None;
+    // Without warm-up the cache is a leak.
+    let e = check(&dev, GuardOptions::new(), || {
+        run_kernel(&dev, &mut cache).unwrap()
+    })
+    .unwrap_err();
+    assert_eq!(
+        failed_report(e).device().leaked[0].label.as_deref(),
+        Some("program_cache")
+    );
+
+    let dev = SimDevice::wormhole_b0();
+    let mut cache = None;
+    let (_, report) = check(&dev, GuardOptions::new().warmup(1), || {
+        run_kernel(&dev, &mut cache).unwrap()
+    })
+    .unwrap();
+    assert!(report.passed);
+    assert_eq!(report.device().inherited, 1);
+    assert_eq!(
+        report.device().pool(BufferType::L1).peak_above_baseline,
+        4096 * 64
+    );
+
+    // The macro form.
+    let dev = SimDevice::wormhole_b0();
+    let mut cache = None;
+    let addr = assert_no_leak!(dev, warmup = 2, { run_kernel(&dev, &mut cache).unwrap() });
+    assert_eq!(addr, 0x16_E000 - 4096);
+}
+
+#[test]
+fn allow_listed_persistent_allocations_are_reported_not_leaked() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev)
+        .allow(Allow::label("kv_cache*"))
+        .allow(Allow::Pool(BufferType::Trace));
+    let cache = dev
+        .buffer(BufferType::Dram, MIB)
+        .page_size(2048)
+        .label("kv_cache.layer0")
+        .allocate()
+        .unwrap();
+    std::mem::forget(cache);
+    let report = guard.finish().unwrap();
+    assert!(report.passed);
+    assert_eq!(report.device().persistent.len(), 1);
+    assert_eq!(report.device().pool(BufferType::Dram).retained(), 0);
+    insta::assert_snapshot!("persistent_allowed", redact_locations(&report.to_string()));
+
+    // Without the allow-list the same allocation is a leak.
+    let guard = MemoryGuard::new(&dev).allow(Allow::label("kv_cache"));
+    std::mem::forget(
+        dev.buffer(BufferType::Dram, MIB)
+            .page_size(2048)
+            .label("kv_cache.layer1")
+            .allocate()
+            .unwrap(),
+    );
+    assert_eq!(
+        failed_report(guard.finish().unwrap_err())
+            .device()
+            .leaked
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_mesh_reports_each_device_and_fails_on_the_leaking_one() {
+    let mesh = Mesh::sim(Preset::WormholeN300, 2).unwrap();
+    let guard = MemoryGuard::new(&mesh).name("all_gather");
+    let a = mesh
+        .device(0)
+        .allocate(BufferType::Dram, MIB, 2048)
+        .unwrap();
+    std::mem::forget(
+        mesh.device(1)
+            .allocate(BufferType::L1, 56 * 2 * KIB, 2048)
+            .unwrap(),
+    );
+    drop(a);
+    let report = failed_report(guard.finish().unwrap_err());
+    assert!(report.devices[0].passed);
+    assert!(!report.devices[1].passed);
+    assert_eq!(report.devices[1].leaked.len(), 1);
+    insta::assert_snapshot!("mesh_leak", redact_locations(&report.to_string()));
+}
+
+#[test]
+fn macros_return_the_block_value_and_propagate_question_marks() -> Result<()> {
+    let dev = SimDevice::wormhole_b0();
+    let addr = assert_no_leak!(dev, {
+        let b = dev.allocate(BufferType::Dram, MIB, 2048)?;
+        b.address()
+    });
+    assert_eq!(addr, 0x10_0040);
+    let v = assert_memory_budget!(dev, l1 <= "512 KiB", dram <= 64 * MIB, {
+        let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+        7
+    });
+    assert_eq!(v, 7);
+    // `?` leaves the enclosing function: the error is the allocation's.
+    fn failing(dev: &Device) -> Result<()> {
+        assert_no_leak!(dev, {
+            let _b = dev.allocate(BufferType::Dram, 0, 2048)?;
+        });
+        Ok(())
+    }
+    assert!(matches!(failing(&dev), Err(Error::ZeroSize { .. })));
+    Ok(())
+}
+
+#[test]
+fn try_macros_return_the_failure_with_its_report() -> Result<()> {
+    let dev = SimDevice::wormhole_b0();
+    let r = try_assert_no_leak!(dev, {
+        std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?)
+    });
+    let report = failure_report(r.as_ref().unwrap_err()).unwrap();
+    assert_eq!(report.leaks().count(), 1);
+
+    let dev = SimDevice::wormhole_b0();
+    let r = try_assert_memory_budget!(dev, l1_per_bank <= "1 KiB", {
+        dev.allocate(BufferType::L1, 64 * 2 * KIB, 2048)?.size()
+    });
+    let report = failure_report(r.as_ref().unwrap_err()).unwrap();
+    let (_, t, v) = report.failures().next().unwrap();
+    assert_eq!((t, v.per_bank, v.actual), (BufferType::L1, true, 2048));
+    let ok = try_assert_memory_budget!(dev, dram <= "1 MiB", { 5 });
+    assert_eq!(ok?, 5);
+    Ok(())
+}
+
+#[test]
+fn tolerance_adds_slack() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).budget(Budget::new().tolerance(12 * 2048));
+    std::mem::forget(dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap());
+    assert!(guard.finish().unwrap().passed);
+}
+
+#[test]
+fn bad_budget_text_is_an_error_naming_it() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).budget(Budget::new().l1_peak("12 XB"));
+    let e = guard.finish().unwrap_err();
+    assert!(matches!(e, Error::InvalidBudget { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("invalid L1 peak budget: invalid size \"12 XB\": unknown unit \"XB\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn report_serializes_deterministically() {
+    let run = || {
+        let dev = SimDevice::wormhole_b0();
+        let guard = MemoryGuard::new(&dev)
+            .name("json")
+            .budget(Budget::new().l1_peak("1 MiB"));
+        std::mem::forget(
+            dev.buffer(BufferType::L1, 64 * 4 * KIB)
+                .page_size(4096)
+                .label("w")
+                .allocate()
+                .unwrap(),
+        );
+        serde_json::to_string_pretty(&guard.into_report().unwrap()).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    insta::assert_snapshot!("report_json", redact_locations(&a));
+}
+
+// Several #[test]s sharing one device must not run at the same time, or one
+// test's allocations would show up in another's guard: serial_test orders them.
+fn shared_device() -> &'static Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE.get_or_init(SimDevice::wormhole_b0)
+}
+
+#[test]
+#[serial(shared_device)]
+fn shared_device_first() {
+    let dev = shared_device();
+    assert_no_leak!(dev, {
+        let _a = dev.allocate(BufferType::Dram, 4 * MIB, 2048).unwrap();
+    });
+}
+
+#[test]
+#[serial(shared_device)]
+fn shared_device_second() {
+    let dev = shared_device();
+    assert_memory_budget!(dev, dram <= "5 MiB", {
+        let _a = dev.allocate(BufferType::Dram, 4 * MIB, 2048).unwrap();
+    });
+}
+
+#[test]
+fn budget_size_errors_name_the_text_and_what_is_accepted() {
+    use tt_memguard::ByteSize;
+    let accepted = "a plain number of bytes, or a number with B, kB, MB, GB, TB, PB (powers of 1000) or KiB, MiB, GiB, TiB, PiB (powers of 1024), e.g. \"512 KiB\", \"1.5 MiB\", \"2GB\", \"4096\"";
+    let cases = [
+        (
+            "12 XB",
+            format!("invalid size \"12 XB\": unknown unit \"XB\"; expected {accepted}"),
+        ),
+        (
+            "-1 MiB",
+            "invalid size \"-1 MiB\": sizes cannot be negative".to_string(),
+        ),
+        (
+            "",
+            format!("invalid size \"\": the size is empty; expected {accepted}"),
+        ),
+        (
+            "1.5.5 MiB",
+            format!("invalid size \"1.5.5 MiB\": \"1.5.5\" is not a number; expected {accepted}"),
+        ),
+        (
+            "99999999 PiB",
+            "invalid size \"99999999 PiB\": the size does not fit in 64 bits (at most 16 EiB)"
+                .to_string(),
+        ),
+        (
+            "0.5 B",
+            "invalid size \"0.5 B\": the size is not a whole number of bytes".to_string(),
+        ),
+    ];
+    for (text, message) in cases {
+        let e = ByteSize::parse(text).unwrap_err();
+        assert!(matches!(e, Error::InvalidSize { .. }));
+        assert_eq!(e.to_string(), message, "{text:?}");
+    }
+    for (text, bytes) in [
+        ("512 KiB", 524_288),
+        ("1.5 MiB", 1_572_864),
+        ("2GB", 2_000_000_000),
+        ("2 gb", 2_000_000_000),
+        ("4096", 4096),
+        ("1_000 B", 1000),
+        ("16 EiB", 0),
+    ] {
+        if bytes == 0 {
+            assert!(ByteSize::parse(text).is_err());
+        } else {
+            assert_eq!(ByteSize::parse(text).unwrap().bytes(), bytes, "{text}");
+        }
+    }
+}
