@@ -44,7 +44,7 @@ where
     for _ in 0..options.warmup {
         drop(body());
     }
-    let guard = MemoryGuard::start(source.devices(), options, Location::caller())?;
+    let guard = MemoryGuard::start(source.devices(), options, Some(Location::caller()))?;
     let value = body();
     let report = guard.finish()?;
     Ok((value, report))
@@ -71,7 +71,7 @@ where
 #[doc(hidden)]
 #[track_caller]
 pub fn macro_guard<S: MemorySource + ?Sized>(source: &S, options: GuardOptions) -> MemoryGuard {
-    match MemoryGuard::start(source.devices(), options, Location::caller()) {
+    match MemoryGuard::start(source.devices(), options, Some(Location::caller())) {
         Ok(guard) => guard,
         Err(e) => panic!("cannot start a memory guard: {e}"),
     }

@@ -151,6 +151,50 @@ pub enum Error {
         report: Box<crate::report::MemoryReport>,
     },
 
+    /// A bad budget file.
+    #[error("{}:{line}: {}{reason}", path.display(), describe_config_item(key, value))]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// Line, from 1.
+        line: usize,
+        /// The key (empty for a syntax error).
+        key: String,
+        /// The value as written (empty when there is none).
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// A bad environment variable.
+    #[error("environment variable {var}={value:?}: {reason}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// A bad command-line flag of the memguard runner.
+    #[error("command-line flag {flag}: {reason}")]
+    Cli {
+        /// The flag.
+        flag: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// A file that is not a memguard JSON report.
+    #[error("{} is not a memguard report: {reason}", path.display())]
+    ReportFormat {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        reason: String,
+    },
+
     /// A pool name that is not one of the four.
     #[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
     UnknownBufferType {
@@ -213,6 +257,14 @@ pub enum Error {
         #[source]
         source: cxx::Exception,
     },
+}
+
+fn describe_config_item(key: &str, value: &str) -> String {
+    match (key.is_empty(), value.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("{key}: "),
+        (false, false) => format!("{key} = {value:?}: "),
+    }
 }
 
 fn oom_hint(

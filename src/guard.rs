@@ -123,7 +123,7 @@ struct Scope {
 pub struct MemoryGuard {
     scopes: Vec<Scope>,
     options: GuardOptions,
-    location: &'static Location<'static>,
+    location: Option<&'static Location<'static>>,
     armed: bool,
     panicked: bool,
 }
@@ -180,13 +180,13 @@ impl MemoryGuard {
         source: &S,
         options: GuardOptions,
     ) -> Result<MemoryGuard> {
-        Self::start(source.devices(), options, Location::caller())
+        Self::start(source.devices(), options, Some(Location::caller()))
     }
 
     pub(crate) fn start(
         devices: Vec<Device>,
         options: GuardOptions,
-        location: &'static Location<'static>,
+        location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
         let mut scopes = Vec::with_capacity(devices.len());
         for device in devices {
@@ -284,12 +284,9 @@ impl MemoryGuard {
             .collect::<Result<Vec<_>>>()?;
         Ok(MemoryReport {
             name: self.options.name.clone(),
-            location: Some(format!(
-                "{}:{}:{}",
-                self.location.file(),
-                self.location.line(),
-                self.location.column()
-            )),
+            location: self
+                .location
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
             passed: !self.panicked && devices.iter().all(|d| d.passed),
             panicked: self.panicked,
             devices,
@@ -439,8 +436,8 @@ impl Drop for MemoryGuard {
             Ok(report) if panicking => eprintln!("{report}"),
             Ok(report) if !report.passed => panic!("{report}"),
             Ok(_) => {}
-            Err(e) if panicking => eprintln!("memory guard at {}: {e}", self.location),
-            Err(e) => panic!("memory guard at {}: {e}", self.location),
+            Err(e) if panicking => eprintln!("memory guard: {e}"),
+            Err(e) => panic!("memory guard: {e}"),
         }
     }
 }

@@ -5,6 +5,7 @@ mod budget;
 mod check;
 mod device;
 mod guard;
+mod harness;
 #[macro_use]
 mod macros;
 mod error;
@@ -22,6 +23,10 @@ pub use check::{assert_memory, check, failure_report};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{Error, Result};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
+pub use harness::{
+    BudgetConfig, DeviceProvider, Glob, Harness, RunReport, SharedDevice, Test, TestOutcome,
+    TestRecord, TestResult, TestStatus, load_budget_file,
+};
 pub use mesh::{MemorySource, Mesh};
 pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};

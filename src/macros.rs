@@ -143,3 +143,47 @@ macro_rules! __memguard_limit {
         $b.peak_per_bank($crate::BufferType::Trace, $l)
     };
 }
+
+/// Generates the `main` of a `[[test]] harness = false` target: every listed
+/// function `fn(&Device) -> TestResult` (or `-> ()`) becomes a memory-checked
+/// test on a fresh simulated Wormhole B0.
+///
+/// ```no_run
+/// use tt_memguard::{BufferType, Device, TestResult, KIB};
+///
+/// fn fits_in_l1(dev: &Device) -> TestResult {
+///     let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+///     Ok(())
+/// }
+///
+/// tt_memguard::main!(fits_in_l1);
+/// ```
+///
+/// The full form takes a configured [`Harness`](crate::Harness):
+///
+/// ```no_run
+/// # use tt_memguard::{Budget, Device, DeviceProvider, Harness, Preset, TestResult};
+/// # fn a(_: &Device) -> TestResult { Ok(()) }
+/// # fn b(_: &Device) -> TestResult { Ok(()) }
+/// tt_memguard::main! {
+///     harness = Harness::new()
+///         .device(DeviceProvider::sim(Preset::BlackholeP150))
+///         .budget(Budget::new().l1_peak("1 MiB"));
+///     tests = a, b
+/// }
+/// ```
+#[macro_export]
+macro_rules! main {
+    (harness = $harness:expr; tests = $($test:ident),+ $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            let harness: $crate::Harness = $harness;
+            harness
+                .manifest_dir(env!("CARGO_MANIFEST_DIR"))
+                $(.test(stringify!($test), $test))+
+                .run()
+        }
+    };
+    ($($test:ident),+ $(,)?) => {
+        $crate::main! { harness = $crate::Harness::new(); tests = $($test),+ }
+    };
+}

@@ -161,7 +161,9 @@ impl Snapshot {
 }
 
 /// Where an allocation was made: the caller of the allocating function.
+/// Serialized as `"file:line:column"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct SourceLocation {
     /// Source file, as the compiler names it.
     pub file: String,
@@ -177,6 +179,30 @@ impl From<&std::panic::Location<'_>> for SourceLocation {
             file: location.file().to_string(),
             line: location.line(),
             column: location.column(),
+        }
+    }
+}
+
+impl From<SourceLocation> for String {
+    fn from(location: SourceLocation) -> String {
+        location.to_string()
+    }
+}
+
+impl TryFrom<String> for SourceLocation {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let mut parts = text.rsplitn(3, ':');
+        let column = parts.next().and_then(|c| c.parse().ok());
+        let line = parts.next().and_then(|l| l.parse().ok());
+        match (parts.next(), line, column) {
+            (Some(file), Some(line), Some(column)) => Ok(SourceLocation {
+                file: file.to_string(),
+                line,
+                column,
+            }),
+            _ => Err(format!("expected \"file:line:column\", got {text:?}")),
         }
     }
 }

@@ -334,7 +334,7 @@ fn live_allocations_name_size_label_and_location() {
         .label("weights")
         .allocate()
         .unwrap();
-    let line = line!() - 1;
+    let line = line!() - 2; // the `.allocate()` call above
     let live = dev.live_allocations().unwrap();
     assert_eq!(live.len(), 1);
     let a = &live[0];

@@ -1,0 +1,420 @@
+//! Budgets for CI: a `memguard.toml` at the package root and environment
+//! variables, layered over the budgets set in code (env > file > code).
+//!
+//! ```toml
+//! # Defaults for every test.
+//! [defaults]
+//! l1_peak = "512 KiB"
+//! dram_peak = "64 MiB"
+//! tolerance = "4 KiB"
+//!
+//! # Per test, by exact name or glob (`*`, `?`, `[a-z]`); globs apply in file
+//! # order, exact names last.
+//! [tests."conv_*"]
+//! l1_peak = "1 MiB"
+//! l1_min_largest_free = "256 KiB"
+//! ```
+//!
+//! Keys are `<pool>_<check>` with pool `dram`, `l1`, `l1_small`, `trace` and
+//! check `peak`, `peak_per_bank`, `retained`, `retained_per_bank`,
+//! `min_largest_free`; plus `tolerance`. The same keys, upper-cased and
+//! prefixed with `TT_MEMGUARD_`, are read from the environment and apply to
+//! every test (for example `TT_MEMGUARD_L1_PEAK=256KiB`).
+
+use std::path::{Path, PathBuf};
+
+use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
+use crate::error::{Error, Result};
+use crate::types::BufferType;
+use crate::units::ByteSize;
+
+/// One budget key: pool, check, per bank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Limit(BufferType, CheckKind, bool),
+    Tolerance,
+}
+
+const POOLS: [(&str, BufferType); 4] = [
+    ("l1_small", BufferType::L1Small),
+    ("dram", BufferType::Dram),
+    ("l1", BufferType::L1),
+    ("trace", BufferType::Trace),
+];
+
+const CHECKS: [(&str, CheckKind, bool); 5] = [
+    ("peak_per_bank", CheckKind::Peak, true),
+    ("peak", CheckKind::Peak, false),
+    ("retained_per_bank", CheckKind::Retained, true),
+    ("retained", CheckKind::Retained, false),
+    ("min_largest_free", CheckKind::LargestFree, true),
+];
+
+fn parse_key(key: &str) -> Option<Key> {
+    if key == "tolerance" {
+        return Some(Key::Tolerance);
+    }
+    for (pool_name, pool) in POOLS {
+        if let Some(check) = key
+            .strip_prefix(pool_name)
+            .and_then(|r| r.strip_prefix('_'))
+        {
+            for (check_name, kind, per_bank) in CHECKS {
+                if check == check_name {
+                    return Some(Key::Limit(pool, kind, per_bank));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn accepted_keys() -> String {
+    "<pool>_<check> with pool dram, l1, l1_small or trace and check peak, peak_per_bank, retained, retained_per_bank or min_largest_free (e.g. l1_peak), or tolerance".to_string()
+}
+
+fn apply(budget: Budget, key: Key, bytes: u64, source: BudgetSource) -> Budget {
+    match key {
+        Key::Tolerance => budget.tolerance(bytes),
+        Key::Limit(pool, kind, per_bank) => budget.with_limit(
+            pool,
+            kind,
+            Limit {
+                bytes,
+                per_bank,
+                source,
+            },
+        ),
+    }
+}
+
+/// A glob over test names: `*` any run of characters, `?` one character,
+/// `[abc]` / `[a-z]` / `[!a-z]` one character of a class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    pattern: Vec<char>,
+}
+
+impl Glob {
+    /// Checks and compiles a pattern.
+    ///
+    /// # Errors
+    ///
+    /// A description of the problem (an unclosed or empty `[...]` class).
+    pub fn new(pattern: &str) -> std::result::Result<Glob, String> {
+        let chars: Vec<char> = pattern.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] == '[' {
+                let start = i;
+                i += 1;
+                if i < chars.len() && chars[i] == '!' {
+                    i += 1;
+                }
+                let body = i;
+                while i < chars.len() && chars[i] != ']' {
+                    i += 1;
+                }
+                if i == chars.len() {
+                    return Err(format!(
+                        "the class opened at character {} is not closed with ']'",
+                        start + 1
+                    ));
+                }
+                if i == body {
+                    return Err(format!("the class at character {} is empty", start + 1));
+                }
+            }
+            i += 1;
+        }
+        Ok(Glob { pattern: chars })
+    }
+
+    /// Whether the pattern has wildcards (otherwise it is an exact name).
+    pub fn is_literal(&self) -> bool {
+        !self.pattern.iter().any(|c| matches!(c, '*' | '?' | '['))
+    }
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        let name: Vec<char> = name.chars().collect();
+        matches_from(&self.pattern, &name)
+    }
+}
+
+fn class_matches(class: &[char], c: char) -> bool {
+    let (negate, class) = match class.first() {
+        Some('!') => (true, &class[1..]),
+        _ => (false, class),
+    };
+    let mut hit = false;
+    let mut i = 0;
+    while i < class.len() {
+        if i + 2 < class.len() && class[i + 1] == '-' {
+            hit |= class[i] <= c && c <= class[i + 2];
+            i += 3;
+        } else {
+            hit |= class[i] == c;
+            i += 1;
+        }
+    }
+    hit != negate
+}
+
+fn matches_from(p: &[char], s: &[char]) -> bool {
+    // Iterative matcher with single-star backtracking.
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some((pi, si));
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                '[' => {
+                    let end = pi + p[pi..].iter().position(|&c| c == ']').unwrap_or(0);
+                    if class_matches(&p[pi + 1..end], s[si]) {
+                        pi = end + 1;
+                        si += 1;
+                        continue;
+                    }
+                }
+                c if c == s[si] => {
+                    pi += 1;
+                    si += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    glob: Glob,
+    budget: Budget,
+}
+
+/// Budgets read from a `memguard.toml` and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetConfig {
+    defaults: Budget,
+    entries: Vec<Entry>,
+    env: Budget,
+}
+
+impl BudgetConfig {
+    /// No file, no environment.
+    pub fn empty() -> BudgetConfig {
+        BudgetConfig::default()
+    }
+
+    /// Reads `path` when it exists (a missing file is no budget), then the
+    /// environment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the file, line, key and value for an unknown
+    /// key, a bad size or a bad glob; [`Error::Env`] for a bad variable.
+    pub fn load(path: &Path) -> Result<BudgetConfig> {
+        let mut config = if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Self::parse(&text, path)?
+        } else {
+            BudgetConfig::default()
+        };
+        config.env = Self::from_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    /// Parses the text of a budget file; `path` names it in errors and in
+    /// budget sources.
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub fn parse(text: &str, path: &Path) -> Result<BudgetConfig> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let fail = |offset: usize, key: &str, value: &str, reason: String| Error::Config {
+            path: path.to_path_buf(),
+            line: line_of(offset),
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let doc = toml_edit::Document::parse(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            fail(offset, "", "", format!("not valid TOML: {}", e.message()))
+        })?;
+        let display = path
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| path.to_path_buf());
+        let mut config = BudgetConfig::default();
+        for (name, item) in doc.as_table().iter() {
+            let (key, _) = doc
+                .as_table()
+                .get_key_value(name)
+                .expect("key of this table");
+            let offset = key.span().map(|s| s.start).unwrap_or(0);
+            match (name, item) {
+                ("defaults", toml_edit::Item::Table(table)) => {
+                    let source = BudgetSource::File(format!("{} [defaults]", display.display()));
+                    config.defaults = read_budget(table, &source, &fail)?;
+                }
+                ("tests", toml_edit::Item::Table(tests)) => {
+                    for (pattern, item) in tests.iter() {
+                        let (pkey, _) = tests.get_key_value(pattern).expect("key of this table");
+                        let poffset = pkey.span().map(|s| s.start).unwrap_or(offset);
+                        let glob = Glob::new(pattern).map_err(|reason| {
+                            fail(poffset, "tests", pattern, format!("bad glob: {reason}"))
+                        })?;
+                        let Some(table) = item.as_table() else {
+                            return Err(fail(
+                                poffset,
+                                "tests",
+                                pattern,
+                                "expected a table of budgets: [tests.\"NAME\"]".to_string(),
+                            ));
+                        };
+                        let source = BudgetSource::File(format!(
+                            "{} [tests.{pattern:?}]",
+                            display.display()
+                        ));
+                        config.entries.push(Entry {
+                            glob,
+                            budget: read_budget(table, &source, &fail)?,
+                        });
+                    }
+                }
+                _ => {
+                    return Err(fail(
+                        offset,
+                        name,
+                        "",
+                        "unknown section: expected [defaults] or [tests.\"NAME-OR-GLOB\"]"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        // Exact names override globs.
+        config.entries.sort_by_key(|e| e.glob.is_literal());
+        Ok(config)
+    }
+
+    /// Reads the `TT_MEMGUARD_<KEY>` budget variables from `vars`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] naming the variable and its value for a bad size.
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Budget> {
+        let mut budget = Budget::new();
+        let mut vars: Vec<(String, String)> = vars.into_iter().collect();
+        vars.sort();
+        for (var, value) in vars {
+            let Some(name) = var.strip_prefix("TT_MEMGUARD_") else {
+                continue;
+            };
+            let Some(key) = parse_key(&name.to_ascii_lowercase()) else {
+                continue; // other settings (TT_MEMGUARD_DEVICE, ...) are not budgets
+            };
+            let bytes = ByteSize::parse(&value).map_err(|e| Error::Env {
+                var: var.clone(),
+                value: value.clone(),
+                reason: e.to_string(),
+            })?;
+            budget = apply(budget, key, bytes.0, BudgetSource::Env(var.clone()));
+        }
+        Ok(budget)
+    }
+
+    /// The budget of one test: `code`, then the file's defaults, matching
+    /// globs and exact entries, then the environment.
+    pub fn budget_for(&self, test: &str, code: &Budget) -> Budget {
+        let mut budget = code.clone().overlay(&self.defaults);
+        for entry in self.entries.iter().filter(|e| e.glob.matches(test)) {
+            budget = budget.overlay(&entry.budget);
+        }
+        budget.overlay(&self.env)
+    }
+}
+
+fn read_budget(
+    table: &toml_edit::Table,
+    source: &BudgetSource,
+    fail: &dyn Fn(usize, &str, &str, String) -> Error,
+) -> Result<Budget> {
+    let mut budget = Budget::new();
+    for (name, item) in table.iter() {
+        let offset = table
+            .get_key_value(name)
+            .and_then(|(k, _)| k.span())
+            .map(|s| s.start)
+            .unwrap_or(0);
+        let value_text = item
+            .as_value()
+            .map(|v| match v.as_str() {
+                Some(s) => s.to_string(),
+                None => v.to_string().trim().to_string(),
+            })
+            .unwrap_or_default();
+        let key = parse_key(name).ok_or_else(|| {
+            fail(
+                offset,
+                name,
+                &value_text,
+                format!("unknown key; expected {}", accepted_keys()),
+            )
+        })?;
+        let bytes = match item.as_value() {
+            Some(v) if v.as_str().is_some() => {
+                ByteSize::parse(v.as_str().unwrap_or_default())
+                    .map_err(|e| fail(offset, name, &value_text, e.to_string()))?
+                    .0
+            }
+            Some(v) if v.as_integer().is_some() => {
+                let n = v.as_integer().unwrap_or_default();
+                u64::try_from(n).map_err(|_| {
+                    fail(
+                        offset,
+                        name,
+                        &value_text,
+                        "sizes cannot be negative".to_string(),
+                    )
+                })?
+            }
+            _ => {
+                return Err(fail(
+                    offset,
+                    name,
+                    &value_text,
+                    "expected a size: a number of bytes or a string such as \"512 KiB\""
+                        .to_string(),
+                ));
+            }
+        };
+        budget = apply(budget, key, bytes, source.clone());
+    }
+    Ok(budget)
+}

@@ -1,0 +1,288 @@
+//! What the runner writes: the per-test memory table, JSON reports (one file,
+//! or a directory several processes write into and that can be merged), and
+//! insta snapshots of each test's report.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::render::{Level, paint};
+use crate::report::MemoryReport;
+use crate::types::{BufferType, format_bytes};
+
+/// How a test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestStatus {
+    /// Body and memory checks passed.
+    Passed,
+    /// The body failed or panicked, or a memory check failed.
+    Failed,
+}
+
+/// One test's entry in a run report.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRecord {
+    /// The test's name.
+    pub name: String,
+    /// How it ended.
+    pub status: TestStatus,
+    /// The body's error or panic message, if any.
+    pub error: Option<String>,
+    /// What the test did to device memory (absent when no device could be
+    /// opened).
+    pub memory: Option<MemoryReport>,
+}
+
+/// The memory reports of a test run, sorted by test name.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Report format version.
+    pub version: u32,
+    /// One record per test that ran.
+    pub tests: Vec<TestRecord>,
+}
+
+impl RunReport {
+    pub(crate) fn new(mut tests: Vec<TestRecord>) -> RunReport {
+        tests.sort_by(|a, b| a.name.cmp(&b.name));
+        RunReport { version: 1, tests }
+    }
+
+    /// Writes the report as JSON, atomically (a temporary file, then a
+    /// rename), so that a reader never sees half a report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the path.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let json = serde_json::to_string_pretty(self).expect("reports serialize");
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, json + "\n").map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads a JSON report.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`], or [`Error::ReportFormat`] naming the file.
+    pub fn read(path: &Path) -> Result<RunReport> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::ReportFormat {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes this process's part of a report directory: one file per
+    /// process, named after the test binary and the tests it ran, so that
+    /// concurrent processes (nextest runs one per test) never collide.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file.
+    pub fn write_into_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let exe = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "tests".to_string());
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the test names
+        for t in &self.tests {
+            for b in t.name.bytes().chain([0]) {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let path = dir.join(format!("{exe}-{hash:016x}.json"));
+        self.write(&path)?;
+        Ok(path)
+    }
+
+    /// Merges every `*.json` report of a directory into one report. A test
+    /// reported by several files keeps the record of the last file in name
+    /// order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the directory cannot be read, [`Error::ReportFormat`]
+    /// naming a file that is not a report.
+    pub fn merge_dir(dir: &Path) -> Result<RunReport> {
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut merged = std::collections::BTreeMap::new();
+        for file in files {
+            for record in RunReport::read(&file)?.tests {
+                merged.insert(record.name.clone(), record);
+            }
+        }
+        Ok(RunReport::new(merged.into_values().collect()))
+    }
+
+    /// The table printed after a run: one row per test with its verdict, L1
+    /// and DRAM peaks above baseline (with budget use) and leaked bytes.
+    /// Long runs show the failures and the largest peaks only.
+    pub fn table(&self, color: bool) -> String {
+        const FULL_UP_TO: usize = 100;
+        const TOP: usize = 20;
+        let mut rows: Vec<&TestRecord> = self.tests.iter().collect();
+        let mut note = String::new();
+        if rows.len() > FULL_UP_TO {
+            let peak = |r: &TestRecord| {
+                r.memory
+                    .as_ref()
+                    .map(|m| {
+                        m.devices
+                            .iter()
+                            .map(|d| {
+                                d.pool(BufferType::L1).peak_above_baseline
+                                    + d.pool(BufferType::Dram).peak_above_baseline
+                            })
+                            .sum::<u64>()
+                    })
+                    .unwrap_or(0)
+            };
+            let mut failed: Vec<&TestRecord> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.status == TestStatus::Failed)
+                .collect();
+            let mut passed: Vec<&TestRecord> = rows
+                .iter()
+                .copied()
+                .filter(|r| r.status == TestStatus::Passed)
+                .collect();
+            passed.sort_by_key(|r| std::cmp::Reverse(peak(r)));
+            passed.truncate(TOP);
+            note = format!(
+                "  ({} tests: showing {} failed and the {} largest peaks; the JSON report has all)\n",
+                rows.len(),
+                failed.len(),
+                passed.len()
+            );
+            failed.extend(passed);
+            rows = failed;
+        }
+        let mut out = String::new();
+        let _ = writeln!(out, "\nmemory summary:");
+        let _ = writeln!(
+            out,
+            "  {:<40} {:<7} {:>22} {:>22} {:>12}",
+            "TEST", "RESULT", "L1 PEAK", "DRAM PEAK", "LEAKED"
+        );
+        for r in rows {
+            let result = match r.status {
+                TestStatus::Passed => paint("ok", Level::Green, color),
+                TestStatus::Failed => paint("FAILED", Level::Red, color),
+            };
+            let pad = if color { 7 + 9 } else { 7 };
+            match &r.memory {
+                Some(m) => {
+                    for d in &m.devices {
+                        let cell = |t: BufferType| {
+                            let p = d.pool(t);
+                            let limit = p
+                                .checks
+                                .iter()
+                                .find(|v| v.check == crate::budget::CheckKind::Peak);
+                            match limit {
+                                Some(v) => {
+                                    let text = format!(
+                                        "{}/{}",
+                                        format_bytes(v.actual),
+                                        format_bytes(v.limit)
+                                    );
+                                    let padded = format!("{text:>22}");
+                                    paint(
+                                        &padded,
+                                        if v.passed {
+                                            Level::of(v.usage())
+                                        } else {
+                                            Level::Red
+                                        },
+                                        color,
+                                    )
+                                }
+                                None => format!("{:>22}", format_bytes(p.peak_above_baseline)),
+                            }
+                        };
+                        let leaked: u64 = d.pools.iter().map(|p| p.retained()).sum();
+                        let name = if m.devices.len() > 1 {
+                            format!("{} [{}]", r.name, d.device)
+                        } else {
+                            r.name.clone()
+                        };
+                        let _ = writeln!(
+                            out,
+                            "  {:<40} {:<pad$} {} {} {:>12}",
+                            name,
+                            result,
+                            cell(BufferType::L1),
+                            cell(BufferType::Dram),
+                            format_bytes(leaked)
+                        );
+                    }
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  {:<40} {:<pad$} {:>22} {:>22} {:>12}",
+                        r.name, result, "-", "-", "-"
+                    );
+                }
+            }
+        }
+        out.push_str(&note);
+        out
+    }
+}
+
+/// Asserts a test's memory report as the insta snapshot `memguard__<test>`
+/// in `dir`, so that a footprint change shows up in `cargo insta review`.
+/// With `CI=true` insta writes nothing and a mismatch fails.
+pub(crate) fn assert_snapshot(dir: &Path, test: &str, report: &MemoryReport) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(dir);
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.set_description(format!("memory report of test {test}"));
+    let name = format!("memguard__{}", sanitize(test));
+    let text = report.to_string();
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

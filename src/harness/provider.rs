@@ -1,0 +1,168 @@
+//! Where each test's device comes from: a fresh simulated device per test
+//! (tests run in parallel), or one shared device that tests take in turn.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::source::sim::{Preset, SimDevice};
+use crate::units::ByteSize;
+
+/// Where the runner gets each test's device.
+#[derive(Debug, Clone)]
+pub enum DeviceProvider {
+    /// A fresh simulated device for every test: no test can see another's
+    /// allocations, so tests may run in parallel.
+    Sim {
+        /// The device model.
+        preset: Preset,
+        /// L1_SMALL bytes per bank.
+        l1_small_size: u64,
+        /// TRACE bytes in total.
+        trace_region_size: u64,
+    },
+    /// One device shared by every test (a real device): the runner
+    /// serializes tests on it, and each test starts from its own baseline.
+    Shared(SharedDevice),
+}
+
+/// A device shared by tests, with the lock that serializes them.
+#[derive(Debug, Clone)]
+pub struct SharedDevice {
+    device: Device,
+    lock: Arc<Mutex<()>>,
+}
+
+impl DeviceProvider {
+    /// A fresh simulated device of `preset` per test, no carve-outs.
+    pub fn sim(preset: Preset) -> DeviceProvider {
+        DeviceProvider::Sim {
+            preset,
+            l1_small_size: 0,
+            trace_region_size: 0,
+        }
+    }
+
+    /// One device for every test, taken in turn.
+    pub fn shared(device: Device) -> DeviceProvider {
+        DeviceProvider::Shared(SharedDevice {
+            device,
+            lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Parses `TT_MEMGUARD_DEVICE`: `sim` (Wormhole B0) or
+    /// `sim:<preset>` (`wormhole_b0`, `wormhole_n300`, `blackhole_p150` or
+    /// a short form), with `TT_MEMGUARD_L1_SMALL_SIZE` and
+    /// `TT_MEMGUARD_TRACE_REGION_SIZE` for carve-outs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] listing the accepted values.
+    pub fn from_env_value(value: &str) -> Result<DeviceProvider> {
+        let bad = |reason: String| Error::Env {
+            var: "TT_MEMGUARD_DEVICE".to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), or tt-metal[:ID] with the tt-metal feature";
+        let (kind, rest) = match value.split_once(':') {
+            Some((k, r)) => (k, Some(r)),
+            None => (value, None),
+        };
+        match (kind.trim(), rest) {
+            ("sim", None) => Ok(DeviceProvider::sim(Preset::WormholeB0)),
+            ("sim", Some(preset)) => preset
+                .parse::<Preset>()
+                .map(DeviceProvider::sim)
+                .map_err(|_| bad(format!("unknown simulated device {preset:?}; {accepted}"))),
+            ("tt-metal" | "tt_metal", _) => Err(bad(
+                "TT-Metal devices need the `tt-metal` cargo feature of tt-memguard (and a TT-Metal install)".to_string(),
+            )),
+            _ => Err(bad(format!("unknown device; {accepted}"))),
+        }
+    }
+
+    /// The provider named by the environment, if `TT_MEMGUARD_DEVICE` is set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] for a bad device or carve-out value.
+    pub fn from_env() -> Result<Option<DeviceProvider>> {
+        let Ok(value) = std::env::var("TT_MEMGUARD_DEVICE") else {
+            return Ok(None);
+        };
+        let mut provider = Self::from_env_value(&value)?;
+        if let DeviceProvider::Sim {
+            l1_small_size,
+            trace_region_size,
+            ..
+        } = &mut provider
+        {
+            for (var, slot) in [
+                ("TT_MEMGUARD_L1_SMALL_SIZE", l1_small_size),
+                ("TT_MEMGUARD_TRACE_REGION_SIZE", trace_region_size),
+            ] {
+                if let Ok(text) = std::env::var(var) {
+                    *slot = ByteSize::parse(&text)
+                        .map_err(|e| Error::Env {
+                            var: var.to_string(),
+                            value: text.clone(),
+                            reason: e.to_string(),
+                        })?
+                        .0;
+                }
+            }
+        }
+        Ok(Some(provider))
+    }
+
+    /// The device a test runs on, held for the test's duration.
+    pub(crate) fn acquire(&self) -> Result<Lease<'_>> {
+        match self {
+            DeviceProvider::Sim {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => Ok(Lease {
+                device: SimDevice::builder(*preset)
+                    .l1_small_size(*l1_small_size)
+                    .trace_region_size(*trace_region_size)
+                    .build()?,
+                _turn: None,
+            }),
+            DeviceProvider::Shared(shared) => Ok(Lease {
+                _turn: Some(shared.lock.lock().unwrap_or_else(|e| e.into_inner())),
+                device: shared.device.clone(),
+            }),
+        }
+    }
+
+    /// A short description for the report header.
+    pub fn describe(&self) -> String {
+        match self {
+            DeviceProvider::Sim {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => {
+                let mut s = format!("sim:{preset}, a fresh device per test");
+                if *l1_small_size > 0 || *trace_region_size > 0 {
+                    s.push_str(&format!(
+                        " (l1_small_size {l1_small_size}, trace_region_size {trace_region_size})"
+                    ));
+                }
+                s
+            }
+            DeviceProvider::Shared(shared) => {
+                format!("{}, shared, tests serialized", shared.device.name())
+            }
+        }
+    }
+}
+
+/// A test's device; for a shared device, also its turn.
+pub(crate) struct Lease<'a> {
+    pub device: Device,
+    _turn: Option<MutexGuard<'a, ()>>,
+}

@@ -1,0 +1,38 @@
+//! A suite run by the memguard runner itself (`harness = false`): what a
+//! kernel developer's test file looks like. Runs under `cargo test` and
+//! `cargo nextest run`.
+
+use tt_memguard::{BufferType, Device, KIB, MIB, TestResult, assert_memory_budget, assert_no_leak};
+
+fn matmul_fits_in_l1(dev: &Device) -> TestResult {
+    let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+    let b = dev.allocate(BufferType::Dram, 8 * MIB, 2048)?;
+    assert_eq!(a.address(), 0x16_D000); // the top of every core's L1
+    drop((a, b));
+    Ok(())
+}
+
+fn conv_does_not_leak(dev: &Device) -> TestResult {
+    let addr = assert_no_leak!(dev, {
+        let w = dev.allocate(BufferType::Dram, MIB, 2048)?;
+        w.address()
+    });
+    assert_eq!(addr, 0x10_0040);
+    Ok(())
+}
+
+fn sharded_fits_the_budget(dev: &Device) -> TestResult {
+    assert_memory_budget!(dev, l1_per_bank <= "16 KiB", {
+        let _s = dev.allocate_sharded(BufferType::L1, 64 * 16 * KIB, 4 * KIB, 64)?;
+    });
+    Ok(())
+}
+
+fn nothing_allocated(_dev: &Device) {}
+
+tt_memguard::main!(
+    matmul_fits_in_l1,
+    conv_does_not_leak,
+    sharded_fits_the_budget,
+    nothing_allocated
+);
