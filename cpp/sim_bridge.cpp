@@ -119,6 +119,8 @@ std::uint64_t SimDevice::live_count() const { return device_.live_count(); }
 
 std::uint64_t SimDevice::next_id() const { return device_.next_id(); }
 
+bool SimDevice::reset() { return device_.reset(); }
+
 std::uint32_t SimDevice::mark_peak() { return device_.mark_peak(); }
 
 std::array<std::uint64_t, 4> SimDevice::read_peak(std::uint32_t mark) const { return device_.read_peak(mark); }

@@ -28,6 +28,7 @@ public:
     rust::Vec<RawRecord> live() const;
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
+    bool reset();
     std::uint32_t mark_peak();
     std::array<std::uint64_t, 4> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);

@@ -154,6 +154,15 @@ bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
     return true;
 }
 
+bool Device::reset() {
+    if (live_count_ != 0 || !active_marks_.empty()) return false;
+    records_.clear();
+    free_slots_.clear();
+    labels_.clear();
+    next_id_ = 1;
+    return true;
+}
+
 const std::string& Device::label(std::uint64_t id) const {
     static const std::string kEmpty;
     auto it = labels_.find(id);

@@ -114,6 +114,11 @@ public:
     std::uint64_t next_id() const { return next_id_; }
     const std::string& label(std::uint64_t id) const;
 
+    // Returns the device to its freshly opened state (allocation ids start
+    // again at 1). Only possible when nothing is live and no peak mark is
+    // active; returns whether it was done.
+    bool reset();
+
     // Peak marks: each mark records, per pool, the highest per-bank allocated
     // byte count seen since it was taken. Marks are independent.
     std::uint32_t mark_peak();

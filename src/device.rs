@@ -227,6 +227,14 @@ impl Device {
         self.shared.lock().is_none()
     }
 
+    /// Resets the device to its freshly opened state when this is the only
+    /// handle to it and nothing is live on it (so that a test runner can
+    /// reuse it as a fresh device); false otherwise.
+    pub(crate) fn reset_if_unshared(&self) -> bool {
+        Arc::strong_count(&self.shared) == 1
+            && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
+    }
+
     pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
         self.shared.lock().as_deref().and_then(f)
     }

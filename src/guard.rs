@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::panic::Location;
+use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
 use crate::device::{Device, PeakMark};
@@ -45,7 +46,7 @@ impl Allow {
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct GuardOptions {
-    pub(crate) budget: Budget,
+    pub(crate) budget: Arc<Budget>,
     pub(crate) allow: Vec<Allow>,
     pub(crate) name: Option<String>,
     pub(crate) warmup: u32,
@@ -58,8 +59,8 @@ impl GuardOptions {
     }
 
     /// The limits to check.
-    pub fn budget(mut self, budget: Budget) -> Self {
-        self.budget = budget;
+    pub fn budget(mut self, budget: impl Into<Arc<Budget>>) -> Self {
+        self.budget = budget.into();
         self
     }
 
@@ -214,8 +215,8 @@ impl MemoryGuard {
     }
 
     /// Sets the budget.
-    pub fn budget(mut self, budget: Budget) -> Self {
-        self.options.budget = budget;
+    pub fn budget(mut self, budget: impl Into<Arc<Budget>>) -> Self {
+        self.options.budget = budget.into();
         self
     }
 
@@ -410,6 +411,11 @@ fn pool_report(
                 (l, actual <= l)
             }
         };
+        // The default "nothing retained" check is listed only when it
+        // fails: a clean report stays small, and cheap to build.
+        if passed && limit.source == BudgetSource::Default {
+            continue;
+        }
         report.checks.push(Verdict {
             check: kind,
             per_bank: limit.per_bank || kind == CheckKind::LargestFree,

@@ -70,7 +70,8 @@ pub struct PoolReport {
     pub largest_free_after: u64,
     /// Bytes per bank of allocations allowed to persist.
     pub persistent_per_bank: u64,
-    /// Budget checks of this pool.
+    /// Budget checks of this pool: every limit that was set, and the leak
+    /// check (nothing retained) when it failed.
     pub checks: Vec<Verdict>,
 }
 

@@ -100,6 +100,7 @@ pub(crate) mod bridge {
         fn live(self: &SimDevice) -> Result<Vec<RawRecord>>;
         fn live_count(self: &SimDevice) -> u64;
         fn next_id(self: &SimDevice) -> u64;
+        fn reset(self: Pin<&mut SimDevice>) -> bool;
         fn mark_peak(self: Pin<&mut SimDevice>) -> Result<u32>;
         fn read_peak(self: &SimDevice, mark: u32) -> Result<[u64; 4]>;
         fn release_peak(self: Pin<&mut SimDevice>, mark: u32);

@@ -349,6 +349,11 @@ impl BudgetConfig {
         Ok(budget)
     }
 
+    /// Whether neither file nor environment sets anything.
+    pub fn is_empty(&self) -> bool {
+        self.defaults.is_empty() && self.entries.is_empty() && self.env.is_empty()
+    }
+
     /// The budget of one test: `code`, then the file's defaults, matching
     /// globs and exact entries, then the environment.
     pub fn budget_for(&self, test: &str, code: &Budget) -> Budget {

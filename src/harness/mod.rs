@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 pub use config::{BudgetConfig, Glob};
+use output::Row;
 pub use output::{RunReport, TestRecord, TestStatus};
 pub use provider::{DeviceProvider, SharedDevice};
 
@@ -64,7 +65,7 @@ type Body = Arc<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync
 pub struct Test {
     name: String,
     body: Body,
-    budget: Budget,
+    budget: Option<Box<Budget>>,
     allow: Vec<Allow>,
     warmup: u32,
     ignored: bool,
@@ -89,7 +90,7 @@ impl Test {
         Test {
             name: name.into(),
             body: Arc::new(move |dev| body(dev).into_outcome()),
-            budget: Budget::new(),
+            budget: None,
             allow: Vec::new(),
             warmup: 0,
             ignored: false,
@@ -98,7 +99,7 @@ impl Test {
 
     /// The test's budget in code (the file and environment override it).
     pub fn budget(mut self, budget: Budget) -> Self {
-        self.budget = budget;
+        self.budget = Some(Box::new(budget));
         self
     }
 
@@ -147,7 +148,7 @@ impl Test {
 pub struct Harness {
     tests: Vec<Test>,
     provider: DeviceProvider,
-    budget: Budget,
+    budget: Arc<Budget>,
     manifest_dir: Option<PathBuf>,
 }
 
@@ -240,7 +241,10 @@ struct Context {
     config: BudgetConfig,
     manifest_dir: PathBuf,
     snapshots: bool,
+    /// Whether full reports are kept for a JSON report.
+    keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
+    rows: Mutex<Vec<Row>>,
 }
 
 impl Harness {
@@ -249,7 +253,7 @@ impl Harness {
         Harness {
             tests: Vec::new(),
             provider: DeviceProvider::sim(Preset::WormholeB0),
-            budget: Budget::new(),
+            budget: Arc::new(Budget::new()),
             manifest_dir: None,
         }
     }
@@ -270,7 +274,7 @@ impl Harness {
 
     /// The default budget of every test (per-test budgets override it).
     pub fn budget(mut self, budget: Budget) -> Self {
-        self.budget = budget;
+        self.budget = Arc::new(budget);
         self
     }
 
@@ -355,14 +359,19 @@ impl Harness {
             config,
             manifest_dir,
             snapshots: flags.snapshots,
-            records: Mutex::new(Vec::with_capacity(self.tests.len())),
+            keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
+            records: Mutex::new(Vec::new()),
+            rows: Mutex::new(Vec::with_capacity(self.tests.len())),
         });
         let trials = self
             .tests
             .into_iter()
             .map(|test| {
                 let context = Arc::clone(&context);
-                let code_budget = self.budget.clone().overlay(&test.budget);
+                let code_budget = match &test.budget {
+                    Some(own) => Arc::new((*self.budget).clone().overlay(own)),
+                    None => Arc::clone(&self.budget),
+                };
                 let ignored = test.ignored;
                 let name = test.name.clone();
                 libtest_mimic::Trial::test(name, move || run_test(&context, test, &code_budget))
@@ -375,14 +384,15 @@ impl Harness {
         }
 
         // 4. The memory table and the reports.
+        let rows = std::mem::take(&mut *context.rows.lock().unwrap_or_else(|e| e.into_inner()));
+        let pretty = !arguments.quiet
+            && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
+        if pretty && !rows.is_empty() {
+            println!("{}", output::table(rows, color));
+        }
         let records =
             std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
         let report = RunReport::new(records);
-        let pretty = !arguments.quiet
-            && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
-        if pretty && !report.tests.is_empty() {
-            println!("{}", report.table(color));
-        }
         if let Some(path) = &flags.report {
             report.write(path)?;
         }
@@ -398,14 +408,18 @@ impl Harness {
 fn run_test(
     context: &Context,
     test: Test,
-    code_budget: &Budget,
+    code_budget: &Arc<Budget>,
 ) -> std::result::Result<(), libtest_mimic::Failed> {
     let lease = context
         .provider
         .acquire()
         .map_err(|e| format!("cannot open the test's device: {e}"))?;
     let device = &lease.device;
-    let budget = context.config.budget_for(&test.name, code_budget);
+    let budget = if context.config.is_empty() {
+        Arc::clone(code_budget)
+    } else {
+        Arc::new(context.config.budget_for(&test.name, code_budget))
+    };
     let mut options = GuardOptions::new().budget(budget).name(test.name.clone());
     for allow in &test.allow {
         options = options.allow(allow.clone());
@@ -473,16 +487,24 @@ fn run_test(
     } else {
         TestStatus::Failed
     };
-    context
-        .records
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(TestRecord {
-            name: test.name.clone(),
-            status,
-            error,
-            memory,
-        });
+    Row::push(
+        &mut context.rows.lock().unwrap_or_else(|e| e.into_inner()),
+        &test.name,
+        status == TestStatus::Failed,
+        memory.as_ref(),
+    );
+    if context.keep_reports {
+        context
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TestRecord {
+                name: test.name.clone(),
+                status,
+                error,
+                memory,
+            });
+    }
     if message.is_empty() {
         Ok(())
     } else {

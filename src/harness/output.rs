@@ -142,123 +142,139 @@ impl RunReport {
         }
         Ok(RunReport::new(merged.into_values().collect()))
     }
+}
 
-    /// The table printed after a run: one row per test with its verdict, L1
-    /// and DRAM peaks above baseline (with budget use) and leaked bytes.
-    /// Long runs show the failures and the largest peaks only.
-    pub fn table(&self, color: bool) -> String {
-        const FULL_UP_TO: usize = 100;
-        const TOP: usize = 20;
-        let mut rows: Vec<&TestRecord> = self.tests.iter().collect();
-        let mut note = String::new();
-        if rows.len() > FULL_UP_TO {
-            let peak = |r: &TestRecord| {
-                r.memory
-                    .as_ref()
-                    .map(|m| {
-                        m.devices
-                            .iter()
-                            .map(|d| {
-                                d.pool(BufferType::L1).peak_above_baseline
-                                    + d.pool(BufferType::Dram).peak_above_baseline
-                            })
-                            .sum::<u64>()
-                    })
-                    .unwrap_or(0)
+/// One cell of the memory table: a peak above baseline and its budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PeakCell {
+    peak: u64,
+    /// (limit, passed, share of the limit used) of a peak budget.
+    limit: Option<(u64, bool, f64)>,
+}
+
+/// One row of the memory table (one per test and device).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    name: String,
+    failed: bool,
+    l1: PeakCell,
+    dram: PeakCell,
+    leaked: u64,
+}
+
+impl Row {
+    /// Appends the rows of one test: one per device (one empty row
+    /// without a report).
+    pub(crate) fn push(
+        rows: &mut Vec<Row>,
+        name: &str,
+        failed: bool,
+        memory: Option<&MemoryReport>,
+    ) {
+        let Some(m) = memory else {
+            rows.push(Row {
+                name: name.to_string(),
+                failed,
+                l1: PeakCell {
+                    peak: 0,
+                    limit: None,
+                },
+                dram: PeakCell {
+                    peak: 0,
+                    limit: None,
+                },
+                leaked: 0,
+            });
+            return;
+        };
+        rows.extend(m.devices.iter().map(|d| {
+            let cell = |t: BufferType| {
+                let p = d.pool(t);
+                PeakCell {
+                    peak: p.peak_above_baseline,
+                    limit: p
+                        .checks
+                        .iter()
+                        .find(|v| v.check == crate::budget::CheckKind::Peak)
+                        .map(|v| (v.limit, v.passed, v.usage())),
+                }
             };
-            let mut failed: Vec<&TestRecord> = rows
-                .iter()
-                .copied()
-                .filter(|r| r.status == TestStatus::Failed)
-                .collect();
-            let mut passed: Vec<&TestRecord> = rows
-                .iter()
-                .copied()
-                .filter(|r| r.status == TestStatus::Passed)
-                .collect();
-            passed.sort_by_key(|r| std::cmp::Reverse(peak(r)));
-            passed.truncate(TOP);
-            note = format!(
-                "  ({} tests: showing {} failed and the {} largest peaks; the JSON report has all)\n",
-                rows.len(),
-                failed.len(),
-                passed.len()
+            Row {
+                name: if m.devices.len() > 1 {
+                    format!("{name} [{}]", d.device)
+                } else {
+                    name.to_string()
+                },
+                failed,
+                l1: cell(BufferType::L1),
+                dram: cell(BufferType::Dram),
+                leaked: d.pools.iter().map(|p| p.retained()).sum(),
+            }
+        }));
+    }
+}
+
+/// The table printed after a run: one row per test with its verdict, L1
+/// and DRAM peaks above baseline (with budget use) and leaked bytes. Long
+/// runs show the failures and the largest peaks only.
+pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
+    const FULL_UP_TO: usize = 100;
+    const TOP: usize = 20;
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut note = String::new();
+    if rows.len() > FULL_UP_TO {
+        let total = rows.len();
+        let (mut failed, mut passed): (Vec<Row>, Vec<Row>) =
+            rows.into_iter().partition(|r| r.failed);
+        passed.sort_by_key(|r| std::cmp::Reverse(r.l1.peak + r.dram.peak));
+        passed.truncate(TOP);
+        note = format!(
+            "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
+            failed.len(),
+            passed.len()
+        );
+        failed.extend(passed);
+        rows = failed;
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "\nmemory summary:");
+    let _ = writeln!(
+        out,
+        "  {:<40} {:<7} {:>22} {:>22} {:>12}",
+        "TEST", "RESULT", "L1 PEAK", "DRAM PEAK", "LEAKED"
+    );
+    let cell = |c: &PeakCell| match c.limit {
+        Some((limit, passed, usage)) => {
+            let text = format!(
+                "{:>22}",
+                format!("{}/{}", format_bytes(c.peak), format_bytes(limit))
             );
-            failed.extend(passed);
-            rows = failed;
+            paint(
+                &text,
+                if passed { Level::of(usage) } else { Level::Red },
+                color,
+            )
         }
-        let mut out = String::new();
-        let _ = writeln!(out, "\nmemory summary:");
+        None => format!("{:>22}", format_bytes(c.peak)),
+    };
+    for r in &rows {
+        let result = if r.failed {
+            paint(&format!("{:<7}", "FAILED"), Level::Red, color)
+        } else {
+            paint(&format!("{:<7}", "ok"), Level::Green, color)
+        };
         let _ = writeln!(
             out,
-            "  {:<40} {:<7} {:>22} {:>22} {:>12}",
-            "TEST", "RESULT", "L1 PEAK", "DRAM PEAK", "LEAKED"
+            "  {:<40} {} {} {} {:>12}",
+            r.name,
+            result,
+            cell(&r.l1),
+            cell(&r.dram),
+            format_bytes(r.leaked)
         );
-        for r in rows {
-            let result = match r.status {
-                TestStatus::Passed => paint("ok", Level::Green, color),
-                TestStatus::Failed => paint("FAILED", Level::Red, color),
-            };
-            let pad = if color { 7 + 9 } else { 7 };
-            match &r.memory {
-                Some(m) => {
-                    for d in &m.devices {
-                        let cell = |t: BufferType| {
-                            let p = d.pool(t);
-                            let limit = p
-                                .checks
-                                .iter()
-                                .find(|v| v.check == crate::budget::CheckKind::Peak);
-                            match limit {
-                                Some(v) => {
-                                    let text = format!(
-                                        "{}/{}",
-                                        format_bytes(v.actual),
-                                        format_bytes(v.limit)
-                                    );
-                                    let padded = format!("{text:>22}");
-                                    paint(
-                                        &padded,
-                                        if v.passed {
-                                            Level::of(v.usage())
-                                        } else {
-                                            Level::Red
-                                        },
-                                        color,
-                                    )
-                                }
-                                None => format!("{:>22}", format_bytes(p.peak_above_baseline)),
-                            }
-                        };
-                        let leaked: u64 = d.pools.iter().map(|p| p.retained()).sum();
-                        let name = if m.devices.len() > 1 {
-                            format!("{} [{}]", r.name, d.device)
-                        } else {
-                            r.name.clone()
-                        };
-                        let _ = writeln!(
-                            out,
-                            "  {:<40} {:<pad$} {} {} {:>12}",
-                            name,
-                            result,
-                            cell(BufferType::L1),
-                            cell(BufferType::Dram),
-                            format_bytes(leaked)
-                        );
-                    }
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "  {:<40} {:<pad$} {:>22} {:>22} {:>12}",
-                        r.name, result, "-", "-", "-"
-                    );
-                }
-            }
-        }
-        out.push_str(&note);
-        out
     }
+    out.push_str(&note);
+    out
 }
 
 /// Asserts a test's memory report as the insta snapshot `memguard__<test>`

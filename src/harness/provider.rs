@@ -1,6 +1,7 @@
 //! Where each test's device comes from: a fresh simulated device per test
 //! (tests run in parallel), or one shared device that tests take in turn.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::device::Device;
@@ -124,16 +125,35 @@ impl DeviceProvider {
                 preset,
                 l1_small_size,
                 trace_region_size,
-            } => Ok(Lease {
-                device: SimDevice::builder(*preset)
-                    .l1_small_size(*l1_small_size)
-                    .trace_region_size(*trace_region_size)
-                    .build()?,
-                _turn: None,
-            }),
+            } => {
+                let key = (*preset, *l1_small_size, *trace_region_size);
+                let spare = SPARE.with(|s| {
+                    let mut s = s.borrow_mut();
+                    match s.take() {
+                        Some((k, device)) if k == key => Some(device),
+                        other => {
+                            *s = other;
+                            None
+                        }
+                    }
+                });
+                let device = match spare {
+                    Some(device) => device,
+                    None => SimDevice::builder(*preset)
+                        .l1_small_size(*l1_small_size)
+                        .trace_region_size(*trace_region_size)
+                        .build()?,
+                };
+                Ok(Lease {
+                    device,
+                    recycle: Some(key),
+                    _turn: None,
+                })
+            }
             DeviceProvider::Shared(shared) => Ok(Lease {
                 _turn: Some(shared.lock.lock().unwrap_or_else(|e| e.into_inner())),
                 device: shared.device.clone(),
+                recycle: None,
             }),
         }
     }
@@ -161,8 +181,33 @@ impl DeviceProvider {
     }
 }
 
+type SimKey = (Preset, u64, u64);
+
+thread_local! {
+    /// A clean simulated device left by the previous test on this thread.
+    static SPARE: RefCell<Option<(SimKey, Device)>> = const { RefCell::new(None) };
+}
+
 /// A test's device; for a shared device, also its turn.
 pub(crate) struct Lease<'a> {
     pub device: Device,
+    /// For a simulated device: its configuration, to reuse it when the test
+    /// left it clean.
+    recycle: Option<SimKey>,
     _turn: Option<MutexGuard<'a, ()>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // A device the test left with nothing live, and that nobody else
+        // holds, is reset to its freshly opened state (ids restart at 1) and
+        // kept for this thread's next test: it is indistinguishable from a
+        // new one. A device with leaks is dropped.
+        if let Some(key) = self.recycle
+            && self.device.reset_if_unshared()
+        {
+            let device = self.device.clone();
+            SPARE.with(|s| *s.borrow_mut() = Some((key, device)));
+        }
+    }
 }

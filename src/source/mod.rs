@@ -70,6 +70,12 @@ pub(crate) trait Backend: Send {
     fn read_peak(&self, mark: u32) -> Result<Peaks>;
     /// Ends a peak mark.
     fn release_peak(&mut self, mark: u32);
+    /// Returns the device to its freshly opened state when nothing is live
+    /// and no peak mark is active; false when it cannot (or the backend does
+    /// not support it).
+    fn reset(&mut self) -> bool {
+        false
+    }
     /// Statistics computed by scanning every block (simulated device only;
     /// the baseline of the snapshot benchmark).
     fn scan_snapshot(&self) -> Option<Snapshot> {

@@ -425,6 +425,10 @@ impl Backend for SimBackend {
         self.device().release_peak(mark);
     }
 
+    fn reset(&mut self) -> bool {
+        self.device().reset()
+    }
+
     fn scan_snapshot(&self) -> Option<Snapshot> {
         Some(snapshot_from_raw(&self.inner.scan_snapshot()))
     }
