@@ -77,7 +77,7 @@ pub fn paint(text: &str, level: Level, color: bool) -> String {
     }
 }
 
-/// A usage bar of [`BAR_WIDTH`] cells: `[#####...............]`.
+/// A usage bar of 40 cells: `[#####...............]`.
 pub fn usage_bar(fraction: f64, color: bool) -> String {
     let fraction = fraction.clamp(0.0, 1.0);
     let mut filled = (fraction * BAR_WIDTH as f64).round() as usize;
