@@ -227,11 +227,11 @@ fn stderr_of_failed_setup(args: &[&str], envs: &[(&str, &str)]) -> String {
 fn bad_environment_values_are_named() {
     assert_eq!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_DEVICE", "gpu")]),
-        "error: environment variable TT_MEMGUARD_DEVICE=\"gpu\": unknown device; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), or tt-metal[:ID] with the tt-metal feature"
+        "error: environment variable TT_MEMGUARD_DEVICE=\"gpu\": unknown device; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature"
     );
     assert_eq!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_DEVICE", "sim:grayskull")]),
-        "error: environment variable TT_MEMGUARD_DEVICE=\"sim:grayskull\": unknown simulated device \"grayskull\"; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), or tt-metal[:ID] with the tt-metal feature"
+        "error: environment variable TT_MEMGUARD_DEVICE=\"sim:grayskull\": unknown simulated device \"grayskull\"; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature"
     );
     assert!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_L1_PEAK", "12 XB")])
@@ -317,4 +317,35 @@ fn insta_snapshots_of_memory_reports() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
+}
+
+#[test]
+fn a_shared_device_serializes_tests_and_reports_inherited_allocations() {
+    let dir = tmp("shared");
+    let path = dir.join("m.json");
+    let inherited = |threads: &str| {
+        let out = run(
+            &["--test-threads", threads, "--memory-report", path.to_str().unwrap()],
+            &[("TT_MEMGUARD_DEVICE", "sim-shared:wh")],
+        );
+        assert_eq!(out.status.code(), Some(101));
+        let report = RunReport::read(&path).unwrap();
+        let fits = report.tests.iter().find(|t| t.name == "fits_in_l1").unwrap();
+        assert_eq!(fits.status, TestStatus::Passed);
+        let leak = report.tests.iter().find(|t| t.name == "leaks_a_buffer").unwrap();
+        assert_eq!(leak.memory.as_ref().unwrap().devices[0].leaked.len(), 1);
+        report
+            .tests
+            .iter()
+            .map(|t| (t.name.clone(), t.memory.as_ref().unwrap().devices[0].inherited))
+            .collect::<Vec<_>>()
+    };
+    // In declaration order: the tests after leaks_a_buffer start from their
+    // own baseline, and their reports say they inherited its buffer.
+    let serial = inherited("1");
+    let counts: Vec<u64> = serial.iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, [0, 0, 1, 1, 1], "{serial:?}");
+    // In parallel the tests still take the device in turn.
+    let parallel = inherited("2");
+    assert!(parallel.iter().all(|(_, n)| *n <= 1), "{parallel:?}");
 }

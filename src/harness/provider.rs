@@ -54,7 +54,8 @@ impl DeviceProvider {
 
     /// Parses `TT_MEMGUARD_DEVICE`: `sim` (Wormhole B0) or
     /// `sim:<preset>` (`wormhole_b0`, `wormhole_n300`, `blackhole_p150` or
-    /// a short form), with `TT_MEMGUARD_L1_SMALL_SIZE` and
+    /// a short form) for a fresh device per test, `sim-shared[:<preset>]`
+    /// for one simulated device that every test shares in turn, with `TT_MEMGUARD_L1_SMALL_SIZE` and
     /// `TT_MEMGUARD_TRACE_REGION_SIZE` for carve-outs.
     ///
     /// # Errors
@@ -66,7 +67,7 @@ impl DeviceProvider {
             value: value.to_string(),
             reason,
         };
-        let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), or tt-metal[:ID] with the tt-metal feature";
+        let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature";
         let (kind, rest) = match value.split_once(':') {
             Some((k, r)) => (k, Some(r)),
             None => (value, None),
@@ -77,6 +78,15 @@ impl DeviceProvider {
                 .parse::<Preset>()
                 .map(DeviceProvider::sim)
                 .map_err(|_| bad(format!("unknown simulated device {preset:?}; {accepted}"))),
+            ("sim-shared", preset) => {
+                let preset = match preset {
+                    None => Preset::WormholeB0,
+                    Some(p) => p
+                        .parse::<Preset>()
+                        .map_err(|_| bad(format!("unknown simulated device {p:?}; {accepted}")))?,
+                };
+                Ok(DeviceProvider::shared(SimDevice::preset(preset)))
+            }
             ("tt-metal" | "tt_metal", _) => Err(bad(
                 "TT-Metal devices need the `tt-metal` cargo feature of tt-memguard (and a TT-Metal install)".to_string(),
             )),
