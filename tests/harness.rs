@@ -325,19 +325,37 @@ fn a_shared_device_serializes_tests_and_reports_inherited_allocations() {
     let path = dir.join("m.json");
     let inherited = |threads: &str| {
         let out = run(
-            &["--test-threads", threads, "--memory-report", path.to_str().unwrap()],
+            &[
+                "--test-threads",
+                threads,
+                "--memory-report",
+                path.to_str().unwrap(),
+            ],
             &[("TT_MEMGUARD_DEVICE", "sim-shared:wh")],
         );
         assert_eq!(out.status.code(), Some(101));
         let report = RunReport::read(&path).unwrap();
-        let fits = report.tests.iter().find(|t| t.name == "fits_in_l1").unwrap();
+        let fits = report
+            .tests
+            .iter()
+            .find(|t| t.name == "fits_in_l1")
+            .unwrap();
         assert_eq!(fits.status, TestStatus::Passed);
-        let leak = report.tests.iter().find(|t| t.name == "leaks_a_buffer").unwrap();
+        let leak = report
+            .tests
+            .iter()
+            .find(|t| t.name == "leaks_a_buffer")
+            .unwrap();
         assert_eq!(leak.memory.as_ref().unwrap().devices[0].leaked.len(), 1);
         report
             .tests
             .iter()
-            .map(|t| (t.name.clone(), t.memory.as_ref().unwrap().devices[0].inherited))
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.memory.as_ref().unwrap().devices[0].inherited,
+                )
+            })
             .collect::<Vec<_>>()
     };
     // In declaration order: the tests after leaks_a_buffer start from their
