@@ -227,6 +227,28 @@ impl Device {
         self.shared.lock().is_none()
     }
 
+    /// Starts a guarded scope in one step under the device lock: a peak mark,
+    /// the baseline snapshot, the next allocation id and the live count.
+    pub(crate) fn begin_scope(&self) -> Result<(PeakMark, crate::Snapshot, u64, u64)> {
+        let (mark, snapshot, next_id, live) = self.shared.with(|b| {
+            // The peak mark starts first: nothing allocated after the
+            // snapshot can escape it.
+            let mark = b.mark_peak()?;
+            Ok((mark, b.snapshot()?, b.next_id()?, b.live_count()?))
+        })?;
+        let mark = PeakMark {
+            device: self.clone(),
+            mark,
+        };
+        Ok((mark, snapshot, next_id, live))
+    }
+
+    /// The end state of a scope in one step: snapshot and peaks.
+    pub(crate) fn end_scope(&self, mark: &PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
+        self.shared
+            .with(|b| Ok((b.snapshot()?, PoolPeaks(b.read_peak(mark.mark)?))))
+    }
+
     /// Resets the device to its freshly opened state when this is the only
     /// handle to it and nothing is live on it (so that a test runner can
     /// reuse it as a fresh device); false otherwise.

@@ -191,12 +191,7 @@ impl MemoryGuard {
     ) -> Result<MemoryGuard> {
         let mut scopes = Vec::with_capacity(devices.len());
         for device in devices {
-            // The peak mark starts first: nothing allocated after the
-            // snapshot can escape it.
-            let mark = device.peak_mark()?;
-            let before = device.snapshot()?;
-            let first_id = device.next_allocation_id()?;
-            let inherited = device.live_count()?;
+            let (mark, before, first_id, inherited) = device.begin_scope()?;
             scopes.push(Scope {
                 device,
                 before,
@@ -295,8 +290,7 @@ impl MemoryGuard {
     }
 
     fn evaluate_device(&self, scope: &Scope) -> Result<DeviceReport> {
-        let after = scope.device.snapshot()?;
-        let peaks = scope.mark.read()?;
+        let (after, peaks) = scope.device.end_scope(&scope.mark)?;
         let grew = BufferType::ALL
             .iter()
             .any(|&t| after.pool(t).allocated > scope.before.pool(t).allocated);

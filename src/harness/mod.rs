@@ -239,7 +239,7 @@ impl RunnerFlags {
 struct Context {
     provider: DeviceProvider,
     config: BudgetConfig,
-    manifest_dir: PathBuf,
+    snapshot_dir: PathBuf,
     snapshots: bool,
     /// Whether full reports are kept for a JSON report.
     keep_reports: bool,
@@ -357,7 +357,9 @@ impl Harness {
         let context = Arc::new(Context {
             provider,
             config,
-            manifest_dir,
+            snapshot_dir: std::env::var_os("TT_MEMGUARD_SNAPSHOT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| manifest_dir.join("tests").join("snapshots")),
             snapshots: flags.snapshots,
             keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
             records: Mutex::new(Vec::new()),
@@ -437,7 +439,6 @@ fn run_test(
             break;
         }
     }
-    let snapshot_dir = std::env::var_os("TT_MEMGUARD_SNAPSHOT_DIR").map(PathBuf::from);
     let mut guard = MemoryGuard::start(vec![device.clone()], options, None)
         .map_err(|e| format!("cannot start the memory guard: {e}"))?;
     if error.is_none()
@@ -469,10 +470,7 @@ fn run_test(
         }
         if context.snapshots && error.is_none() {
             let snap = catch_unwind(AssertUnwindSafe(|| {
-                let dir = snapshot_dir
-                    .clone()
-                    .unwrap_or_else(|| context.manifest_dir.join("tests").join("snapshots"));
-                output::assert_snapshot(&dir, &test.name, report)
+                output::assert_snapshot(&context.snapshot_dir, &test.name, report)
             }));
             if let Err(payload) = snap {
                 message.push_str(&format!(
