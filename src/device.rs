@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Error, Result};
 use crate::source::{Backend, Direction, Peaks, Request};
@@ -41,9 +42,31 @@ impl DeviceInfo {
     }
 }
 
+/// What a device reports to an observer (the live stream).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceEvent {
+    /// A buffer was placed.
+    Alloc {
+        id: u64,
+        buffer_type: BufferType,
+        address: u64,
+        size: u64,
+        per_bank_size: u64,
+        num_banks: u32,
+    },
+    /// A buffer was freed.
+    Free { id: u64, buffer_type: BufferType },
+}
+
+pub(crate) type Observer = Arc<dyn Fn(&DeviceEvent) + Send + Sync>;
+
 struct Shared {
     info: DeviceInfo,
     backend: Mutex<Option<Box<dyn Backend>>>,
+    /// Set while an observer is attached: a relaxed load is all an
+    /// unobserved allocation pays.
+    observed: AtomicBool,
+    observer: RwLock<Option<Observer>>,
 }
 
 impl Shared {
@@ -52,6 +75,19 @@ impl Shared {
         // updated (every backend call is a single C++ call), so a poisoned
         // lock is still usable.
         self.backend.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self, event: DeviceEvent) {
+        if self.observed.load(Ordering::Relaxed) {
+            let observer = self
+                .observer
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(observer) = observer {
+                observer(&event);
+            }
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
@@ -90,6 +126,8 @@ impl Device {
             shared: Arc::new(Shared {
                 info,
                 backend: Mutex::new(Some(backend)),
+                observed: AtomicBool::new(false),
+                observer: RwLock::new(None),
             }),
         }
     }
@@ -247,6 +285,18 @@ impl Device {
     pub(crate) fn end_scope(&self, mark: &PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
         self.shared
             .with(|b| Ok((b.snapshot()?, PoolPeaks(b.read_peak(mark.mark)?))))
+    }
+
+    /// Attaches an observer of allocations and frees made through this
+    /// crate (replacing any other), or detaches it with `None`.
+    pub(crate) fn set_observer(&self, observer: Option<Observer>) {
+        let on = observer.is_some();
+        *self
+            .shared
+            .observer
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = observer;
+        self.shared.observed.store(on, Ordering::Relaxed);
     }
 
     /// Resets the device to its freshly opened state when this is the only
@@ -447,6 +497,14 @@ impl BufferBuilder<'_> {
         self.request.tag = location_tag(Location::caller());
         validate(&self.request, self.device.info())?;
         let placed = self.device.shared.with(|b| b.allocate(&self.request))?;
+        self.device.shared.notify(DeviceEvent::Alloc {
+            id: placed.id,
+            buffer_type: self.request.buffer_type,
+            address: placed.address,
+            size: self.request.size,
+            per_bank_size: placed.per_bank_size,
+            num_banks: placed.num_banks,
+        });
         Ok(Buffer {
             shared: Arc::clone(&self.device.shared),
             id: placed.id,
@@ -542,9 +600,13 @@ impl Buffer {
     pub fn free(mut self) -> Result<()> {
         // Id 0 is never allocated: it tells Drop there is nothing left to do.
         let id = std::mem::take(&mut self.id);
-        self.shared
-            .with(|b| b.deallocate(id, self.slot))
-            .map(|_| ())
+        if self.shared.with(|b| b.deallocate(id, self.slot))? {
+            self.shared.notify(DeviceEvent::Free {
+                id,
+                buffer_type: self.buffer_type,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -553,10 +615,17 @@ impl Drop for Buffer {
         if self.id == 0 {
             return;
         }
-        if let Some(backend) = self.shared.lock().as_deref_mut() {
+        let freed = match self.shared.lock().as_deref_mut() {
             // A failure here cannot be reported from drop; the allocation
             // stays visible in the live set and in leak reports.
-            let _ = backend.deallocate(self.id, self.slot);
+            Some(backend) => backend.deallocate(self.id, self.slot).unwrap_or(false),
+            None => false,
+        };
+        if freed {
+            self.shared.notify(DeviceEvent::Free {
+                id: self.id,
+                buffer_type: self.buffer_type,
+            });
         }
     }
 }

@@ -195,6 +195,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A live stream that cannot be followed.
+    #[error("{}:{line}: {reason}", path.display())]
+    LiveStream {
+        /// The stream file.
+        path: PathBuf,
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A pool name that is not one of the four.
     #[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
     UnknownBufferType {

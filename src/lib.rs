@@ -6,11 +6,13 @@ mod check;
 mod device;
 mod guard;
 mod harness;
+mod live;
 #[macro_use]
 mod macros;
 mod error;
 mod ffi;
 mod mesh;
+pub mod monitor;
 mod render;
 mod report;
 mod source;
@@ -27,6 +29,7 @@ pub use harness::{
     BudgetConfig, DeviceProvider, Glob, Harness, RunReport, SharedDevice, Test, TestOutcome,
     TestRecord, TestResult, TestStatus, load_budget_file,
 };
+pub use live::{LiveEvent, LiveLine, LiveStream, Watch};
 pub use mesh::{MemorySource, Mesh};
 pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};

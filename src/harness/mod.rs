@@ -14,7 +14,8 @@
 //! | `--memory-snapshots` | `TT_MEMGUARD_SNAPSHOTS=1` | assert each report as an insta snapshot |
 //! | `--memguard-config PATH` | `TT_MEMGUARD_CONFIG` | budget file (default `memguard.toml` in the package) |
 //! | | `TT_MEMGUARD_SNAPSHOT_DIR` | where snapshots live (default `tests/snapshots` in the package) |
-//! | | `TT_MEMGUARD_DEVICE` | device provider (`sim`, `sim:blackhole_p150`, ...) |
+//! | | `TT_MEMGUARD_DEVICE` | device provider (`sim`, `sim:blackhole_p150`, `sim-shared`, ...) |
+//! | | `TT_MEMGUARD_LIVE` | write a live stream of events and snapshots for the memory monitor |
 
 mod config;
 mod output;
@@ -34,6 +35,7 @@ use crate::budget::Budget;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::guard::{Allow, GuardOptions, MemoryGuard};
+use crate::live::{LiveEvent, LiveStream};
 use crate::render::ColorChoice;
 use crate::source::sim::Preset;
 
@@ -245,6 +247,7 @@ struct Context {
     keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
     rows: Mutex<Vec<Row>>,
+    live: Option<LiveStream>,
 }
 
 impl Harness {
@@ -364,7 +367,18 @@ impl Harness {
             keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
             records: Mutex::new(Vec::new()),
             rows: Mutex::new(Vec::with_capacity(self.tests.len())),
+            live: if arguments.list {
+                None
+            } else {
+                LiveStream::from_env()?
+            },
         });
+        if let Some(live) = &context.live {
+            live.emit(LiveEvent::RunStart {
+                pid: std::process::id(),
+                tests: self.tests.len(),
+            });
+        }
         let trials = self
             .tests
             .into_iter()
@@ -381,6 +395,9 @@ impl Harness {
             })
             .collect();
         let conclusion = libtest_mimic::run(&arguments, trials);
+        if let Some(live) = &context.live {
+            live.finish(conclusion.num_passed, conclusion.num_failed);
+        }
         if arguments.list {
             return Ok(ExitCode::SUCCESS);
         }
@@ -417,6 +434,13 @@ fn run_test(
         .acquire()
         .map_err(|e| format!("cannot open the test's device: {e}"))?;
     let device = &lease.device;
+    let watch = context.live.as_ref().map(|live| {
+        live.emit(LiveEvent::TestStart {
+            test: test.name.clone(),
+            device: device.name().to_string(),
+        });
+        live.watch(device, Some(&test.name))
+    });
     let budget = if context.config.is_empty() {
         Arc::clone(code_budget)
     } else {
@@ -485,6 +509,18 @@ fn run_test(
     } else {
         TestStatus::Failed
     };
+    drop(watch);
+    if let Some(live) = &context.live {
+        live.emit(LiveEvent::TestEnd {
+            test: test.name.clone(),
+            device: device.name().to_string(),
+            passed: status == TestStatus::Passed,
+            summary: memory
+                .as_ref()
+                .map(|m| m.summary_line())
+                .unwrap_or_default(),
+        });
+    }
     Row::push(
         &mut context.rows.lock().unwrap_or_else(|e| e.into_inner()),
         &test.name,

@@ -1,0 +1,190 @@
+//! A live view of device memory: follows the stream a memguard run writes
+//! (`TT_MEMGUARD_LIVE=FILE cargo test`) and redraws, per device and pool,
+//! banks, total, allocated with %, free, largest free block and a usage bar,
+//! with the test running on each device.
+//!
+//! ```text
+//! cargo run --example memory_monitor -- FILE            # follow a run
+//! cargo run --example memory_monitor -- --demo          # a simulated workload of its own
+//! cargo run --example memory_monitor -- FILE --once --plain   # one grep-able block, for logs
+//! options: -r MS (refresh, default 500), --plain, --once, --color auto|always|never
+//! ```
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tt_memguard::monitor::{Follower, MonitorState};
+use tt_memguard::{BufferType, ColorChoice, KIB, LiveStream, MIB, SimDevice};
+
+struct Options {
+    source: Option<PathBuf>,
+    demo: bool,
+    refresh: u64,
+    plain: bool,
+    once: bool,
+    color: ColorChoice,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        source: None,
+        demo: false,
+        refresh: 500,
+        plain: false,
+        once: false,
+        color: ColorChoice::Auto,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-r" | "--refresh" => {
+                let v = args.next().ok_or("-r expects milliseconds, e.g. -r 250")?;
+                o.refresh = v
+                    .parse()
+                    .ok()
+                    .filter(|&ms| ms > 0)
+                    .ok_or(format!("-r {v:?}: expected a whole number of milliseconds, at least 1"))?;
+            }
+            "--plain" => o.plain = true,
+            "--once" => o.once = true,
+            "--demo" => o.demo = true,
+            "--color" => {
+                o.color = match args.next().as_deref() {
+                    Some("auto") => ColorChoice::Auto,
+                    Some("always") => ColorChoice::Always,
+                    Some("never") => ColorChoice::Never,
+                    other => return Err(format!("--color {other:?}: expected auto, always or never")),
+                }
+            }
+            "-h" | "--help" => {
+                return Err("usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]".into());
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}; try --help")),
+            path => o.source = Some(PathBuf::from(path)),
+        }
+    }
+    if o.source.is_none() && !o.demo {
+        return Err("give a live stream FILE (written by a run with TT_MEMGUARD_LIVE=FILE) or --demo".into());
+    }
+    Ok(o)
+}
+
+/// A simulated workload that writes its own live stream: layers allocate
+/// weights and activations, some are freed, L1 fills towards red.
+fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
+    let live = LiveStream::create(&path, Duration::from_millis(100))?;
+    std::thread::spawn(move || {
+        let dev = SimDevice::wormhole_b0();
+        let mut step = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let test = format!("layer_{:02}", step % 24);
+            let _watch = live.watch(&dev, Some(&test));
+            let mut kept = Vec::new();
+            for i in 0..(4 + step % 8) {
+                if let Ok(b) = dev.allocate(BufferType::L1, 64 * (32 + 16 * i) * KIB, 2048) {
+                    kept.push(b);
+                }
+                if let Ok(b) = dev.allocate(BufferType::Dram, (64 + 32 * i) * MIB, 2048) {
+                    kept.push(b);
+                }
+                std::thread::sleep(Duration::from_millis(60));
+            }
+            drop(kept);
+            step += 1;
+        }
+        live.finish(step, 0);
+    });
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // Ctrl+C ends the loop; the terminal is restored on the way out.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let path = match (&options.source, options.demo) {
+        (Some(path), _) => path.clone(),
+        (None, _) => {
+            let path = std::env::temp_dir().join(format!("memguard-monitor-demo-{}.jsonl", std::process::id()));
+            if let Err(e) = start_demo(path.clone(), Arc::clone(&stop)) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            path
+        }
+    };
+    let mut follower = match Follower::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let color = !options.plain && options.color.for_stdout();
+    let screen = !options.plain && !options.once;
+    let source = path.display().to_string();
+    let mut state = MonitorState::default();
+    let mut stdout = std::io::stdout();
+    if screen {
+        let _ = write!(stdout, "\x1b[?1049h\x1b[?25l"); // alternate screen, hide cursor
+    }
+    let code = loop {
+        match follower.poll() {
+            Ok(lines) => lines.iter().for_each(|l| state.apply(l)),
+            Err(e) => break Err(e),
+        }
+        let frame = if options.plain {
+            state.render_plain()
+        } else {
+            state.render_screen(&source, options.refresh, color)
+        };
+        if screen {
+            let _ = write!(stdout, "\x1b[H\x1b[2J{frame}");
+        } else {
+            let _ = writeln!(stdout, "{frame}");
+        }
+        let _ = stdout.flush();
+        if options.once || state.ended.is_some() || stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        // Sleep in small steps so that Ctrl+C is answered at once.
+        let mut slept = 0;
+        while slept < options.refresh && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(options.refresh.min(20)));
+            slept += options.refresh.min(20);
+        }
+    };
+    if screen {
+        let _ = write!(stdout, "\x1b[?25h\x1b[?1049l"); // restore
+        let _ = stdout.flush();
+        if code.is_ok() {
+            // Leave the last frame on the normal screen.
+            println!("{}", state.render_screen(&source, options.refresh, color));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if options.demo {
+        std::thread::sleep(Duration::from_millis(150));
+        let _ = std::fs::remove_file(&path);
+    }
+    match code {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
