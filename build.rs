@@ -1,6 +1,8 @@
 //! Builds the C++ half: the simulated device (always) and, with the `tt-metal`
 //! feature, the shim over a TT-Metal install.
 
+use std::path::PathBuf;
+
 const SIM_SOURCES: &[&str] = &[
     "cpp/free_block_tree.cpp",
     "cpp/pool_allocator.cpp",
@@ -20,9 +22,93 @@ fn main() {
     build.opt_level(2);
     build.compile("tt_memguard_sim");
 
+    if std::env::var_os("CARGO_FEATURE_TT_METAL").is_some() {
+        build_tt_metal();
+    }
+
     println!("cargo:rerun-if-changed=src/ffi/sim.rs");
     for entry in std::fs::read_dir("cpp").expect("cpp/ is part of the package") {
         let path = entry.expect("cpp/ is readable").path();
         println!("cargo:rerun-if-changed={}", path.display());
     }
+}
+
+/// The GNU build-id of the libtt_metal.so that `cpp/tt_metal_api.hpp`'s own
+/// declarations were checked against (PyPI `ttnn==0.81.1`).
+const PINNED_BUILD_ID: &str = "23bb346fe8447951975aca3c3eb261b08372522d";
+
+/// The `tt-metal` feature: the shim over TT-Metal, compiled either against
+/// this project's declarations and the wheel's library
+/// (`TT_MEMGUARD_TTNN_LIB_DIR`), or against a TT-Metal install's headers
+/// (`TT_METAL_HOME`).
+fn build_tt_metal() {
+    for var in [
+        "TT_MEMGUARD_TTNN_LIB_DIR",
+        "TT_METAL_HOME",
+        "TT_METAL_LIB_DIR",
+    ] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=src/ffi/tt_metal.rs");
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let mut build = cxx_build::bridge("src/ffi/tt_metal.rs");
+    build
+        .files(["cpp/tt_metal_shim.cpp", "cpp/tt_metal_bridge.cpp"])
+        .flag_if_supported("-Wall")
+        .flag_if_supported("-Wextra");
+    let lib_dir = if let Some(lib) = env_dir("TT_MEMGUARD_TTNN_LIB_DIR") {
+        // Our own declarations: only the exact library they were checked against.
+        let so = lib.join("libtt_metal.so");
+        let bytes = std::fs::read(&so).unwrap_or_else(|e| {
+            panic!(
+                "TT_MEMGUARD_TTNN_LIB_DIR={} but {} cannot be read ({e}): point it at the ttnn/build/lib \
+                 directory of the unpacked ttnn==0.81.1 wheel",
+                lib.display(),
+                so.display()
+            )
+        });
+        let id: Vec<u8> = (0..PINNED_BUILD_ID.len() / 2)
+            .map(|i| u8::from_str_radix(&PINNED_BUILD_ID[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert!(
+            bytes.windows(id.len()).any(|w| w == id.as_slice()),
+            "{} is not the libtt_metal.so of ttnn 0.81.1 (GNU build-id {PINNED_BUILD_ID}), which \
+             tt-memguard's own TT-Metal declarations are pinned to: use that wheel, or set \
+             TT_METAL_HOME to build against your install's headers instead",
+            so.display()
+        );
+        println!("cargo:rerun-if-changed={}", so.display());
+        build.std("c++17");
+        lib
+    } else if let Some(home) = env_dir("TT_METAL_HOME") {
+        // A TT-Metal install: its own headers and libraries.
+        build.std("c++20").define("MEMGUARD_TT_METAL_HEADERS", None);
+        for dir in [
+            "",
+            "tt_metal/api",
+            "tt_metal/hostdevcommon/api",
+            "tt_metal/third_party/umd/device/api",
+            "tt_stl",
+            "tt_metal/include",
+        ] {
+            build.include(home.join(dir));
+        }
+        env_dir("TT_METAL_LIB_DIR").unwrap_or_else(|| home.join("build/lib"))
+    } else {
+        panic!(
+            "the `tt-metal` feature needs TT-Metal: set TT_METAL_HOME to a TT-Metal checkout built \
+             with its headers (libraries in $TT_METAL_HOME/build/lib, or set TT_METAL_LIB_DIR), or \
+             set TT_MEMGUARD_TTNN_LIB_DIR to the ttnn/build/lib directory of the unpacked PyPI wheel \
+             ttnn==0.81.1 (see README.md, \"TT-Metal users\")"
+        );
+    };
+    build.compile("tt_memguard_tt_metal");
+    println!("cargo:rustc-link-search=native={}", lib_dir.display());
+    println!("cargo:rustc-link-lib=dylib=tt_metal");
+    // Tests, examples and benches of this package find the library at run time.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
 }

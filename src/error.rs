@@ -259,6 +259,36 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// TT-Metal's runtime files (`TT_METAL_RUNTIME_ROOT`) cannot be found.
+    #[error(
+        "TT-Metal runtime root {}: {reason}: set TT_METAL_RUNTIME_ROOT to a directory holding TT-Metal's runtime files (tt_metal/ and runtime/; see README.md, \"TT-Metal users\")",
+        path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not set".into())
+    )]
+    TtMetalRuntimeRoot {
+        /// The directory named, if any.
+        path: Option<PathBuf>,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// TT-Metal could not open the device.
+    #[error("cannot open TT-Metal device {device_id}: {message}")]
+    TtMetalOpen {
+        /// The device id asked for.
+        device_id: i32,
+        /// TT-Metal's message, without its backtrace.
+        message: String,
+    },
+
+    /// TT-Metal threw a C++ exception.
+    #[error("{context}: TT-Metal: {message}")]
+    TtMetal {
+        /// What was being done.
+        context: String,
+        /// TT-Metal's message, without its backtrace.
+        message: String,
+    },
+
     /// An exception thrown by C++ code.
     #[error("{context}: C++ exception: {source}")]
     Cpp {

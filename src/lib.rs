@@ -35,6 +35,8 @@ pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
+#[cfg(feature = "tt-metal")]
+pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Trace, TraceOp};
 pub use types::{
     Allocation, BufferType, GIB, KIB, MIB, PoolStats, Snapshot, SourceLocation, format_bytes,

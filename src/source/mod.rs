@@ -3,6 +3,8 @@
 //! Only this module and the ffi bridges know that C++ exists.
 
 pub(crate) mod sim;
+#[cfg(feature = "tt-metal")]
+pub(crate) mod tt_metal;
 
 use crate::error::Result;
 use crate::types::{Allocation, BufferType, Snapshot};
@@ -75,6 +77,12 @@ pub(crate) trait Backend: Send {
     /// not support it).
     fn reset(&mut self) -> bool {
         false
+    }
+    /// The native device pointer (a TT-Metal `MeshDevice*`) behind a real
+    /// device; `None` for the simulated device.
+    #[cfg(feature = "tt-metal")]
+    fn native_device(&self) -> Option<usize> {
+        None
     }
     /// Statistics computed by scanning every block (simulated device only;
     /// the baseline of the snapshot benchmark).

@@ -1,0 +1,45 @@
+// cxx shim over the TT-Metal device wrapper: converts between the bridge's shared types and
+// the plain C++ in tt_metal_shim.hpp. Built only with the `tt-metal` feature.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "rust/cxx.h"
+#include "tt_metal_shim.hpp"
+
+namespace memguard::ffi {
+
+struct TtOpenOptions;
+struct TtFacts;
+struct TtRequest;
+struct TtPlaced;
+struct TtSnapshot;
+struct TtRecord;
+
+class TtMetalHandle {
+public:
+    explicit TtMetalHandle(std::unique_ptr<ttm::MeshHandle> handle) : handle_(std::move(handle)) {}
+
+    TtFacts facts() const;
+    TtPlaced allocate(const TtRequest& request, rust::Str label);
+    bool deallocate(std::uint32_t slot, std::uint64_t id);
+    TtSnapshot snapshot() const;
+    rust::Vec<TtRecord> live() const;
+    std::uint64_t live_count() const;
+    std::uint64_t next_id() const;
+    std::uint32_t mark_peak();
+    std::array<std::uint64_t, 4> read_peak(std::uint32_t mark) const;
+    void release_peak(std::uint32_t mark);
+    std::size_t mesh_device() const;
+
+private:
+    std::unique_ptr<ttm::MeshHandle> handle_;
+};
+
+std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& options);
+std::unique_ptr<TtMetalHandle> tt_adopt_mesh_device(std::size_t address);
+std::unique_ptr<TtMetalHandle> tt_adopt_idevice(std::size_t address);
+
+}  // namespace memguard::ffi

@@ -1,0 +1,545 @@
+//! A real device through TT-Metal (`libtt_metal.so`): opening one, adopting
+//! one the caller opened, and the backend over the C++ shim.
+//!
+//! Statistics come from TT-Metal's own allocator; the live set, the
+//! attribution and the peaks come from a graph processor that sees every
+//! buffer TT-Metal allocates or frees on the device, including buffers made
+//! by the caller's own C++ code or by ops.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cxx::UniquePtr;
+
+use crate::device::{Device, DeviceInfo, DeviceKind};
+use crate::error::{Error, Result};
+use crate::ffi::tt_metal::bridge;
+use crate::source::sim::Preset;
+use crate::source::{Backend, Direction, Peaks, Placed, Request};
+use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
+
+/// Opening, closing and TT-Metal's mock-mode switch are process-wide in
+/// TT-Metal (one MetalContext): they are done one at a time.
+static OPEN_LOCK: Mutex<()> = Mutex::new(());
+
+/// A cluster for TT-Metal's mock device mode, selected with
+/// `experimental::configure_mock_mode` before the device is opened.
+///
+/// TT-Metal then reads the cluster descriptor
+/// `<TT_METAL_RUNTIME_ROOT>/tt_metal/third_party/umd/tests/cluster_descriptor_examples/<name>`
+/// (`wormhole_N150.yaml`, `wormhole_N300.yaml` or `blackhole_P150.yaml`).
+/// With [`TtMetalConfig::mock`] at `None` the mock registration is cleared,
+/// and TT-Metal opens real hardware, or the cluster described by the file
+/// its `TT_METAL_MOCK_CLUSTER_DESC_PATH` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MockCluster {
+    /// One Wormhole B0 chip on an n150 board.
+    WormholeN150,
+    /// The two Wormhole B0 chips of an n300 board.
+    WormholeN300,
+    /// One Blackhole chip on a p150 board.
+    BlackholeP150,
+}
+
+impl MockCluster {
+    fn arch_and_chips(self) -> (i32, u32) {
+        match self {
+            MockCluster::WormholeN150 => (ARCH_WORMHOLE_B0, 1),
+            MockCluster::WormholeN300 => (ARCH_WORMHOLE_B0, 2),
+            MockCluster::BlackholeP150 => (ARCH_BLACKHOLE, 1),
+        }
+    }
+}
+
+const ARCH_WORMHOLE_B0: i32 = 2;
+const ARCH_BLACKHOLE: i32 = 3;
+
+/// How to open a TT-Metal device (`MeshDevice::create_unit_mesh`).
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::TtMetalConfig;
+///
+/// let config = TtMetalConfig {
+///     l1_small_size: 32 * 1024,
+///     trace_region_size: 8 << 20,
+///     ..TtMetalConfig::default()
+/// };
+/// assert_eq!(config.device_id, 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtMetalConfig {
+    /// The chip to open (0 is the first).
+    pub device_id: i32,
+    /// Bytes per L1 bank for the L1_SMALL region (TT-Metal's `l1_small_size`).
+    pub l1_small_size: u64,
+    /// Bytes in total for the TRACE region (TT-Metal's `trace_region_size`).
+    pub trace_region_size: u64,
+    /// Hardware command queues (1 or 2).
+    pub num_command_queues: u32,
+    /// TT-Metal's `worker_l1_size` (0: its default).
+    pub worker_l1_size: u64,
+    /// Select TT-Metal's mock device mode for this cluster before opening.
+    pub mock: Option<MockCluster>,
+}
+
+impl Default for TtMetalConfig {
+    fn default() -> Self {
+        TtMetalConfig {
+            device_id: 0,
+            l1_small_size: 0,
+            trace_region_size: 0,
+            num_command_queues: 1,
+            worker_l1_size: 0,
+            mock: None,
+        }
+    }
+}
+
+/// Opens devices through TT-Metal (cargo feature `tt-metal`).
+///
+/// The [`Device`] it returns works with guards, macros and the runner
+/// exactly as a simulated one does. Run tests on it one at a time (the
+/// runner does so for a shared device): TT-Metal has one context per
+/// process.
+#[derive(Debug)]
+pub struct TtMetalDevice {
+    _private: (),
+}
+
+impl TtMetalDevice {
+    /// Opens device `config.device_id` as a 1x1 mesh; it is closed when the
+    /// [`Device`] is closed or its last handle is dropped.
+    ///
+    /// TT-Metal reads its environment here: `TT_METAL_RUNTIME_ROOT` must name
+    /// its runtime files (see README.md, "TT-Metal users", also for the
+    /// variables that keep its generated files out of the working directory).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TtMetalRuntimeRoot`] when `TT_METAL_RUNTIME_ROOT` is not set or
+    /// names a missing directory; [`Error::TtMetalOpen`] with TT-Metal's
+    /// message when the device cannot be opened (no device, bad cluster
+    /// descriptor, a library other than the one the declarations are pinned
+    /// to, ...).
+    pub fn open(config: TtMetalConfig) -> Result<Device> {
+        check_runtime_root()?;
+        let (mock_arch, mock_chips) = config.mock.map_or((0, 1), MockCluster::arch_and_chips);
+        let options = bridge::TtOpenOptions {
+            device_id: config.device_id,
+            l1_small_size: config.l1_small_size,
+            trace_region_size: config.trace_region_size,
+            num_command_queues: config.num_command_queues,
+            worker_l1_size: config.worker_l1_size,
+            mock_arch,
+            mock_chips,
+        };
+        let handle = {
+            let _open = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            bridge::tt_open(&options).map_err(|e| open_error(config.device_id, e.what()))?
+        };
+        TtMetalBackend::into_device(handle, &config, true)
+    }
+
+    /// Observes a device the caller opened through TT-Metal and keeps open.
+    /// tt-memguard never closes it; its live set starts empty (buffers that
+    /// already exist count in the statistics only).
+    ///
+    /// # Safety
+    ///
+    /// `mesh_device` must point to a live `tt::tt_metal::distributed::MeshDevice`
+    /// of the same TT-Metal library this crate links, and must stay open
+    /// until the returned [`Device`] is closed or dropped (with all its
+    /// clones and buffers).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TtMetal`] for a null pointer or a library other than the one
+    /// the declarations are pinned to.
+    pub unsafe fn adopt_mesh_device(mesh_device: *mut std::ffi::c_void) -> Result<Device> {
+        let handle = bridge::tt_adopt_mesh_device(mesh_device as usize)
+            .map_err(|e| tt_error("adopting a MeshDevice", e.what()))?;
+        TtMetalBackend::into_device(handle, &TtMetalConfig::default(), false)
+    }
+
+    /// Observes a device given as a `tt::tt_metal::IDevice*`, which must be a
+    /// `MeshDevice` (checked with TT-Metal's own type information). One chip
+    /// of a mesh is refused: its buffers are placed by the mesh's allocator.
+    ///
+    /// # Safety
+    ///
+    /// As [`adopt_mesh_device`](Self::adopt_mesh_device): `device` must point
+    /// to a live `IDevice` of the linked TT-Metal library that outlives the
+    /// returned [`Device`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TtMetal`] for a null pointer or a device that is not a
+    /// `MeshDevice`.
+    pub unsafe fn adopt_idevice(device: *mut std::ffi::c_void) -> Result<Device> {
+        let handle = bridge::tt_adopt_idevice(device as usize)
+            .map_err(|e| tt_error("adopting an IDevice", e.what()))?;
+        TtMetalBackend::into_device(handle, &TtMetalConfig::default(), false)
+    }
+
+    /// Starts observing TT-Metal's allocations made on the calling thread.
+    /// TT-Metal reports buffer events only to processors registered on the
+    /// thread that allocates; every call through a [`Device`] registers one,
+    /// so this is needed only on threads that allocate through TT-Metal
+    /// directly and never touch the [`Device`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] or [`Error::TtMetal`]; a device that is not a
+    /// TT-Metal device is ignored.
+    pub fn observe_current_thread(device: &Device) -> Result<()> {
+        device.snapshot().map(|_| ())
+    }
+
+    /// The `tt::tt_metal::distributed::MeshDevice*` behind a TT-Metal device,
+    /// for the caller's own C++ code and ops (whose buffers the device then
+    /// observes); `None` for a simulated or closed device. The pointer is
+    /// valid while the [`Device`] is open.
+    pub fn mesh_device_ptr(device: &Device) -> Option<*mut std::ffi::c_void> {
+        device
+            .with_backend(|b| b.native_device())
+            .map(|address| address as *mut std::ffi::c_void)
+    }
+
+    /// The simulated preset whose geometry this device has (pool bank counts
+    /// and alignments), if any; the differential test replays on both.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after the device was closed.
+    pub fn matching_preset(device: &Device) -> Result<Option<Preset>> {
+        let snapshot = device.snapshot()?;
+        let key = (
+            snapshot.pool(BufferType::Dram).num_banks,
+            snapshot.pool(BufferType::L1).num_banks,
+            snapshot.pool(BufferType::Dram).alignment,
+        );
+        Ok(match key {
+            (12, 64, 32) => Some(Preset::WormholeB0),
+            (12, 56, 32) => Some(Preset::WormholeN300),
+            (8, 110, 64) => Some(Preset::BlackholeP150),
+            _ => None,
+        })
+    }
+}
+
+/// Refuses early, with the fix, what TT-Metal would report as "Root
+/// Directory is not set" or a missing descriptor file.
+fn check_runtime_root() -> Result<()> {
+    let Some(root) = std::env::var_os("TT_METAL_RUNTIME_ROOT").filter(|v| !v.is_empty()) else {
+        if std::env::var_os("TT_METAL_HOME").is_some_and(|v| !v.is_empty()) {
+            return Ok(()); // TT-Metal falls back to its checkout
+        }
+        return Err(Error::TtMetalRuntimeRoot {
+            path: None,
+            reason: "neither TT_METAL_RUNTIME_ROOT nor TT_METAL_HOME is set".into(),
+        });
+    };
+    let root = PathBuf::from(root);
+    let reason = if !root.is_dir() {
+        "the directory does not exist"
+    } else if !root.join("tt_metal").is_dir() {
+        "it has no tt_metal/ directory"
+    } else {
+        return Ok(());
+    };
+    Err(Error::TtMetalRuntimeRoot {
+        path: Some(root),
+        reason: reason.into(),
+    })
+}
+
+fn tt_error(context: &str, message: &str) -> Error {
+    Error::TtMetal {
+        context: context.to_string(),
+        message: message.to_string(),
+    }
+}
+
+fn open_error(device_id: i32, message: &str) -> Error {
+    if message.contains("Root Directory is not set") {
+        return Error::TtMetalRuntimeRoot {
+            path: None,
+            reason: message.to_string(),
+        };
+    }
+    Error::TtMetalOpen {
+        device_id,
+        message: message.to_string(),
+    }
+}
+
+/// Maps TT-Metal's allocation errors onto the crate's: its out-of-memory
+/// message carries the numbers [`Error::OutOfMemory`] holds.
+fn allocation_error(request: &Request, message: &str) -> Error {
+    if message.contains("L1_SMALL only supports sharded allocations") {
+        return Error::L1SmallInterleaved;
+    }
+    if let Some(oom) = parse_out_of_memory(request.buffer_type, message) {
+        return oom;
+    }
+    tt_error(
+        &format!(
+            "allocating {} B of {} (page size {})",
+            request.size, request.buffer_type, request.page_size
+        ),
+        message,
+    )
+}
+
+/// "Out of Memory: Not enough space to allocate {size} B {type} buffer
+/// across {banks} banks, where each bank needs to store {per_bank} B, but
+/// bank size is {bank_size} B (allocated: {a} B, free: {f} B, largest free
+/// block: {l} B)".
+fn parse_out_of_memory(buffer_type: BufferType, message: &str) -> Option<Error> {
+    let text = message.split("Out of Memory:").nth(1)?;
+    let after = |key: &str| -> Option<u64> {
+        let rest = text.split(key).nth(1)?.trim_start();
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    Some(Error::OutOfMemory {
+        buffer_type,
+        size: after("allocate ")?,
+        banks: u32::try_from(after("across ")?).ok()?,
+        per_bank: after("needs to store ")?,
+        bank_size: after("bank size is ")?,
+        allocated: after("allocated: ")?,
+        free: after("free: ")?,
+        largest_free_block: after("largest free block: ")?,
+    })
+}
+
+/// The backend over the C++ shim.
+struct TtMetalBackend {
+    inner: UniquePtr<bridge::TtMetalHandle>,
+    banks: [u32; 4],
+    /// Whether closing the backend closes the device (opened, not adopted).
+    owned: bool,
+}
+
+impl TtMetalBackend {
+    /// Wraps an opened or adopted handle into a [`Device`].
+    fn into_device(
+        inner: UniquePtr<bridge::TtMetalHandle>,
+        config: &TtMetalConfig,
+        owned: bool,
+    ) -> Result<Device> {
+        let facts = inner.facts();
+        let snapshot = snapshot_from_raw(
+            &inner
+                .snapshot()
+                .map_err(|e| tt_error("reading the allocator", e.what()))?,
+        );
+        let arch = match facts.arch {
+            ARCH_WORMHOLE_B0 => "wormhole_b0".to_string(),
+            ARCH_BLACKHOLE => "blackhole".to_string(),
+            other => format!("arch{other}"),
+        };
+        let name = if owned {
+            format!("tt-metal:{arch}#{}", config.device_id)
+        } else {
+            format!("tt-metal:{arch}:mesh{}", facts.mesh_id)
+        };
+        let info = DeviceInfo {
+            name,
+            kind: DeviceKind::TtMetal,
+            compute_grid: (facts.grid_x, facts.grid_y),
+            l1_small_size: config.l1_small_size,
+            trace_region_size: config.trace_region_size,
+        };
+        let backend = TtMetalBackend {
+            inner,
+            banks: snapshot.pools.map(|p| p.num_banks),
+            owned,
+        };
+        Ok(Device::from_backend(info, Box::new(backend)))
+    }
+
+    fn handle(&mut self) -> std::pin::Pin<&mut bridge::TtMetalHandle> {
+        self.inner.pin_mut()
+    }
+}
+
+impl Drop for TtMetalBackend {
+    fn drop(&mut self) {
+        // Closing the device is process-wide in TT-Metal, like opening it.
+        let _close = self
+            .owned
+            .then(|| OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner()));
+        self.inner = UniquePtr::null();
+    }
+}
+
+fn snapshot_from_raw(raw: &bridge::TtSnapshot) -> Snapshot {
+    Snapshot {
+        pools: BufferType::ALL.map(|buffer_type| {
+            let p = &raw.pools[buffer_type.index()];
+            PoolStats {
+                buffer_type,
+                num_banks: p.banks,
+                base_address: p.base,
+                alignment: p.alignment,
+                bank_size: p.total_allocatable,
+                allocated: p.allocated,
+                free: p.free,
+                largest_free_block: p.largest_free,
+            }
+        }),
+    }
+}
+
+impl Backend for TtMetalBackend {
+    fn allocate(&mut self, request: &Request) -> Result<Placed> {
+        if let Some(address) = request.address {
+            return Err(Error::Rejected {
+                reason: format!(
+                    "a fixed address ({address:#x}) is not available on a TT-Metal device: TT-Metal makes a buffer at a given address without reserving it"
+                ),
+            });
+        }
+        let raw = bridge::TtRequest {
+            pool: request.buffer_type.index() as u8,
+            size: request.size,
+            page_size: request.page_size,
+            shards: request.shards.unwrap_or(0),
+            direction: match request.direction {
+                Direction::Default => 0,
+                Direction::BottomUp => 1,
+                Direction::TopDown => 2,
+            },
+            tag: request.tag,
+        };
+        let label = request.label.as_deref().unwrap_or("");
+        let placed = self
+            .handle()
+            .allocate(&raw, label)
+            .map_err(|e| allocation_error(request, e.what()))?;
+        Ok(Placed {
+            id: placed.id,
+            slot: placed.slot,
+            address: placed.address,
+            per_bank_size: placed.per_bank_size,
+            num_banks: self.banks[request.buffer_type.index()],
+        })
+    }
+
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
+        self.handle()
+            .deallocate(slot, id)
+            .map_err(|e| tt_error("freeing a buffer", e.what()))
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        let raw = self
+            .inner
+            .snapshot()
+            .map_err(|e| tt_error("reading allocator statistics", e.what()))?;
+        Ok(snapshot_from_raw(&raw))
+    }
+
+    fn live(&self) -> Result<Vec<(Allocation, u64)>> {
+        let records = self
+            .inner
+            .live()
+            .map_err(|e| tt_error("listing live allocations", e.what()))?;
+        let banks = self.banks;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let buffer_type = BufferType::from_index(r.pool).unwrap_or(BufferType::Dram);
+                let allocation = Allocation {
+                    id: r.id,
+                    buffer_type,
+                    address: r.address,
+                    size: r.size,
+                    page_size: r.page_size,
+                    per_bank_size: r.per_bank_size,
+                    num_banks: banks[buffer_type.index()],
+                    shards: (r.shards > 0).then_some(r.shards),
+                    label: (!r.label.is_empty()).then_some(r.label),
+                    location: None,
+                };
+                (allocation, r.tag)
+            })
+            .collect())
+    }
+
+    fn live_count(&self) -> Result<u64> {
+        Ok(self.inner.live_count())
+    }
+
+    fn next_id(&self) -> Result<u64> {
+        Ok(self.inner.next_id())
+    }
+
+    fn mark_peak(&mut self) -> Result<u32> {
+        self.handle()
+            .mark_peak()
+            .map_err(|e| tt_error("taking a peak mark", e.what()))
+    }
+
+    fn read_peak(&self, mark: u32) -> Result<Peaks> {
+        self.inner
+            .read_peak(mark)
+            .map_err(|e| tt_error("reading a peak mark", e.what()))
+    }
+
+    fn release_peak(&mut self, mark: u32) {
+        self.handle().release_peak(mark);
+    }
+
+    fn native_device(&self) -> Option<usize> {
+        Some(self.inner.mesh_device())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_messages_are_parsed() {
+        let message = "Out of Memory: Not enough space to allocate 68719476736 B DRAM buffer across 12 banks, where each bank needs to store 5726623744 B, but bank size is 1071988672 B (allocated: 1138688 B, free: 1070849984 B, largest free block: 1070849984 B).";
+        let Some(Error::OutOfMemory {
+            size,
+            banks,
+            per_bank,
+            bank_size,
+            allocated,
+            free,
+            largest_free_block,
+            ..
+        }) = parse_out_of_memory(BufferType::Dram, message)
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!(
+            (
+                size,
+                banks,
+                per_bank,
+                bank_size,
+                allocated,
+                free,
+                largest_free_block
+            ),
+            (
+                68_719_476_736,
+                12,
+                5_726_623_744,
+                1_071_988_672,
+                1_138_688,
+                1_070_849_984,
+                1_070_849_984
+            )
+        );
+        assert!(parse_out_of_memory(BufferType::Dram, "Out of Memory: garbled").is_none());
+    }
+}

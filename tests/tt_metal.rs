@@ -1,0 +1,411 @@
+//! The TT-Metal backend against the real `libtt_metal.so` (CI: the PyPI
+//! wheel ttnn 0.81.1 in TT-Metal's mock device mode, see `.ci/tt-metal.sh`).
+//! Needs TT-Metal's environment: `TT_METAL_RUNTIME_ROOT`, and a mock
+//! cluster descriptor in `TT_METAL_MOCK_CLUSTER_DESC_PATH` (or hardware).
+#![cfg(feature = "tt-metal")]
+
+use serial_test::serial;
+use tt_memguard::{
+    BufferType, Device, DeviceKind, Direction, Error, KIB, MIB, MockCluster, Preset, SimDevice,
+    TtMetalConfig, TtMetalDevice, assert_no_leak, failure_report, try_assert_no_leak,
+};
+
+const L1_SMALL: u64 = 32 * KIB;
+const TRACE: u64 = 8 * MIB;
+
+fn config() -> TtMetalConfig {
+    TtMetalConfig {
+        l1_small_size: L1_SMALL,
+        trace_region_size: TRACE,
+        ..TtMetalConfig::default()
+    }
+}
+
+fn open() -> Device {
+    TtMetalDevice::open(config()).expect("opening the TT-Metal device")
+}
+
+/// The simulated twin of a TT-Metal device, with the same carve-outs.
+fn sim_twin(dev: &Device) -> Device {
+    let preset = TtMetalDevice::matching_preset(dev)
+        .unwrap()
+        .expect("the mock device has a simulated preset");
+    SimDevice::builder(preset)
+        .l1_small_size(dev.info().l1_small_size)
+        .trace_region_size(dev.info().trace_region_size)
+        .build()
+        .unwrap()
+}
+
+/// The device kind CI says it configured (`n150`, `p150`, `n300`).
+fn expected_kind() -> Option<(Preset, MockCluster)> {
+    match std::env::var("TT_MEMGUARD_EXPECT_MOCK").ok()?.as_str() {
+        "n150" => Some((Preset::WormholeB0, MockCluster::WormholeN150)),
+        "n300" => Some((Preset::WormholeN300, MockCluster::WormholeN300)),
+        "p150" => Some((Preset::BlackholeP150, MockCluster::BlackholeP150)),
+        other => panic!("unknown TT_MEMGUARD_EXPECT_MOCK {other:?}"),
+    }
+}
+
+#[test]
+#[serial]
+fn opens_with_the_simulated_presets_geometry() {
+    let dev = open();
+    assert_eq!(dev.info().kind, DeviceKind::TtMetal);
+    assert!(dev.name().starts_with("tt-metal:"), "{}", dev.name());
+    let preset = TtMetalDevice::matching_preset(&dev).unwrap();
+    if let Some((expected, _)) = expected_kind() {
+        assert_eq!(preset, Some(expected));
+    }
+    let snapshot = dev.snapshot().unwrap();
+    for pool in snapshot.iter() {
+        assert_eq!(pool.allocated, 0, "{pool:?}");
+        assert_eq!(pool.free, pool.bank_size, "{pool:?}");
+        assert_eq!(pool.largest_free_block, pool.bank_size, "{pool:?}");
+    }
+    // Every figure of every pool, the layout included, equals the simulator's.
+    assert_eq!(snapshot, sim_twin(&dev).snapshot().unwrap());
+    let cores = dev.info().compute_cores();
+    assert_eq!(cores, snapshot.pool(BufferType::L1).num_banks);
+    assert_eq!(cores, snapshot.pool(BufferType::L1Small).num_banks);
+}
+
+#[test]
+#[serial]
+fn worked_example_gives_the_simulators_addresses() {
+    let dev = TtMetalDevice::open(TtMetalConfig::default()).unwrap();
+    let sim = sim_twin(&dev);
+    let steps = [
+        (BufferType::Dram, MIB),
+        (BufferType::Dram, 3 * MIB),
+        (BufferType::Dram, 8 * MIB),
+        (BufferType::L1, 64 * KIB),
+        (BufferType::L1, 256 * KIB),
+    ];
+    let mut live = Vec::new();
+    for (pool, size) in steps {
+        let real = dev.allocate(pool, size, 2048).unwrap();
+        let twin = sim.allocate(pool, size, 2048).unwrap();
+        assert_eq!(
+            (real.address(), real.per_bank_size(), real.num_banks()),
+            (twin.address(), twin.per_bank_size(), twin.num_banks())
+        );
+        assert_eq!(dev.snapshot().unwrap(), sim.snapshot().unwrap());
+        live.push((real, twin));
+    }
+    if TtMetalDevice::matching_preset(&dev).unwrap() == Some(Preset::WormholeB0) {
+        let addresses: Vec<u64> = live.iter().map(|(b, _)| b.address()).collect();
+        assert_eq!(
+            addresses,
+            [0x100040, 0x115840, 0x155840, 0x16D800, 0x16C800]
+        );
+    }
+    drop(live);
+    let fresh = dev.snapshot().unwrap();
+    assert_eq!(fresh, sim.snapshot().unwrap());
+    assert_eq!(fresh.pool(BufferType::Dram).allocated, 0);
+}
+
+#[test]
+#[serial]
+fn sharded_l1_small_trace_and_directions() {
+    let dev = open();
+    let snapshot = dev.snapshot().unwrap();
+    let small = snapshot.pool(BufferType::L1Small);
+    let sharded = dev
+        .allocate_sharded(BufferType::L1Small, 8 * KIB, 2 * KIB, 4)
+        .unwrap();
+    assert_eq!(
+        sharded.address(),
+        small.base_address + small.bank_size - 2 * KIB
+    );
+    assert_eq!(
+        dev.snapshot().unwrap().pool(BufferType::L1Small).allocated,
+        2 * KIB
+    );
+    // More shards than a grid row: the shard grid spans two core ranges.
+    let grid_x = u64::from(dev.info().compute_grid.0);
+    let wide = dev
+        .allocate_sharded(
+            BufferType::L1,
+            (grid_x + 3) * 4 * KIB,
+            4 * KIB,
+            (grid_x + 3) as u32,
+        )
+        .unwrap();
+    assert_eq!(wide.per_bank_size(), 4 * KIB);
+    let banks = u64::from(snapshot.pool(BufferType::Dram).num_banks);
+    let trace = dev.allocate(BufferType::Trace, banks * 4096, 4096).unwrap();
+    assert_eq!(
+        trace.address(),
+        snapshot.pool(BufferType::Trace).base_address
+    );
+    let top = dev
+        .buffer(BufferType::Dram, MIB)
+        .page_size(2048)
+        .direction(Direction::TopDown)
+        .allocate()
+        .unwrap();
+    let dram = snapshot.pool(BufferType::Dram);
+    assert_eq!(
+        top.address(),
+        dram.base_address + dram.bank_size - top.per_bank_size()
+    );
+    let low = dev
+        .buffer(BufferType::L1, 64 * KIB)
+        .page_size(2048)
+        .direction(Direction::BottomUp)
+        .allocate()
+        .unwrap();
+    assert_eq!(low.address(), snapshot.pool(BufferType::L1).base_address);
+    drop((sharded, wide, trace, top, low));
+    assert_eq!(dev.snapshot().unwrap(), snapshot);
+}
+
+#[test]
+#[serial]
+fn live_set_attribution_and_peaks_come_from_events() {
+    let dev = open();
+    let first = dev.next_allocation_id().unwrap();
+    let mark = dev.peak_mark().unwrap();
+    let a = dev
+        .buffer(BufferType::Dram, MIB)
+        .page_size(2048)
+        .label("weights")
+        .allocate()
+        .unwrap();
+    let line = line!() - 2;
+    let b = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap();
+    assert!(a.id() >= first && b.id() > a.id());
+    let live = dev.live_allocations().unwrap();
+    assert_eq!(live.len(), 2);
+    assert_eq!(dev.live_count().unwrap(), 2);
+    assert_eq!(live[0].label.as_deref(), Some("weights"));
+    assert_eq!(live[0].address, a.address());
+    assert_eq!(live[0].per_bank_size, a.per_bank_size());
+    let location = live[0]
+        .location
+        .as_ref()
+        .expect("allocated through the crate");
+    assert!(location.file.ends_with("tt_metal.rs"), "{location}");
+    assert_eq!(location.line, line);
+    let l1_peak = b.per_bank_size();
+    drop(b);
+    let peaks = mark.read().unwrap();
+    assert_eq!(peaks.per_bank(BufferType::L1), l1_peak);
+    assert_eq!(peaks.per_bank(BufferType::Dram), a.per_bank_size());
+    drop(a);
+    assert_eq!(dev.live_count().unwrap(), 0);
+}
+
+#[test]
+#[serial]
+fn guards_and_macros_work_unchanged() {
+    let dev = open();
+    let address = assert_no_leak!(dev, {
+        let b = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+        b.address()
+    });
+    assert_eq!(
+        address,
+        dev.snapshot().unwrap().pool(BufferType::Dram).base_address
+    );
+
+    let result = try_assert_no_leak!(dev, {
+        std::mem::forget(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
+    });
+    let report = failure_report(result.as_ref().unwrap_err()).expect("a memory report");
+    let leaked: Vec<_> = report.leaks().collect();
+    assert_eq!(leaked.len(), 1);
+    assert_eq!(leaked[0].buffer_type, BufferType::L1);
+    assert!(leaked[0].location.is_some());
+    // A forgotten buffer keeps its device handle alive: close the device explicitly.
+    dev.close();
+}
+
+#[test]
+#[serial]
+fn buffers_allocated_by_other_code_are_observed() {
+    let dev = open();
+    let mesh = TtMetalDevice::mesh_device_ptr(&dev).expect("a TT-Metal device");
+    assert!(TtMetalDevice::mesh_device_ptr(&SimDevice::wormhole_b0()).is_none());
+    // "Other code": a second handle on the same MeshDevice, which allocates through TT-Metal
+    // as the caller's own C++ would, on this thread and on another one.
+    // SAFETY: `dev` keeps the MeshDevice open for longer than `other` lives.
+    let other = unsafe { TtMetalDevice::adopt_mesh_device(mesh) }.unwrap();
+    let result = try_assert_no_leak!(dev, {
+        std::mem::forget(other.allocate(BufferType::Dram, 2 * MIB, 2048).unwrap());
+        let handle = other.clone();
+        std::thread::spawn(move || {
+            std::mem::forget(handle.allocate(BufferType::L1, 32 * KIB, 2048).unwrap());
+        })
+        .join()
+        .unwrap();
+    });
+    let report = failure_report(result.as_ref().unwrap_err()).expect("a memory report");
+    let leaked: Vec<_> = report.leaks().collect();
+    assert_eq!(leaked.len(), 2, "{}", report.render(false));
+    for allocation in &leaked {
+        // Seen through events only: no location, no label, as TT-Metal reported it.
+        assert_eq!(
+            (allocation.location.as_ref(), allocation.label.as_ref()),
+            (None, None)
+        );
+    }
+    assert_eq!(leaked[0].size, 2 * MIB);
+    assert_eq!(leaked[1].size, 32 * KIB);
+    let theirs = other.live_allocations().unwrap();
+    assert_eq!(theirs.len(), 2);
+    assert!(theirs.iter().all(|a| a.location.is_some()));
+    // Closing the second handle releases the buffers it made (the MeshDevice stays open),
+    // and those frees are events too.
+    other.close();
+    assert_eq!(dev.live_count().unwrap(), 0);
+    assert_eq!(dev.snapshot().unwrap().pool(BufferType::Dram).allocated, 0);
+}
+
+#[test]
+#[serial]
+fn an_idevice_pointer_to_a_mesh_device_is_adopted() {
+    let dev = open();
+    let mesh = TtMetalDevice::mesh_device_ptr(&dev).unwrap();
+    // SAFETY: the MeshDevice is an IDevice at the same address, and `dev` keeps it open.
+    let adopted = unsafe { TtMetalDevice::adopt_idevice(mesh) }.unwrap();
+    assert_eq!(adopted.snapshot().unwrap(), dev.snapshot().unwrap());
+    let b = adopted.allocate(BufferType::Dram, MIB, 2048).unwrap();
+    assert_eq!(dev.live_count().unwrap(), 1);
+    drop(b);
+    // SAFETY: a null pointer is refused before it is used.
+    let e = unsafe { TtMetalDevice::adopt_idevice(std::ptr::null_mut()) }.unwrap_err();
+    assert!(matches!(e, Error::TtMetal { .. }), "{e}");
+    assert!(e.to_string().contains("null"), "{e}");
+}
+
+#[test]
+#[serial]
+fn tt_metal_errors_become_typed_errors() {
+    let dev = open();
+    let snapshot = dev.snapshot().unwrap();
+    let dram = snapshot.pool(BufferType::Dram);
+    // Out of memory: TT-Metal's exception, with its numbers parsed.
+    let e = dev.allocate(BufferType::Dram, 64 << 30, 2048).unwrap_err();
+    let Error::OutOfMemory {
+        banks,
+        bank_size,
+        free,
+        ..
+    } = e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (banks, bank_size, free),
+        (dram.num_banks, dram.bank_size, dram.free)
+    );
+    // Bad input is refused before TT-Metal sees it (page size 0 would kill the process).
+    assert!(matches!(
+        dev.allocate(BufferType::Dram, 4096, 0),
+        Err(Error::ZeroPageSize { .. })
+    ));
+    assert!(matches!(
+        dev.allocate(BufferType::L1Small, 4096, 1024),
+        Err(Error::L1SmallInterleaved)
+    ));
+    assert!(matches!(
+        dev.allocate(BufferType::Dram, 3000, 2048),
+        Err(Error::SizeNotPageMultiple { .. })
+    ));
+    assert!(matches!(
+        dev.buffer(BufferType::Dram, 4096)
+            .at_address(0x200000)
+            .allocate(),
+        Err(Error::Rejected { .. })
+    ));
+    // A TRACE buffer on a device opened without a TRACE region.
+    let bare = {
+        drop(dev);
+        TtMetalDevice::open(TtMetalConfig::default()).unwrap()
+    };
+    let e = bare.allocate(BufferType::Trace, 4096, 4096).unwrap_err();
+    assert!(matches!(e, Error::OutOfMemory { bank_size: 0, .. }), "{e}");
+    assert!(e.to_string().contains("trace_region_size"), "{e}");
+    // Nothing was left allocated by the failures.
+    assert_eq!(bare.live_count().unwrap(), 0);
+    bare.close();
+    assert!(matches!(bare.snapshot(), Err(Error::DeviceClosed { .. })));
+}
+
+#[test]
+#[serial]
+fn opening_a_missing_device_is_an_error() {
+    let e = TtMetalDevice::open(TtMetalConfig {
+        device_id: 7,
+        ..TtMetalConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::TtMetalOpen { device_id: 7, .. }), "{e}");
+    assert!(!e.to_string().contains("backtrace"), "{e}");
+    // The process is fine: the next open works.
+    open().close();
+}
+
+#[test]
+#[serial]
+fn a_missing_runtime_root_is_an_error() {
+    let saved = std::env::var_os("TT_METAL_RUNTIME_ROOT");
+    let restore = |value: Option<std::ffi::OsString>| match value {
+        // SAFETY: the tests of this file run one at a time (`serial`), and no other thread of
+        // this process reads the environment meanwhile.
+        Some(v) => unsafe { std::env::set_var("TT_METAL_RUNTIME_ROOT", v) },
+        None => unsafe { std::env::remove_var("TT_METAL_RUNTIME_ROOT") },
+    };
+    restore(Some("/nonexistent/tt-metal-root".into()));
+    let e = TtMetalDevice::open(config()).unwrap_err();
+    restore(saved);
+    let Error::TtMetalRuntimeRoot { path, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        path.as_deref(),
+        Some(std::path::Path::new("/nonexistent/tt-metal-root"))
+    );
+    assert!(e.to_string().contains("set TT_METAL_RUNTIME_ROOT"), "{e}");
+    open().close();
+}
+
+#[test]
+#[serial]
+fn mock_mode_can_be_selected_by_the_config() {
+    let (preset, cluster) =
+        expected_kind().unwrap_or((Preset::WormholeB0, MockCluster::WormholeN150));
+    let dev = TtMetalDevice::open(TtMetalConfig {
+        mock: Some(cluster),
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(TtMetalDevice::matching_preset(&dev).unwrap(), Some(preset));
+    drop(dev);
+    // The registration does not outlive that open: this one follows the environment again.
+    let dev = open();
+    if let Some((expected, _)) = expected_kind() {
+        assert_eq!(
+            TtMetalDevice::matching_preset(&dev).unwrap(),
+            Some(expected)
+        );
+    }
+}
+
+#[test]
+#[serial]
+fn reopening_gives_a_fresh_device() {
+    for _ in 0..3 {
+        let dev = open();
+        let b = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+        assert_eq!(
+            b.address(),
+            dev.snapshot().unwrap().pool(BufferType::Dram).base_address
+        );
+        std::mem::forget(b); // closing the device releases it
+        dev.close();
+    }
+}
