@@ -3,7 +3,7 @@
 //! with an error, and ignored. Several of them fail on purpose.
 //!
 //! ```text
-//! cargo run --example harness_demo -- --test-threads 1
+//! cargo run --example custom_harness -- --test-threads 1
 //! ```
 
 use tt_memguard::{Budget, BufferType, Device, Harness, KIB, MIB, Test, TestResult};

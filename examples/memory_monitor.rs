@@ -43,11 +43,9 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "-r" | "--refresh" => {
                 let v = args.next().ok_or("-r expects milliseconds, e.g. -r 250")?;
-                o.refresh = v
-                    .parse()
-                    .ok()
-                    .filter(|&ms| ms > 0)
-                    .ok_or(format!("-r {v:?}: expected a whole number of milliseconds, at least 1"))?;
+                o.refresh = v.parse().ok().filter(|&ms| ms > 0).ok_or(format!(
+                    "-r {v:?}: expected a whole number of milliseconds, at least 1"
+                ))?;
             }
             "--plain" => o.plain = true,
             "--once" => o.once = true,
@@ -57,18 +55,25 @@ fn parse_args() -> Result<Options, String> {
                     Some("auto") => ColorChoice::Auto,
                     Some("always") => ColorChoice::Always,
                     Some("never") => ColorChoice::Never,
-                    other => return Err(format!("--color {other:?}: expected auto, always or never")),
+                    other => {
+                        return Err(format!("--color {other:?}: expected auto, always or never"));
+                    }
                 }
             }
             "-h" | "--help" => {
                 return Err("usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]".into());
             }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag:?}; try --help")),
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag:?}; try --help"));
+            }
             path => o.source = Some(PathBuf::from(path)),
         }
     }
     if o.source.is_none() && !o.demo {
-        return Err("give a live stream FILE (written by a run with TT_MEMGUARD_LIVE=FILE) or --demo".into());
+        return Err(
+            "give a live stream FILE (written by a run with TT_MEMGUARD_LIVE=FILE) or --demo"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -118,7 +123,10 @@ fn main() -> ExitCode {
     let path = match (&options.source, options.demo) {
         (Some(path), _) => path.clone(),
         (None, _) => {
-            let path = std::env::temp_dir().join(format!("memguard-monitor-demo-{}.jsonl", std::process::id()));
+            let path = std::env::temp_dir().join(format!(
+                "memguard-monitor-demo-{}.jsonl",
+                std::process::id()
+            ));
             if let Err(e) = start_demo(path.clone(), Arc::clone(&stop)) {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;

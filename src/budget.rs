@@ -71,32 +71,56 @@ impl CheckKind {
     }
 }
 
-/// The limits of one pool.
+/// The limits of one pool. A total and a per-bank limit of the same check
+/// may both be set; each is checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolBudget {
-    /// Peak above the baseline.
+    /// Peak above the baseline, over all banks.
     pub peak: Option<Limit>,
-    /// Bytes retained at the end (unset: 0, no leak).
+    /// Peak above the baseline, in every bank.
+    pub peak_per_bank: Option<Limit>,
+    /// Bytes retained at the end, over all banks (unset with
+    /// `retained_per_bank` unset too: 0, no leak).
     pub retained: Option<Limit>,
-    /// Minimum largest free block at the end.
+    /// Bytes retained at the end, in every bank.
+    pub retained_per_bank: Option<Limit>,
+    /// Minimum largest free block of one bank at the end.
     pub min_largest_free: Option<Limit>,
 }
 
+/// Every (check, per bank) slot of a pool budget, in report order.
+pub(crate) const SLOTS: [(CheckKind, bool); 5] = [
+    (CheckKind::Peak, false),
+    (CheckKind::Peak, true),
+    (CheckKind::Retained, false),
+    (CheckKind::Retained, true),
+    (CheckKind::LargestFree, true),
+];
+
 impl PoolBudget {
-    pub(crate) fn get(&self, kind: CheckKind) -> Option<&Limit> {
-        match kind {
-            CheckKind::Peak => self.peak.as_ref(),
-            CheckKind::Retained => self.retained.as_ref(),
-            CheckKind::LargestFree => self.min_largest_free.as_ref(),
+    /// The limit of one slot.
+    pub fn get(&self, kind: CheckKind, per_bank: bool) -> Option<&Limit> {
+        match (kind, per_bank) {
+            (CheckKind::Peak, false) => self.peak.as_ref(),
+            (CheckKind::Peak, true) => self.peak_per_bank.as_ref(),
+            (CheckKind::Retained, false) => self.retained.as_ref(),
+            (CheckKind::Retained, true) => self.retained_per_bank.as_ref(),
+            (CheckKind::LargestFree, _) => self.min_largest_free.as_ref(),
         }
     }
 
-    pub(crate) fn slot(&mut self, kind: CheckKind) -> &mut Option<Limit> {
-        match kind {
-            CheckKind::Peak => &mut self.peak,
-            CheckKind::Retained => &mut self.retained,
-            CheckKind::LargestFree => &mut self.min_largest_free,
+    pub(crate) fn slot(&mut self, kind: CheckKind, per_bank: bool) -> &mut Option<Limit> {
+        match (kind, per_bank) {
+            (CheckKind::Peak, false) => &mut self.peak,
+            (CheckKind::Peak, true) => &mut self.peak_per_bank,
+            (CheckKind::Retained, false) => &mut self.retained,
+            (CheckKind::Retained, true) => &mut self.retained_per_bank,
+            (CheckKind::LargestFree, _) => &mut self.min_largest_free,
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        SLOTS.iter().all(|&(k, p)| self.get(k, p).is_none())
     }
 }
 
@@ -188,7 +212,7 @@ impl Budget {
     ) -> Self {
         match size.resolve() {
             Ok(bytes) => {
-                *self.pools[buffer_type.index()].slot(kind) = Some(Limit {
+                *self.pools[buffer_type.index()].slot(kind, per_bank) = Some(Limit {
                     bytes,
                     per_bank,
                     source: BudgetSource::Code,
@@ -288,9 +312,9 @@ impl Budget {
     /// sources); used to layer file and environment budgets over code.
     pub fn overlay(mut self, other: &Budget) -> Budget {
         for t in BufferType::ALL {
-            for kind in [CheckKind::Peak, CheckKind::Retained, CheckKind::LargestFree] {
-                if let Some(limit) = other.pools[t.index()].get(kind) {
-                    *self.pools[t.index()].slot(kind) = Some(limit.clone());
+            for (kind, per_bank) in SLOTS {
+                if let Some(limit) = other.pools[t.index()].get(kind, per_bank) {
+                    *self.pools[t.index()].slot(kind, per_bank) = Some(limit.clone());
                 }
             }
         }
@@ -303,18 +327,16 @@ impl Budget {
         self
     }
 
-    /// Sets one limit with an explicit source (budget files, environment).
+    /// Sets one limit with an explicit source (budget files, environment);
+    /// `limit.per_bank` chooses the total or the per-bank slot.
     pub fn with_limit(mut self, buffer_type: BufferType, kind: CheckKind, limit: Limit) -> Budget {
-        *self.pools[buffer_type.index()].slot(kind) = Some(limit);
+        let per_bank = limit.per_bank;
+        *self.pools[buffer_type.index()].slot(kind, per_bank) = Some(limit);
         self
     }
 
     /// Whether the budget sets no limit at all.
     pub fn is_empty(&self) -> bool {
-        self.tolerance == 0
-            && self
-                .pools
-                .iter()
-                .all(|p| p.peak.is_none() && p.retained.is_none() && p.min_largest_free.is_none())
+        self.tolerance == 0 && self.pools.iter().all(PoolBudget::is_empty)
     }
 }

@@ -382,18 +382,22 @@ fn pool_report(
         per_bank: false,
         source: BudgetSource::Default,
     };
-    for kind in [CheckKind::Peak, CheckKind::Retained, CheckKind::LargestFree] {
-        let limit = match (pool_budget.get(kind), kind) {
-            (Some(limit), _) => limit,
-            (None, CheckKind::Retained) => &default_retained,
-            (None, _) => continue,
+    let no_retained_limit =
+        pool_budget.retained.is_none() && pool_budget.retained_per_bank.is_none();
+    for (kind, per_bank) in crate::budget::SLOTS {
+        let limit = match pool_budget.get(kind, per_bank) {
+            Some(limit) => limit,
+            None if kind == CheckKind::Retained && !per_bank && no_retained_limit => {
+                &default_retained
+            }
+            None => continue,
         };
         let per_bank_actual = match kind {
             CheckKind::Peak => report.peak_per_bank - report.before_per_bank,
             CheckKind::Retained => report.retained() / banks.max(1),
             CheckKind::LargestFree => report.largest_free_after,
         };
-        let (actual, slack) = if limit.per_bank || kind == CheckKind::LargestFree {
+        let (actual, slack) = if per_bank {
             (per_bank_actual, tolerance.div_ceil(banks.max(1)))
         } else {
             (per_bank_actual * banks, tolerance)
@@ -412,7 +416,7 @@ fn pool_report(
         }
         report.checks.push(Verdict {
             check: kind,
-            per_bank: limit.per_bank || kind == CheckKind::LargestFree,
+            per_bank,
             limit: limit_bytes,
             actual,
             passed,

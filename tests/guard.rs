@@ -485,3 +485,30 @@ fn budget_size_errors_name_the_text_and_what_is_accepted() {
         }
     }
 }
+
+#[test]
+fn a_total_and_a_per_bank_limit_of_one_pool_are_both_checked() {
+    let dev = SimDevice::wormhole_b0();
+    let guard =
+        MemoryGuard::new(&dev).budget(Budget::new().l1_peak("1 MiB").l1_peak_per_bank("8 KiB"));
+    // 12 KiB in each of the 64 cores: 768 KiB in total.
+    drop(
+        dev.allocate_sharded(BufferType::L1, 64 * 12 * KIB, 4 * KIB, 64)
+            .unwrap(),
+    );
+    let report = failed_report(guard.finish().unwrap_err());
+    let checks: Vec<_> = report
+        .device()
+        .pool(BufferType::L1)
+        .checks
+        .iter()
+        .map(|v| (v.per_bank, v.actual, v.limit, v.passed))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (false, 768 * KIB, MIB, true),
+            (true, 12 * KIB, 8 * KIB, false)
+        ]
+    );
+}

@@ -1,5 +1,5 @@
 //! The memguard runner, driven as a subprocess: the demo harness in
-//! `examples/harness_demo.rs` has passing, leaking, over-budget, panicking,
+//! `examples/custom_harness.rs` has passing, leaking, over-budget, panicking,
 //! failing and ignored tests.
 
 mod common;
@@ -14,7 +14,7 @@ fn demo() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "--example", "harness_demo"])
+            .args(["build", "-q", "--example", "custom_harness"])
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the demo harness failed");
@@ -27,7 +27,7 @@ fn demo() -> &'static Path {
             .to_path_buf();
         target
             .join("examples")
-            .join(format!("harness_demo{}", std::env::consts::EXE_SUFFIX))
+            .join(format!("custom_harness{}", std::env::consts::EXE_SUFFIX))
     })
 }
 

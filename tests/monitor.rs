@@ -30,7 +30,10 @@ fn recorded_stream_mid_run_and_at_the_end() {
     assert_eq!(end.ended, Some((1, 4)));
     assert_eq!(end.devices["sim:wormhole_b0"].finished, (1, 4));
     insta::assert_snapshot!("monitor_plain_end", end.render_plain());
-    insta::assert_snapshot!("monitor_screen_end", end.render_screen(RECORDED, 500, false));
+    insta::assert_snapshot!(
+        "monitor_screen_end",
+        end.render_screen(RECORDED, 500, false)
+    );
 }
 
 #[test]
@@ -54,14 +57,20 @@ fn missing_and_malformed_streams_are_clear_errors() {
     let e = Follower::open("tests/data/no_such_stream.jsonl").unwrap_err();
     assert!(matches!(e, Error::Io { .. }));
     assert!(
-        e.to_string().ends_with("(start the run with TT_MEMGUARD_LIVE=tests/data/no_such_stream.jsonl to create it)"),
+        e.to_string().ends_with(
+            "(start the run with TT_MEMGUARD_LIVE=tests/data/no_such_stream.jsonl to create it)"
+        ),
         "{e}"
     );
     let path = std::env::temp_dir().join(format!("memguard-bad-{}.jsonl", std::process::id()));
     std::fs::write(&path, "{\"t_ms\":0,\"event\":\"run_start\",\"pid\":1,\"tests\":1}\n\n{\"t_ms\":3,\"event\":\"explode\"}\n").unwrap();
     let e = Follower::open(&path).unwrap().poll().unwrap_err();
     assert!(matches!(e, Error::LiveStream { line: 3, .. }), "{e}");
-    assert!(e.to_string().contains(":3: not a memguard live event (unknown variant `explode`"), "{e}");
+    assert!(
+        e.to_string()
+            .contains(":3: not a memguard live event (unknown variant `explode`"),
+        "{e}"
+    );
     std::fs::remove_file(&path).unwrap();
 }
 
@@ -84,26 +93,45 @@ fn a_watched_device_streams_its_allocations_and_snapshots() {
     for line in &lines {
         state.apply(line);
     }
-    let allocs = lines.iter().filter(|l| matches!(l.event, LiveEvent::Alloc { .. })).count();
-    let frees = lines.iter().filter(|l| matches!(l.event, LiveEvent::Free { .. })).count();
+    let allocs = lines
+        .iter()
+        .filter(|l| matches!(l.event, LiveEvent::Alloc { .. }))
+        .count();
+    let frees = lines
+        .iter()
+        .filter(|l| matches!(l.event, LiveEvent::Free { .. }))
+        .count();
     assert_eq!((allocs, frees), (1, 1));
     // The periodic thread snapshotted the 1 MiB while it was live.
-    assert!(lines.iter().any(|l| matches!(&l.event, LiveEvent::Snapshot { pools, .. } if pools[0].allocated == 88_064)));
+    assert!(lines.iter().any(
+        |l| matches!(&l.event, LiveEvent::Snapshot { pools, .. } if pools[0].allocated == 88_064)
+    ));
     assert_eq!(state.ended, Some((1, 0)));
     std::fs::remove_file(&path).unwrap();
 }
 
 fn example(name: &str) -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO")).args(["build", "-q", "--example", name]).status().unwrap();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "--example", name])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
-    target.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    target
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 #[test]
 fn the_runner_writes_a_stream_the_monitor_follows() {
     let path = std::env::temp_dir().join(format!("memguard-run-{}.jsonl", std::process::id()));
-    let out = Command::new(example("harness_demo"))
+    let out = Command::new(example("custom_harness"))
         .args(["--test-threads", "1"])
         .env("TT_MEMGUARD_LIVE", &path)
         .env("TT_MEMGUARD_LIVE_INTERVAL_MS", "5")
@@ -120,19 +148,52 @@ fn the_runner_writes_a_stream_the_monitor_follows() {
             _ => None,
         })
         .collect();
-    assert_eq!(starts, ["fits_in_l1", "leaks_a_buffer", "over_budget_peak", "panics_midway", "returns_an_error"]);
-    assert!(matches!(lines.last().unwrap().event, LiveEvent::RunEnd { passed: 1, failed: 4 }));
+    assert_eq!(
+        starts,
+        [
+            "fits_in_l1",
+            "leaks_a_buffer",
+            "over_budget_peak",
+            "panics_midway",
+            "returns_an_error"
+        ]
+    );
+    assert!(matches!(
+        lines.last().unwrap().event,
+        LiveEvent::RunEnd {
+            passed: 1,
+            failed: 4
+        }
+    ));
 
     // The monitor, as a program, on that stream: one plain block, exit 0.
-    let out = Command::new(example("memory_monitor")).arg(&path).args(["--once", "--plain"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(example("memory_monitor"))
+        .arg(&path)
+        .args(["--once", "--plain"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("run ended: 1 passed, 4 failed"), "{text}");
-    assert!(text.contains("device=sim:wormhole_b0 test=- pool=L1 banks=64 total=85.0MiB"), "{text}");
+    assert!(
+        text.contains("device=sim:wormhole_b0 test=- pool=L1 banks=64 total=85.0MiB"),
+        "{text}"
+    );
     std::fs::remove_file(&path).unwrap();
 
     // A missing stream: exit 2 with the fix.
-    let out = Command::new(example("memory_monitor")).arg(Path::new("no/such.jsonl")).output().unwrap();
+    let out = Command::new(example("memory_monitor"))
+        .arg(Path::new("no/such.jsonl"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("start the run with TT_MEMGUARD_LIVE=no/such.jsonl"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("start the run with TT_MEMGUARD_LIVE=no/such.jsonl")
+    );
 }
