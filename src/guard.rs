@@ -14,6 +14,18 @@ use crate::types::{Allocation, BufferType, Snapshot};
 
 /// Allocations a scope may leave behind on purpose (caches, persistent
 /// weights): reported, but not counted as leaks.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{Allow, BufferType, MemoryGuard, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let guard = MemoryGuard::new(&dev).allow(Allow::label("cache*"));
+/// std::mem::forget(dev.buffer(BufferType::Dram, MIB).page_size(2048).label("cache.ops").allocate()?);
+/// assert_eq!(guard.finish()?.device().persistent.len(), 1);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allow {
     /// Everything in one pool.

@@ -1,4 +1,92 @@
-//! tt-memguard turns Tenstorrent device memory into test assertions.
+//! Tenstorrent device memory as test assertions.
+//!
+//! TT-Metal keeps, on the host, one allocator per device that places every
+//! buffer in DRAM, L1 (per-core SRAM), L1_SMALL and TRACE, and can say at any
+//! moment how much of each pool is allocated and how large the largest free
+//! block is. tt-memguard makes that testable: scopes and macros that fail on
+//! leaked bytes or exceeded budgets and name the leaked buffers and the line
+//! that allocated them, a test runner that reports every test's memory, and an
+//! embedded simulated device whose allocator reproduces TT-Metal's placement
+//! and statistics byte for byte, so that all of it runs on any machine.
+//!
+//! # Checks
+//!
+//! ```
+//! use tt_memguard::{assert_memory_budget, assert_no_leak, BufferType, SimDevice, KIB, MIB};
+//!
+//! let dev = SimDevice::wormhole_b0();
+//! let addr = assert_no_leak!(dev, {
+//!     let w = dev.allocate(BufferType::Dram, MIB, 2048)?; // 88,064 B in each of 12 banks
+//!     w.address()
+//! });
+//! assert_eq!(addr, 0x100040);
+//!
+//! assert_memory_budget!(dev, l1 <= "512 KiB", dram <= "64 MiB", {
+//!     let _tiles = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+//! });
+//! # Ok::<(), tt_memguard::Error>(())
+//! ```
+//!
+//! [`MemoryGuard`] is the RAII form with every option ([`Budget`] per pool,
+//! device totals or per bank; warm-up; an allow-list of persistent
+//! allocations); every panicking check has a `Result` twin that returns the
+//! [`MemoryReport`].
+//!
+//! # The runner
+//!
+//! In `Cargo.toml`:
+//!
+//! ```toml
+//! [[test]]
+//! name = "device_memory"
+//! harness = false
+//! ```
+//!
+//! In `tests/device_memory.rs`:
+//!
+//! ```no_run
+//! use tt_memguard::{BufferType, Device, TestResult, KIB};
+//!
+//! fn matmul_fits_in_l1(dev: &Device) -> TestResult {
+//!     let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+//!     Ok(())
+//! }
+//!
+//! tt_memguard::main!(matmul_fits_in_l1);
+//! ```
+//!
+//! Each test gets a fresh simulated device and runs inside a guard; budgets
+//! come from code, a `memguard.toml` and `TT_MEMGUARD_*` variables; the run
+//! ends with a memory table, and can write JSON reports, insta snapshots of
+//! every report, and a live stream for the memory monitor. See [`Harness`]
+//! for the flags and variables.
+//!
+//! # The simulated device
+//!
+//! [`SimDevice`] opens Wormhole B0 (n150), Wormhole n300 and Blackhole p150
+//! models with TT-Metal's default geometry, or a custom one, with the
+//! `l1_small_size` and `trace_region_size` carve-outs. Allocation is
+//! address-ordered first fit, bottom-up (DRAM, TRACE) or top-down (L1,
+//! L1_SMALL), in lock-step over all banks of a pool, in O(log n); statistics
+//! are read in O(1). [`Trace`] replays a recorded allocation sequence on any
+//! model.
+//!
+//! # Features
+//!
+//! - `tt-metal`: the backend over a real TT-Metal device (`TtMetalDevice`),
+//!   built against a TT-Metal install (`TT_METAL_HOME`) or against this
+//!   crate's own declarations of the API pinned to the PyPI `ttnn` 0.81.1
+//!   wheel (`TT_MEMGUARD_TTNN_LIB_DIR`). Everything else works without it.
+//!
+//! # Known limitations
+//!
+//! - DRAM-sharded buffers are not simulated (sharding is modelled in L1 and
+//!   L1_SMALL).
+//! - Where TT-Metal keeps a block it refused below the interleaved L1 limit,
+//!   the simulator refuses without side effects.
+//! - On a real device, allocations made on threads other than the one that
+//!   opened the device are not observed by TT-Metal's graph tracking.
+//! - The runner prints the per-test memory table after libtest's own lines.
 #![deny(missing_docs)]
 
 mod budget;

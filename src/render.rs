@@ -78,6 +78,12 @@ pub fn paint(text: &str, level: Level, color: bool) -> String {
 }
 
 /// A usage bar of 40 cells: `[#####...............]`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tt_memguard::usage_bar(0.5, false), format!("[{}{}]", "#".repeat(20), ".".repeat(20)));
+/// ```
 pub fn usage_bar(fraction: f64, color: bool) -> String {
     let fraction = fraction.clamp(0.0, 1.0);
     let mut filled = (fraction * BAR_WIDTH as f64).round() as usize;

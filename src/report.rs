@@ -118,6 +118,23 @@ impl DeviceReport {
 }
 
 /// What a guarded scope did to device memory.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, MemoryGuard, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let guard = MemoryGuard::new(&dev).name("leaky");
+/// std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
+/// let report = guard.into_report()?;
+/// assert!(!report.passed);
+/// assert_eq!(report.leaks().count(), 1);
+/// assert!(report.to_string().contains("leaked 1 buffer (1.0 MiB DRAM, 88,064 B per bank x 12 banks)"));
+/// let json = serde_json::to_string(&report).unwrap();
+/// assert!(json.contains("\"passed\":false"));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryReport {

@@ -50,6 +50,18 @@ pub enum TraceOp {
 }
 
 /// A parsed allocation trace.
+/// # Examples
+///
+/// ```
+/// use tt_memguard::Trace;
+///
+/// let trace = Trace::parse("device bh\nalloc w DRAM 8192 1024 def\nfree w\n")?;
+/// let dev = trace.open_sim()?;
+/// let mut lines = Vec::new();
+/// trace.replay(&dev, |l| lines.push(l.to_string()))?;
+/// assert!(lines[1].starts_with("1 0x100080 DRAM:1024/"));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {
     /// The device model to replay on.

@@ -93,6 +93,19 @@ impl FromStr for BufferType {
 /// per-bank figures, plus the bank count and the pool's layout.
 ///
 /// Device totals are the per-bank figures times [`num_banks`](Self::num_banks).
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let _b = dev.allocate(BufferType::L1, 64 * KIB, 2048)?;
+/// let l1 = *dev.snapshot()?.pool(BufferType::L1);
+/// assert_eq!((l1.num_banks, l1.bank_size, l1.allocated), (64, 1_393_312, 2048));
+/// assert_eq!(l1.total_allocated(), 64 * KIB * 2);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolStats {
@@ -214,6 +227,20 @@ impl fmt::Display for SourceLocation {
 }
 
 /// A live device allocation, as the memory source's registry records it.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let _w = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate()?;
+/// let live = dev.live_allocations()?;
+/// assert_eq!(live[0].label.as_deref(), Some("weights"));
+/// assert_eq!(live[0].reserved_bytes(), 88_064 * 12);
+/// assert!(live[0].location.as_ref().unwrap().file.ends_with(".rs"));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {

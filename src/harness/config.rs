@@ -90,6 +90,14 @@ fn apply(budget: Budget, key: Key, bytes: u64, source: BudgetSource) -> Budget {
 
 /// A glob over test names: `*` any run of characters, `?` one character,
 /// `[abc]` / `[a-z]` / `[!a-z]` one character of a class.
+///
+/// # Examples
+///
+/// ```
+/// let glob = tt_memguard::Glob::new("conv_[0-9]*").unwrap();
+/// assert!(glob.matches("conv_3x3") && !glob.matches("conv_x"));
+/// assert!(tt_memguard::Glob::new("conv_[").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
     pattern: Vec<char>,
@@ -213,6 +221,21 @@ struct Entry {
 }
 
 /// Budgets read from a `memguard.toml` and the environment.
+///
+/// # Examples
+///
+/// ```
+/// use std::path::Path;
+/// use tt_memguard::{Budget, BudgetConfig, BufferType};
+///
+/// let config = BudgetConfig::parse(
+///     "[defaults]\nl1_peak = \"512 KiB\"\n[tests.\"conv_*\"]\nl1_peak = \"1 MiB\"\n",
+///     Path::new("memguard.toml"),
+/// )?;
+/// let budget = config.budget_for("conv_3x3", &Budget::new());
+/// assert_eq!(budget.pool(BufferType::L1).peak.as_ref().unwrap().bytes, 1 << 20);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct BudgetConfig {
     defaults: Budget,

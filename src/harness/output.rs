@@ -38,6 +38,17 @@ pub struct TestRecord {
 }
 
 /// The memory reports of a test run, sorted by test name.
+///
+/// Written by the runner with `--memory-report PATH`; several processes'
+/// parts (`--memory-report-dir DIR`) merge with [`RunReport::merge_dir`].
+///
+/// ```no_run
+/// let report = tt_memguard::RunReport::merge_dir(std::path::Path::new("target/memory"))?;
+/// for test in &report.tests {
+///     println!("{} {:?}", test.name, test.status);
+/// }
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
