@@ -157,7 +157,19 @@ for KIND in n150 p150 n300; do
     cmp "$SCRATCH/replay-sim.txt" "$SCRATCH/replay-tt.txt" \
         || { echo "error: replay differs between sim and tt-metal on $KIND" >&2; diff "$SCRATCH/replay-sim.txt" "$SCRATCH/replay-tt.txt" | head >&2; exit 1; }
     LINES=$(wc -l < "$SCRATCH/replay-tt.txt")
-    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, ${SECS} s")
+
+    # The memguard runner on the mock device (TT_MEMGUARD_DEVICE=tt-metal): the same suite that
+    # runs on the simulated Wormhole n150 (its addresses and 64-core shards are n150's).
+    RUNNER="runner suite is n150-specific"
+    if [ "$KIND" = n150 ]; then
+        run_kind env TT_MEMGUARD_DEVICE=tt-metal cargo test -q --features tt-metal --test memguard_suite \
+            > "$SCRATCH/runner.log" 2>&1 \
+            || { cat "$SCRATCH/runner.log" >&2; echo "error: the memguard runner failed on mock $KIND" >&2; exit 1; }
+        grep -q '4 passed; 0 failed' "$SCRATCH/runner.log" \
+            || { cat "$SCRATCH/runner.log" >&2; echo "error: the runner did not pass 4 tests on $KIND" >&2; exit 1; }
+        RUNNER="runner suite 4 passed on the TT-Metal device"
+    fi
+    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
 done
 
 echo "== tt-metal: nothing written outside the scratch directory"

@@ -398,6 +398,11 @@ impl Harness {
         if let Some(live) = &context.live {
             live.finish(conclusion.num_passed, conclusion.num_failed);
         }
+        // A shared (real) device is closed here, before the process exits,
+        // even when a test leaked buffers on it.
+        if let DeviceProvider::Shared(shared) = &context.provider {
+            shared.device().close();
+        }
         if arguments.list {
             return Ok(ExitCode::SUCCESS);
         }

@@ -34,6 +34,13 @@ pub struct SharedDevice {
     lock: Arc<Mutex<()>>,
 }
 
+impl SharedDevice {
+    /// The shared device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
 impl DeviceProvider {
     /// A fresh simulated device of `preset` per test, no carve-outs.
     pub fn sim(preset: Preset) -> DeviceProvider {
@@ -87,9 +94,11 @@ impl DeviceProvider {
                 };
                 Ok(DeviceProvider::shared(SimDevice::preset(preset)))
             }
-            ("tt-metal" | "tt_metal", _) => Err(bad(
-                "TT-Metal devices need the `tt-metal` cargo feature of tt-memguard (and a TT-Metal install)".to_string(),
-            )),
+            ("tt-metal" | "tt_metal", _) => Err(bad(if cfg!(feature = "tt-metal") {
+                "a TT-Metal device is opened by DeviceProvider::from_env (the runner does this), not parsed alone".to_string()
+            } else {
+                "TT-Metal devices need the `tt-metal` cargo feature of tt-memguard (and a TT-Metal install)".to_string()
+            })),
             _ => Err(bad(format!("unknown device; {accepted}"))),
         }
     }
@@ -103,6 +112,24 @@ impl DeviceProvider {
         let Ok(value) = std::env::var("TT_MEMGUARD_DEVICE") else {
             return Ok(None);
         };
+        let carve_out = |var: &str| -> Result<u64> {
+            match std::env::var(var) {
+                Ok(text) => ByteSize::parse(&text).map(|s| s.0).map_err(|e| Error::Env {
+                    var: var.to_string(),
+                    value: text.clone(),
+                    reason: e.to_string(),
+                }),
+                Err(_) => Ok(0),
+            }
+        };
+        let carve_outs = [
+            carve_out("TT_MEMGUARD_L1_SMALL_SIZE")?,
+            carve_out("TT_MEMGUARD_TRACE_REGION_SIZE")?,
+        ];
+        #[cfg(feature = "tt-metal")]
+        if let Some(provider) = Self::tt_metal_from_env(&value, carve_outs)? {
+            return Ok(Some(provider));
+        }
         let mut provider = Self::from_env_value(&value)?;
         if let DeviceProvider::Sim {
             l1_small_size,
@@ -110,22 +137,38 @@ impl DeviceProvider {
             ..
         } = &mut provider
         {
-            for (var, slot) in [
-                ("TT_MEMGUARD_L1_SMALL_SIZE", l1_small_size),
-                ("TT_MEMGUARD_TRACE_REGION_SIZE", trace_region_size),
-            ] {
-                if let Ok(text) = std::env::var(var) {
-                    *slot = ByteSize::parse(&text)
-                        .map_err(|e| Error::Env {
-                            var: var.to_string(),
-                            value: text.clone(),
-                            reason: e.to_string(),
-                        })?
-                        .0;
-                }
-            }
+            (*l1_small_size, *trace_region_size) = (carve_outs[0], carve_outs[1]);
         }
         Ok(Some(provider))
+    }
+
+    /// `tt-metal` or `tt-metal:ID`: opens that TT-Metal device (with the
+    /// carve-outs) and shares it between tests, which then run one at a time.
+    #[cfg(feature = "tt-metal")]
+    fn tt_metal_from_env(value: &str, carve_outs: [u64; 2]) -> Result<Option<DeviceProvider>> {
+        use crate::source::tt_metal::{TtMetalConfig, TtMetalDevice};
+        let (kind, id) = match value.split_once(':') {
+            Some((k, id)) => (k.trim(), Some(id.trim())),
+            None => (value.trim(), None),
+        };
+        if kind != "tt-metal" && kind != "tt_metal" {
+            return Ok(None);
+        }
+        let device_id = match id {
+            None => 0,
+            Some(id) => id.parse::<i32>().ok().filter(|&i| i >= 0).ok_or_else(|| Error::Env {
+                var: "TT_MEMGUARD_DEVICE".to_string(),
+                value: value.to_string(),
+                reason: format!("device id {id:?} is not a number: expected tt-metal or tt-metal:ID with ID 0, 1, ..."),
+            })?,
+        };
+        let device = TtMetalDevice::open(TtMetalConfig {
+            device_id,
+            l1_small_size: carve_outs[0],
+            trace_region_size: carve_outs[1],
+            ..TtMetalConfig::default()
+        })?;
+        Ok(Some(DeviceProvider::shared(device)))
     }
 
     /// The device a test runs on, held for the test's duration.
