@@ -87,7 +87,11 @@ fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
         let mut step = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let test = format!("layer_{:02}", step % 24);
-            let _watch = live.watch(&dev, Some(&test));
+            live.emit(tt_memguard::LiveEvent::TestStart {
+                test: test.clone(),
+                device: dev.name().to_string(),
+            });
+            let watch = live.watch(&dev, Some(&test));
             let mut kept = Vec::new();
             for i in 0..(4 + step % 8) {
                 if let Ok(b) = dev.allocate(BufferType::L1, 64 * (32 + 16 * i) * KIB, 2048) {
@@ -99,6 +103,13 @@ fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
                 std::thread::sleep(Duration::from_millis(60));
             }
             drop(kept);
+            drop(watch);
+            live.emit(tt_memguard::LiveEvent::TestEnd {
+                test,
+                device: dev.name().to_string(),
+                passed: true,
+                summary: String::new(),
+            });
             step += 1;
         }
         live.finish(step, 0);
