@@ -288,9 +288,13 @@ impl MemoryGuard {
         let devices = self
             .scopes
             .iter()
-            .map(|scope| self.evaluate_device(scope))
+            .map(|scope| Ok(self.device_report(scope, self.measure(scope)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(MemoryReport {
+        Ok(self.assemble(devices))
+    }
+
+    fn assemble(&self, devices: Vec<DeviceReport>) -> MemoryReport {
+        MemoryReport {
             name: self.options.name.clone(),
             location: self
                 .location
@@ -298,10 +302,31 @@ impl MemoryGuard {
             passed: !self.panicked && devices.iter().all(|d| d.passed),
             panicked: self.panicked,
             devices,
-        })
+        }
     }
 
-    fn evaluate_device(&self, scope: &Scope) -> Result<DeviceReport> {
+    /// Ends the scope for the test runner: a clean single-device scope
+    /// yields its pool figures without building a report (the common case,
+    /// kept allocation-free); anything else yields the full report.
+    pub(crate) fn finish_lean(mut self) -> Result<LeanOutcome> {
+        self.armed = false;
+        self.options.budget.validate()?;
+        if let [scope] = self.scopes.as_slice()
+            && !self.panicked
+        {
+            let measured = self.measure(scope)?;
+            let (pools, leaked, persistent) = &measured;
+            if leaked.is_empty() && persistent.is_empty() && pools.iter().all(PoolReport::passed) {
+                return Ok(LeanOutcome::Clean(measured.0));
+            }
+            let device = self.device_report(scope, measured);
+            return Ok(LeanOutcome::Report(self.assemble(vec![device])));
+        }
+        self.evaluate().map(LeanOutcome::Report)
+    }
+
+    /// The end state of one device against its baseline and the budget.
+    fn measure(&self, scope: &Scope) -> Result<Measured> {
         let (after, peaks) = scope.device.end_scope(&scope.mark)?;
         let grew = BufferType::ALL
             .iter()
@@ -322,24 +347,21 @@ impl MemoryGuard {
             }
         }
         let budget = &self.options.budget;
-        let pools: Vec<PoolReport> = BufferType::ALL
-            .iter()
-            .map(|&t| {
-                let persistent_per_bank = persistent
-                    .iter()
-                    .filter(|a| a.buffer_type == t)
-                    .map(|a| a.per_bank_size)
-                    .sum();
-                pool_report(
-                    t,
-                    &scope.before,
-                    &after,
-                    peaks.per_bank(t),
-                    persistent_per_bank,
-                    budget,
-                )
-            })
-            .collect();
+        let pools = BufferType::ALL.map(|t| {
+            let persistent_per_bank = persistent
+                .iter()
+                .filter(|a: &&Allocation| a.buffer_type == t)
+                .map(|a| a.per_bank_size)
+                .sum();
+            pool_report(
+                t,
+                &scope.before,
+                &after,
+                peaks.per_bank(t),
+                persistent_per_bank,
+                budget,
+            )
+        });
         // Name as leaked only the allocations of pools that failed their
         // retained check.
         leaked.retain(|a| {
@@ -348,15 +370,30 @@ impl MemoryGuard {
                 .iter()
                 .any(|v| v.check == CheckKind::Retained && !v.passed)
         });
-        Ok(DeviceReport {
+        Ok((pools, leaked, persistent))
+    }
+
+    fn device_report(&self, scope: &Scope, (pools, leaked, persistent): Measured) -> DeviceReport {
+        DeviceReport {
             device: scope.device.name().to_string(),
             passed: pools.iter().all(PoolReport::passed),
             inherited: scope.inherited,
-            pools,
+            pools: pools.into(),
             leaked,
             persistent,
-        })
+        }
     }
+}
+
+/// Pool figures, leaked and persistent allocations of one device.
+type Measured = ([PoolReport; 4], Vec<Allocation>, Vec<Allocation>);
+
+/// How a scope ended, for the runner.
+pub(crate) enum LeanOutcome {
+    /// Every check passed on the single device: its pools.
+    Clean([PoolReport; 4]),
+    /// The full report (a failure, several devices, or a panicked body).
+    Report(MemoryReport),
 }
 
 fn pool_report(

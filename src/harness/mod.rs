@@ -34,7 +34,7 @@ pub use provider::{DeviceProvider, SharedDevice};
 use crate::budget::Budget;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::guard::{Allow, GuardOptions, MemoryGuard};
+use crate::guard::{Allow, GuardOptions, LeanOutcome, MemoryGuard};
 use crate::live::{LiveEvent, LiveStream};
 use crate::render::ColorChoice;
 use crate::source::sim::Preset;
@@ -478,7 +478,28 @@ fn run_test(
             guard.mark_panicked();
         }
     }
-    let report = guard.into_report();
+    // The lean path: a clean test whose report nobody asked for is recorded
+    // as a table row only, without building its report.
+    let lean =
+        error.is_none() && !context.keep_reports && !context.snapshots && context.live.is_none();
+    let report = if lean {
+        match guard.finish_lean() {
+            Ok(LeanOutcome::Clean(pools)) => {
+                drop(watch);
+                let row = Row::from_pools(test.name.clone(), false, &pools);
+                context
+                    .rows
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(row);
+                return Ok(());
+            }
+            Ok(LeanOutcome::Report(report)) => Ok(report),
+            Err(e) => Err(e),
+        }
+    } else {
+        guard.into_report()
+    };
     let (memory, memory_error) = match report {
         Ok(r) => (Some(r), None),
         Err(e) => (None, Some(e.to_string())),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::render::{Level, paint};
-use crate::report::MemoryReport;
+use crate::report::{MemoryReport, PoolReport};
 use crate::types::{BufferType, format_bytes};
 
 /// How a test ended.
@@ -174,6 +174,28 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// The row of a test that passed on one device, from its pools.
+    pub(crate) fn from_pools(name: String, failed: bool, pools: &[PoolReport]) -> Row {
+        let cell = |t: BufferType| {
+            let p = &pools[t.index()];
+            PeakCell {
+                peak: p.peak_above_baseline,
+                limit: p
+                    .checks
+                    .iter()
+                    .find(|v| v.check == crate::budget::CheckKind::Peak)
+                    .map(|v| (v.limit, v.passed, v.usage())),
+            }
+        };
+        Row {
+            name,
+            failed,
+            l1: cell(BufferType::L1),
+            dram: cell(BufferType::Dram),
+            leaked: pools.iter().map(PoolReport::retained).sum(),
+        }
+    }
+
     /// Appends the rows of one test: one per device (one empty row
     /// without a report).
     pub(crate) fn push(
@@ -199,28 +221,12 @@ impl Row {
             return;
         };
         rows.extend(m.devices.iter().map(|d| {
-            let cell = |t: BufferType| {
-                let p = d.pool(t);
-                PeakCell {
-                    peak: p.peak_above_baseline,
-                    limit: p
-                        .checks
-                        .iter()
-                        .find(|v| v.check == crate::budget::CheckKind::Peak)
-                        .map(|v| (v.limit, v.passed, v.usage())),
-                }
+            let name = if m.devices.len() > 1 {
+                format!("{name} [{}]", d.device)
+            } else {
+                name.to_string()
             };
-            Row {
-                name: if m.devices.len() > 1 {
-                    format!("{name} [{}]", d.device)
-                } else {
-                    name.to_string()
-                },
-                failed,
-                l1: cell(BufferType::L1),
-                dram: cell(BufferType::Dram),
-                leaked: d.pools.iter().map(|p| p.retained()).sum(),
-            }
+            Row::from_pools(name, failed, &d.pools)
         }));
     }
 }
