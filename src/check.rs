@@ -56,6 +56,16 @@ where
 ///
 /// When a check fails (the message is the report) or the source cannot be
 /// read.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{assert_memory, BufferType, GuardOptions, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let size = assert_memory(&dev, GuardOptions::new(), || dev.allocate(BufferType::Dram, MIB, 2048).unwrap().size());
+/// assert_eq!(size, MIB);
+/// ```
 #[track_caller]
 pub fn assert_memory<S, T>(source: &S, options: GuardOptions, body: impl FnMut() -> T) -> T
 where
@@ -93,6 +103,19 @@ pub fn macro_try<T>(guard: MemoryGuard, value: T) -> Result<T> {
 }
 
 /// Turns a failed check into its report, leaving other errors as they are.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{failure_report, BufferType, MemoryGuard, SimDevice, MIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let guard = MemoryGuard::new(&dev);
+/// std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
+/// let error = guard.finish().unwrap_err();
+/// assert_eq!(failure_report(&error).unwrap().leaks().count(), 1);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 pub fn failure_report(error: &Error) -> Option<&MemoryReport> {
     match error {
         Error::MemoryCheckFailed { report } => Some(report),

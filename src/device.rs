@@ -523,6 +523,19 @@ impl BufferBuilder<'_> {
 /// A device buffer; freed when dropped. Freeing twice is impossible: the
 /// explicit [`free`](Self::free) consumes the handle. Leak one on purpose
 /// with [`std::mem::forget`].
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let b = dev.allocate_sharded(BufferType::L1, 64 * KIB, 2048, 8)?;
+/// assert_eq!((b.shards(), b.per_bank_size(), b.num_banks()), (Some(8), 8192, 64));
+/// b.free()?; // or drop it
+/// assert_eq!(dev.live_count()?, 0);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 pub struct Buffer {
     shared: Arc<Shared>,
     id: u64,

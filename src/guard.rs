@@ -55,6 +55,18 @@ impl Allow {
 
 /// Options of a guarded scope, shared by [`MemoryGuard`], [`check`](crate::check)
 /// and the macros.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{check, Budget, BufferType, GuardOptions, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let options = GuardOptions::new().name("tiles").budget(Budget::new().l1_peak("1 MiB")).warmup(1);
+/// let (_, report) = check(&dev, options, || drop(dev.allocate(BufferType::L1, 256 * KIB, 2048)))?;
+/// assert_eq!(report.name.as_deref(), Some("tiles"));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct GuardOptions {

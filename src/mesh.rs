@@ -8,6 +8,19 @@ use crate::source::sim::{Preset, SimDevice};
 /// Something whose allocators can be snapshotted and whose allocations can
 /// be observed: one [`Device`], or a [`Mesh`] of several. Guards, macros and
 /// the runner take any source; a report has one verdict per device.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{MemorySource, Mesh, Preset, SimDevice};
+///
+/// fn device_count(source: &impl MemorySource) -> usize {
+///     source.devices().len()
+/// }
+/// assert_eq!(device_count(&SimDevice::wormhole_b0()), 1);
+/// assert_eq!(device_count(&Mesh::sim(Preset::WormholeN300, 2)?), 2);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 pub trait MemorySource {
     /// The devices of the source, in report order.
     fn devices(&self) -> Vec<Device>;

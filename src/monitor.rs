@@ -31,6 +31,17 @@ pub struct DeviceView {
 }
 
 /// Everything the monitor has read so far.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::monitor::MonitorState;
+/// use tt_memguard::{LiveEvent, LiveLine};
+///
+/// let mut state = MonitorState::default();
+/// state.apply(&LiveLine { t_ms: 5, event: LiveEvent::TestStart { test: "conv".into(), device: "sim:wormhole_b0".into() } });
+/// assert_eq!(state.devices["sim:wormhole_b0"].test.as_deref(), Some("conv"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MonitorState {
     /// Devices by name.

@@ -37,6 +37,16 @@ impl ColorChoice {
 
 /// Utilisation level, with the thresholds of the memory monitor: green under
 /// 75 %, yellow from 75 % to under 90 %, red from 90 %.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::Level;
+///
+/// assert_eq!(Level::of(0.74), Level::Green);
+/// assert_eq!(Level::of(0.75), Level::Yellow);
+/// assert_eq!(Level::of(0.90), Level::Red);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     /// Under 75 %.
@@ -121,6 +131,17 @@ pub fn pool_row(pool: &PoolStats, color: bool) -> String {
 }
 
 /// The whole table for one device.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{snapshot_table, SimDevice};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let table = snapshot_table(dev.name(), &dev.snapshot()?, false);
+/// assert!(table.lines().nth(2).unwrap().trim_start().starts_with("DRAM         12     12.0 GiB"));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 pub fn snapshot_table(name: &str, snapshot: &Snapshot, color: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Device {name}");

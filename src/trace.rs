@@ -25,6 +25,16 @@ use crate::source::sim::{Preset, SimDevice};
 use crate::types::{BufferType, Snapshot};
 
 /// One operation of a trace.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{Trace, TraceOp};
+///
+/// let trace = Trace::parse("free w\n")?;
+/// assert_eq!(trace.ops, [(1, TraceOp::Free { id: "w".to_string() })]);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceOp {
     /// Allocate a buffer and call it `id`.

@@ -154,6 +154,17 @@ impl PoolStats {
 }
 
 /// All pools of one device at one instant.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::SimDevice;
+///
+/// let snap = SimDevice::wormhole_b0().snapshot()?;
+/// let names: Vec<&str> = snap.iter().map(|p| p.buffer_type.name()).collect();
+/// assert_eq!(names, ["DRAM", "L1", "L1_SMALL", "TRACE"]);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -296,6 +307,12 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 /// Formats a count with thousands separators: `1,072,693,184`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tt_memguard::format_count(1_072_693_184), "1,072,693,184");
+/// ```
 pub fn format_count(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);

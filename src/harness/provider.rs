@@ -10,6 +10,17 @@ use crate::source::sim::{Preset, SimDevice};
 use crate::units::ByteSize;
 
 /// Where the runner gets each test's device.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{DeviceProvider, Preset};
+///
+/// let provider = DeviceProvider::from_env_value("sim:n300")?;
+/// assert!(matches!(provider, DeviceProvider::Sim { preset: Preset::WormholeN300, .. }));
+/// assert!(DeviceProvider::from_env_value("gpu").is_err());
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub enum DeviceProvider {
     /// A fresh simulated device for every test: no test can see another's

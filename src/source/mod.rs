@@ -10,6 +10,18 @@ use crate::error::Result;
 use crate::types::{Allocation, BufferType, Snapshot};
 
 /// Placement direction inside a pool.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, Direction, SimDevice};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// // L1 is top-down by default; bottom-up places the buffer at the L1 base.
+/// let b = dev.buffer(BufferType::L1, 64 * 2048).page_size(2048).direction(Direction::BottomUp).allocate()?;
+/// assert_eq!(b.address(), 0x19D60);
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Direction {
     /// The pool's default: bottom-up for DRAM and TRACE, top-down for L1 and

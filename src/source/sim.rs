@@ -14,6 +14,18 @@ use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
 
 /// The device models the simulator reproduces, with TT-Metal's default
 /// geometry for each.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, Preset, SimDevice};
+///
+/// let preset: Preset = "bh".parse()?;
+/// assert_eq!(preset, Preset::BlackholeP150);
+/// let l1 = *SimDevice::preset(preset).snapshot()?.pool(BufferType::L1);
+/// assert_eq!((l1.num_banks, l1.bank_size), (110, 1_461_120));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Preset {
     /// Wormhole B0, one n150 chip: 12 DRAM banks, 8x8 compute grid.
