@@ -4,35 +4,23 @@
 //!
 //! Run with `cargo bench --bench guard`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tt_memguard::{BufferType, MemoryGuard, SimDevice};
-
-fn time_per_call(iters: u32, mut f: impl FnMut()) -> Duration {
-    let mut rounds: Vec<Duration> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed() / iters
-        })
-        .collect();
-    rounds.sort();
-    rounds[rounds.len() / 2]
-}
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let iters = if quick { 100 } else { 100_000 };
     let dev = SimDevice::wormhole_b0();
 
-    let bare = time_per_call(iters, || {
+    let bare = common::time_per_call(iters, || {
         black_box(dev.snapshot().unwrap());
         black_box(dev.snapshot().unwrap());
     });
-    let empty = time_per_call(iters, || {
+    let empty = common::time_per_call(iters, || {
         black_box(MemoryGuard::new(&dev).finish().unwrap());
     });
     let work = |n: usize| {
@@ -41,8 +29,8 @@ fn main() {
         }
     };
     let heavy_iters = if quick { 2 } else { 200 };
-    let bare_work = time_per_call(heavy_iters, || work(1_000));
-    let guarded_work = time_per_call(heavy_iters, || {
+    let bare_work = common::time_per_call(heavy_iters, || work(1_000));
+    let guarded_work = common::time_per_call(heavy_iters, || {
         let guard = MemoryGuard::new(&dev);
         work(1_000);
         black_box(guard.finish().unwrap());

@@ -8,25 +8,11 @@
 //!
 //! Run with `cargo bench --bench sim`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use tt_memguard::{__private::scan_snapshot, Buffer, BufferType, Device, SimDevice};
-
-/// Median time per call of `f`, over several rounds of `iters` calls.
-fn time_per_call(iters: u32, mut f: impl FnMut()) -> Duration {
-    let mut rounds: Vec<Duration> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed() / iters
-        })
-        .collect();
-    rounds.sort();
-    rounds[rounds.len() / 2]
-}
 
 /// A device with `live` DRAM buffers and as many free holes between them.
 fn populated(live: usize) -> (Device, Vec<Buffer>) {
@@ -120,10 +106,10 @@ fn main() {
     for &live in sizes {
         let (dev, _keep) = populated(live);
         let iters = if live >= 100_000 { 50 } else { 20_000 };
-        let fast = time_per_call(20_000, || {
+        let fast = common::time_per_call(20_000, || {
             black_box(dev.snapshot().unwrap());
         });
-        let scan = time_per_call(iters, || {
+        let scan = common::time_per_call(iters, || {
             black_box(scan_snapshot(&dev).unwrap());
         });
         println!(
@@ -142,12 +128,12 @@ fn main() {
     );
     for &live in sizes {
         let (dev, _keep) = populated(live);
-        let pairs = time_per_call(20_000, || {
+        let pairs = common::time_per_call(20_000, || {
             black_box(dev.allocate(BufferType::Dram, 12 * 64, 64).unwrap());
         });
         let mut linear = linear_populated(live);
         let base_iters = if live >= 100_000 { 200 } else { 20_000 };
-        let base = time_per_call(base_iters, || {
+        let base = common::time_per_call(base_iters, || {
             // Allocate at the end of the free list: the worst case of a
             // linear search, as a steady state with many holes is.
             let addr = linear.allocate(128).unwrap();

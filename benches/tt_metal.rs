@@ -9,25 +9,11 @@
 //!
 //! Run with `cargo bench --features tt-metal --bench tt_metal`.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use tt_memguard::{Buffer, BufferType, Device, SimDevice, TtMetalConfig, TtMetalDevice};
-
-/// Median time per call of `f`, over several rounds of `iters` calls.
-fn time_per_call(iters: u32, mut f: impl FnMut()) -> Duration {
-    let mut rounds: Vec<Duration> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            start.elapsed() / iters
-        })
-        .collect();
-    rounds.sort();
-    rounds[rounds.len() / 2]
-}
 
 /// `live` single-page DRAM buffers with a free hole after each.
 fn populate(dev: &Device, live: usize) -> Vec<Buffer> {
@@ -67,10 +53,10 @@ fn main() {
         } else {
             (2_000_000 / (live as u32 + 100)).max(200)
         };
-        let t_real = time_per_call(iters, || {
+        let t_real = common::time_per_call(iters, || {
             black_box(real.snapshot().unwrap());
         });
-        let t_sim = time_per_call(iters, || {
+        let t_sim = common::time_per_call(iters, || {
             black_box(sim.snapshot().unwrap());
         });
         println!(
@@ -85,7 +71,7 @@ fn main() {
     let (keep_real, keep_sim) = (populate(&real, 100), populate(&sim, 100));
     let iters = if quick { 1_000 } else { 50_000 };
     let pair = |dev: &Device| {
-        time_per_call(iters, || {
+        common::time_per_call(iters, || {
             black_box(dev.allocate(BufferType::Dram, 2048, 2048).unwrap());
         })
     };

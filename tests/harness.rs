@@ -12,23 +12,7 @@ use tt_memguard::{RunReport, TestStatus};
 
 fn demo() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-q", "--example", "custom_harness"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the demo harness failed");
-        let target = std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        target
-            .join("examples")
-            .join(format!("custom_harness{}", std::env::consts::EXE_SUFFIX))
-    })
+    BIN.get_or_init(|| common::example_binary("custom_harness"))
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {

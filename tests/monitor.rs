@@ -1,6 +1,8 @@
 //! The live stream and the memory monitor, on a recorded stream and on a
 //! stream written by the runner.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -110,28 +112,10 @@ fn a_watched_device_streams_its_allocations_and_snapshots() {
     std::fs::remove_file(&path).unwrap();
 }
 
-fn example(name: &str) -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "--example", name])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let target = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    target
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
-
 #[test]
 fn the_runner_writes_a_stream_the_monitor_follows() {
     let path = std::env::temp_dir().join(format!("memguard-run-{}.jsonl", std::process::id()));
-    let out = Command::new(example("custom_harness"))
+    let out = Command::new(common::example_binary("custom_harness"))
         .args(["--test-threads", "1"])
         .env("TT_MEMGUARD_LIVE", &path)
         .env("TT_MEMGUARD_LIVE_INTERVAL_MS", "5")
@@ -167,7 +151,7 @@ fn the_runner_writes_a_stream_the_monitor_follows() {
     ));
 
     // The monitor, as a program, on that stream: one plain block, exit 0.
-    let out = Command::new(example("memory_monitor"))
+    let out = Command::new(common::example_binary("memory_monitor"))
         .arg(&path)
         .args(["--once", "--plain"])
         .output()
@@ -187,7 +171,7 @@ fn the_runner_writes_a_stream_the_monitor_follows() {
     std::fs::remove_file(&path).unwrap();
 
     // A missing stream: exit 2 with the fix.
-    let out = Command::new(example("memory_monitor"))
+    let out = Command::new(common::example_binary("memory_monitor"))
         .arg(Path::new("no/such.jsonl"))
         .output()
         .unwrap();

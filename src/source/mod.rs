@@ -2,6 +2,29 @@
 //!
 //! Only this module and the ffi bridges know that C++ exists.
 
+/// Turns a backend's registry record (any bridge's `RawRecord`: the same
+/// fields) into an [`Allocation`] and its caller tag.
+macro_rules! allocation_from_record {
+    ($record:expr, $banks:expr) => {{
+        let r = $record;
+        let buffer_type =
+            crate::types::BufferType::from_index(r.pool).unwrap_or(crate::types::BufferType::Dram);
+        let allocation = crate::types::Allocation {
+            id: r.id,
+            buffer_type,
+            address: r.address,
+            size: r.size,
+            page_size: r.page_size,
+            per_bank_size: r.per_bank_size,
+            num_banks: $banks[buffer_type.index()],
+            shards: (r.shards > 0).then_some(r.shards),
+            label: (!r.label.is_empty()).then_some(r.label),
+            location: None,
+        };
+        (allocation, r.tag)
+    }};
+}
+
 pub(crate) mod sim;
 #[cfg(feature = "tt-metal")]
 pub(crate) mod tt_metal;

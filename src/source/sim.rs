@@ -393,25 +393,9 @@ impl Backend for SimBackend {
 
     fn live(&self) -> Result<Vec<(Allocation, u64)>> {
         let records = self.inner.live().map_err(cpp("listing live allocations"))?;
-        let banks = self.banks;
         Ok(records
             .into_iter()
-            .map(|r| {
-                let buffer_type = BufferType::from_index(r.pool).unwrap_or(BufferType::Dram);
-                let allocation = Allocation {
-                    id: r.id,
-                    buffer_type,
-                    address: r.address,
-                    size: r.size,
-                    page_size: r.page_size,
-                    per_bank_size: r.per_bank_size,
-                    num_banks: banks[buffer_type.index()],
-                    shards: (r.shards > 0).then_some(r.shards),
-                    label: (!r.label.is_empty()).then_some(r.label),
-                    location: None,
-                };
-                (allocation, r.tag)
-            })
+            .map(|r| allocation_from_record!(r, self.banks))
             .collect())
     }
 

@@ -23,3 +23,20 @@ pub fn redact_locations(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Builds an example of this package (if needed) and returns its path.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "--example", name])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building example {name} failed");
+    let exe = std::env::current_exe().expect("own path");
+    let target = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target directory");
+    target
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
