@@ -4,6 +4,8 @@
 //! every step). A difference is a simulator bug, never a tolerance.
 #![cfg(feature = "tt-metal")]
 
+mod common;
+
 use tt_memguard::{Preset, SimDevice, Trace, TtMetalConfig, TtMetalDevice};
 
 /// Traces per device kind and operations per trace: 12,000 operations.
@@ -15,11 +17,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        common::splitmix64(&mut self.0)
     }
 
     /// Uniform in `lo..=hi`.
