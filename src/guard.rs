@@ -72,7 +72,7 @@ impl Allow {
 pub struct GuardOptions {
     pub(crate) budget: Arc<Budget>,
     pub(crate) allow: Vec<Allow>,
-    pub(crate) name: Option<String>,
+    pub(crate) name: Option<Arc<str>>,
     pub(crate) warmup: u32,
 }
 
@@ -95,7 +95,7 @@ impl GuardOptions {
     }
 
     /// Names the scope in reports.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = Some(name.into());
         self
     }
@@ -111,6 +111,22 @@ impl GuardOptions {
     /// The budget.
     pub fn get_budget(&self) -> &Budget {
         &self.budget
+    }
+}
+
+/// The scopes of a guard: one device (the common case, without a vector)
+/// or several.
+enum Scopes {
+    One(Box<Scope>),
+    Many(Vec<Scope>),
+}
+
+impl Scopes {
+    fn as_slice(&self) -> &[Scope] {
+        match self {
+            Scopes::One(scope) => std::slice::from_ref(scope),
+            Scopes::Many(scopes) => scopes,
+        }
     }
 }
 
@@ -146,7 +162,7 @@ struct Scope {
 /// ```
 #[must_use = "a guard checks when it is dropped: bind it with `let _guard = ...` (`let _ = ...` drops it at once)"]
 pub struct MemoryGuard {
-    scopes: Vec<Scope>,
+    scopes: Scopes,
     options: GuardOptions,
     location: Option<&'static Location<'static>>,
     armed: bool,
@@ -160,6 +176,7 @@ impl fmt::Debug for MemoryGuard {
                 "devices",
                 &self
                     .scopes
+                    .as_slice()
                     .iter()
                     .map(|s| s.device.name())
                     .collect::<Vec<_>>(),
@@ -209,21 +226,33 @@ impl MemoryGuard {
     }
 
     pub(crate) fn start(
-        devices: Vec<Device>,
+        devices: impl IntoIterator<Item = Device>,
         options: GuardOptions,
         location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
-        let mut scopes = Vec::with_capacity(devices.len());
-        for device in devices {
+        let open = |device: Device| -> Result<Scope> {
             let (mark, before, first_id, inherited) = device.begin_scope()?;
-            scopes.push(Scope {
+            Ok(Scope {
                 device,
                 before,
                 first_id,
                 inherited,
                 mark,
-            });
-        }
+            })
+        };
+        let mut devices = devices.into_iter();
+        let first = devices.next().map(open).transpose()?;
+        let scopes = match (first, devices.next()) {
+            (None, _) => Scopes::Many(Vec::new()),
+            (Some(one), None) => Scopes::One(Box::new(one)),
+            (Some(one), Some(two)) => {
+                let mut all = vec![one, open(two)?];
+                for device in devices {
+                    all.push(open(device)?);
+                }
+                Scopes::Many(all)
+            }
+        };
         Ok(MemoryGuard {
             scopes,
             options,
@@ -246,7 +275,7 @@ impl MemoryGuard {
     }
 
     /// Names the scope in the report.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.options.name = Some(name.into());
         self
     }
@@ -299,6 +328,7 @@ impl MemoryGuard {
         self.options.budget.validate()?;
         let devices = self
             .scopes
+            .as_slice()
             .iter()
             .map(|scope| Ok(self.device_report(scope, self.measure(scope)?)))
             .collect::<Result<Vec<_>>>()?;
@@ -307,7 +337,7 @@ impl MemoryGuard {
 
     fn assemble(&self, devices: Vec<DeviceReport>) -> MemoryReport {
         MemoryReport {
-            name: self.options.name.clone(),
+            name: self.options.name.as_deref().map(str::to_string),
             location: self
                 .location
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
@@ -323,7 +353,7 @@ impl MemoryGuard {
     pub(crate) fn finish_lean(mut self) -> Result<LeanOutcome> {
         self.armed = false;
         self.options.budget.validate()?;
-        if let [scope] = self.scopes.as_slice()
+        if let Scopes::One(scope) = &self.scopes
             && !self.panicked
         {
             let measured = self.measure(scope)?;

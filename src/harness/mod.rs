@@ -65,7 +65,7 @@ type Body = Arc<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync
 /// One test of the harness, with its own budget and options.
 #[must_use]
 pub struct Test {
-    name: String,
+    name: Arc<str>,
     body: Body,
     budget: Option<Box<Budget>>,
     allow: Vec<Allow>,
@@ -90,7 +90,7 @@ impl Test {
         R: TestOutcome,
     {
         Test {
-            name: name.into(),
+            name: Arc::from(name.into()),
             body: Arc::new(move |dev| body(dev).into_outcome()),
             budget: None,
             allow: Vec::new(),
@@ -389,7 +389,7 @@ impl Harness {
                     None => Arc::clone(&self.budget),
                 };
                 let ignored = test.ignored;
-                let name = test.name.clone();
+                let name = test.name.to_string();
                 libtest_mimic::Trial::test(name, move || run_test(&context, test, &code_budget))
                     .with_ignored_flag(ignored)
             })
@@ -441,7 +441,7 @@ fn run_test(
     let device = &lease.device;
     let watch = context.live.as_ref().map(|live| {
         live.emit(LiveEvent::TestStart {
-            test: test.name.clone(),
+            test: test.name.to_string(),
             device: device.name().to_string(),
         });
         live.watch(device, Some(&test.name))
@@ -468,7 +468,7 @@ fn run_test(
             break;
         }
     }
-    let mut guard = MemoryGuard::start(vec![device.clone()], options, None)
+    let mut guard = MemoryGuard::start(std::iter::once(device.clone()), options, None)
         .map_err(|e| format!("cannot start the memory guard: {e}"))?;
     if error.is_none()
         && let Some((e, panicked)) = run_body()
@@ -538,7 +538,7 @@ fn run_test(
     drop(watch);
     if let Some(live) = &context.live {
         live.emit(LiveEvent::TestEnd {
-            test: test.name.clone(),
+            test: test.name.to_string(),
             device: device.name().to_string(),
             passed: status == TestStatus::Passed,
             summary: memory
@@ -559,7 +559,7 @@ fn run_test(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(TestRecord {
-                name: test.name.clone(),
+                name: test.name.to_string(),
                 status,
                 error,
                 memory,

@@ -166,7 +166,7 @@ struct PeakCell {
 /// One row of the memory table (one per test and device).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
-    name: String,
+    name: std::sync::Arc<str>,
     failed: bool,
     l1: PeakCell,
     dram: PeakCell,
@@ -175,7 +175,7 @@ pub(crate) struct Row {
 
 impl Row {
     /// The row of a test that passed on one device, from its pools.
-    pub(crate) fn from_pools(name: String, failed: bool, pools: &[PoolReport]) -> Row {
+    pub(crate) fn from_pools(name: std::sync::Arc<str>, failed: bool, pools: &[PoolReport]) -> Row {
         let cell = |t: BufferType| {
             let p = &pools[t.index()];
             PeakCell {
@@ -200,13 +200,13 @@ impl Row {
     /// without a report).
     pub(crate) fn push(
         rows: &mut Vec<Row>,
-        name: &str,
+        name: &std::sync::Arc<str>,
         failed: bool,
         memory: Option<&MemoryReport>,
     ) {
         let Some(m) = memory else {
             rows.push(Row {
-                name: name.to_string(),
+                name: name.clone(),
                 failed,
                 l1: PeakCell {
                     peak: 0,
@@ -222,9 +222,9 @@ impl Row {
         };
         rows.extend(m.devices.iter().map(|d| {
             let name = if m.devices.len() > 1 {
-                format!("{name} [{}]", d.device)
+                format!("{name} [{}]", d.device).into()
             } else {
-                name.to_string()
+                name.clone()
             };
             Row::from_pools(name, failed, &d.pools)
         }));
