@@ -277,6 +277,7 @@ impl Device {
         let mark = PeakMark {
             device: self.clone(),
             mark,
+            released: false,
         };
         Ok((mark, snapshot, next_id, live))
     }
@@ -285,6 +286,19 @@ impl Device {
     pub(crate) fn end_scope(&self, mark: &PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
         self.shared
             .with(|b| Ok((b.snapshot()?, PoolPeaks(b.read_peak(mark.mark)?))))
+    }
+
+    /// Like [`end_scope`](Self::end_scope), and releases the mark in the
+    /// same step.
+    pub(crate) fn close_scope(&self, mark: &mut PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
+        let id = mark.mark;
+        let out = self.shared.with(|b| {
+            let out = (b.snapshot()?, PoolPeaks(b.read_peak(id)?));
+            b.release_peak(id);
+            Ok(out)
+        })?;
+        mark.released = true;
+        Ok(out)
     }
 
     /// Attaches an observer of allocations and frees made through this
@@ -341,6 +355,7 @@ impl Device {
         Ok(PeakMark {
             device: self.clone(),
             mark,
+            released: false,
         })
     }
 }
@@ -362,6 +377,9 @@ impl PoolPeaks {
 pub struct PeakMark {
     device: Device,
     mark: u32,
+    /// Set once the backend has released the mark (a guard's end does it
+    /// together with its last reading, under one lock).
+    released: bool,
 }
 
 impl fmt::Debug for PeakMark {
@@ -394,6 +412,9 @@ impl PeakMark {
 
 impl Drop for PeakMark {
     fn drop(&mut self) {
+        if self.released {
+            return;
+        }
         if let Some(backend) = self.device.shared.lock().as_deref_mut() {
             backend.release_peak(self.mark);
         }

@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
-use crate::device::{Device, PeakMark};
+use crate::device::{Device, PeakMark, PoolPeaks};
 use crate::error::{Error, Result};
 use crate::mesh::MemorySource;
 use crate::report::{DeviceReport, MemoryReport, PoolReport, Verdict};
@@ -353,15 +353,20 @@ impl MemoryGuard {
     pub(crate) fn finish_lean(mut self) -> Result<LeanOutcome> {
         self.armed = false;
         self.options.budget.validate()?;
-        if let Scopes::One(scope) = &self.scopes
-            && !self.panicked
-        {
-            let measured = self.measure(scope)?;
+        if matches!(self.scopes, Scopes::One(_)) && !self.panicked {
+            let Scopes::One(mut scope) =
+                std::mem::replace(&mut self.scopes, Scopes::Many(Vec::new()))
+            else {
+                unreachable!("checked above");
+            };
+            // The last reading and the mark's release in one step.
+            let (after, peaks) = scope.device.close_scope(&mut scope.mark)?;
+            let measured = self.measure_with(&scope, &after, peaks)?;
             let (pools, leaked, persistent) = &measured;
             if leaked.is_empty() && persistent.is_empty() && pools.iter().all(PoolReport::passed) {
                 return Ok(LeanOutcome::Clean(measured.0));
             }
-            let device = self.device_report(scope, measured);
+            let device = self.device_report(&scope, measured);
             return Ok(LeanOutcome::Report(self.assemble(vec![device])));
         }
         self.evaluate().map(LeanOutcome::Report)
@@ -370,6 +375,10 @@ impl MemoryGuard {
     /// The end state of one device against its baseline and the budget.
     fn measure(&self, scope: &Scope) -> Result<Measured> {
         let (after, peaks) = scope.device.end_scope(&scope.mark)?;
+        self.measure_with(scope, &after, peaks)
+    }
+
+    fn measure_with(&self, scope: &Scope, after: &Snapshot, peaks: PoolPeaks) -> Result<Measured> {
         let grew = BufferType::ALL
             .iter()
             .any(|&t| after.pool(t).allocated > scope.before.pool(t).allocated);
@@ -398,7 +407,7 @@ impl MemoryGuard {
             pool_report(
                 t,
                 &scope.before,
-                &after,
+                after,
                 peaks.per_bank(t),
                 persistent_per_bank,
                 budget,

@@ -24,7 +24,7 @@ mod provider;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use config::{BudgetConfig, Glob};
 use output::Row;
@@ -246,7 +246,8 @@ struct Context {
     /// Whether full reports are kept for a JSON report.
     keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
-    rows: Mutex<Vec<Row>>,
+    /// One row per test, by test index: written without contention.
+    rows: Vec<OnceLock<Row>>,
     live: Option<LiveStream>,
 }
 
@@ -366,7 +367,7 @@ impl Harness {
             snapshots: flags.snapshots,
             keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
             records: Mutex::new(Vec::new()),
-            rows: Mutex::new(Vec::with_capacity(self.tests.len())),
+            rows: (0..self.tests.len()).map(|_| OnceLock::new()).collect(),
             live: if arguments.list {
                 None
             } else {
@@ -382,7 +383,8 @@ impl Harness {
         let trials = self
             .tests
             .into_iter()
-            .map(|test| {
+            .enumerate()
+            .map(|(index, test)| {
                 let context = Arc::clone(&context);
                 let code_budget = match &test.budget {
                     Some(own) => Arc::new((*self.budget).clone().overlay(own)),
@@ -390,8 +392,10 @@ impl Harness {
                 };
                 let ignored = test.ignored;
                 let name = test.name.to_string();
-                libtest_mimic::Trial::test(name, move || run_test(&context, test, &code_budget))
-                    .with_ignored_flag(ignored)
+                libtest_mimic::Trial::test(name, move || {
+                    run_test(&context, index, test, code_budget)
+                })
+                .with_ignored_flag(ignored)
             })
             .collect();
         let conclusion = libtest_mimic::run(&arguments, trials);
@@ -408,7 +412,11 @@ impl Harness {
         }
 
         // 4. The memory table and the reports.
-        let rows = std::mem::take(&mut *context.rows.lock().unwrap_or_else(|e| e.into_inner()));
+        let rows: Vec<Row> = context
+            .rows
+            .iter()
+            .filter_map(|r| r.get().cloned())
+            .collect();
         let pretty = !arguments.quiet
             && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         if pretty && !rows.is_empty() {
@@ -431,8 +439,9 @@ impl Harness {
 /// snapshot; a failure message carries the whole memory report.
 fn run_test(
     context: &Context,
+    index: usize,
     test: Test,
-    code_budget: &Arc<Budget>,
+    code_budget: Arc<Budget>,
 ) -> std::result::Result<(), libtest_mimic::Failed> {
     let lease = context
         .provider
@@ -447,9 +456,9 @@ fn run_test(
         live.watch(device, Some(&test.name))
     });
     let budget = if context.config.is_empty() {
-        Arc::clone(code_budget)
+        code_budget
     } else {
-        Arc::new(context.config.budget_for(&test.name, code_budget))
+        Arc::new(context.config.budget_for(&test.name, &code_budget))
     };
     let mut options = GuardOptions::new().budget(budget).name(test.name.clone());
     for allow in &test.allow {
@@ -486,12 +495,7 @@ fn run_test(
         match guard.finish_lean() {
             Ok(LeanOutcome::Clean(pools)) => {
                 drop(watch);
-                let row = Row::from_pools(test.name.clone(), false, &pools);
-                context
-                    .rows
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(row);
+                let _ = context.rows[index].set(Row::from_pools(test.name.clone(), false, &pools));
                 return Ok(());
             }
             Ok(LeanOutcome::Report(report)) => Ok(report),
@@ -547,12 +551,11 @@ fn run_test(
                 .unwrap_or_default(),
         });
     }
-    Row::push(
-        &mut context.rows.lock().unwrap_or_else(|e| e.into_inner()),
+    let _ = context.rows[index].set(Row::of(
         &test.name,
         status == TestStatus::Failed,
         memory.as_ref(),
-    );
+    ));
     if context.keep_reports {
         context
             .records

@@ -196,16 +196,16 @@ impl Row {
         }
     }
 
-    /// Appends the rows of one test: one per device (one empty row
-    /// without a report).
-    pub(crate) fn push(
-        rows: &mut Vec<Row>,
+    /// The row of a test from its report: the runner's guard covers one
+    /// device (an empty row when there is no report).
+    pub(crate) fn of(
         name: &std::sync::Arc<str>,
         failed: bool,
         memory: Option<&MemoryReport>,
-    ) {
-        let Some(m) = memory else {
-            rows.push(Row {
+    ) -> Row {
+        match memory.and_then(|m| m.devices.first()) {
+            Some(device) => Row::from_pools(name.clone(), failed, &device.pools),
+            None => Row {
                 name: name.clone(),
                 failed,
                 l1: PeakCell {
@@ -217,17 +217,8 @@ impl Row {
                     limit: None,
                 },
                 leaked: 0,
-            });
-            return;
-        };
-        rows.extend(m.devices.iter().map(|d| {
-            let name = if m.devices.len() > 1 {
-                format!("{name} [{}]", d.device).into()
-            } else {
-                name.clone()
-            };
-            Row::from_pools(name, failed, &d.pools)
-        }));
+            },
+        }
     }
 }
 
@@ -237,14 +228,19 @@ impl Row {
 pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
     const FULL_UP_TO: usize = 100;
     const TOP: usize = 20;
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
     let mut note = String::new();
     if rows.len() > FULL_UP_TO {
+        // Pick before sorting: only the rows shown are put in order.
         let total = rows.len();
         let (mut failed, mut passed): (Vec<Row>, Vec<Row>) =
             rows.into_iter().partition(|r| r.failed);
-        passed.sort_by_key(|r| std::cmp::Reverse(r.l1.peak + r.dram.peak));
-        passed.truncate(TOP);
+        let peak = |r: &Row| std::cmp::Reverse(r.l1.peak + r.dram.peak);
+        if passed.len() > TOP {
+            passed.select_nth_unstable_by_key(TOP, peak);
+            passed.truncate(TOP);
+        }
+        passed.sort_by(|a, b| peak(a).cmp(&peak(b)).then_with(|| a.name.cmp(&b.name)));
+        failed.sort_by(|a, b| a.name.cmp(&b.name));
         note = format!(
             "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
             failed.len(),
@@ -252,6 +248,8 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
         );
         failed.extend(passed);
         rows = failed;
+    } else {
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
     }
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
