@@ -70,7 +70,8 @@ impl Allow {
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct GuardOptions {
-    pub(crate) budget: Arc<Budget>,
+    /// `None`: no limit but the default (nothing retained).
+    pub(crate) budget: Option<Arc<Budget>>,
     pub(crate) allow: Vec<Allow>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) warmup: u32,
@@ -84,7 +85,7 @@ impl GuardOptions {
 
     /// The limits to check.
     pub fn budget(mut self, budget: impl Into<Arc<Budget>>) -> Self {
-        self.budget = budget.into();
+        self.budget = Some(budget.into());
         self
     }
 
@@ -110,7 +111,7 @@ impl GuardOptions {
 
     /// The budget.
     pub fn get_budget(&self) -> &Budget {
-        &self.budget
+        self.budget.as_deref().unwrap_or_else(|| empty_budget())
     }
 }
 
@@ -128,6 +129,11 @@ impl Scopes {
             Scopes::Many(scopes) => scopes,
         }
     }
+}
+
+pub(crate) fn empty_budget() -> &'static Budget {
+    static EMPTY: std::sync::OnceLock<Budget> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Budget::new)
 }
 
 struct Scope {
@@ -264,7 +270,7 @@ impl MemoryGuard {
 
     /// Sets the budget.
     pub fn budget(mut self, budget: impl Into<Arc<Budget>>) -> Self {
-        self.options.budget = budget.into();
+        self.options.budget = Some(budget.into());
         self
     }
 
@@ -325,7 +331,7 @@ impl MemoryGuard {
     }
 
     fn evaluate(&self) -> Result<MemoryReport> {
-        self.options.budget.validate()?;
+        self.options.get_budget().validate()?;
         let devices = self
             .scopes
             .as_slice()
@@ -352,7 +358,7 @@ impl MemoryGuard {
     /// kept allocation-free); anything else yields the full report.
     pub(crate) fn finish_lean(mut self) -> Result<LeanOutcome> {
         self.armed = false;
-        self.options.budget.validate()?;
+        self.options.get_budget().validate()?;
         if matches!(self.scopes, Scopes::One(_)) && !self.panicked {
             let Scopes::One(mut scope) =
                 std::mem::replace(&mut self.scopes, Scopes::Many(Vec::new()))
@@ -397,7 +403,7 @@ impl MemoryGuard {
                 }
             }
         }
-        let budget = &self.options.budget;
+        let budget = self.options.get_budget();
         let pools = BufferType::ALL.map(|t| {
             let persistent_per_bank = persistent
                 .iter()

@@ -387,8 +387,9 @@ impl Harness {
             .map(|(index, test)| {
                 let context = Arc::clone(&context);
                 let code_budget = match &test.budget {
-                    Some(own) => Arc::new((*self.budget).clone().overlay(own)),
-                    None => Arc::clone(&self.budget),
+                    Some(own) => Some(Arc::new((*self.budget).clone().overlay(own))),
+                    None if self.budget.is_empty() => None,
+                    None => Some(Arc::clone(&self.budget)),
                 };
                 let ignored = test.ignored;
                 let name = test.name.to_string();
@@ -441,7 +442,7 @@ fn run_test(
     context: &Context,
     index: usize,
     test: Test,
-    code_budget: Arc<Budget>,
+    code_budget: Option<Arc<Budget>>,
 ) -> std::result::Result<(), libtest_mimic::Failed> {
     let lease = context
         .provider
@@ -458,9 +459,15 @@ fn run_test(
     let budget = if context.config.is_empty() {
         code_budget
     } else {
-        Arc::new(context.config.budget_for(&test.name, &code_budget))
+        let code = code_budget
+            .as_deref()
+            .unwrap_or_else(|| crate::guard::empty_budget());
+        Some(Arc::new(context.config.budget_for(&test.name, code)))
     };
-    let mut options = GuardOptions::new().budget(budget).name(test.name.clone());
+    let mut options = GuardOptions::new().name(test.name.clone());
+    if let Some(budget) = budget {
+        options = options.budget(budget);
+    }
     for allow in &test.allow {
         options = options.allow(allow.clone());
     }
