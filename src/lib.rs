@@ -86,7 +86,8 @@
 //!   the simulator refuses without side effects.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
-//! - The runner prints the per-test memory table after libtest's own lines.
+//! - The runner's overhead on trivial tests is about 2.5x plain libtest-mimic
+//!   trials (a fixed ~0.8 us per test).
 #![deny(missing_docs)]
 
 mod budget;

@@ -18,6 +18,7 @@
 //! | | `TT_MEMGUARD_LIVE` | write a live stream of events and snapshots for the memory monitor |
 
 mod config;
+mod exec;
 mod output;
 mod provider;
 
@@ -380,7 +381,7 @@ impl Harness {
                 tests: self.tests.len(),
             });
         }
-        let trials = self
+        let jobs: Vec<exec::Job> = self
             .tests
             .into_iter()
             .enumerate()
@@ -391,15 +392,34 @@ impl Harness {
                     None if self.budget.is_empty() => None,
                     None => Some(Arc::clone(&self.budget)),
                 };
-                let ignored = test.ignored;
-                let name = test.name.to_string();
-                libtest_mimic::Trial::test(name, move || {
-                    run_test(&context, index, test, code_budget)
-                })
-                .with_ignored_flag(ignored)
+                exec::Job {
+                    index,
+                    name: test.name.to_string(),
+                    ignored: test.ignored,
+                    run: Box::new(move || run_test(&context, index, test, code_budget)),
+                }
             })
             .collect();
-        let conclusion = libtest_mimic::run(&arguments, trials);
+        // libtest's pretty and terse lines come from the runner's own loop,
+        // with each test's memory on its line; listing, JSON and log files
+        // from libtest-mimic.
+        let own_loop = !arguments.list
+            && arguments.logfile.is_none()
+            && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
+        let conclusion = if own_loop {
+            let annotate = |index: usize| context.rows[index].get().map(Row::summary);
+            exec::run(&arguments, jobs, color, &annotate)
+        } else {
+            let trials = jobs
+                .into_iter()
+                .map(|job| {
+                    let run = job.run;
+                    libtest_mimic::Trial::test(job.name, move || run().map_err(Into::into))
+                        .with_ignored_flag(job.ignored)
+                })
+                .collect();
+            libtest_mimic::run(&arguments, trials)
+        };
         if let Some(live) = &context.live {
             live.finish(conclusion.num_passed, conclusion.num_failed);
         }
@@ -443,7 +463,7 @@ fn run_test(
     index: usize,
     test: Test,
     code_budget: Option<Arc<Budget>>,
-) -> std::result::Result<(), libtest_mimic::Failed> {
+) -> std::result::Result<(), String> {
     let lease = context
         .provider
         .acquire()
@@ -578,7 +598,7 @@ fn run_test(
     if message.is_empty() {
         Ok(())
     } else {
-        Err(message.trim_end().to_string().into())
+        Err(message.trim_end().to_string())
     }
 }
 

@@ -196,6 +196,21 @@ impl Row {
         }
     }
 
+    /// The memory summary printed on the test's result line:
+    /// `L1 peak 256.0 KiB/512.0 KiB  DRAM peak 8.0 MiB  leaked 0 B`.
+    pub(crate) fn summary(&self) -> String {
+        let cell = |c: &PeakCell| match c.limit {
+            Some((limit, _, _)) => format!("{}/{}", format_bytes(c.peak), format_bytes(limit)),
+            None => format_bytes(c.peak),
+        };
+        format!(
+            "L1 peak {}  DRAM peak {}  leaked {}",
+            cell(&self.l1),
+            cell(&self.dram),
+            format_bytes(self.leaked)
+        )
+    }
+
     /// The row of a test from its report: the runner's guard covers one
     /// device (an empty row when there is no report).
     pub(crate) fn of(
