@@ -351,3 +351,52 @@ fn a_shared_device_serializes_tests_and_reports_inherited_allocations() {
     let parallel = inherited("2");
     assert!(parallel.iter().all(|(_, n)| *n <= 1), "{parallel:?}");
 }
+
+#[test]
+fn terse_and_json_formats() {
+    let out = run(
+        &[
+            "--format",
+            "terse",
+            "--test-threads",
+            "1",
+            "--color",
+            "never",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(101));
+    let text = stdout(&out);
+    assert!(
+        text.contains("\nrunning 6 tests\n.FFFFi\nfailures:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "test result: FAILED. 1 passed; 4 failed; 1 ignored; 0 measured; 0 filtered out"
+        ),
+        "{text}"
+    );
+    // JSON lines come from libtest-mimic, one event per line, no memory table.
+    let out = run(
+        &[
+            "--format",
+            "json",
+            "-Z",
+            "unstable-options",
+            "--exact",
+            "fits_in_l1",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(
+        text.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{ "type": "test", "name": "fits_in_l1", "event": "ok" }"#),
+        "{text}"
+    );
+}
