@@ -68,11 +68,13 @@ pub(crate) fn run(
         .map(|j| j.name.chars().count())
         .max()
         .unwrap_or(0);
-    // Stdout is locked per line only: a test body may print too.
+    // Stdout is locked per write only (a test body may print too). It is
+    // line-buffered: terse dots are not flushed one by one.
     let emit = |text: &str| {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    };
+    let flush = || {
+        let _ = std::io::stdout().lock().flush();
     };
     let plural = if jobs.len() == 1 { "" } else { "s" };
     emit(&format!("\nrunning {} test{plural}\n", jobs.len()));
@@ -141,6 +143,7 @@ pub(crate) fn run(
         for job in jobs {
             // Sequential: announce the test before it runs, as libtest does.
             emit(&prefix(&job.name));
+            flush();
             let (index, name, status) = execute(job);
             report(String::new(), index, &name, status);
         }
@@ -200,5 +203,6 @@ pub(crate) fn run(
         start.elapsed().as_secs_f64()
     ));
     emit(&tail);
+    flush();
     conclusion
 }
