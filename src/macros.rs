@@ -88,12 +88,7 @@ macro_rules! try_assert_no_leak {
 #[macro_export]
 macro_rules! assert_memory_budget {
     ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
-        let __memguard_budget = $crate::Budget::new();
-        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
-        let __memguard = $crate::__private::macro_guard(
-            &$source,
-            $crate::GuardOptions::new().budget(__memguard_budget),
-        );
+        let __memguard = $crate::__memguard_budget_guard!($source, $($pool <= $limit),+);
         let __memguard_value = $body;
         $crate::__private::macro_assert(__memguard);
         __memguard_value
@@ -104,14 +99,20 @@ macro_rules! assert_memory_budget {
 #[macro_export]
 macro_rules! try_assert_memory_budget {
     ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
-        let __memguard_budget = $crate::Budget::new();
-        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
-        let __memguard = $crate::__private::macro_guard(
-            &$source,
-            $crate::GuardOptions::new().budget(__memguard_budget),
-        );
+        let __memguard = $crate::__memguard_budget_guard!($source, $($pool <= $limit),+);
         let __memguard_value = $body;
         $crate::__private::macro_try(__memguard, __memguard_value)
+    }};
+}
+
+/// Starts the guard of a budget macro from its `pool <= limit` list.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __memguard_budget_guard {
+    ($source:expr, $($pool:ident <= $limit:expr),+) => {{
+        let __memguard_budget = $crate::Budget::new();
+        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
+        $crate::__private::macro_guard(&$source, $crate::GuardOptions::new().budget(__memguard_budget))
     }};
 }
 

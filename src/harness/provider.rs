@@ -221,28 +221,6 @@ impl DeviceProvider {
             }),
         }
     }
-
-    /// A short description for the report header.
-    pub fn describe(&self) -> String {
-        match self {
-            DeviceProvider::Sim {
-                preset,
-                l1_small_size,
-                trace_region_size,
-            } => {
-                let mut s = format!("sim:{preset}, a fresh device per test");
-                if *l1_small_size > 0 || *trace_region_size > 0 {
-                    s.push_str(&format!(
-                        " (l1_small_size {l1_small_size}, trace_region_size {trace_region_size})"
-                    ));
-                }
-                s
-            }
-            DeviceProvider::Shared(shared) => {
-                format!("{}, shared, tests serialized", shared.device.name())
-            }
-        }
-    }
 }
 
 type SimKey = (Preset, u64, u64);
