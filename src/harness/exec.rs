@@ -14,12 +14,13 @@ use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 use crate::render::{Level, paint};
 
 /// One test to run.
-pub(crate) struct Job {
+pub(crate) struct Job<T> {
     /// Index among all the harness's tests (for the memory summary).
     pub index: usize,
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub ignored: bool,
-    pub run: Box<dyn FnOnce() -> Result<(), String> + Send>,
+    /// What the runner function needs to run the test.
+    pub payload: T,
 }
 
 enum Status {
@@ -30,22 +31,23 @@ enum Status {
 
 /// Whether libtest-mimic's arguments leave this job out (name filter,
 /// `--skip`, `--ignored`), exactly as libtest-mimic decides it.
-fn filtered_out(args: &Arguments, job: &Job) -> bool {
-    let probe = Trial::test(job.name.clone(), || Ok(())).with_ignored_flag(job.ignored);
+fn filtered_out<T>(args: &Arguments, job: &Job<T>) -> bool {
+    let probe = Trial::test(job.name.to_string(), || Ok(())).with_ignored_flag(job.ignored);
     args.is_filtered_out(&probe)
 }
 
 /// Whether the job is ignored rather than run: libtest-mimic's rule for
 /// plain (non-bench) tests.
-fn ignored(args: &Arguments, job: &Job) -> bool {
+fn ignored<T>(args: &Arguments, job: &Job<T>) -> bool {
     (job.ignored && !args.ignored && !args.include_ignored) || args.bench
 }
 
 /// Runs the jobs and prints libtest's lines; `annotate` gives the memory
 /// summary of a finished test by its index.
-pub(crate) fn run(
+pub(crate) fn run<T: Send>(
     args: &Arguments,
-    mut jobs: Vec<Job>,
+    mut jobs: Vec<Job<T>>,
+    runner: &(dyn Fn(usize, T) -> Result<(), String> + Sync),
     color: bool,
     annotate: &(dyn Fn(usize) -> Option<String> + Sync),
 ) -> Conclusion {
@@ -79,7 +81,7 @@ pub(crate) fn run(
     let plural = if jobs.len() == 1 { "" } else { "s" };
     emit(&format!("\nrunning {} test{plural}\n", jobs.len()));
 
-    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut failures: Vec<(std::sync::Arc<str>, String)> = Vec::new();
     let mut report = |prefix: String, index: usize, name: &str, status: Status| {
         let (word, level) = match &status {
             Status::Passed => ("ok", Level::Green),
@@ -111,7 +113,7 @@ pub(crate) fn run(
             Status::Passed => conclusion.num_passed += 1,
             Status::Failed(message) => {
                 conclusion.num_failed += 1;
-                failures.push((name.to_string(), message));
+                failures.push((std::sync::Arc::from(name), message));
             }
             Status::Ignored => conclusion.num_ignored += 1,
         }
@@ -123,11 +125,11 @@ pub(crate) fn run(
             format!("test {name:<width$} ... ")
         }
     };
-    let execute = |job: Job| -> (usize, String, Status) {
+    let execute = |job: Job<T>| -> (usize, std::sync::Arc<str>, Status) {
         if ignored(args, &job) {
             return (job.index, job.name, Status::Ignored);
         }
-        let status = match (job.run)() {
+        let status = match runner(job.index, job.payload) {
             Ok(()) => Status::Passed,
             Err(message) => Status::Failed(message),
         };

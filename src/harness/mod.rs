@@ -381,12 +381,11 @@ impl Harness {
                 tests: self.tests.len(),
             });
         }
-        let jobs: Vec<exec::Job> = self
+        let jobs: Vec<exec::Job<(Test, Option<Arc<Budget>>)>> = self
             .tests
             .into_iter()
             .enumerate()
             .map(|(index, test)| {
-                let context = Arc::clone(&context);
                 let code_budget = match &test.budget {
                     Some(own) => Some(Arc::new((*self.budget).clone().overlay(own))),
                     None if self.budget.is_empty() => None,
@@ -394,9 +393,9 @@ impl Harness {
                 };
                 exec::Job {
                     index,
-                    name: test.name.to_string(),
+                    name: Arc::clone(&test.name),
                     ignored: test.ignored,
-                    run: Box::new(move || run_test(&context, index, test, code_budget)),
+                    payload: (test, code_budget),
                 }
             })
             .collect();
@@ -408,14 +407,20 @@ impl Harness {
             && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         let conclusion = if own_loop {
             let annotate = |index: usize| context.rows[index].get().map(Row::summary);
-            exec::run(&arguments, jobs, color, &annotate)
+            let runner = |index: usize, (test, budget): (Test, Option<Arc<Budget>>)| {
+                run_test(&context, index, test, budget)
+            };
+            exec::run(&arguments, jobs, &runner, color, &annotate)
         } else {
             let trials = jobs
                 .into_iter()
                 .map(|job| {
-                    let run = job.run;
-                    libtest_mimic::Trial::test(job.name, move || run().map_err(Into::into))
-                        .with_ignored_flag(job.ignored)
+                    let context = Arc::clone(&context);
+                    let (index, (test, budget)) = (job.index, job.payload);
+                    libtest_mimic::Trial::test(job.name.to_string(), move || {
+                        run_test(&context, index, test, budget).map_err(Into::into)
+                    })
+                    .with_ignored_flag(job.ignored)
                 })
                 .collect();
             libtest_mimic::run(&arguments, trials)

@@ -159,8 +159,37 @@ impl RunReport {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct PeakCell {
     peak: u64,
+    /// The peak budget (meaningful when `budget` is not `NO_BUDGET`).
+    limit_bytes: u64,
+    budget: u8,
+    /// The peak and the limit are per bank.
+    per_bank: bool,
+}
+
+const NO_BUDGET: u8 = 0;
+const WITHIN_BUDGET: u8 = 1;
+const OVER_BUDGET: u8 = 2;
+
+impl PeakCell {
+    const EMPTY: PeakCell = PeakCell {
+        peak: 0,
+        limit_bytes: 0,
+        budget: NO_BUDGET,
+        per_bank: false,
+    };
+
     /// (limit, passed, share of the limit used) of a peak budget.
-    limit: Option<(u64, bool, f64)>,
+    fn limit(&self) -> Option<(u64, bool, f64)> {
+        if self.budget == NO_BUDGET {
+            return None;
+        }
+        let usage = match self.limit_bytes {
+            0 if self.peak == 0 => 0.0,
+            0 => 1.0,
+            limit => self.peak as f64 / limit as f64,
+        };
+        Some((self.limit_bytes, self.budget == WITHIN_BUDGET, usage))
+    }
 }
 
 /// One row of the memory table (one per test and device).
@@ -178,13 +207,25 @@ impl Row {
     pub(crate) fn from_pools(name: std::sync::Arc<str>, failed: bool, pools: &[PoolReport]) -> Row {
         let cell = |t: BufferType| {
             let p = &pools[t.index()];
+            // The total peak budget when set, else the per-bank one.
+            let verdict = p
+                .checks
+                .iter()
+                .find(|v| v.check == crate::budget::CheckKind::Peak);
+            let per_bank = verdict.is_some_and(|v| v.per_bank);
             PeakCell {
-                peak: p.peak_above_baseline,
-                limit: p
-                    .checks
-                    .iter()
-                    .find(|v| v.check == crate::budget::CheckKind::Peak)
-                    .map(|v| (v.limit, v.passed, v.usage())),
+                peak: if per_bank {
+                    p.peak_per_bank - p.before_per_bank
+                } else {
+                    p.peak_above_baseline
+                },
+                per_bank,
+                limit_bytes: verdict.map_or(0, |v| v.limit),
+                budget: match verdict {
+                    None => NO_BUDGET,
+                    Some(v) if v.passed => WITHIN_BUDGET,
+                    Some(_) => OVER_BUDGET,
+                },
             }
         };
         Row {
@@ -199,8 +240,13 @@ impl Row {
     /// The memory summary printed on the test's result line:
     /// `L1 peak 256.0 KiB/512.0 KiB  DRAM peak 8.0 MiB  leaked 0 B`.
     pub(crate) fn summary(&self) -> String {
-        let cell = |c: &PeakCell| match c.limit {
-            Some((limit, _, _)) => format!("{}/{}", format_bytes(c.peak), format_bytes(limit)),
+        let cell = |c: &PeakCell| match c.limit() {
+            Some((limit, _, _)) => format!(
+                "{}/{}{}",
+                format_bytes(c.peak),
+                format_bytes(limit),
+                if c.per_bank { " per bank" } else { "" }
+            ),
             None => format_bytes(c.peak),
         };
         format!(
@@ -223,14 +269,8 @@ impl Row {
             None => Row {
                 name: name.clone(),
                 failed,
-                l1: PeakCell {
-                    peak: 0,
-                    limit: None,
-                },
-                dram: PeakCell {
-                    peak: 0,
-                    limit: None,
-                },
+                l1: PeakCell::EMPTY,
+                dram: PeakCell::EMPTY,
                 leaked: 0,
             },
         }
@@ -273,11 +313,16 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
         "  {:<40} {:<7} {:>22} {:>22} {:>12}",
         "TEST", "RESULT", "L1 PEAK", "DRAM PEAK", "LEAKED"
     );
-    let cell = |c: &PeakCell| match c.limit {
+    let cell = |c: &PeakCell| match c.limit() {
         Some((limit, passed, usage)) => {
             let text = format!(
                 "{:>22}",
-                format!("{}/{}", format_bytes(c.peak), format_bytes(limit))
+                format!(
+                    "{}/{}{}",
+                    format_bytes(c.peak),
+                    format_bytes(limit),
+                    if c.per_bank { "/bank" } else { "" }
+                )
             );
             paint(
                 &text,
