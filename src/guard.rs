@@ -356,7 +356,10 @@ impl MemoryGuard {
     /// Ends the scope for the test runner: a clean single-device scope
     /// yields its pool figures without building a report (the common case,
     /// kept allocation-free); anything else yields the full report.
-    pub(crate) fn finish_lean(mut self) -> Result<LeanOutcome> {
+    pub(crate) fn finish_lean<R>(
+        mut self,
+        clean: impl FnOnce(&[PoolReport; 4]) -> R,
+    ) -> Result<LeanOutcome<R>> {
         self.armed = false;
         self.options.get_budget().validate()?;
         if matches!(self.scopes, Scopes::One(_)) && !self.panicked {
@@ -370,7 +373,7 @@ impl MemoryGuard {
             let measured = self.measure_with(&scope, &after, peaks)?;
             let (pools, leaked, persistent) = &measured;
             if leaked.is_empty() && persistent.is_empty() && pools.iter().all(PoolReport::passed) {
-                return Ok(LeanOutcome::Clean(measured.0));
+                return Ok(LeanOutcome::Clean(clean(pools)));
             }
             let device = self.device_report(&scope, measured);
             return Ok(LeanOutcome::Report(self.assemble(vec![device])));
@@ -446,12 +449,10 @@ impl MemoryGuard {
 type Measured = ([PoolReport; 4], Vec<Allocation>, Vec<Allocation>);
 
 /// How a scope ended, for the runner.
-// The clean variant is the large one on purpose: it is moved once, and
-// boxing it would add the allocation this path exists to avoid.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum LeanOutcome {
-    /// Every check passed on the single device: its pools.
-    Clean([PoolReport; 4]),
+pub(crate) enum LeanOutcome<R> {
+    /// Every check passed on the single device: what the caller made of
+    /// its pools.
+    Clean(R),
     /// The full report (a failure, several devices, or a panicked body).
     Report(MemoryReport),
 }

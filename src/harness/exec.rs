@@ -144,8 +144,10 @@ pub(crate) fn run<T: Send>(
     if threads == 1 {
         for job in jobs {
             // Sequential: announce the test before it runs, as libtest does.
-            emit(&prefix(&job.name));
-            flush();
+            if !terse {
+                emit(&prefix(&job.name));
+                flush();
+            }
             let (index, name, status) = execute(job);
             report(String::new(), index, &name, status);
         }

@@ -524,10 +524,11 @@ fn run_test(
     let lean =
         error.is_none() && !context.keep_reports && !context.snapshots && context.live.is_none();
     let report = if lean {
-        match guard.finish_lean() {
-            Ok(LeanOutcome::Clean(pools)) => {
+        let name = &test.name;
+        match guard.finish_lean(|pools| Row::from_pools(name.clone(), false, pools)) {
+            Ok(LeanOutcome::Clean(row)) => {
                 drop(watch);
-                let _ = context.rows[index].set(Row::from_pools(test.name.clone(), false, &pools));
+                let _ = context.rows[index].set(row);
                 return Ok(());
             }
             Ok(LeanOutcome::Report(report)) => Ok(report),
