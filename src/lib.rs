@@ -86,8 +86,8 @@
 //!   the simulator refuses without side effects.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
-//! - The runner's overhead on trivial tests is about 2.5x plain libtest-mimic
-//!   trials (a fixed ~0.8 us per test).
+//! - The runner's overhead on trivial tests is 2.05-2.25x plain libtest-mimic
+//!   trials (target 2x; a fixed ~0.6 us per test).
 #![deny(missing_docs)]
 
 mod budget;
