@@ -15,8 +15,11 @@ use crate::report::MemoryReport;
 ///
 /// # Errors
 ///
-/// [`Error::MemoryCheckFailed`] with the report when a check failed, and
-/// the infrastructure errors of [`MemoryGuard::finish`].
+/// [`Error::MemoryCheckFailed`] with the report when a check failed; the
+/// errors of [`MemoryGuard::try_new`] when the guard cannot start (for
+/// example [`Error::NoDevice`] for a source without devices), before
+/// `body` runs guarded; and the infrastructure errors of
+/// [`MemoryGuard::finish`].
 ///
 /// # Examples
 ///
@@ -54,8 +57,10 @@ where
 ///
 /// # Panics
 ///
-/// When a check fails (the message is the report) or the source cannot be
-/// read.
+/// When a check fails (the message is the report), when the guard cannot
+/// start (a closed device, a source without devices or with one twice), or
+/// when the source cannot be read at the end; [`check`] returns these as
+/// errors.
 ///
 /// # Examples
 ///
@@ -77,14 +82,33 @@ where
     }
 }
 
-/// Starts the guard of a macro invocation (the location is the caller's).
+/// Starts the guard of an assertion macro (the location is the caller's),
+/// panicking when it cannot start. The guard is owned by the macro: if the
+/// macro's block leaves early, the guard does not panic (see
+/// [`MemoryGuard::owned_by`]).
 #[doc(hidden)]
 #[track_caller]
-pub fn macro_guard<S: MemorySource + ?Sized>(source: &S, options: GuardOptions) -> MemoryGuard {
-    match MemoryGuard::start(source.devices(), options, Some(Location::caller())) {
+pub fn macro_guard<S: MemorySource + ?Sized>(
+    source: &S,
+    options: GuardOptions,
+    macro_name: &'static str,
+) -> MemoryGuard {
+    match macro_try_guard(source, options, macro_name) {
         Ok(guard) => guard,
-        Err(e) => panic!("cannot start a memory guard: {e}"),
+        Err(e) => panic!("{macro_name}: cannot start a memory guard: {e}"),
     }
+}
+
+/// Starts the guard of a `try_` macro, or returns why it cannot start.
+#[doc(hidden)]
+#[track_caller]
+pub fn macro_try_guard<S: MemorySource + ?Sized>(
+    source: &S,
+    options: GuardOptions,
+    macro_name: &'static str,
+) -> Result<MemoryGuard> {
+    MemoryGuard::start(source.devices(), options, Some(Location::caller()))
+        .map(|guard| guard.owned_by(macro_name))
 }
 
 /// Ends a macro's guard, panicking with the report when a check failed.

@@ -1,13 +1,19 @@
 //! The crate's error type.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::types::{BufferType, format_count};
 
 /// Everything that can go wrong outside an assertion: bad input, an
 /// allocation the device refuses, a device that is gone, a C++ exception.
+///
+/// `Debug` prints what `Display` prints, followed by the chain of causes
+/// (as `anyhow` does), so that a `#[test]` returning `Result<(), Error>`
+/// shows a failed check's full report, one line per pool, rather than a
+/// one-line dump of its fields.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// An allocation of zero bytes.
     #[error("cannot allocate a {buffer_type} buffer of size 0: give a size of at least one page")]
@@ -149,6 +155,24 @@ pub enum Error {
     MemoryCheckFailed {
         /// What the scope did.
         report: Box<crate::report::MemoryReport>,
+    },
+
+    /// A memory source or mesh without any device.
+    #[error("{context}: a mesh or guarded memory source needs at least one device")]
+    NoDevice {
+        /// What was given no device.
+        context: &'static str,
+    },
+
+    /// A memory source or mesh that lists one device more than once.
+    #[error(
+        "{context} lists device {device} more than once: list each device once (its allocations would be counted once per listing)"
+    )]
+    DuplicateDevice {
+        /// Where the device was listed twice.
+        context: &'static str,
+        /// The device's name.
+        device: String,
     },
 
     /// A bad budget file.
@@ -298,6 +322,35 @@ pub enum Error {
         #[source]
         source: cxx::Exception,
     },
+}
+
+impl fmt::Debug for Error {
+    /// The message, then every cause it does not already quote.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = self.to_string();
+        // A report ends its last line with a newline; a message does not.
+        f.write_str(message.trim_end_matches('\n'))?;
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                causes.push(text);
+            }
+            source = cause.source();
+        }
+        match causes.as_slice() {
+            [] => Ok(()),
+            [one] => write!(f, "\n\nCaused by:\n    {one}"),
+            many => {
+                f.write_str("\n\nCaused by:")?;
+                for (i, cause) in many.iter().enumerate() {
+                    write!(f, "\n    {i}: {cause}")?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 fn describe_config_item(key: &str, value: &str) -> String {

@@ -149,9 +149,16 @@ struct Scope {
 /// [`finish`](Self::finish), or when dropped, it compares the end state with
 /// the baseline and the budget.
 ///
-/// Dropped without `finish`, a failed check panics with the report, except
-/// while the thread is already panicking: then the report goes to standard
-/// error and nothing panics again.
+/// A guard covers at least one device: a source with none (an empty
+/// `Vec<Device>`, for example) is [`Error::NoDevice`], and a device listed
+/// twice is [`Error::DuplicateDevice`], so every report has a device.
+///
+/// # Panics
+///
+/// Dropped without `finish`, a failed check panics with the report, and a
+/// check that cannot be made (a device closed inside the scope) panics with
+/// the error, except while the thread is already panicking: then the report
+/// or error goes to standard error and nothing panics again.
 ///
 /// # Examples
 ///
@@ -173,6 +180,8 @@ pub struct MemoryGuard {
     location: Option<&'static Location<'static>>,
     armed: bool,
     panicked: bool,
+    /// The assertion macro that owns the guard (see [`Self::owned_by`]).
+    owner: Option<&'static str>,
 }
 
 impl fmt::Debug for MemoryGuard {
@@ -198,8 +207,9 @@ impl MemoryGuard {
     ///
     /// # Panics
     ///
-    /// When a device cannot be read (closed); [`try_new`](Self::try_new)
-    /// returns the error instead.
+    /// When the guard cannot start: a device cannot be read (closed), the
+    /// source has no device, or it lists one twice.
+    /// [`try_new`](Self::try_new) returns the error instead.
     #[track_caller]
     pub fn new<S: MemorySource + ?Sized>(source: &S) -> MemoryGuard {
         match Self::try_new(source) {
@@ -212,7 +222,9 @@ impl MemoryGuard {
     ///
     /// # Errors
     ///
-    /// [`Error::DeviceClosed`] when a device is closed.
+    /// [`Error::DeviceClosed`] when a device is closed,
+    /// [`Error::NoDevice`] when the source has no device,
+    /// [`Error::DuplicateDevice`] when it lists a device twice.
     #[track_caller]
     pub fn try_new<S: MemorySource + ?Sized>(source: &S) -> Result<MemoryGuard> {
         Self::with_options(source, GuardOptions::new())
@@ -222,7 +234,7 @@ impl MemoryGuard {
     ///
     /// # Errors
     ///
-    /// [`Error::DeviceClosed`] when a device is closed.
+    /// As [`try_new`](Self::try_new).
     #[track_caller]
     pub fn with_options<S: MemorySource + ?Sized>(
         source: &S,
@@ -249,11 +261,23 @@ impl MemoryGuard {
         let mut devices = devices.into_iter();
         let first = devices.next().map(open).transpose()?;
         let scopes = match (first, devices.next()) {
-            (None, _) => Scopes::Many(Vec::new()),
+            // A guard on nothing would pass whatever happens, and leave a
+            // report without a device.
+            (None, _) => {
+                return Err(Error::NoDevice {
+                    context: "cannot start a memory guard on a source with no device",
+                });
+            }
             (Some(one), None) => Scopes::One(Box::new(one)),
             (Some(one), Some(two)) => {
-                let mut all = vec![one, open(two)?];
-                for device in devices {
+                let mut all = vec![one];
+                for device in std::iter::once(two).chain(devices) {
+                    if all.iter().any(|s| s.device.same_device(&device)) {
+                        return Err(Error::DuplicateDevice {
+                            context: "the guarded memory source",
+                            device: device.name().to_string(),
+                        });
+                    }
                     all.push(open(device)?);
                 }
                 Scopes::Many(all)
@@ -265,7 +289,16 @@ impl MemoryGuard {
             location,
             armed: true,
             panicked: false,
+            owner: None,
         })
+    }
+
+    /// Marks the guard as owned by an assertion macro, whose block ends by
+    /// consuming the guard: dropped still armed, the guard knows the block
+    /// left early (by `?`, `return` or `break`) and does not panic.
+    pub(crate) fn owned_by(mut self, macro_name: &'static str) -> Self {
+        self.owner = Some(macro_name);
+        self
     }
 
     /// Sets the budget.
@@ -546,12 +579,34 @@ impl Drop for MemoryGuard {
         if panicking {
             self.panicked = true;
         }
-        match self.evaluate() {
-            Ok(report) if panicking => eprintln!("{report}"),
-            Ok(report) if !report.passed => panic!("{report}"),
-            Ok(_) => {}
-            Err(e) if panicking => eprintln!("memory guard: {e}"),
-            Err(e) => panic!("memory guard: {e}"),
+        // A macro's guard dropped armed: its block left early, most often
+        // by `?` with an error that is on its way to the caller. Panicking
+        // here would replace that error with the report; both are kept:
+        // the report goes to standard error, the error to the caller.
+        let early_exit = match self.owner {
+            Some(name) if !panicking => Some(early_exit_notice(name, self.location)),
+            _ => None,
+        };
+        match (self.evaluate(), early_exit) {
+            (Ok(report), _) if panicking => eprintln!("{report}"),
+            (Ok(report), _) if report.passed => {}
+            (Ok(report), Some(notice)) => eprintln!(
+                "{notice} and failed its memory check; not panicking, so that the error reaches the caller. The report:\n{report}"
+            ),
+            (Ok(report), None) => panic!("{report}"),
+            (Err(e), _) if panicking => eprintln!("memory guard: {e}"),
+            (Err(e), Some(notice)) => eprintln!(
+                "{notice} and its memory check could not be made: {e}; not panicking, so that the error reaches the caller"
+            ),
+            (Err(e), None) => panic!("memory guard: {e}"),
         }
     }
+}
+
+/// The start of what a macro's guard prints when its block left early.
+fn early_exit_notice(macro_name: &str, location: Option<&Location<'_>>) -> String {
+    let at = location
+        .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
+        .unwrap_or_default();
+    format!("{macro_name}{at}: the block left early (`?` with an error, or `return` or `break`)")
 }

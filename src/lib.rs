@@ -136,6 +136,6 @@ pub use units::ByteSize;
 /// Not public API: used by the crate's benchmarks and macros.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::check::{macro_assert, macro_guard, macro_try};
+    pub use crate::check::{macro_assert, macro_guard, macro_try, macro_try_guard};
     pub use crate::source::sim::scan_snapshot;
 }

@@ -1,5 +1,7 @@
 //! The assertion macros. They only capture the caller's location and block,
-//! and forward to functions in `check`.
+//! and forward to functions in `check`. Their guards are marked as owned by
+//! the macro, so that a block left early by `?` keeps its error (see
+//! `assert_no_leak!`, "Leaving the block early").
 
 /// Fails (panics with the report) when the block leaves device memory
 /// allocated: any pool whose allocated bytes at the end exceed those at the
@@ -8,6 +10,31 @@
 ///
 /// `assert_no_leak!(dev, warmup = 2, { ... })` runs the block twice
 /// unguarded first, so that caches filled on first use are not leaks.
+///
+/// # Panics
+///
+/// When the block leaves memory allocated (the message is the report), and
+/// when the guard cannot start or check: a closed device, a source without
+/// devices ([`Error::NoDevice`](crate::Error::NoDevice)) or with one device
+/// twice. [`try_assert_no_leak!`] returns all of these as errors.
+///
+/// # Leaving the block early
+///
+/// `?` in the block returns from the enclosing function, as everywhere. A
+/// macro can neither catch that nor change the error it returns: it would
+/// have to run the block in a closure, which would change what `return` and
+/// `?` mean inside it and fix the error's type. What the guard does see is
+/// that the block did not complete. It still checks, and when the check
+/// fails it does not panic, which would replace the error with the report:
+/// it prints the report to standard error, under a line naming the macro
+/// and where it was called, and the error goes on to the caller unchanged,
+/// whatever its type (`tt_memguard::Error`, `anyhow::Error`,
+/// `Box<dyn Error>`, ...). A test that returns the error fails with it, and
+/// its captured output holds the report.
+///
+/// The same holds for a `return` or `break` out of the block: a leak there
+/// is printed, not panicked on. To fail on it, return after the macro, or
+/// end a [`MemoryGuard`](crate::MemoryGuard) with `finish()`.
 ///
 /// # Examples
 ///
@@ -31,7 +58,11 @@ macro_rules! assert_no_leak {
         $crate::assert_no_leak!($source, $body)
     }};
     ($source:expr, $body:block) => {{
-        let __memguard = $crate::__private::macro_guard(&$source, $crate::GuardOptions::new());
+        let __memguard = $crate::__private::macro_guard(
+            &$source,
+            $crate::GuardOptions::new(),
+            "assert_no_leak!",
+        );
         let __memguard_value = $body;
         $crate::__private::macro_assert(__memguard);
         __memguard_value
@@ -39,7 +70,10 @@ macro_rules! assert_no_leak {
 }
 
 /// The `Result` form of [`assert_no_leak!`]: `Ok(value)`, or
-/// `Err(Error::MemoryCheckFailed)` carrying the report.
+/// `Err(Error::MemoryCheckFailed)` carrying the report, or the error that
+/// kept the guard from starting (then the block does not run) or from
+/// checking. A block that leaves early by `?` behaves as in
+/// [`assert_no_leak!`](crate::assert_no_leak#leaving-the-block-early).
 ///
 /// # Examples
 ///
@@ -63,9 +97,19 @@ macro_rules! try_assert_no_leak {
         $crate::try_assert_no_leak!($source, $body)
     }};
     ($source:expr, $body:block) => {{
-        let __memguard = $crate::__private::macro_guard(&$source, $crate::GuardOptions::new());
-        let __memguard_value = $body;
-        $crate::__private::macro_try(__memguard, __memguard_value)
+        match $crate::__private::macro_try_guard(
+            &$source,
+            $crate::GuardOptions::new(),
+            "try_assert_no_leak!",
+        ) {
+            ::core::result::Result::Ok(__memguard) => {
+                let __memguard_value = $body;
+                $crate::__private::macro_try(__memguard, __memguard_value)
+            }
+            ::core::result::Result::Err(__memguard_error) => {
+                ::core::result::Result::Err(__memguard_error)
+            }
+        }
     }};
 }
 
@@ -73,6 +117,14 @@ macro_rules! try_assert_no_leak {
 /// it leaks. Limits are device totals per pool (`dram`, `l1`, `l1_small`,
 /// `trace`) or per bank (`dram_per_bank`, `l1_per_bank`, ...), as byte
 /// counts or text such as `"512 KiB"`.
+///
+/// # Panics
+///
+/// When a check fails (the message is the report), when the guard cannot
+/// start (as [`assert_no_leak!`]), or when a limit's text is not a size.
+/// [`try_assert_memory_budget!`] returns all of these as errors. A block
+/// that leaves early by `?` behaves as in
+/// [`assert_no_leak!`](crate::assert_no_leak#leaving-the-block-early).
 ///
 /// # Examples
 ///
@@ -88,31 +140,46 @@ macro_rules! try_assert_no_leak {
 #[macro_export]
 macro_rules! assert_memory_budget {
     ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
-        let __memguard = $crate::__memguard_budget_guard!($source, $($pool <= $limit),+);
+        let __memguard = $crate::__private::macro_guard(
+            &$source,
+            $crate::__memguard_budget_options!($($pool <= $limit),+),
+            "assert_memory_budget!",
+        );
         let __memguard_value = $body;
         $crate::__private::macro_assert(__memguard);
         __memguard_value
     }};
 }
 
-/// The `Result` form of [`assert_memory_budget!`].
+/// The `Result` form of [`assert_memory_budget!`]: `Ok(value)`, or the
+/// failure, as [`try_assert_no_leak!`].
 #[macro_export]
 macro_rules! try_assert_memory_budget {
     ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
-        let __memguard = $crate::__memguard_budget_guard!($source, $($pool <= $limit),+);
-        let __memguard_value = $body;
-        $crate::__private::macro_try(__memguard, __memguard_value)
+        match $crate::__private::macro_try_guard(
+            &$source,
+            $crate::__memguard_budget_options!($($pool <= $limit),+),
+            "try_assert_memory_budget!",
+        ) {
+            ::core::result::Result::Ok(__memguard) => {
+                let __memguard_value = $body;
+                $crate::__private::macro_try(__memguard, __memguard_value)
+            }
+            ::core::result::Result::Err(__memguard_error) => {
+                ::core::result::Result::Err(__memguard_error)
+            }
+        }
     }};
 }
 
-/// Starts the guard of a budget macro from its `pool <= limit` list.
+/// The guard options of a budget macro, from its `pool <= limit` list.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __memguard_budget_guard {
-    ($source:expr, $($pool:ident <= $limit:expr),+) => {{
+macro_rules! __memguard_budget_options {
+    ($($pool:ident <= $limit:expr),+) => {{
         let __memguard_budget = $crate::Budget::new();
         $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
-        $crate::__private::macro_guard(&$source, $crate::GuardOptions::new().budget(__memguard_budget))
+        $crate::GuardOptions::new().budget(__memguard_budget)
     }};
 }
 

@@ -2,7 +2,7 @@
 //! snapshots and whose allocations it observes.
 
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::source::sim::{Preset, SimDevice};
 
 /// Something whose allocators can be snapshotted and whose allocations can
@@ -51,16 +51,22 @@ impl MemorySource for Vec<Device> {
 }
 
 /// Several devices checked together (for example the two chips of an n300,
-/// or a multi-chip mesh); each keeps its own allocator.
+/// or a multi-chip mesh); each keeps its own allocator. A mesh holds at
+/// least one device, and each device once.
 ///
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::{Mesh, Preset};
+/// use tt_memguard::{Mesh, Preset, SimDevice};
 ///
 /// let mesh = Mesh::sim(Preset::WormholeN300, 2)?;
 /// assert_eq!(mesh.len(), 2);
 /// assert_eq!(mesh.device(1).name(), "sim:wormhole_n300#1");
+/// assert!(mesh.get(2).is_none());
+///
+/// let mixed = Mesh::new(vec![SimDevice::wormhole_b0(), SimDevice::blackhole_p150()])?;
+/// assert_eq!(mixed.len(), 2);
+/// assert!(Mesh::new(Vec::new()).is_err());
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -69,17 +75,41 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// A mesh of already open devices.
-    pub fn new(devices: Vec<Device>) -> Mesh {
-        Mesh { devices }
+    /// A mesh of already open devices, in report order.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoDevice`] when `devices` is empty;
+    /// [`Error::DuplicateDevice`] when it holds one device twice (two
+    /// handles of the same device).
+    pub fn new(devices: Vec<Device>) -> Result<Mesh> {
+        if devices.is_empty() {
+            return Err(Error::NoDevice {
+                context: "Mesh::new got an empty list of devices",
+            });
+        }
+        for (i, device) in devices.iter().enumerate() {
+            if devices[..i].iter().any(|d| d.same_device(device)) {
+                return Err(Error::DuplicateDevice {
+                    context: "the list given to Mesh::new",
+                    device: device.name().to_string(),
+                });
+            }
+        }
+        Ok(Mesh { devices })
     }
 
     /// `count` simulated devices of one preset, named `sim:<preset>#<i>`.
     ///
     /// # Errors
     ///
-    /// None for the presets; kept as `Result` for custom geometries.
+    /// [`Error::NoDevice`] when `count` is 0.
     pub fn sim(preset: Preset, count: usize) -> Result<Mesh> {
+        if count == 0 {
+            return Err(Error::NoDevice {
+                context: "Mesh::sim got a count of 0",
+            });
+        }
         let devices = (0..count)
             .map(|i| {
                 SimDevice::builder(preset)
@@ -90,21 +120,36 @@ impl Mesh {
         Ok(Mesh { devices })
     }
 
-    /// The `index`th device.
+    /// The `index`th device, counting from 0.
     ///
     /// # Panics
     ///
-    /// When `index` is out of range.
+    /// When `index` is not below [`len`](Self::len), with a message naming
+    /// both; [`get`](Self::get) returns `None` instead.
+    #[track_caller]
     pub fn device(&self, index: usize) -> &Device {
-        &self.devices[index]
+        match self.devices.get(index) {
+            Some(device) => device,
+            None => panic!(
+                "device index {index} is out of range: the mesh has {} devices (0 to {})",
+                self.devices.len(),
+                self.devices.len() - 1
+            ),
+        }
     }
 
-    /// Number of devices.
+    /// The `index`th device, or `None` when `index` is out of range.
+    pub fn get(&self, index: usize) -> Option<&Device> {
+        self.devices.get(index)
+    }
+
+    /// Number of devices (at least 1).
     pub fn len(&self) -> usize {
         self.devices.len()
     }
 
-    /// Whether the mesh has no device.
+    /// Whether the mesh has no device: never, since [`new`](Self::new) and
+    /// [`sim`](Self::sim) refuse an empty mesh.
     pub fn is_empty(&self) -> bool {
         self.devices.is_empty()
     }

@@ -5,7 +5,8 @@
 
 use std::fmt::{self, Write as _};
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::budget::{BudgetSource, CheckKind};
 use crate::render::{Level, paint};
@@ -101,7 +102,9 @@ pub struct DeviceReport {
     pub passed: bool,
     /// Allocations that were already live when the scope started.
     pub inherited: u64,
-    /// Every pool, in order DRAM, L1, L1_SMALL, TRACE.
+    /// Every pool, in order DRAM, L1, L1_SMALL, TRACE (reading a report
+    /// from JSON checks this).
+    #[serde(deserialize_with = "four_pools")]
     pub pools: Vec<PoolReport>,
     /// Allocations made in the scope and still live at its end, in
     /// allocation order (when a pool retained more than its budget allows).
@@ -112,9 +115,51 @@ pub struct DeviceReport {
 
 impl DeviceReport {
     /// The report of one pool.
+    ///
+    /// # Panics
+    ///
+    /// When `pools` lacks the pool. Reports made by a guard and reports
+    /// read from JSON always hold the four pools; only one whose `pools`
+    /// were edited by hand can lack one.
+    #[track_caller]
     pub fn pool(&self, buffer_type: BufferType) -> &PoolReport {
-        &self.pools[buffer_type.index()]
+        match self.pools.get(buffer_type.index()) {
+            Some(p) if p.buffer_type == buffer_type => p,
+            _ => match self.pools.iter().find(|p| p.buffer_type == buffer_type) {
+                Some(p) => p,
+                None => panic!(
+                    "the report of device {} has no {buffer_type} pool: its pools were edited after the report was made",
+                    self.device
+                ),
+            },
+        }
     }
+}
+
+/// Reads a device's pools, refusing anything but the four in order: the
+/// accessors index them by pool.
+fn four_pools<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PoolReport>, D::Error> {
+    let pools = Vec::<PoolReport>::deserialize(deserializer)?;
+    if !pools.iter().map(|p| p.buffer_type).eq(BufferType::ALL) {
+        let found: Vec<&str> = pools.iter().map(|p| p.buffer_type.name()).collect();
+        return Err(D::Error::custom(format!(
+            "a device report lists the pools DRAM, L1, L1_SMALL, TRACE in this order, found [{}]",
+            found.join(", ")
+        )));
+    }
+    Ok(pools)
+}
+
+/// Reads a report's devices, refusing an empty list: a guard covers at
+/// least one device.
+fn some_devices<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<DeviceReport>, D::Error> {
+    let devices = Vec::<DeviceReport>::deserialize(deserializer)?;
+    if devices.is_empty() {
+        return Err(D::Error::custom(
+            "a memory report lists at least one device, found none",
+        ));
+    }
+    Ok(devices)
 }
 
 /// What a guarded scope did to device memory.
@@ -146,14 +191,29 @@ pub struct MemoryReport {
     pub passed: bool,
     /// Whether the guarded body panicked.
     pub panicked: bool,
-    /// One report per device.
+    /// One report per device: at least one (reading a report from JSON
+    /// checks this).
+    #[serde(deserialize_with = "some_devices")]
     pub devices: Vec<DeviceReport>,
 }
 
 impl MemoryReport {
     /// The first device's report (the only one for a single device).
+    ///
+    /// # Panics
+    ///
+    /// When `devices` is empty. No report made by a guard is (a guard on a
+    /// source without devices is [`Error::NoDevice`](crate::Error::NoDevice))
+    /// and none read from JSON is (reading refuses it); only a report whose
+    /// `devices` were emptied by hand is. `devices.first()` never panics.
+    #[track_caller]
     pub fn device(&self) -> &DeviceReport {
-        &self.devices[0]
+        match self.devices.first() {
+            Some(device) => device,
+            None => panic!(
+                "this memory report has no device: its devices were removed after the report was made"
+            ),
+        }
     }
 
     /// Every leaked allocation on every device.
