@@ -133,6 +133,12 @@ pub use types::{
 };
 pub use units::ByteSize;
 
+/// The README's Rust code blocks, compiled and run as doctests so that they
+/// keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Not public API: used by the crate's benchmarks and macros.
 #[doc(hidden)]
 pub mod __private {

@@ -16,7 +16,8 @@
 /// When the block leaves memory allocated (the message is the report), and
 /// when the guard cannot start or check: a closed device, a source without
 /// devices ([`Error::NoDevice`](crate::Error::NoDevice)) or with one device
-/// twice. [`try_assert_no_leak!`] returns all of these as errors.
+/// twice. [`try_assert_no_leak!`](crate::try_assert_no_leak) returns all of
+/// these as errors.
 ///
 /// # Leaving the block early
 ///
@@ -69,10 +70,10 @@ macro_rules! assert_no_leak {
     }};
 }
 
-/// The `Result` form of [`assert_no_leak!`]: `Ok(value)`, or
-/// `Err(Error::MemoryCheckFailed)` carrying the report, or the error that
-/// kept the guard from starting (then the block does not run) or from
-/// checking. A block that leaves early by `?` behaves as in
+/// The `Result` form of [`assert_no_leak!`](crate::assert_no_leak):
+/// `Ok(value)`, or `Err(Error::MemoryCheckFailed)` carrying the report, or
+/// the error that kept the guard from starting (then the block does not
+/// run) or from checking. A block that leaves early by `?` behaves as in
 /// [`assert_no_leak!`](crate::assert_no_leak#leaving-the-block-early).
 ///
 /// # Examples
@@ -121,9 +122,10 @@ macro_rules! try_assert_no_leak {
 /// # Panics
 ///
 /// When a check fails (the message is the report), when the guard cannot
-/// start (as [`assert_no_leak!`]), or when a limit's text is not a size.
-/// [`try_assert_memory_budget!`] returns all of these as errors. A block
-/// that leaves early by `?` behaves as in
+/// start (as [`assert_no_leak!`](crate::assert_no_leak)), or when a
+/// limit's text is not a size.
+/// [`try_assert_memory_budget!`](crate::try_assert_memory_budget) returns
+/// all of these as errors. A block that leaves early by `?` behaves as in
 /// [`assert_no_leak!`](crate::assert_no_leak#leaving-the-block-early).
 ///
 /// # Examples
@@ -151,8 +153,9 @@ macro_rules! assert_memory_budget {
     }};
 }
 
-/// The `Result` form of [`assert_memory_budget!`]: `Ok(value)`, or the
-/// failure, as [`try_assert_no_leak!`].
+/// The `Result` form of [`assert_memory_budget!`](crate::assert_memory_budget):
+/// `Ok(value)`, or the failure, as
+/// [`try_assert_no_leak!`](crate::try_assert_no_leak).
 #[macro_export]
 macro_rules! try_assert_memory_budget {
     ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
