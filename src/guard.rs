@@ -265,7 +265,7 @@ impl MemoryGuard {
             // report without a device.
             (None, _) => {
                 return Err(Error::NoDevice {
-                    context: "cannot start a memory guard on a source with no device",
+                    context: "the guarded memory source has no device",
                 });
             }
             (Some(one), None) => Scopes::One(Box::new(one)),

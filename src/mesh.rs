@@ -85,7 +85,7 @@ impl Mesh {
     pub fn new(devices: Vec<Device>) -> Result<Mesh> {
         if devices.is_empty() {
             return Err(Error::NoDevice {
-                context: "Mesh::new got an empty list of devices",
+                context: "the list given to Mesh::new is empty",
             });
         }
         for (i, device) in devices.iter().enumerate() {
@@ -107,7 +107,7 @@ impl Mesh {
     pub fn sim(preset: Preset, count: usize) -> Result<Mesh> {
         if count == 0 {
             return Err(Error::NoDevice {
-                context: "Mesh::sim got a count of 0",
+                context: "Mesh::sim was asked for 0 devices",
             });
         }
         let devices = (0..count)

@@ -373,7 +373,7 @@ fn a_guard_on_no_device_is_an_error_not_a_passing_report() {
     assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     assert_eq!(
         e.to_string(),
-        "cannot start a memory guard on a source with no device: a mesh or guarded memory source needs at least one device"
+        "the guarded memory source has no device: a mesh or guarded memory source needs at least one device"
     );
     // The closure and `try_` forms return the error, and the body does not
     // run guarded.
@@ -391,7 +391,8 @@ fn a_guard_on_no_device_is_an_error_not_a_passing_report() {
     ] {
         let message = payload.downcast_ref::<String>().unwrap();
         assert!(
-            message.contains("cannot start a memory guard on a source with no device"),
+            message
+                .contains("cannot start a memory guard: the guarded memory source has no device"),
             "{message}"
         );
     }
@@ -403,12 +404,13 @@ fn meshes_and_sources_hold_each_device_once_and_at_least_one() {
     assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     assert!(
         e.to_string()
-            .starts_with("Mesh::new got an empty list of devices"),
+            .starts_with("the list given to Mesh::new is empty"),
         "{e}"
     );
     let e = Mesh::sim(Preset::WormholeB0, 0).unwrap_err();
     assert!(
-        e.to_string().starts_with("Mesh::sim got a count of 0"),
+        e.to_string()
+            .starts_with("Mesh::sim was asked for 0 devices"),
         "{e}"
     );
 
@@ -494,6 +496,7 @@ fn run_child(test: &str) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--ignored", "--test-threads=1"])
         .env(CHILD, "1")
+        .env_remove("RUST_TEST_NOCAPTURE")
         .output()
         .unwrap();
     let text =
