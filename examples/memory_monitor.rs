@@ -1,14 +1,19 @@
 //! A live view of device memory: follows the stream a memguard run writes
-//! (`TT_MEMGUARD_LIVE=FILE cargo test`) and redraws, per device and pool,
-//! banks, total, allocated with %, free, largest free block and a usage bar,
-//! with the test running on each device.
+//! (`TT_MEMGUARD_LIVE=FILE cargo test`, or `cargo nextest run`: its
+//! processes share the file) and redraws, per device and pool, banks, total,
+//! allocated with %, free, largest free block and a usage bar, with the test
+//! running on each device. Two devices of one name show with their instance
+//! ids; a file replaced or truncated by a new run is followed from its start.
 //!
 //! ```text
 //! cargo run --example memory_monitor -- FILE            # follow a run
 //! cargo run --example memory_monitor -- --demo          # a simulated workload of its own
 //! cargo run --example memory_monitor -- FILE --once --plain   # one grep-able block, for logs
-//! options: -r MS (refresh, default 500), --plain, --once, --color auto|always|never
+//! cargo run --example memory_monitor -- --help          # every option
 //! ```
+//!
+//! It exits when the run ends; a stream shared by the processes of one run
+//! (nextest) has no last process to wait for, so it follows until Ctrl+C.
 
 use std::io::Write as _;
 use std::path::PathBuf;

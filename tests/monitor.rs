@@ -13,6 +13,7 @@ use tt_memguard::monitor::{Follower, MonitorState};
 use tt_memguard::{BufferType, Error, KIB, LiveEvent, LiveLine, LiveStream, MIB, SimDevice};
 
 const RECORDED: &str = "tests/data/live_demo.jsonl";
+const SHARED: &str = "tests/data/live_shared.jsonl";
 
 /// A fresh path in the temporary directory, unique to this test process.
 fn temp(name: &str) -> PathBuf {
@@ -65,6 +66,30 @@ fn recorded_stream_mid_run_and_at_the_end() {
     insta::assert_snapshot!(
         "monitor_screen_end",
         end.render_screen(RECORDED, 500, false)
+    );
+}
+
+#[test]
+fn recorded_shared_run_of_two_processes() {
+    // Two processes of one nextest run, each with its own sim:wormhole_b0,
+    // the second started 40 ms after the first.
+    let lines = read_all(Path::new(SHARED));
+    let mid = state_of(&lines[..16]);
+    assert_eq!(mid.devices.len(), 2);
+    let (first, second) = (&mid.devices["6325:1"], &mid.devices["6326:1"]);
+    assert_eq!((first.test.as_deref(), first.finished), (None, (1, 0)));
+    assert_eq!(second.test.as_deref(), Some("leaks_a_buffer"));
+    assert_eq!(second.pools[0].allocated, 88_064);
+    // One process ended, the other still runs.
+    assert_eq!(mid.ended, None);
+    let end = state_of(&lines);
+    assert_eq!(end.ended, Some((1, 1)));
+    assert_eq!(end.shared_run(), Some("0d7f3a52-run"));
+    // On the common clock: the second writer's 20 ms plus its 40 ms start.
+    assert_eq!(end.t_ms, 60);
+    insta::assert_snapshot!(
+        "monitor_shared_screen",
+        end.render_screen(SHARED, 500, false)
     );
 }
 
