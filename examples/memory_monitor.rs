@@ -210,12 +210,14 @@ fn main() -> ExitCode {
         // Read what is there, for at most one refresh period (all of it with
         // --once), then draw: a stream that grows faster than it is read
         // still gets drawn, and memory stays bounded.
-        let deadline = Instant::now() + Duration::from_millis(options.refresh);
+        // `None`: a refresh period too long for the clock, no deadline.
+        let deadline = Instant::now().checked_add(Duration::from_millis(options.refresh));
         let read = loop {
             match follower.poll() {
                 Ok(update) => {
                     state.update(&update);
-                    if !update.more || (!options.once && Instant::now() >= deadline) {
+                    let late = deadline.is_some_and(|at| Instant::now() >= at);
+                    if !update.more || (!options.once && late) {
                         break Ok(());
                     }
                 }

@@ -217,13 +217,13 @@ impl LiveLine {
     ///
     /// [`Error::LiveStream`] naming the file, the line number and what is
     /// wrong: not an event, or values the monitor cannot represent.
-    pub fn parse(text: &[u8], line: usize, path: &Path) -> Result<LiveLine> {
+    pub fn parse(text: impl AsRef<[u8]>, line: usize, path: &Path) -> Result<LiveLine> {
         let error = |reason: String| Error::LiveStream {
             path: path.to_path_buf(),
             line,
             reason,
         };
-        let parsed: LiveLine = serde_json::from_slice(text)
+        let parsed: LiveLine = serde_json::from_slice(text.as_ref())
             .map_err(|e| error(format!("not a memguard live event ({e})")))?;
         match parsed.event.unrepresentable() {
             Some(reason) => Err(error(reason)),

@@ -337,7 +337,7 @@ impl MonitorState {
         Some(match self.shared_run() {
             Some(run) => format!(
                 "all {} writers of run {run} ended so far: {passed} passed, {failed} failed",
-                self.writers.len() as u64 + self.retired_writers.0
+                (self.writers.len() as u64).saturating_add(self.retired_writers.0)
             ),
             None => format!("run ended: {passed} passed, {failed} failed"),
         })
