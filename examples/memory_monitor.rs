@@ -1,24 +1,40 @@
 //! A live view of device memory: follows the stream a memguard run writes
-//! (`TT_MEMGUARD_LIVE=FILE cargo test`) and redraws, per device and pool,
-//! banks, total, allocated with %, free, largest free block and a usage bar,
-//! with the test running on each device.
+//! (`TT_MEMGUARD_LIVE=FILE cargo test`, or `cargo nextest run`: its
+//! processes share the file) and redraws, per device and pool, banks, total,
+//! allocated with %, free, largest free block and a usage bar, with the test
+//! running on each device. Two devices of one name show with their instance
+//! ids; a file replaced or truncated by a new run is followed from its start.
 //!
 //! ```text
 //! cargo run --example memory_monitor -- FILE            # follow a run
 //! cargo run --example memory_monitor -- --demo          # a simulated workload of its own
 //! cargo run --example memory_monitor -- FILE --once --plain   # one grep-able block, for logs
-//! options: -r MS (refresh, default 500), --plain, --once, --color auto|always|never
+//! cargo run --example memory_monitor -- --help          # every option
 //! ```
+//!
+//! It exits when the run ends; a stream shared by the processes of one run
+//! (nextest) has no last process to wait for, so it follows until Ctrl+C.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tt_memguard::monitor::{Follower, MonitorState};
-use tt_memguard::{BufferType, ColorChoice, KIB, LiveStream, MIB, SimDevice};
+use tt_memguard::{BufferType, ColorChoice, KIB, LiveStream, MIB, Preset, SimDevice};
+
+const USAGE: &str =
+    "usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]
+
+  FILE           a live stream, written by a run with TT_MEMGUARD_LIVE=FILE
+  --demo         follow a simulated workload of its own
+  -r, --refresh  redraw every MS milliseconds (default 500)
+  --plain        grep-able key=value lines instead of the table
+  --once         draw once and exit (with --demo: once the demo has allocated)
+  --color        auto, always or never (NO_COLOR is honoured)
+  -h, --help     this text";
 
 struct Options {
     source: Option<PathBuf>,
@@ -29,7 +45,13 @@ struct Options {
     color: ColorChoice,
 }
 
-fn parse_args() -> Result<Options, String> {
+/// What the command line asks for: a run, or the help text.
+enum Command {
+    Run(Options),
+    Help,
+}
+
+fn parse_args() -> Result<Command, String> {
     let mut o = Options {
         source: None,
         demo: false,
@@ -60,9 +82,7 @@ fn parse_args() -> Result<Options, String> {
                     }
                 }
             }
-            "-h" | "--help" => {
-                return Err("usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]".into());
-            }
+            "-h" | "--help" => return Ok(Command::Help),
             flag if flag.starts_with('-') => {
                 return Err(format!("unknown option {flag:?}; try --help"));
             }
@@ -71,28 +91,42 @@ fn parse_args() -> Result<Options, String> {
     }
     if o.source.is_none() && !o.demo {
         return Err(
-            "give a live stream FILE (written by a run with TT_MEMGUARD_LIVE=FILE) or --demo"
+            "give a live stream FILE (written by a run with TT_MEMGUARD_LIVE=FILE) or --demo; try --help"
                 .into(),
         );
     }
-    Ok(o)
+    Ok(Command::Run(o))
 }
 
 /// A simulated workload that writes its own live stream: layers allocate
-/// weights and activations, some are freed, L1 fills towards red.
-fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
+/// weights and activations in every pool (its device has an L1_SMALL and a
+/// TRACE region), some are freed, L1 fills towards red. `ready` is set once
+/// the first layer's buffers are placed and snapshotted.
+fn start_demo(
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    ready: Arc<AtomicBool>,
+) -> tt_memguard::Result<()> {
     let live = LiveStream::create(&path, Duration::from_millis(100))?;
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_small_size(64 * KIB)
+        .trace_region_size(96 * MIB)
+        .build()?;
     std::thread::spawn(move || {
-        let dev = SimDevice::wormhole_b0();
         let mut step = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let test = format!("layer_{:02}", step % 24);
-            live.emit(tt_memguard::LiveEvent::TestStart {
-                test: test.clone(),
-                device: dev.name().to_string(),
-            });
+            live.test_start(&dev, &test);
             let watch = live.watch(&dev, Some(&test));
             let mut kept = Vec::new();
+            if let Ok(b) =
+                dev.allocate_sharded(BufferType::L1Small, (4 + step % 8) * 64 * KIB, 2048, 64)
+            {
+                kept.push(b);
+            }
+            if let Ok(b) = dev.allocate(BufferType::Trace, (12 + 6 * (step % 8)) * MIB, 2048) {
+                kept.push(b);
+            }
             for i in 0..(4 + step % 8) {
                 if let Ok(b) = dev.allocate(BufferType::L1, 64 * (32 + 16 * i) * KIB, 2048) {
                     kept.push(b);
@@ -100,16 +134,15 @@ fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
                 if let Ok(b) = dev.allocate(BufferType::Dram, (64 + 32 * i) * MIB, 2048) {
                     kept.push(b);
                 }
+                if i == 0 {
+                    watch.snapshot();
+                    ready.store(true, Ordering::Release);
+                }
                 std::thread::sleep(Duration::from_millis(60));
             }
             drop(kept);
             drop(watch);
-            live.emit(tt_memguard::LiveEvent::TestEnd {
-                test,
-                device: dev.name().to_string(),
-                passed: true,
-                summary: String::new(),
-            });
+            live.test_end(&dev, &test, true, String::new());
             step += 1;
         }
         live.finish(step, 0);
@@ -119,7 +152,11 @@ fn start_demo(path: PathBuf, stop: Arc<AtomicBool>) -> tt_memguard::Result<()> {
 
 fn main() -> ExitCode {
     let options = match parse_args() {
-        Ok(o) => o,
+        Ok(Command::Run(o)) => o,
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -138,9 +175,18 @@ fn main() -> ExitCode {
                 "memguard-monitor-demo-{}.jsonl",
                 std::process::id()
             ));
-            if let Err(e) = start_demo(path.clone(), Arc::clone(&stop)) {
+            let ready = Arc::new(AtomicBool::new(false));
+            if let Err(e) = start_demo(path.clone(), Arc::clone(&stop), Arc::clone(&ready)) {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
+            }
+            if options.once {
+                // One frame of an empty stream shows nothing: wait for the
+                // demo's first buffers (it places them within milliseconds).
+                let give_up = Instant::now() + Duration::from_secs(10);
+                while !ready.load(Ordering::Acquire) && Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
             path
         }
@@ -161,9 +207,25 @@ fn main() -> ExitCode {
         let _ = write!(stdout, "\x1b[?1049h\x1b[?25l"); // alternate screen, hide cursor
     }
     let code = loop {
-        match follower.poll() {
-            Ok(lines) => lines.iter().for_each(|l| state.apply(l)),
-            Err(e) => break Err(e),
+        // Read what is there, for at most one refresh period (all of it with
+        // --once), then draw: a stream that grows faster than it is read
+        // still gets drawn, and memory stays bounded.
+        // `None`: a refresh period too long for the clock, no deadline.
+        let deadline = Instant::now().checked_add(Duration::from_millis(options.refresh));
+        let read = loop {
+            match follower.poll() {
+                Ok(update) => {
+                    state.update(&update);
+                    let late = deadline.is_some_and(|at| Instant::now() >= at);
+                    if !update.more || (!options.once && late) {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = read {
+            break Err(e);
         }
         let frame = if options.plain {
             state.render_plain()
@@ -176,7 +238,10 @@ fn main() -> ExitCode {
             let _ = writeln!(stdout, "{frame}");
         }
         let _ = stdout.flush();
-        if options.once || state.ended.is_some() || stop.load(Ordering::Relaxed) {
+        // A run shared by several processes (one per test) has no last
+        // writer to wait for: keep following until Ctrl+C.
+        let run_over = state.ended.is_some() && state.shared_run().is_none();
+        if options.once || run_over || stop.load(Ordering::Relaxed) {
             break Ok(());
         }
         // Sleep in small steps so that Ctrl+C is answered at once.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Error, Result};
@@ -58,15 +58,30 @@ pub(crate) enum DeviceEvent {
     Free { id: u64, buffer_type: BufferType },
 }
 
+/// An observer of a device's allocations and frees. It runs while the
+/// device is locked, so that events reach it in the order the device applied
+/// them: it must not call back into the device.
 pub(crate) type Observer = Arc<dyn Fn(&DeviceEvent) + Send + Sync>;
+
+/// Identifies one attached observer, to detach exactly that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObserverToken(u64);
+
+/// Device instances opened in this process, for [`Device::instance`].
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 struct Shared {
     info: DeviceInfo,
+    /// Unique in this process: tells apart two devices of the same name.
+    instance: u64,
     backend: Mutex<Option<Box<dyn Backend>>>,
     /// Set while an observer is attached: a relaxed load is all an
     /// unobserved allocation pays.
     observed: AtomicBool,
-    observer: RwLock<Option<Observer>>,
+    /// Every attached observer with its token; replaced, never mutated in
+    /// place, so that a notification clones one `Arc`.
+    observers: RwLock<Arc<Vec<(ObserverToken, Observer)>>>,
+    next_observer: AtomicU64,
 }
 
 impl Shared {
@@ -77,14 +92,16 @@ impl Shared {
         self.backend.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tells every observer about `event`. Called with the backend lock
+    /// held, right after the backend applied the change: events are
+    /// delivered in the device's own order (a free before the allocation
+    /// that reuses its block). Lock order: backend, then observer list, then
+    /// whatever the observer takes (the live stream's file); nothing takes
+    /// them the other way round.
     fn notify(&self, event: DeviceEvent) {
         if self.observed.load(Ordering::Relaxed) {
-            let observer = self
-                .observer
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            if let Some(observer) = observer {
+            let observers = Arc::clone(&self.observers.read().unwrap_or_else(|e| e.into_inner()));
+            for (_, observer) in observers.iter() {
                 observer(&event);
             }
         }
@@ -125,9 +142,11 @@ impl Device {
         Device {
             shared: Arc::new(Shared {
                 info,
+                instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
                 backend: Mutex::new(Some(backend)),
                 observed: AtomicBool::new(false),
-                observer: RwLock::new(None),
+                observers: RwLock::new(Arc::new(Vec::new())),
+                next_observer: AtomicU64::new(1),
             }),
         }
     }
@@ -301,16 +320,48 @@ impl Device {
         Ok(out)
     }
 
+    /// The device's instance number, unique among the devices this process
+    /// opened (two devices of the same name differ in it).
+    pub(crate) fn instance(&self) -> u64 {
+        self.shared.instance
+    }
+
     /// Attaches an observer of allocations and frees made through this
-    /// crate (replacing any other), or detaches it with `None`.
-    pub(crate) fn set_observer(&self, observer: Option<Observer>) {
-        let on = observer.is_some();
-        *self
+    /// crate, next to any others; detach it with
+    /// [`remove_observer`](Self::remove_observer) and its token.
+    pub(crate) fn add_observer(&self, observer: Observer) -> ObserverToken {
+        let token = ObserverToken(self.shared.next_observer.fetch_add(1, Ordering::Relaxed));
+        let mut list = self
             .shared
-            .observer
+            .observers
             .write()
-            .unwrap_or_else(|e| e.into_inner()) = observer;
-        self.shared.observed.store(on, Ordering::Relaxed);
+            .unwrap_or_else(|e| e.into_inner());
+        let mut next = Vec::with_capacity(list.len() + 1);
+        next.extend(list.iter().cloned());
+        next.push((token, observer));
+        *list = Arc::new(next);
+        self.shared.observed.store(true, Ordering::Relaxed);
+        token
+    }
+
+    /// Detaches the observer `token` names; the others stay attached.
+    pub(crate) fn remove_observer(&self, token: ObserverToken) {
+        let mut list = self
+            .shared
+            .observers
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let next: Vec<_> = list.iter().filter(|(t, _)| *t != token).cloned().collect();
+        self.shared
+            .observed
+            .store(!next.is_empty(), Ordering::Relaxed);
+        *list = Arc::new(next);
+    }
+
+    /// Runs `f` on a snapshot while the device is still locked, so that
+    /// what `f` writes is ordered with the observers' events.
+    pub(crate) fn with_snapshot<T>(&self, f: impl FnOnce(&crate::Snapshot) -> T) -> Result<T> {
+        self.shared.with(|b| Ok(f(&b.snapshot()?)))
     }
 
     /// Resets the device to its freshly opened state when this is the only
@@ -517,15 +568,20 @@ impl BufferBuilder<'_> {
     pub fn allocate(mut self) -> Result<Buffer> {
         self.request.tag = location_tag(Location::caller());
         validate(&self.request, self.device.info())?;
-        let placed = self.device.shared.with(|b| b.allocate(&self.request))?;
-        self.device.shared.notify(DeviceEvent::Alloc {
-            id: placed.id,
-            buffer_type: self.request.buffer_type,
-            address: placed.address,
-            size: self.request.size,
-            per_bank_size: placed.per_bank_size,
-            num_banks: placed.num_banks,
-        });
+        let shared = &self.device.shared;
+        let request = &self.request;
+        let placed = shared.with(|b| {
+            let placed = b.allocate(request)?;
+            shared.notify(DeviceEvent::Alloc {
+                id: placed.id,
+                buffer_type: request.buffer_type,
+                address: placed.address,
+                size: request.size,
+                per_bank_size: placed.per_bank_size,
+                num_banks: placed.num_banks,
+            });
+            Ok(placed)
+        })?;
         Ok(Buffer {
             shared: Arc::clone(&self.device.shared),
             id: placed.id,
@@ -634,13 +690,13 @@ impl Buffer {
     pub fn free(mut self) -> Result<()> {
         // Id 0 is never allocated: it tells Drop there is nothing left to do.
         let id = std::mem::take(&mut self.id);
-        if self.shared.with(|b| b.deallocate(id, self.slot))? {
-            self.shared.notify(DeviceEvent::Free {
-                id,
-                buffer_type: self.buffer_type,
-            });
-        }
-        Ok(())
+        let (shared, slot, buffer_type) = (&self.shared, self.slot, self.buffer_type);
+        shared.with(|b| {
+            if b.deallocate(id, slot)? {
+                shared.notify(DeviceEvent::Free { id, buffer_type });
+            }
+            Ok(())
+        })
     }
 }
 
@@ -649,13 +705,12 @@ impl Drop for Buffer {
         if self.id == 0 {
             return;
         }
-        let freed = match self.shared.lock().as_deref_mut() {
-            // A failure here cannot be reported from drop; the allocation
-            // stays visible in the live set and in leak reports.
-            Some(backend) => backend.deallocate(self.id, self.slot).unwrap_or(false),
-            None => false,
-        };
-        if freed {
+        let mut backend = self.shared.lock();
+        // A failure here cannot be reported from drop; the allocation stays
+        // visible in the live set and in leak reports.
+        if let Some(backend) = backend.as_deref_mut()
+            && backend.deallocate(self.id, self.slot).unwrap_or(false)
+        {
             self.shared.notify(DeviceEvent::Free {
                 id: self.id,
                 buffer_type: self.buffer_type,

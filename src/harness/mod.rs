@@ -475,10 +475,7 @@ fn run_test(
         .map_err(|e| format!("cannot open the test's device: {e}"))?;
     let device = &lease.device;
     let watch = context.live.as_ref().map(|live| {
-        live.emit(LiveEvent::TestStart {
-            test: test.name.to_string(),
-            device: device.name().to_string(),
-        });
+        live.test_start(device, &test.name);
         live.watch(device, Some(&test.name))
     });
     let budget = if context.config.is_empty() {
@@ -574,15 +571,15 @@ fn run_test(
     };
     drop(watch);
     if let Some(live) = &context.live {
-        live.emit(LiveEvent::TestEnd {
-            test: test.name.to_string(),
-            device: device.name().to_string(),
-            passed: status == TestStatus::Passed,
-            summary: memory
+        live.test_end(
+            device,
+            &test.name,
+            status == TestStatus::Passed,
+            memory
                 .as_ref()
                 .map(|m| m.summary_line())
                 .unwrap_or_default(),
-        });
+        );
     }
     let _ = context.rows[index].set(Row::of(
         &test.name,
