@@ -670,52 +670,25 @@ fn first_run(mut file: &File) -> Option<String> {
     }
 }
 
-/// An exclusive advisory lock of a whole file, held while the value lives.
-/// Where the platform or file system has none, writers go unlocked (a run's
-/// first writers could then both start the file afresh).
-#[cfg(unix)]
+/// An exclusive advisory lock of a whole file (`File::lock`), held while the
+/// value lives. Where the platform or file system has none, writers go
+/// unlocked (a run's first writers could then both start the file afresh).
 mod file_lock {
     use std::fs::File;
-    use std::os::fd::AsRawFd;
-    use std::os::raw::c_int;
-
-    unsafe extern "C" {
-        /// BSD `flock(2)`, in the C library every Unix program links.
-        fn flock(fd: c_int, operation: c_int) -> c_int;
-    }
-
-    // The same values on Linux, macOS and the BSDs.
-    const LOCK_EX: c_int = 2;
-    const LOCK_UN: c_int = 8;
 
     pub(super) struct Exclusive<'a>(Option<&'a File>);
 
     pub(super) fn exclusive(file: &File) -> Exclusive<'_> {
-        loop {
-            // SAFETY: `flock` takes two integers and touches no memory of
-            // ours; the descriptor stays open while `file` is borrowed.
-            if unsafe { flock(file.as_raw_fd(), LOCK_EX) } == 0 {
-                return Exclusive(Some(file));
-            }
-            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return Exclusive(None);
-            }
-        }
+        Exclusive(file.lock().ok().map(|()| file))
     }
 
     impl Drop for Exclusive<'_> {
         fn drop(&mut self) {
             if let Some(file) = self.0 {
-                // SAFETY: as above.
-                unsafe { flock(file.as_raw_fd(), LOCK_UN) };
+                let _ = file.unlock();
             }
         }
     }
-}
-
-#[cfg(not(unix))]
-mod file_lock {
-    pub(super) fn exclusive(_file: &std::fs::File) {}
 }
 
 /// A device being streamed; stops when dropped.
