@@ -180,8 +180,10 @@ impl Device {
     /// # Errors
     ///
     /// Size 0, page size 0, a size that is not a whole number of pages, an
-    /// interleaved L1_SMALL buffer, or [`Error::OutOfMemory`] with
-    /// TT-Metal's message when no free block is large enough.
+    /// interleaved L1_SMALL buffer, [`Error::BufferTooLarge`] when the size
+    /// per bank would pass 64 bits (where TT-Metal's own arithmetic wraps
+    /// around), or [`Error::OutOfMemory`] with TT-Metal's message when no
+    /// free block is large enough.
     ///
     /// # Examples
     ///
@@ -365,7 +367,9 @@ impl Device {
     /// Starts a peak (high-water) mark: from now on the device records, per
     /// pool, the highest per-bank allocated byte count until the mark is
     /// dropped. Marks are independent: any number may be live at once, and
-    /// none disturbs another.
+    /// none disturbs another. An allocation costs the same however many are
+    /// live, forgotten ones ([`std::mem::forget`]) included; reading a mark
+    /// costs one step per mark started after it and still live.
     ///
     /// # Errors
     ///
@@ -546,7 +550,12 @@ impl BufferBuilder<'_> {
         self
     }
 
-    /// Places the buffer at a fixed address (the range must be free).
+    /// Places the buffer at a fixed address (simulated device only). The
+    /// range must be free, and the address must lie on the pool
+    /// allocator's grid, a whole number of granules (the DRAM alignment:
+    /// 32 B on Wormhole, 64 B on Blackhole) above the pool's base, as every
+    /// address TT-Metal's allocator hands out does; otherwise allocating
+    /// gives [`Error::AddressUnaligned`] naming the nearest grid addresses.
     pub fn at_address(mut self, address: u64) -> Self {
         self.request.address = Some(address);
         self

@@ -395,3 +395,19 @@ fn describe(a: &Allocation) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_and_deltas_saturate_instead_of_wrapping() {
+        assert_eq!(total(88_064, 12), 1_056_768);
+        assert_eq!(total(u64::MAX / 2, 12), u64::MAX);
+        assert_eq!(total_delta(100, 40, 12), -720);
+        assert_eq!(total_delta(0, 1 << 62, 12), i64::MAX);
+        assert_eq!(total_delta(1 << 62, 0, 12), i64::MIN);
+        // Past i64 but exact in i128 on the way: (2^62 - 2^61) x 3 fits.
+        assert_eq!(total_delta(1 << 61, 1 << 62, 3), 3 << 61);
+    }
+}

@@ -295,6 +295,7 @@ impl Allocation {
 /// ```
 /// assert_eq!(tt_memguard::format_bytes(1536 * 1024), "1.5 MiB");
 /// assert_eq!(tt_memguard::format_bytes(100), "100 B");
+/// assert_eq!(tt_memguard::format_bytes(1_048_575), "1.0 MiB");
 /// assert_eq!(tt_memguard::format_bytes(u64::MAX), "16.0 EiB");
 /// ```
 pub fn format_bytes(bytes: u64) -> String {

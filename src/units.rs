@@ -172,3 +172,63 @@ fn multiply_decimal(digits: impl DoubleEndedIterator<Item = u8>, multiplier: u64
     out.reverse();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(text: &str) -> Result<u64> {
+        ByteSize::parse(text).map(ByteSize::bytes)
+    }
+
+    #[test]
+    fn exact_decimals_of_any_length_are_read_exactly() {
+        let zeros = "0".repeat(1000);
+        assert_eq!(bytes(&format!("1.{zeros} B")).unwrap(), 1);
+        assert_eq!(bytes(&format!("1.{zeros} GiB")).unwrap(), 1 << 30);
+        assert_eq!(bytes(&format!("{zeros}4096")).unwrap(), 4096);
+        assert_eq!(bytes(&format!("0.{zeros}")).unwrap(), 0);
+        // 2^-50 PiB is one byte: 50 decimals, all significant.
+        let one = "0.00000000000000088817841970012523233890533447265625 PiB";
+        assert_eq!(bytes(one).unwrap(), 1);
+        assert_eq!(bytes("18446744073709551615").unwrap(), u64::MAX);
+        assert_eq!(
+            bytes("18446744073709551615.000000000000000000000").unwrap(),
+            u64::MAX
+        );
+        // u64::MAX bytes in PiB, written out exactly.
+        let max = "16383.99999999999999911182158029987476766109466552734375 PiB";
+        assert_eq!(bytes(max).unwrap(), u64::MAX);
+        assert_eq!(
+            bytes("0.0000000112277120933867990970611572265625 TiB").unwrap(),
+            12_345
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_byte_and_overflow_are_refused_whatever_the_length() {
+        let fraction = |text: &str| {
+            let e = bytes(text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid size {text:?}: the size is not a whole number of bytes")
+            );
+        };
+        fraction(&format!("1.{}1 B", "0".repeat(1000)));
+        fraction("1.1 KiB");
+        fraction("0.000000000000000888178419700125232338905334472656251 PiB");
+        fraction(&format!("18446744073709551616.{}1", "0".repeat(40)));
+        let overflow = |text: &str| {
+            let e = bytes(text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid size {text:?}: the size does not fit in 64 bits (at most 16 EiB)")
+            );
+        };
+        overflow("18446744073709551616");
+        overflow(&format!("1{} B", "0".repeat(1000)));
+        overflow("16384 PiB");
+        overflow("18446744073709551615.5 KiB");
+        overflow(&format!("20000000000000000000.{}", "0".repeat(100)));
+    }
+}
