@@ -256,7 +256,11 @@ impl SimDeviceBuilder {
     ///
     /// [`Error::InvalidGeometry`] naming the field when the geometry cannot
     /// describe a device (no banks, alignments that are not powers of two,
-    /// carve-outs larger than the bank, ...).
+    /// device totals past 64 bits, ...), and for a carve-out that leaves no
+    /// room for its parent pool, with the largest value that fits. TT-Metal
+    /// 0.81.1 opens some of those (an `l1_small_size` near 2^64 wraps around
+    /// to no L1_SMALL at all, a TRACE region larger than DRAM to a DRAM pool
+    /// of nearly 2^64 bytes); both backends refuse them.
     pub fn build(self) -> Result<Device> {
         let (x, y) = self.grid;
         let cores = x.checked_mul(y).ok_or_else(|| Error::InvalidGeometry {

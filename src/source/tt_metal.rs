@@ -122,7 +122,9 @@ impl TtMetalDevice {
     /// names a missing directory; [`Error::TtMetalOpen`] with TT-Metal's
     /// message when the device cannot be opened (no device, bad cluster
     /// descriptor, a library other than the one the declarations are pinned
-    /// to, ...).
+    /// to, ...), and for an `l1_small_size` or `trace_region_size` that
+    /// does not fit, which TT-Metal 0.81.1 itself wraps around (the message
+    /// is the simulated device's, with the largest value that fits).
     pub fn open(config: TtMetalConfig) -> Result<Device> {
         check_runtime_root()?;
         let (mock_arch, mock_chips) = config.mock.map_or((0, 1), MockCluster::arch_and_chips);
