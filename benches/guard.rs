@@ -1,6 +1,7 @@
 //! MemoryGuard overhead, next to a bare snapshot pair measured in the same
-//! run: guard new + finish with nothing inside (target: under 1 us), and
-//! with 1,000 allocate/free pairs inside.
+//! run: guard new + finish with nothing inside (target: under 1 us), with
+//! 1,000 allocate/free pairs inside, and the same after 10,000 guards were
+//! forgotten.
 //!
 //! Run with `cargo bench --bench guard`.
 
@@ -35,6 +36,20 @@ fn main() {
         work(1_000);
         black_box(guard.finish().unwrap());
     });
+    // The same guarded work on a device where 10,000 guards were forgotten
+    // (std::mem::forget): their peak marks stay active for good, and an
+    // allocation must not pay for them.
+    let crowded = SimDevice::wormhole_b0();
+    for _ in 0..10_000 {
+        std::mem::forget(MemoryGuard::new(&crowded));
+    }
+    let crowded_work = common::time_per_call(heavy_iters, || {
+        let guard = MemoryGuard::new(&crowded);
+        for _ in 0..1_000 {
+            black_box(crowded.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap());
+        }
+        black_box(guard.finish().unwrap());
+    });
     let ns = |d: Duration| d.as_secs_f64() * 1e9;
     println!(
         "{:<44} {:>12} {:>12} {:>8}",
@@ -53,5 +68,12 @@ fn main() {
         ns(guarded_work) / 1e3,
         ns(bare_work) / 1e3,
         ns(guarded_work) / ns(bare_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: about 1x)",
+        "same, 10,000 forgotten guards (vs none)",
+        ns(crowded_work) / 1e3,
+        ns(guarded_work) / 1e3,
+        ns(crowded_work) / ns(guarded_work)
     );
 }

@@ -1,6 +1,7 @@
 #include "pool_allocator.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 
 namespace memguard::sim {
@@ -15,10 +16,13 @@ PoolAllocator::PoolAllocator(Addr base, Addr size, Addr granularity)
     }
 }
 
-Addr PoolAllocator::block_size(Addr size_per_bank) const {
-    Addr size = std::max(size_per_bank, granularity_);
-    Addr rem = size % granularity_;
-    return rem == 0 ? size : size + (granularity_ - rem);
+std::optional<Addr> PoolAllocator::block_size(Addr size_per_bank) const {
+    const Addr size = std::max(size_per_bank, granularity_);
+    const Addr rem = size % granularity_;
+    if (rem == 0) return size;
+    const Addr pad = granularity_ - rem;
+    if (size > std::numeric_limits<Addr>::max() - pad) return std::nullopt;
+    return size + pad;
 }
 
 void PoolAllocator::take(const FreeBlock& block, Addr address, Addr size) {
@@ -41,7 +45,9 @@ void PoolAllocator::take(const FreeBlock& block, Addr address, Addr size) {
 
 std::optional<Addr> PoolAllocator::allocate(Addr size_per_bank, bool bottom_up, Addr address_limit,
                                             bool* below_limit) {
-    const Addr size = block_size(size_per_bank);
+    const std::optional<Addr> rounded = block_size(size_per_bank);
+    if (!rounded) return std::nullopt;
+    const Addr size = *rounded;
     FreeBlock block;
     bool found = bottom_up ? free_.lowest_fit(size, block) : free_.highest_fit(size, block);
     if (!found) return std::nullopt;
@@ -55,7 +61,9 @@ std::optional<Addr> PoolAllocator::allocate(Addr size_per_bank, bool bottom_up, 
 }
 
 std::optional<Addr> PoolAllocator::allocate_at(Addr address, Addr size_per_bank) {
-    const Addr size = block_size(size_per_bank);
+    const std::optional<Addr> rounded = block_size(size_per_bank);
+    if (!rounded) return std::nullopt;
+    const Addr size = *rounded;
     if (address < base_ || address - base_ > size_ || size > size_ - (address - base_)) {
         return std::nullopt;
     }

@@ -30,8 +30,9 @@ public:
     PoolAllocator(Addr base, Addr size, Addr granularity);
 
     // The size a request of `size_per_bank` occupies: rounded up to the
-    // allocator granularity, and at least one granule.
-    Addr block_size(Addr size_per_bank) const;
+    // allocator granularity, and at least one granule; nothing when that
+    // does not fit in 64 bits.
+    std::optional<Addr> block_size(Addr size_per_bank) const;
 
     // Places a block; returns its address, or nothing when no free block is
     // large enough or when the chosen address lies below `address_limit`
@@ -52,6 +53,7 @@ public:
     std::vector<FreeBlock> free_blocks() const;
 
     Addr base() const { return base_; }
+    Addr granularity() const { return granularity_; }
     Addr size() const { return size_; }
     Addr allocated_bytes() const { return allocated_; }
     Addr largest_free() const { return free_.largest(); }

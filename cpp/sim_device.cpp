@@ -1,6 +1,8 @@
 #include "sim_device.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -9,10 +11,17 @@ namespace {
 
 constexpr Addr kTraceGranule = 8 * 1024;
 
-Addr round_up(Addr value, Addr multiple) {
-    Addr rem = value % multiple;
-    return rem == 0 ? value : value + (multiple - rem);
+// `value` rounded up to a multiple of `multiple`; nothing when that does not
+// fit in 64 bits.
+std::optional<Addr> round_up(Addr value, Addr multiple) {
+    const Addr rem = value % multiple;
+    if (rem == 0) return value;
+    const Addr pad = multiple - rem;
+    if (value > std::numeric_limits<Addr>::max() - pad) return std::nullopt;
+    return value + pad;
 }
+
+Addr ceil_div(Addr value, Addr divisor) { return value / divisor + (value % divisor != 0 ? 1 : 0); }
 
 void require(bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument(what);
@@ -45,16 +54,22 @@ Layout compute_layout(const Geometry& g) {
     require(g.l1_bank_size % g.dram_alignment == 0,
             "l1_bank_size must be a multiple of dram_alignment (the allocator granularity)");
 
+    // Device totals (a per-bank figure times the bank count) must fit in
+    // 64 bits: every statistic is at most its bank size.
+    constexpr Addr kMax = std::numeric_limits<Addr>::max();
+    require(g.dram_bank_size <= kMax / g.dram_banks, "dram_bank_size x dram_banks must fit in 64 bits");
+    require(g.l1_bank_size <= kMax / g.l1_banks, "l1_bank_size x l1_banks must fit in 64 bits");
+
+    // A carve-out whose rounding overflows takes more than any bank holds.
     Layout layout;
-    layout.l1_small_per_bank = g.l1_small_size == 0 ? 0 : round_up(g.l1_small_size, g.dram_alignment);
+    const Addr l1_room = g.l1_bank_size - g.l1_base;
+    const Addr dram_room = g.dram_bank_size - g.dram_base;
+    if (g.l1_small_size > 0) layout.l1_small_per_bank = round_up(g.l1_small_size, g.dram_alignment).value_or(kMax);
     if (g.trace_region_size > 0) {
-        Addr per_bank = (g.trace_region_size + g.dram_banks - 1) / g.dram_banks;
-        layout.trace_per_bank = round_up(per_bank, kTraceGranule);
+        layout.trace_per_bank = round_up(ceil_div(g.trace_region_size, g.dram_banks), kTraceGranule).value_or(kMax);
     }
-    require(layout.l1_small_per_bank < g.l1_bank_size - g.l1_base,
-            "l1_small_size leaves no room for L1 in the bank");
-    require(layout.trace_per_bank < g.dram_bank_size - g.dram_base,
-            "trace_region_size leaves no room for DRAM in the bank");
+    require(layout.l1_small_per_bank < l1_room, "l1_small_size leaves no room for L1 in the bank");
+    require(layout.trace_per_bank < dram_room, "trace_region_size leaves no room for DRAM in the bank");
     layout.dram_pool_size = g.dram_bank_size - layout.trace_per_bank - g.dram_base;
     layout.l1_pool_size = g.l1_bank_size - layout.l1_small_per_bank - g.l1_base;
     require(g.l1_interleaved_limit == 0 ||
@@ -63,11 +78,14 @@ Layout compute_layout(const Geometry& g) {
     return layout;
 }
 
-Addr size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment) {
+std::optional<Addr> size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment) {
     if (page_size == 0 || banks == 0) return 0;
-    const Addr pages = size / page_size;
-    const Addr pages_per_bank = pages == 0 ? 0 : 1 + (pages - 1) / banks;
-    return pages_per_bank * round_up(page_size, alignment);
+    const Addr pages_per_bank = ceil_div(size / page_size, banks);
+    const std::optional<Addr> aligned_page = round_up(page_size, alignment);
+    if (!aligned_page) return std::nullopt;
+    Addr bytes = 0;
+    if (__builtin_mul_overflow(pages_per_bank, *aligned_page, &bytes)) return std::nullopt;
+    return bytes;
 }
 
 Device::Device(const Geometry& geometry) : geometry_(geometry), pools_(make_pools(geometry)) {
@@ -94,16 +112,30 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     const Pool pool = request.pool;
     const bool sharded = request.shards > 0;
     out.banks = sharded ? request.shards : banks_[pool];
-    out.size_per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment_[pool]);
+    PoolAllocator& allocator = pools_[pool];
+    const std::optional<Addr> per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment_[pool]);
+    if (!per_bank || !allocator.block_size(*per_bank)) {
+        // TT-Metal's own arithmetic wraps here; the Rust side refuses these
+        // requests first and says why.
+        out.status = AllocStatus::kTooLarge;
+        return out;
+    }
+    out.size_per_bank = *per_bank;
     bool bottom_up = pool == kDram || pool == kTrace;
     if (request.direction != Direction::kDefault) bottom_up = request.direction == Direction::kBottomUp;
 
-    PoolAllocator& allocator = pools_[pool];
     std::optional<Addr> address;
     AllocStatus failure = AllocStatus::kOutOfMemory;
     if (banks_[pool] == 0) {
         address = std::nullopt;  // region not configured (L1_SMALL with size 0)
     } else if (request.fixed_address) {
+        // Every block boundary lies on the allocator's grid from the pool base.
+        if (request.address >= allocator.base() &&
+            (request.address - allocator.base()) % allocator.granularity() != 0) {
+            out.status = AllocStatus::kAddressUnaligned;
+            out.stats = allocator.statistics();
+            return out;
+        }
         address = allocator.allocate_at(request.address, out.size_per_bank);
         failure = AllocStatus::kAddressNotFree;
     } else {
@@ -125,7 +157,7 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     record.address = *address;
     record.size = request.size;
     record.page_size = request.page_size;
-    record.per_bank_size = allocator.block_size(out.size_per_bank);
+    record.per_bank_size = *allocator.block_size(out.size_per_bank);
     record.shards = request.shards;
     record.tag = request.tag;
     record.labeled = !request.label.empty();
@@ -155,7 +187,7 @@ bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
 }
 
 bool Device::reset() {
-    if (live_count_ != 0 || !active_marks_.empty()) return false;
+    if (live_count_ != 0 || marks_.active() != 0) return false;
     records_.clear();
     free_slots_.clear();
     labels_.clear();
@@ -169,13 +201,7 @@ const std::string& Device::label(std::uint64_t id) const {
     return it == labels_.end() ? kEmpty : it->second;
 }
 
-void Device::note_allocated(Pool pool) {
-    const Addr allocated = pools_[pool].allocated_bytes();
-    for (std::uint32_t index : active_marks_) {
-        Addr& peak = marks_[index].peak[pool];
-        peak = std::max(peak, allocated);
-    }
-}
+void Device::note_allocated(Pool pool) { marks_.note(pool, pools_[pool].allocated_bytes()); }
 
 PoolView Device::pool(Pool pool) const {
     PoolView view;
@@ -222,27 +248,18 @@ std::vector<const Record*> Device::live() const {
 }
 
 std::uint32_t Device::mark_peak() {
-    std::uint32_t index = 0;
-    while (index < marks_.size() && marks_[index].active) ++index;
-    if (index == marks_.size()) marks_.emplace_back();
-    PeakMark& mark = marks_[index];
-    mark.active = true;
-    for (int p = 0; p < kPoolCount; ++p) mark.peak[p] = pools_[p].allocated_bytes();
-    active_marks_.push_back(index);
-    return index;
+    PeakMarks::Peaks now{};
+    for (int p = 0; p < kPoolCount; ++p) now[p] = pools_[p].allocated_bytes();
+    return marks_.start(now);
 }
 
 std::array<Addr, kPoolCount> Device::read_peak(std::uint32_t mark) const {
-    if (mark >= marks_.size() || !marks_[mark].active) {
+    if (!marks_.is_active(mark)) {
         throw std::out_of_range("peak mark " + std::to_string(mark) + " is not active");
     }
-    return marks_[mark].peak;
+    return marks_.read(mark);
 }
 
-void Device::release_peak(std::uint32_t mark) {
-    if (mark >= marks_.size() || !marks_[mark].active) return;
-    marks_[mark].active = false;
-    active_marks_.erase(std::find(active_marks_.begin(), active_marks_.end(), mark));
-}
+void Device::release_peak(std::uint32_t mark) { marks_.release(mark); }
 
 }  // namespace memguard::sim

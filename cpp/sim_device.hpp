@@ -8,10 +8,12 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "peak_marks.hpp"
 #include "pool_allocator.hpp"
 
 namespace memguard::sim {
@@ -53,6 +55,10 @@ enum class AllocStatus : std::uint8_t {
     kBelowAddressLimit = 2,
     kAddressNotFree = 3,
     kInvalid = 4,
+    // The per-bank size does not fit in 64 bits.
+    kTooLarge = 5,
+    // A fixed address off the allocator's grid (the granularity from the pool base).
+    kAddressUnaligned = 6,
 };
 
 struct Record {
@@ -119,8 +125,10 @@ public:
     // active; returns whether it was done.
     bool reset();
 
-    // Peak marks: each mark records, per pool, the highest per-bank allocated
-    // byte count seen since it was taken. Marks are independent.
+    // Peak marks: each mark reads, per pool, the highest per-bank allocated
+    // byte count seen since it was taken. Marks are independent to their
+    // readers; any number may be active (even marks never released cost an
+    // allocation nothing): see PeakMarks.
     std::uint32_t mark_peak();
     std::array<Addr, kPoolCount> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
@@ -130,11 +138,6 @@ public:
     Addr alignment(Pool pool) const { return alignment_[pool]; }
 
 private:
-    struct PeakMark {
-        bool active = false;
-        std::array<Addr, kPoolCount> peak{};
-    };
-
     void note_allocated(Pool pool);
 
     Geometry geometry_;
@@ -148,9 +151,10 @@ private:
     std::size_t live_count_ = 0;
     std::unordered_map<std::uint64_t, std::string> labels_;
     std::uint64_t next_id_ = 1;
-    std::vector<PeakMark> marks_;
-    std::vector<std::uint32_t> active_marks_;
+    PeakMarks marks_;
 };
+
+static_assert(PeakMarks::kPools == kPoolCount, "one peak per pool");
 
 // Derived layout, shared by the device and by geometry validation.
 struct Layout {
@@ -165,7 +169,8 @@ struct Layout {
 Layout compute_layout(const Geometry& geometry);
 
 // TT-Metal's per-bank size rule: ceil(pages / banks) pages, each rounded up
-// to the pool alignment.
-Addr size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment);
+// to the pool alignment; nothing when that does not fit in 64 bits (where
+// TT-Metal's own arithmetic wraps).
+std::optional<Addr> size_per_bank(Addr size, Addr page_size, std::uint32_t banks, Addr alignment);
 
 }  // namespace memguard::sim

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "peak_marks.hpp"
 #include "tt_metal_api.hpp"
 
 #if !defined(MEMGUARD_TT_METAL_HEADERS)
@@ -205,8 +206,18 @@ std::optional<Pool> pool_of(metal::BufferType type) {
     }
 }
 
+// Saturates at 2^64 - 1 (requests are validated on the Rust side so that it never does).
 std::uint64_t round_up(std::uint64_t value, std::uint64_t multiple) {
-    return multiple == 0 ? value : (value + multiple - 1) / multiple * multiple;
+    if (multiple == 0) return value;
+    const std::uint64_t rem = value % multiple;
+    if (rem == 0) return value;
+    const std::uint64_t pad = multiple - rem;
+    return value > UINT64_MAX - pad ? UINT64_MAX : value + pad;
+}
+
+const char* pool_name(Pool pool) {
+    static const char* const kNames[kPoolCount] = {"DRAM", "L1", "L1_SMALL", "TRACE"};
+    return pool < kPoolCount ? kNames[pool] : "?";
 }
 
 // The request whose MeshBuffer::create is running on this thread, so that its allocate event
@@ -262,13 +273,7 @@ public:
         }
         by_unique_id_[unique_id] = record.id;
         live_.emplace(record.id, std::move(record));
-        if (!active_marks_.empty()) {
-            const std::uint64_t now = allocated(*pool);
-            for (std::uint32_t index : active_marks_) {
-                std::uint64_t& peak = marks_[index][*pool];
-                peak = std::max(peak, now);
-            }
-        }
+        if (marks_.active() != 0) marks_.note(*pool, allocated(*pool));
     }
 
     void on_deallocate(const metal::Buffer* buffer) { forget(buffer->unique_id()); }
@@ -300,34 +305,23 @@ public:
     }
 
     std::uint32_t mark_peak() {
-        std::array<std::uint64_t, kPoolCount> now{};
+        PeakMarks::Peaks now{};
         for (int p = 0; p < kPoolCount; ++p) now[p] = allocated(Pool(p));
         std::lock_guard<std::mutex> lock(mutex_);
-        std::uint32_t index = 0;
-        while (index < marks_.size() && marks_active_[index]) ++index;
-        if (index == marks_.size()) {
-            marks_.emplace_back();
-            marks_active_.push_back(false);
-        }
-        marks_[index] = now;
-        marks_active_[index] = true;
-        active_marks_.push_back(index);
-        return index;
+        return marks_.start(now);
     }
 
     std::array<std::uint64_t, kPoolCount> read_peak(std::uint32_t mark) const {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (mark >= marks_.size() || !marks_active_[mark]) {
+        if (!marks_.is_active(mark)) {
             throw Failure("peak mark " + std::to_string(mark) + " is not active");
         }
-        return marks_[mark];
+        return marks_.read(mark);
     }
 
     void release_peak(std::uint32_t mark) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (mark >= marks_.size() || !marks_active_[mark]) return;
-        marks_active_[mark] = false;
-        active_marks_.erase(std::find(active_marks_.begin(), active_marks_.end(), mark));
+        marks_.release(mark);
     }
 
 private:
@@ -337,10 +331,11 @@ private:
     std::map<std::uint64_t, Record> live_;  // by id: allocation order
     std::unordered_map<std::size_t, std::uint64_t> by_unique_id_;
     std::uint64_t next_id_ = 1;
-    std::vector<std::array<std::uint64_t, kPoolCount>> marks_;
-    std::vector<bool> marks_active_;
-    std::vector<std::uint32_t> active_marks_;
+    // O(1) per allocation whatever the number of active marks.
+    PeakMarks marks_;
 };
+
+static_assert(PeakMarks::kPools == kPoolCount, "one peak per pool");
 
 namespace {
 
@@ -512,10 +507,8 @@ Placed MeshHandle::allocate(const Request& request) {
         // Height-sharded over the first `shards` cores of the grid in row-major order, each
         // core holding ceil(pages / shards) pages.
         const std::uint64_t pages = request.size / request.page_size;
-        const std::uint64_t per_shard = (pages + request.shards - 1) / request.shards;
-        if (pages > UINT32_MAX || 32 * per_shard > UINT32_MAX) {
-            throw Failure("a sharded buffer of " + std::to_string(pages) + " pages is too large for TT-Metal's shard spec");
-        }
+        const std::uint64_t per_shard = pages / request.shards + (pages % request.shards != 0 ? 1 : 0);
+        if (pages > UINT32_MAX || 32 * per_shard > UINT32_MAX) too_large_for_shard_spec(request, pages, per_shard);
         const std::size_t grid_x = facts_.grid_x;
         const std::size_t rows = request.shards / grid_x;
         const std::size_t rest = request.shards % grid_x;
@@ -568,6 +561,32 @@ Placed MeshHandle::allocate(const Request& request) {
         owned_buffers_[placed.slot] = std::move(owned);
     }
     return placed;
+}
+
+void MeshHandle::too_large_for_shard_spec(const Request& request, std::uint64_t pages,
+                                          std::uint64_t per_shard) const {
+    // TT-Metal's shard spec counts pages in 32 bits. A buffer past that needs more than any L1
+    // bank holds: it is reported as TT-Metal reports every buffer that does not fit, so that both
+    // devices give the same out-of-memory error.
+    const metal::BufferType type = metal_type(request.pool);
+    const auto [stats, alignment] = guarded([&] {
+        const metal::Allocator* allocator = mesh_->allocator().get();
+        return std::make_pair(allocator->get_statistics(type), std::uint64_t(allocator->get_alignment(type)));
+    });
+    const std::uint64_t bank_size = stats.total_allocatable_size_bytes;
+    std::uint64_t per_bank = 0;
+    if (__builtin_mul_overflow(per_shard, round_up(request.page_size, alignment), &per_bank) ||
+        per_bank <= bank_size) {
+        throw Failure("a sharded buffer of " + std::to_string(pages) +
+                      " pages is too large for TT-Metal's shard spec (at most 4294967295 pages, and 134217727 "
+                      "per shard)");
+    }
+    throw Failure("Out of Memory: Not enough space to allocate " + std::to_string(request.size) + " B " +
+                  pool_name(request.pool) + " buffer across " + std::to_string(request.shards) +
+                  " banks, where each bank needs to store " + std::to_string(per_bank) + " B, but bank size is " +
+                  std::to_string(bank_size) + " B (allocated: " + std::to_string(stats.total_allocated_bytes) +
+                  " B, free: " + std::to_string(stats.total_free_bytes) +
+                  " B, largest free block: " + std::to_string(stats.largest_free_block_bytes) + " B)");
 }
 
 bool MeshHandle::deallocate(std::uint32_t slot, std::uint64_t id) {

@@ -124,6 +124,9 @@ private:
     MeshHandle(std::shared_ptr<tt::tt_metal::distributed::MeshDevice> owned,
                tt::tt_metal::distributed::MeshDevice* mesh);
     void release_owned() noexcept;
+    // Throws the Failure for a sharded request TT-Metal's shard spec cannot express.
+    [[noreturn]] void too_large_for_shard_spec(const Request& request, std::uint64_t pages,
+                                               std::uint64_t per_shard) const;
 
     std::shared_ptr<tt::tt_metal::distributed::MeshDevice> owned_;  // empty when adopted
     tt::tt_metal::distributed::MeshDevice* mesh_;

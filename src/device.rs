@@ -33,12 +33,44 @@ pub struct DeviceInfo {
     pub l1_small_size: u64,
     /// Bytes requested for TRACE when the device was opened.
     pub trace_region_size: u64,
+    /// What the per-bank size of a request depends on, pool by pool.
+    pub(crate) pools: [PoolLayout; 4],
 }
 
 impl DeviceInfo {
     /// Cores of the compute grid.
     pub fn compute_cores(&self) -> u32 {
-        self.compute_grid.0 * self.compute_grid.1
+        self.compute_grid.0.saturating_mul(self.compute_grid.1)
+    }
+}
+
+/// One pool's bank count and page alignment, and the allocator granularity
+/// (the DRAM alignment, in every pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PoolLayout {
+    pub banks: u32,
+    pub alignment: u64,
+    pub granularity: u64,
+}
+
+impl PoolLayout {
+    /// The bytes a request takes in every bank, computed without overflow:
+    /// TT-Metal's `ceil(pages / banks)` pages of `round_up(page_size,
+    /// alignment)` bytes, rounded up to the allocator granularity and at
+    /// least one granule.
+    pub(crate) fn block_size(&self, size: u64, page_size: u64, banks: u32) -> u128 {
+        // Saturates at u128::MAX, far above anything a bank holds.
+        let round_up = |value: u128, multiple: u64| match multiple {
+            0 => value,
+            m => value.div_ceil(u128::from(m)).saturating_mul(u128::from(m)),
+        };
+        if page_size == 0 || banks == 0 {
+            return 0;
+        }
+        let pages_per_bank = (size / page_size).div_ceil(u64::from(banks));
+        let per_bank = u128::from(pages_per_bank)
+            .saturating_mul(round_up(u128::from(page_size), self.alignment));
+        round_up(per_bank.max(u128::from(self.granularity)), self.granularity)
     }
 }
 
@@ -167,8 +199,10 @@ impl Device {
     /// # Errors
     ///
     /// Size 0, page size 0, a size that is not a whole number of pages, an
-    /// interleaved L1_SMALL buffer, or [`Error::OutOfMemory`] with
-    /// TT-Metal's message when no free block is large enough.
+    /// interleaved L1_SMALL buffer, [`Error::BufferTooLarge`] when the size
+    /// per bank would pass 64 bits (where TT-Metal's own arithmetic wraps
+    /// around), or [`Error::OutOfMemory`] with TT-Metal's message when no
+    /// free block is large enough.
     ///
     /// # Examples
     ///
@@ -384,7 +418,9 @@ impl Device {
     /// Starts a peak (high-water) mark: from now on the device records, per
     /// pool, the highest per-bank allocated byte count until the mark is
     /// dropped. Marks are independent: any number may be live at once, and
-    /// none disturbs another.
+    /// none disturbs another. An allocation costs the same however many are
+    /// live, forgotten ones ([`std::mem::forget`]) included; reading a mark
+    /// costs one step per mark started after it and still live.
     ///
     /// # Errors
     ///
@@ -493,14 +529,32 @@ fn validate(request: &Request, info: &DeviceInfo) -> Result<()> {
     }
     let cores = info.compute_cores();
     match (buffer_type, shards) {
-        (BufferType::L1Small, None) => Err(Error::L1SmallInterleaved),
+        (BufferType::L1Small, None) => return Err(Error::L1SmallInterleaved),
         (BufferType::Dram | BufferType::Trace, Some(_)) => {
-            Err(Error::ShardingUnsupported { buffer_type })
+            return Err(Error::ShardingUnsupported { buffer_type });
         }
-        (_, Some(0)) => Err(Error::ZeroShards { cores }),
-        (_, Some(shards)) if shards > cores => Err(Error::TooManyShards { shards, cores }),
-        _ => Ok(()),
+        (_, Some(0)) => return Err(Error::ZeroShards { cores }),
+        (_, Some(shards)) if shards > cores => {
+            return Err(Error::TooManyShards { shards, cores });
+        }
+        _ => {}
     }
+    // TT-Metal's per-bank arithmetic wraps around past 64 bits (a u64::MAX
+    // page size becomes a 32 B buffer): such a request is refused here, on
+    // every backend, instead of placed.
+    let layout = info.pools[buffer_type.index()];
+    let banks = shards.unwrap_or(layout.banks);
+    let per_bank = layout.block_size(size, page_size, banks);
+    if per_bank > u128::from(u64::MAX) {
+        return Err(Error::BufferTooLarge {
+            buffer_type,
+            size,
+            page_size,
+            banks,
+            per_bank,
+        });
+    }
+    Ok(())
 }
 
 /// The source location of the caller travels through the backends as an
@@ -547,7 +601,12 @@ impl BufferBuilder<'_> {
         self
     }
 
-    /// Places the buffer at a fixed address (the range must be free).
+    /// Places the buffer at a fixed address (simulated device only). The
+    /// range must be free, and the address must lie on the pool
+    /// allocator's grid, a whole number of granules (the DRAM alignment:
+    /// 32 B on Wormhole, 64 B on Blackhole) above the pool's base, as every
+    /// address TT-Metal's allocator hands out does; otherwise allocating
+    /// gives [`Error::AddressUnaligned`] naming the nearest grid addresses.
     pub fn at_address(mut self, address: u64) -> Self {
         self.request.address = Some(address);
         self

@@ -35,8 +35,8 @@ pub enum Error {
 
     /// A size that is not a whole number of pages.
     #[error(
-        "size {size} B is not a multiple of the page size {page_size} B: round the size up to {} B or choose a page size that divides it",
-        size.div_ceil(*page_size) * page_size
+        "size {size} B is not a multiple of the page size {page_size} B: {} or choose a page size that divides it",
+        round_to_pages(*size, *page_size)
     )]
     SizeNotPageMultiple {
         /// The requested size.
@@ -100,6 +100,24 @@ pub enum Error {
         largest_free_block: u64,
     },
 
+    /// A request whose size per bank does not fit in 64 bits: no device
+    /// holds it (TT-Metal's own arithmetic wraps around on such requests).
+    #[error(
+        "cannot allocate {size} B {buffer_type} buffer with page size {page_size} B: each of its {banks} banks would need {per_bank} B, more than 64-bit addresses reach (16 EiB): no device has room for it"
+    )]
+    BufferTooLarge {
+        /// The pool asked for.
+        buffer_type: BufferType,
+        /// The requested size.
+        size: u64,
+        /// The requested page size.
+        page_size: u64,
+        /// Banks the buffer is spread over (shards for a sharded buffer).
+        banks: u32,
+        /// Bytes each bank would need, after alignment.
+        per_bank: u128,
+    },
+
     /// An interleaved L1 buffer whose place lies below the interleaved limit.
     #[error(
         "Out of Memory: cannot allocate an interleaved L1 buffer of {size} B below address {limit:#x}: the only free block large enough lies under the limit"
@@ -122,6 +140,26 @@ pub enum Error {
         address: u64,
         /// The requested size.
         size: u64,
+    },
+
+    /// A fixed address that is not on the pool allocator's grid: every
+    /// block of a pool starts a whole number of granules (the DRAM
+    /// alignment) above the pool's base, as in TT-Metal.
+    #[error(
+        "cannot place {size} B {buffer_type} buffer at {address:#x}: the address is not a multiple of {granularity} B above the pool base {base:#x}{}",
+        nearest_on_grid(*address, *base, *granularity)
+    )]
+    AddressUnaligned {
+        /// The pool asked for.
+        buffer_type: BufferType,
+        /// The requested address.
+        address: u64,
+        /// The requested size.
+        size: u64,
+        /// The pool allocator's granularity in bytes.
+        granularity: u64,
+        /// The pool's lowest address.
+        base: u64,
     },
 
     /// A device geometry that cannot describe a device.
@@ -358,6 +396,32 @@ fn describe_config_item(key: &str, value: &str) -> String {
         (true, _) => String::new(),
         (false, true) => format!("{key}: "),
         (false, false) => format!("{key} = {value:?}: "),
+    }
+}
+
+/// How to make `size` a whole number of pages: up when that still fits in
+/// 64 bits, else down.
+fn round_to_pages(size: u64, page_size: u64) -> String {
+    if page_size == 0 {
+        return "give a page size above 0".to_string();
+    }
+    let up = u128::from(size.div_ceil(page_size)) * u128::from(page_size);
+    if up <= u128::from(u64::MAX) {
+        format!("round the size up to {up} B")
+    } else {
+        format!("round the size down to {} B", size / page_size * page_size)
+    }
+}
+
+/// The grid addresses either side of `address`, as a hint.
+fn nearest_on_grid(address: u64, base: u64, granularity: u64) -> String {
+    if granularity == 0 || address < base {
+        return String::new();
+    }
+    let below = base + (address - base) / granularity * granularity;
+    match below.checked_add(granularity) {
+        Some(above) => format!(": use {below:#x} or {above:#x}"),
+        None => format!(": use {below:#x}"),
     }
 }
 

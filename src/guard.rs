@@ -501,16 +501,17 @@ fn pool_report(
     let b = before.pool(t);
     let a = after.pool(t);
     let banks = u64::from(a.num_banks);
+    let total = |per_bank: u64| crate::report::total(per_bank, a.num_banks);
     let peak_per_bank = peak_per_bank.max(b.allocated).max(a.allocated);
     let mut report = PoolReport {
         buffer_type: t,
         num_banks: a.num_banks,
         bank_size: a.bank_size,
-        before: b.allocated * banks,
-        after: a.allocated * banks,
-        peak: peak_per_bank * banks,
-        delta: (a.allocated as i64 - b.allocated as i64) * banks as i64,
-        peak_above_baseline: (peak_per_bank - b.allocated) * banks,
+        before: total(b.allocated),
+        after: total(a.allocated),
+        peak: total(peak_per_bank),
+        delta: crate::report::total_delta(b.allocated, a.allocated, a.num_banks),
+        peak_above_baseline: total(peak_per_bank - b.allocated),
         before_per_bank: b.allocated,
         after_per_bank: a.allocated,
         peak_per_bank,
@@ -543,7 +544,7 @@ fn pool_report(
         let (actual, slack) = if per_bank {
             (per_bank_actual, tolerance.div_ceil(banks.max(1)))
         } else {
-            (per_bank_actual * banks, tolerance)
+            (total(per_bank_actual), tolerance)
         };
         let (limit_bytes, passed) = match kind {
             CheckKind::LargestFree => (limit.bytes, actual >= limit.bytes),

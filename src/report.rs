@@ -85,11 +85,27 @@ impl PoolReport {
     /// Bytes retained over the baseline, not counting allowed persistent
     /// allocations, over all banks.
     pub fn retained(&self) -> u64 {
-        self.after_per_bank
-            .saturating_sub(self.before_per_bank)
-            .saturating_sub(self.persistent_per_bank)
-            * u64::from(self.num_banks)
+        total(
+            self.after_per_bank
+                .saturating_sub(self.before_per_bank)
+                .saturating_sub(self.persistent_per_bank),
+            self.num_banks,
+        )
     }
+}
+
+/// A per-bank figure over all banks. Device totals fit in 64 bits (the
+/// simulated device refuses a geometry where they would not); this
+/// saturates rather than wraps.
+pub(crate) fn total(per_bank: u64, banks: u32) -> u64 {
+    per_bank.saturating_mul(u64::from(banks))
+}
+
+/// `after - before` over all banks, exact up to the `i64` range and
+/// saturating beyond it (a device of more than 8 EiB).
+pub(crate) fn total_delta(before_per_bank: u64, after_per_bank: u64, banks: u32) -> i64 {
+    let delta = (i128::from(after_per_bank) - i128::from(before_per_bank)) * i128::from(banks);
+    i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// What happened on one device.
@@ -289,7 +305,10 @@ impl MemoryReport {
                         format_bytes(p.peak_above_baseline)
                     ));
                 }
-                let leaked: u64 = d.pools.iter().map(|p| p.retained()).sum();
+                let leaked = d
+                    .pools
+                    .iter()
+                    .fold(0u64, |sum, p| sum.saturating_add(p.retained()));
                 parts.push(format!("leaked {}", format_bytes(leaked)));
                 let line = parts.join("  ");
                 if self.devices.len() > 1 {
@@ -345,7 +364,10 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !d.leaked.is_empty() {
-        let total: u64 = d.leaked.iter().map(|a| a.size).sum();
+        let total = d
+            .leaked
+            .iter()
+            .fold(0u64, |sum, a| sum.saturating_add(a.size));
         let plural = if d.leaked.len() == 1 { "" } else { "s" };
         if d.leaked.len() == 1 {
             let _ = writeln!(out, "  leaked 1 buffer {}", describe(&d.leaked[0]));
@@ -432,4 +454,20 @@ fn describe(a: &Allocation) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_and_deltas_saturate_instead_of_wrapping() {
+        assert_eq!(total(88_064, 12), 1_056_768);
+        assert_eq!(total(u64::MAX / 2, 12), u64::MAX);
+        assert_eq!(total_delta(100, 40, 12), -720);
+        assert_eq!(total_delta(0, 1 << 62, 12), i64::MAX);
+        assert_eq!(total_delta(1 << 62, 0, 12), i64::MIN);
+        // Past i64 but exact in i128 on the way: (2^62 - 2^61) x 3 fits.
+        assert_eq!(total_delta(1 << 61, 1 << 62, 3), 3 << 61);
+    }
 }

@@ -103,10 +103,11 @@ impl Trace {
     /// (with the path) for a malformed line.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Trace> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), &e))?;
         parse(&text, Some(path.to_path_buf()))
     }
 
@@ -133,7 +134,11 @@ impl Trace {
     /// The second field is the new buffer's address, `-` for a free,
     /// `ERR:oom`, `ERR:l1small_interleaved` or `ERR:other` for a refused
     /// allocation; A/F/L are each pool's per-bank allocated, free and
-    /// largest-free bytes. Every buffer still live at the end is freed.
+    /// largest-free bytes. An `ERR:other` line ends with `# ` and the
+    /// reason (the request's error message), e.g.
+    /// `3 ERR:other DRAM:... TRACE:... # size 3000 B is not a multiple of
+    /// the page size 2048 B: ...`. Every buffer still live at the end is
+    /// freed.
     ///
     /// # Errors
     ///
@@ -143,6 +148,7 @@ impl Trace {
         let mut live: HashMap<&str, Buffer> = HashMap::new();
         out(&format_line(0, "-", &device.snapshot()?));
         for (step, (line, op)) in self.ops.iter().enumerate() {
+            let mut reason = None;
             let field = match op {
                 TraceOp::Alloc {
                     id,
@@ -175,12 +181,17 @@ impl Trace {
                             live.insert(id.as_str(), buffer);
                             field
                         }
-                        Err(Error::OutOfMemory { .. } | Error::BelowAddressLimit { .. }) => {
-                            "ERR:oom".to_string()
-                        }
+                        Err(
+                            Error::OutOfMemory { .. }
+                            | Error::BelowAddressLimit { .. }
+                            | Error::BufferTooLarge { .. },
+                        ) => "ERR:oom".to_string(),
                         Err(Error::L1SmallInterleaved) => "ERR:l1small_interleaved".to_string(),
                         Err(e @ (Error::DeviceClosed { .. } | Error::Cpp { .. })) => return Err(e),
-                        Err(_) => "ERR:other".to_string(),
+                        Err(e) => {
+                            reason = Some(e.to_string());
+                            "ERR:other".to_string()
+                        }
                     }
                 }
                 TraceOp::Free { id } => {
@@ -190,7 +201,13 @@ impl Trace {
                     "-".to_string()
                 }
             };
-            out(&format_line(step + 1, &field, &device.snapshot()?));
+            let mut text = format_line(step + 1, &field, &device.snapshot()?);
+            if let Some(reason) = reason {
+                text.push_str(" # ");
+                // One line per step, whatever the message.
+                text.push_str(&reason.replace('\n', " "));
+            }
+            out(&text);
         }
         Ok(())
     }
@@ -267,13 +284,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                 };
                 let shards = match rest {
                     [] => None,
-                    ["shards", s] => {
-                        let s = number(s, "shard count").map_err(fail)?;
-                        Some(
-                            u32::try_from(s)
-                                .map_err(|_| fail(format!("shard count {s} is too large")))?,
-                        )
-                    }
+                    ["shards", s] => Some(shard_count(s).map_err(fail)?),
                     _ => {
                         return Err(fail(
                             "unexpected words after the direction: expected nothing or \"shards S\"".into(),
@@ -309,5 +320,48 @@ fn number(text: &str, what: &str) -> std::result::Result<u64, String> {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => text.parse::<u64>(),
     };
-    parsed.map_err(|_| format!("{what} {text:?} is not a number of bytes (decimal or 0x hex)"))
+    parsed.map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => {
+            format!(
+                "{what} {text:?} is too large: at most {} (2^64 - 1)",
+                u64::MAX
+            )
+        }
+        _ => format!("{what} {text:?} is not a number of bytes (decimal or 0x hex)"),
+    })
+}
+
+fn shard_count(text: &str) -> std::result::Result<u32, String> {
+    text.parse::<u32>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => {
+            format!("shard count {text:?} is too large: at most {}", u32::MAX)
+        }
+        _ => format!("shard count {text:?} is not a whole number"),
+    })
+}
+
+/// The error for a trace file that is not UTF-8: the line and column of
+/// the first bad byte, and the line as far as it can be shown.
+fn not_utf8(path: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> Error {
+    let at = error.utf8_error().valid_up_to();
+    let start = bytes[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let end = bytes[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| at + i);
+    Error::TraceSyntax {
+        path: Some(path.to_path_buf()),
+        line: bytes[..start].iter().filter(|&&b| b == b'\n').count() + 1,
+        text: String::from_utf8_lossy(&bytes[start..end])
+            .trim_end_matches('\r')
+            .to_string(),
+        reason: format!(
+            "byte {:#04x} at column {} is not UTF-8: save the trace as UTF-8 text",
+            bytes[at],
+            at - start + 1
+        ),
+    }
 }

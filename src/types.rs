@@ -128,19 +128,21 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    /// Size of the pool over all banks.
+    /// Size of the pool over all banks. Every device total fits in 64 bits
+    /// (the simulated device refuses a geometry where it would not); the
+    /// totals saturate at `u64::MAX` rather than wrap.
     pub fn total_size(&self) -> u64 {
-        self.bank_size * u64::from(self.num_banks)
+        self.bank_size.saturating_mul(u64::from(self.num_banks))
     }
 
     /// Allocated bytes over all banks.
     pub fn total_allocated(&self) -> u64 {
-        self.allocated * u64::from(self.num_banks)
+        self.allocated.saturating_mul(u64::from(self.num_banks))
     }
 
     /// Free bytes over all banks.
     pub fn total_free(&self) -> u64 {
-        self.free * u64::from(self.num_banks)
+        self.free.saturating_mul(u64::from(self.num_banks))
     }
 
     /// Allocated share of the pool, 0.0 to 1.0 (0.0 for an empty pool).
@@ -278,28 +280,33 @@ pub struct Allocation {
 }
 
 impl Allocation {
-    /// Bytes the allocation takes from the pool over all banks.
+    /// Bytes the allocation takes from the pool over all banks (at most the
+    /// pool's total size; saturates rather than wraps).
     pub fn reserved_bytes(&self) -> u64 {
-        self.per_bank_size * u64::from(self.num_banks)
+        self.per_bank_size.saturating_mul(u64::from(self.num_banks))
     }
 }
 
-/// Formats a byte count for people: `512 B`, `88.0 KiB`, `1.5 MiB`, `4.0 GiB`.
+/// Formats a byte count for people: `512 B`, `88.0 KiB`, `1.5 MiB`, `4.0 GiB`
+/// (up to `16.0 EiB` for `u64::MAX`).
 ///
 /// # Examples
 ///
 /// ```
 /// assert_eq!(tt_memguard::format_bytes(1536 * 1024), "1.5 MiB");
 /// assert_eq!(tt_memguard::format_bytes(100), "100 B");
+/// assert_eq!(tt_memguard::format_bytes(1_048_575), "1.0 MiB");
+/// assert_eq!(tt_memguard::format_bytes(u64::MAX), "16.0 EiB");
 /// ```
 pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < KIB {
         return format!("{bytes} B");
     }
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
+    // 1,048,575 B is 1.0 MiB, not 1024.0 KiB: the unit follows the rounding.
+    while value >= 1023.95 && unit < UNITS.len() - 1 {
         value /= 1024.0;
         unit += 1;
     }

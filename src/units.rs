@@ -25,6 +25,14 @@ const ACCEPTED: &str = "a plain number of bytes, or a number with B, kB, MB, GB,
 
 /// A byte count parsed from text or given as a number.
 ///
+/// Text is a number with an optional unit (no unit: bytes). The number may
+/// have a decimal point and `_` separators; it is read exactly, with any
+/// number of digits: the size is the number times the unit, which must be a
+/// whole number of bytes that fits in 64 bits. So `"1.5 MiB"` is 1,572,864
+/// bytes and `"1.000000000000000000000000000000 GiB"` is 1 GiB, while
+/// `"0.5 B"` and `"1.1 KiB"` (1,126.4 bytes) are refused, as is anything
+/// from 16 EiB up.
+///
 /// # Examples
 ///
 /// ```
@@ -34,7 +42,9 @@ const ACCEPTED: &str = "a plain number of bytes, or a number with B, kB, MB, GB,
 /// assert_eq!("1.5 MiB".parse::<ByteSize>()?.bytes(), 1_572_864);
 /// assert_eq!("2GB".parse::<ByteSize>()?.bytes(), 2_000_000_000);
 /// assert_eq!("4096".parse::<ByteSize>()?.bytes(), 4096);
+/// assert_eq!("0.000_5 MB".parse::<ByteSize>()?.bytes(), 500);
 /// assert!("12 XB".parse::<ByteSize>().is_err());
+/// assert!("1.1 KiB".parse::<ByteSize>().is_err());
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -123,27 +133,102 @@ fn parse_size(input: &str) -> Result<u64> {
             format!("{number:?} is not a number; expected {ACCEPTED}"),
         ));
     }
-    // Exact decimal arithmetic: value = digits / 10^fraction_len * multiplier.
-    let overflow = || invalid(input, "the size does not fit in 64 bits (at most 16 EiB)");
-    let digits: u128 = format!("{whole}{fraction}")
-        .trim_start_matches('0')
-        .parse::<u128>()
-        .or_else(|e| {
-            if e.kind() == &std::num::IntErrorKind::Empty {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|_| overflow())?;
-    let scale = 10u128
-        .checked_pow(u32::try_from(fraction.len()).map_err(|_| overflow())?)
-        .ok_or_else(overflow)?;
-    let scaled = digits
-        .checked_mul(u128::from(multiplier))
-        .ok_or_else(overflow)?;
-    if scaled % scale != 0 {
+    // Exact decimal arithmetic on the digits as written, so that no number
+    // of digits loses precision or overflows: value = whole.fraction x unit.
+    // Zeros that cannot change the value are dropped first.
+    let whole = whole.trim_start_matches('0');
+    let fraction = fraction.trim_end_matches('0');
+    let product = multiply_decimal(whole.bytes().chain(fraction.bytes()), multiplier);
+    let (integer, rest) = product.split_at(product.len().saturating_sub(fraction.len()));
+    if rest.iter().any(|&d| d != 0) {
         return Err(invalid(input, "the size is not a whole number of bytes"));
     }
-    u64::try_from(scaled / scale).map_err(|_| overflow())
+    let integer = match integer.iter().position(|&d| d != 0) {
+        Some(first) => &integer[first..],
+        None => &[],
+    };
+    integer
+        .iter()
+        .try_fold(0u64, |acc, &d| {
+            acc.checked_mul(10)?.checked_add(u64::from(d))
+        })
+        .ok_or_else(|| invalid(input, "the size does not fit in 64 bits (at most 16 EiB)"))
+}
+
+/// The decimal digits (ASCII) times `multiplier`, as digit values, most
+/// significant first; as many digits as needed, so nothing overflows.
+fn multiply_decimal(digits: impl DoubleEndedIterator<Item = u8>, multiplier: u64) -> Vec<u8> {
+    let mut out = Vec::new(); // least significant first
+    let mut carry: u128 = 0;
+    for digit in digits.rev() {
+        let v = u128::from(digit - b'0') * u128::from(multiplier) + carry;
+        out.push((v % 10) as u8);
+        carry = v / 10;
+    }
+    while carry > 0 {
+        out.push((carry % 10) as u8);
+        carry /= 10;
+    }
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(text: &str) -> Result<u64> {
+        ByteSize::parse(text).map(ByteSize::bytes)
+    }
+
+    #[test]
+    fn exact_decimals_of_any_length_are_read_exactly() {
+        let zeros = "0".repeat(1000);
+        assert_eq!(bytes(&format!("1.{zeros} B")).unwrap(), 1);
+        assert_eq!(bytes(&format!("1.{zeros} GiB")).unwrap(), 1 << 30);
+        assert_eq!(bytes(&format!("{zeros}4096")).unwrap(), 4096);
+        assert_eq!(bytes(&format!("0.{zeros}")).unwrap(), 0);
+        // 2^-50 PiB is one byte: 50 decimals, all significant.
+        let one = "0.00000000000000088817841970012523233890533447265625 PiB";
+        assert_eq!(bytes(one).unwrap(), 1);
+        assert_eq!(bytes("18446744073709551615").unwrap(), u64::MAX);
+        assert_eq!(
+            bytes("18446744073709551615.000000000000000000000").unwrap(),
+            u64::MAX
+        );
+        // u64::MAX bytes in PiB, written out exactly.
+        let max = "16383.99999999999999911182158029987476766109466552734375 PiB";
+        assert_eq!(bytes(max).unwrap(), u64::MAX);
+        assert_eq!(
+            bytes("0.0000000112277120933867990970611572265625 TiB").unwrap(),
+            12_345
+        );
+    }
+
+    #[test]
+    fn fractions_of_a_byte_and_overflow_are_refused_whatever_the_length() {
+        let fraction = |text: &str| {
+            let e = bytes(text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid size {text:?}: the size is not a whole number of bytes")
+            );
+        };
+        fraction(&format!("1.{}1 B", "0".repeat(1000)));
+        fraction("1.1 KiB");
+        fraction("0.000000000000000888178419700125232338905334472656251 PiB");
+        fraction(&format!("18446744073709551616.{}1", "0".repeat(40)));
+        let overflow = |text: &str| {
+            let e = bytes(text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid size {text:?}: the size does not fit in 64 bits (at most 16 EiB)")
+            );
+        };
+        overflow("18446744073709551616");
+        overflow(&format!("1{} B", "0".repeat(1000)));
+        overflow("16384 PiB");
+        overflow("18446744073709551615.5 KiB");
+        overflow(&format!("20000000000000000000.{}", "0".repeat(100)));
+    }
 }

@@ -787,3 +787,37 @@ fn a_total_and_a_per_bank_limit_of_one_pool_are_both_checked() {
         ]
     );
 }
+
+#[test]
+fn forgotten_guards_keep_allocations_working_and_peaks_right() {
+    let dev = SimDevice::wormhole_b0();
+    let outer = MemoryGuard::new(&dev).name("outer");
+    // 50,000 guards that never end: each keeps its peak mark active for
+    // good. Between them, DRAM buffers of 1 to 5 MiB come and go.
+    for i in 0..50_000u64 {
+        std::mem::forget(MemoryGuard::new(&dev));
+        if i % 10_000 == 9_999 {
+            drop(
+                dev.allocate(BufferType::Dram, (i / 10_000 + 1) * MIB, 2048)
+                    .unwrap(),
+            );
+        }
+    }
+    let inner = MemoryGuard::new(&dev).name("inner");
+    drop(dev.allocate(BufferType::L1, 256 * KIB, 2048).unwrap()); // 4,096 B per bank
+    let kept = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap(); // 2,048 B per bank
+    let inner = inner.into_report().unwrap();
+    let l1 = inner.device().pool(BufferType::L1);
+    assert_eq!((l1.peak_per_bank, l1.after_per_bank), (4096, 2048));
+    assert_eq!(inner.device().pool(BufferType::Dram).peak_per_bank, 0);
+    drop(kept);
+    // The outer guard saw everything, through all the forgotten marks: the
+    // 5 MiB buffer (214 pages of 2 KiB per bank) and the L1 peak.
+    let outer = outer.into_report().unwrap();
+    let peak = |t: BufferType| outer.device().pool(t).peak_per_bank;
+    assert_eq!(
+        (peak(BufferType::Dram), peak(BufferType::L1)),
+        (214 * 2048, 4096)
+    );
+    assert!(outer.passed, "{outer}");
+}

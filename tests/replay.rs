@@ -172,3 +172,123 @@ fn replay_example_prints_the_worked_example() {
             .starts_with("3 0x155840 DRAM:1050624/")
     );
 }
+
+#[test]
+fn refused_requests_say_why() {
+    let lines = replay(
+        "alloc a DRAM 3000 2048 def\n\
+         alloc b L1 4096 1024 def shards 65\n\
+         alloc c DRAM 18446744073709551615 18446744073709551615 def\n\
+         alloc d DRAM 2048 2048 def\n",
+    );
+    assert!(
+        lines[1].starts_with("1 ERR:other DRAM:0/1072693184/1072693184 ")
+            && lines[1].ends_with(
+                "TRACE:0/0/0 # size 3000 B is not a multiple of the page size 2048 B: round the size up to 4096 B or choose a page size that divides it"
+            ),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].ends_with(
+            " # 65 shards requested but the compute grid has 64 cores: use at most 64 shards"
+        ),
+        "{}",
+        lines[2]
+    );
+    // TT-Metal itself would place this one as a 32 B buffer.
+    assert!(lines[3].starts_with("3 ERR:oom DRAM:0/"), "{}", lines[3]);
+    assert!(!lines[3].contains('#'), "{}", lines[3]);
+    assert!(lines[4].starts_with("4 0x100040 "), "{}", lines[4]);
+}
+
+#[test]
+fn numbers_past_64_bits_are_too_large_not_malformed() {
+    let cases = [
+        (
+            "alloc a DRAM 99999999999999999999999 2048 def\n",
+            "size \"99999999999999999999999\" is too large: at most 18446744073709551615 (2^64 - 1)",
+        ),
+        (
+            "alloc a DRAM 2048 0x10000000000000000 def\n",
+            "page size \"0x10000000000000000\" is too large: at most 18446744073709551615 (2^64 - 1)",
+        ),
+        (
+            "l1_small 18446744073709551616\n",
+            "l1_small size \"18446744073709551616\" is too large: at most 18446744073709551615 (2^64 - 1)",
+        ),
+        (
+            "alloc a L1 2048 2048 def shards 4294967296\n",
+            "shard count \"4294967296\" is too large: at most 4294967295",
+        ),
+        (
+            "alloc a L1 2048 2048 def shards four\n",
+            "shard count \"four\" is not a whole number",
+        ),
+    ];
+    for (text, reason) in cases {
+        let e = Trace::parse(text).unwrap_err();
+        let Error::TraceSyntax {
+            line, reason: r, ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*line, r.as_str()), (1, reason), "{text:?}");
+    }
+}
+
+#[test]
+fn a_trace_that_is_not_utf8_names_the_line_and_column() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("not_utf8.trace");
+    std::fs::write(
+        &path,
+        b"device wh\r\nalloc a DRAM 2048 2048 def\r\nfree \xff\xfeb\r\nfree a\r\n",
+    )
+    .unwrap();
+    let e = Trace::from_file(&path).unwrap_err();
+    let Error::TraceSyntax {
+        line, text, reason, ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        (*line, text.as_str(), reason.as_str()),
+        (
+            3,
+            "free \u{fffd}\u{fffd}b",
+            "byte 0xff at column 6 is not UTF-8: save the trace as UTF-8 text"
+        )
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: line 3: byte 0xff at column 6 is not UTF-8: save the trace as UTF-8 text: \"free \u{fffd}\u{fffd}b\"",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn replay_example_prints_the_reason_of_a_refused_request() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("refused.trace");
+    std::fs::write(&path, "alloc a DRAM 0 2048 def\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["run", "-q", "--example", "replay", "--"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.lines().nth(1).unwrap().ends_with(
+            " # cannot allocate a DRAM buffer of size 0: give a size of at least one page"
+        ),
+        "{stdout}"
+    );
+}

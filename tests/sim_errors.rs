@@ -223,11 +223,11 @@ fn invalid_geometry_names_the_field() {
         ),
         (
             SimDevice::builder(Preset::WormholeB0).l1_small_size(2 * MIB),
-            "l1_small_size leaves no room for L1 in the bank",
+            "l1_small_size 2097152 B leaves no room for L1 in the bank: it takes 2097152 B of every core's L1 (rounded up to the 32 B DRAM alignment), which has 1393312 B above the L1 base: use at most 1393280 B",
         ),
         (
             SimDevice::builder(Preset::WormholeB0).trace_region_size(13 * 1024 * MIB),
-            "trace_region_size leaves no room for DRAM in the bank",
+            "trace_region_size 13958643712 B leaves no room for DRAM in the bank: it takes 1163223040 B of each of the 12 DRAM banks (its share rounded up to 8 KiB), which have 1072693184 B above the DRAM base: use at most 12872220672 B",
         ),
     ];
     for (builder, reason) in cases {
@@ -235,6 +235,195 @@ fn invalid_geometry_names_the_field() {
         assert!(matches!(e, Error::InvalidGeometry { .. }));
         assert_eq!(e.to_string(), format!("invalid device geometry: {reason}"));
     }
+}
+
+#[test]
+fn carve_outs_past_64_bits_are_refused_not_wrapped() {
+    // TT-Metal 0.81.1 opens these: l1_small_size near 2^64 rounds up past
+    // 2^64 to a device without L1_SMALL, and a TRACE region larger than DRAM
+    // leaves a DRAM pool of nearly 2^64 bytes.
+    let cases = [
+        (
+            SimDevice::builder(Preset::WormholeB0).l1_small_size(u64::MAX),
+            "l1_small_size 18446744073709551615 B leaves no room for L1 in the bank: it takes 18446744073709551616 B of every core's L1 (rounded up to the 32 B DRAM alignment), which has 1393312 B above the L1 base: use at most 1393280 B",
+        ),
+        (
+            SimDevice::builder(Preset::BlackholeP150).l1_small_size(u64::MAX - 40),
+            "l1_small_size 18446744073709551575 B leaves no room for L1 in the bank: it takes 18446744073709551616 B of every core's L1 (rounded up to the 64 B DRAM alignment), which has 1461120 B above the L1 base: use at most 1461056 B",
+        ),
+        (
+            SimDevice::builder(Preset::WormholeB0).trace_region_size(u64::MAX),
+            "trace_region_size 18446744073709551615 B leaves no room for DRAM in the bank: it takes 1537228672809132032 B of each of the 12 DRAM banks (its share rounded up to 8 KiB), which have 1072693184 B above the DRAM base: use at most 12872220672 B",
+        ),
+        (
+            SimDevice::builder(Preset::WormholeB0).trace_region_size(12_872_220_673),
+            "trace_region_size 12872220673 B leaves no room for DRAM in the bank: it takes 1072693248 B of each of the 12 DRAM banks (its share rounded up to 8 KiB), which have 1072693184 B above the DRAM base: use at most 12872220672 B",
+        ),
+        (
+            SimDevice::builder(Preset::WormholeB0).dram_bank(1 << 62, 0x10_0040),
+            "dram_bank_size x dram_banks must fit in 64 bits",
+        ),
+        (
+            SimDevice::builder(Preset::WormholeB0)
+                .grid(1 << 16, 1 << 15)
+                .l1_bank(1 << 34, 0x1_9D60),
+            "l1_bank_size x l1_banks must fit in 64 bits",
+        ),
+    ];
+    for (builder, reason) in cases {
+        let e = builder.build().unwrap_err();
+        assert!(matches!(e, Error::InvalidGeometry { .. }), "{e}");
+        assert_eq!(e.to_string(), format!("invalid device geometry: {reason}"));
+    }
+    // The largest values the messages name fit, as on TT-Metal: 32 B of L1
+    // and 8,128 B of DRAM are left.
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_small_size(1_393_280)
+        .trace_region_size(12_872_220_672)
+        .build()
+        .unwrap();
+    let snap = dev.snapshot().unwrap();
+    assert_eq!(snap.pool(BufferType::L1).bank_size, 32);
+    assert_eq!(snap.pool(BufferType::L1Small).bank_size, 1_393_280);
+    assert_eq!(snap.pool(BufferType::Dram).bank_size, 8128);
+    assert_eq!(snap.pool(BufferType::Trace).bank_size, 1_072_685_056);
+}
+
+#[test]
+fn sizes_past_64_bits_per_bank_are_refused_not_wrapped() {
+    let dev = SimDevice::wormhole_b0();
+    let before = dev.snapshot().unwrap();
+    // TT-Metal 0.81.1 places this one as a 32 B buffer: its page size,
+    // rounded up to the DRAM alignment, wraps around to 0.
+    let (e, m) = message(dev.allocate(BufferType::Dram, u64::MAX, u64::MAX));
+    assert!(
+        matches!(
+            e,
+            Error::BufferTooLarge {
+                buffer_type: BufferType::Dram,
+                banks: 12,
+                per_bank: 18_446_744_073_709_551_616,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        m,
+        "cannot allocate 18446744073709551615 B DRAM buffer with page size 18446744073709551615 B: each of its 12 banks would need 18446744073709551616 B, more than 64-bit addresses reach (16 EiB): no device has room for it"
+    );
+    // 2^63 one-byte pages: each page takes 32 B, so every bank needs
+    // ceil(2^63 / 12) x 32 B (TT-Metal wraps that to 32 B too).
+    let (e, _) = message(dev.allocate(BufferType::Dram, 1 << 63, 1));
+    assert!(
+        matches!(e, Error::BufferTooLarge { per_bank, .. } if per_bank == (1u128 << 63).div_ceil(12) * 32),
+        "{e:?}"
+    );
+    // One shard of 2^63 one-byte pages of 16 B each.
+    let (e, _) = message(dev.allocate_sharded(BufferType::L1, 1 << 63, 1, 1));
+    assert!(
+        matches!(e, Error::BufferTooLarge { banks: 1, per_bank, .. } if per_bank == 1u128 << 67),
+        "{e:?}"
+    );
+    // Huge but representable: out of memory, with TT-Metal's message (its answer too).
+    let (e, m) = message(dev.allocate(BufferType::Dram, 1 << 63, 1 << 63));
+    assert!(
+        matches!(e, Error::OutOfMemory { per_bank, .. } if per_bank == 1 << 63),
+        "{e:?}"
+    );
+    assert!(
+        m.starts_with("Out of Memory: Not enough space to allocate 9223372036854775808 B DRAM buffer across 12 banks, where each bank needs to store 9223372036854775808 B"),
+        "{m}"
+    );
+    let (e, _) = message(dev.allocate_sharded(BufferType::L1, 1 << 59, 1, 1));
+    assert!(
+        matches!(e, Error::OutOfMemory { banks: 1, per_bank, .. } if per_bank == 1 << 63),
+        "{e:?}"
+    );
+    // A size within a granule of 2^64 whose pages fit, but whose block
+    // (rounded up to the 32 B granularity) does not.
+    let (e, _) = message(dev.allocate(BufferType::L1, u64::MAX - 15, u64::MAX - 15));
+    assert!(
+        matches!(e, Error::BufferTooLarge { banks: 64, per_bank, .. } if per_bank == 1u128 << 64),
+        "{e:?}"
+    );
+    assert_eq!(dev.snapshot().unwrap(), before);
+    assert_eq!(dev.live_count().unwrap(), 0);
+}
+
+#[test]
+fn page_size_messages_never_overflow() {
+    let dev = SimDevice::wormhole_b0();
+    // Rounding u64::MAX up to whole pages would pass 2^64: the hint rounds down.
+    let (e, m) = message(dev.allocate(BufferType::Dram, u64::MAX, 2));
+    assert!(matches!(e, Error::SizeNotPageMultiple { .. }));
+    assert_eq!(
+        m,
+        "size 18446744073709551615 B is not a multiple of the page size 2 B: round the size down to 18446744073709551614 B or choose a page size that divides it"
+    );
+    let (_, m) = message(dev.allocate(BufferType::Dram, u64::MAX, u64::MAX - 1));
+    assert!(
+        m.contains("round the size down to 18446744073709551614 B"),
+        "{m}"
+    );
+}
+
+#[test]
+fn fixed_addresses_off_the_allocator_grid_are_refused() {
+    let dev = SimDevice::wormhole_b0();
+    let (e, m) = message(
+        dev.buffer(BufferType::Dram, 12 * 2048)
+            .page_size(2048)
+            .at_address(0x20_0010)
+            .allocate(),
+    );
+    assert!(
+        matches!(
+            e,
+            Error::AddressUnaligned {
+                buffer_type: BufferType::Dram,
+                address: 0x20_0010,
+                granularity: 32,
+                base: 0x10_0040,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        m,
+        "cannot place 24576 B DRAM buffer at 0x200010: the address is not a multiple of 32 B above the pool base 0x100040: use 0x200000 or 0x200020"
+    );
+    // Blackhole: 64 B from the L1 base 0x1B480.
+    let bh = SimDevice::blackhole_p150();
+    let (e, m) = message(
+        bh.buffer(BufferType::L1, 110 * 1024)
+            .page_size(1024)
+            .at_address(0x2_0010)
+            .allocate(),
+    );
+    assert!(
+        matches!(
+            e,
+            Error::AddressUnaligned {
+                granularity: 64,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(m.ends_with(": use 0x20000 or 0x20040"), "{m}");
+    assert_eq!(bh.live_count().unwrap(), 0);
+    // On the grid it is placed, and the free blocks around it stay on the grid.
+    let b = dev
+        .buffer(BufferType::Dram, 12 * 2048)
+        .page_size(2048)
+        .at_address(0x20_0020)
+        .allocate()
+        .unwrap();
+    assert_eq!(b.address(), 0x20_0020);
+    let c = dev.allocate(BufferType::Dram, 12 * 32, 32).unwrap();
+    assert_eq!(c.address(), 0x10_0040);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Every geometry, carve-out and worked-example number of TT-Metal's
 //! allocator, reproduced by the simulated device for all three presets.
 
+mod common;
+
 use tt_memguard::{BufferType, Device, Error, KIB, MIB, Preset, SimDevice};
 
 struct Expected {
@@ -370,4 +372,81 @@ fn nested_peak_marks_are_independent() {
     drop(small);
     assert_eq!(outer.read().unwrap().per_bank(BufferType::Dram), 700_416);
     assert_eq!(outer.read().unwrap().per_bank(BufferType::L1), 0);
+}
+
+#[test]
+fn peak_marks_match_a_naive_model_whatever_the_order_of_release() {
+    // Marks are started, released in any order, or forgotten (active for
+    // good), among random allocations and frees; every live mark must read
+    // the highest per-bank allocated bytes since it started.
+    struct Model {
+        mark: tt_memguard::PeakMark,
+        peaks: [u64; 4],
+    }
+    let dev = SimDevice::wormhole_b0();
+    let mut state = 0x5eed_u64;
+    let mut next = move || common::splitmix64(&mut state);
+    let mut marks: Vec<Model> = Vec::new();
+    let mut buffers = Vec::new();
+    let pools = [BufferType::Dram, BufferType::L1];
+    for step in 0..20_000 {
+        match next() % 8 {
+            0 => marks.push(Model {
+                mark: dev.peak_mark().unwrap(),
+                peaks: dev.snapshot().unwrap().pools.map(|p| p.allocated),
+            }),
+            1 if !marks.is_empty() => {
+                let i = (next() % marks.len() as u64) as usize;
+                let model = marks.swap_remove(i);
+                if next() % 4 == 0 {
+                    std::mem::forget(model.mark);
+                }
+            }
+            2..=4 => {
+                let pool = pools[(next() % 2) as usize];
+                let pages = 1 + next() % 64;
+                if let Ok(b) = dev.allocate(pool, pages * 64 * 2048, 2048) {
+                    buffers.push(b);
+                }
+            }
+            _ if !buffers.is_empty() => {
+                let i = (next() % buffers.len() as u64) as usize;
+                drop(buffers.swap_remove(i));
+            }
+            _ => {}
+        }
+        let now = dev.snapshot().unwrap().pools.map(|p| p.allocated);
+        for model in &mut marks {
+            for (peak, now) in model.peaks.iter_mut().zip(now) {
+                *peak = (*peak).max(now);
+            }
+            let read = model.mark.read().unwrap();
+            let read = BufferType::ALL.map(|t| read.per_bank(t));
+            assert_eq!(read, model.peaks, "step {step}");
+        }
+    }
+}
+
+#[test]
+fn reports_of_a_device_past_8_eib_saturate_instead_of_overflowing() {
+    // 12 DRAM banks of 2^60 bytes: 13.8 EB in all, more than i64 holds.
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .dram_bank(1 << 60, 0x10_0040)
+        .build()
+        .unwrap();
+    let per_bank = (1u64 << 60) - 0x10_0040;
+    let guard = tt_memguard::MemoryGuard::new(&dev);
+    let b = dev
+        .allocate(BufferType::Dram, 12 * per_bank, per_bank)
+        .unwrap();
+    let report = guard.into_report().unwrap();
+    let dram = report.device().pool(BufferType::Dram);
+    assert_eq!(dram.after, 12 * per_bank);
+    assert_eq!(dram.delta, i64::MAX);
+    assert_eq!(dram.peak_above_baseline, 12 * per_bank);
+    assert_eq!(
+        report.leaks().next().unwrap().reserved_bytes(),
+        12 * per_bank
+    );
+    drop(b);
 }

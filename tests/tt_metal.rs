@@ -409,3 +409,129 @@ fn reopening_gives_a_fresh_device() {
         dev.close();
     }
 }
+
+#[test]
+#[serial]
+fn sizes_past_64_bits_are_refused_as_on_the_simulator() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let before = dev.snapshot().unwrap();
+    // TT-Metal 0.81.1 itself places the first three as 32 B buffers: its
+    // per-bank arithmetic wraps around. Both devices refuse them instead.
+    let requests: [(BufferType, u64, u64, Option<u32>); 6] = [
+        (BufferType::Dram, u64::MAX, u64::MAX, None),
+        (BufferType::Dram, 1 << 63, 1, None),
+        (BufferType::L1, u64::MAX - 15, u64::MAX - 15, None),
+        // Too large for TT-Metal's shard spec, and for any L1 bank.
+        (BufferType::L1, 1 << 59, 1, Some(1)),
+        (BufferType::L1Small, 1 << 40, 16, Some(3)),
+        // TT-Metal's own out-of-memory answer.
+        (BufferType::Dram, 1 << 63, 1 << 63, None),
+    ];
+    for (buffer_type, size, page_size, shards) in requests {
+        let attempt = |d: &Device| {
+            let mut request = d.buffer(buffer_type, size).page_size(page_size);
+            if let Some(shards) = shards {
+                request = request.sharded(shards);
+            }
+            request.allocate().unwrap_err()
+        };
+        let (real, simulated) = (attempt(&dev), attempt(&sim));
+        assert_eq!(real.to_string(), simulated.to_string());
+        assert!(
+            matches!(
+                real,
+                Error::BufferTooLarge { .. } | Error::OutOfMemory { .. }
+            ),
+            "{real:?}"
+        );
+    }
+    assert!(matches!(
+        dev.allocate(BufferType::Dram, u64::MAX, u64::MAX),
+        Err(Error::BufferTooLarge {
+            per_bank: 18_446_744_073_709_551_616,
+            ..
+        })
+    ));
+    assert_eq!(dev.snapshot().unwrap(), before);
+    assert_eq!(dev.live_count().unwrap(), 0);
+}
+
+#[test]
+#[serial]
+fn carve_outs_tt_metal_would_wrap_are_refused_as_on_the_simulator() {
+    let probe = TtMetalDevice::open(TtMetalConfig::default()).unwrap();
+    let preset = TtMetalDevice::matching_preset(&probe).unwrap().unwrap();
+    probe.close();
+    // TT-Metal 0.81.1 opens all of these: without L1_SMALL, or with a DRAM
+    // pool of nearly 2^64 bytes.
+    for (l1_small_size, trace_region_size) in [(u64::MAX, 0), (0, 1 << 40), (0, u64::MAX)] {
+        let config = TtMetalConfig {
+            l1_small_size,
+            trace_region_size,
+            ..TtMetalConfig::default()
+        };
+        let Err(Error::TtMetalOpen { message, .. }) = TtMetalDevice::open(config) else {
+            panic!(
+                "opened with l1_small_size {l1_small_size}, trace_region_size {trace_region_size}"
+            )
+        };
+        let sim = SimDevice::builder(preset)
+            .l1_small_size(l1_small_size)
+            .trace_region_size(trace_region_size)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            sim.to_string(),
+            format!("invalid device geometry: {message}")
+        );
+        // The largest value the message names opens, with the simulator's layout.
+        let at_most: u64 = message
+            .rsplit("use at most ")
+            .next()
+            .and_then(|t| t.strip_suffix(" B"))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (l1_small_size, trace_region_size) = if l1_small_size > 0 {
+            (at_most, 0)
+        } else {
+            (0, at_most)
+        };
+        let dev = TtMetalDevice::open(TtMetalConfig {
+            l1_small_size,
+            trace_region_size,
+            ..TtMetalConfig::default()
+        })
+        .unwrap();
+        assert_eq!(dev.snapshot().unwrap(), sim_twin(&dev).snapshot().unwrap());
+        dev.close();
+    }
+}
+
+#[test]
+#[serial]
+fn forgotten_guards_cost_allocations_nothing_and_peaks_stay_right() {
+    let dev = open();
+    let outer = dev.peak_mark().unwrap();
+    for _ in 0..5_000 {
+        std::mem::forget(tt_memguard::MemoryGuard::new(&dev));
+    }
+    let big = dev.allocate(BufferType::Dram, 8 * MIB, 2048).unwrap();
+    let big_per_bank = big.per_bank_size();
+    drop(big);
+    let inner = dev.peak_mark().unwrap();
+    let small = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
+    assert_eq!(
+        inner.read().unwrap().per_bank(BufferType::Dram),
+        small.per_bank_size()
+    );
+    drop((inner, small));
+    assert_eq!(
+        outer.read().unwrap().per_bank(BufferType::Dram),
+        big_per_bank
+    );
+    // The forgotten guards hold the device: close it explicitly.
+    drop(outer);
+    dev.close();
+}

@@ -68,7 +68,8 @@ pub(crate) mod bridge {
 
     /// The outcome of an allocation; `status` 0 = placed, 1 = out of memory,
     /// 2 = below the interleaved L1 address limit, 3 = fixed address not
-    /// free, 4 = rejected request.
+    /// free, 4 = rejected request, 5 = per-bank size past 64 bits, 6 =
+    /// fixed address off the allocator's grid.
     #[derive(Debug, Clone)]
     struct RawOutcome {
         status: u8,

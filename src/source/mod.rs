@@ -82,6 +82,66 @@ pub(crate) struct Placed {
     pub num_banks: u32,
 }
 
+/// TRACE banks are carved in whole multiples of this many bytes.
+const TRACE_GRANULE: u64 = 8 * 1024;
+
+/// Room in a bank, and the carve-outs a device is opened with: checks the
+/// rules both backends share (tt-metal-allocator facts: L1_SMALL takes
+/// `round_up(l1_small_size, granularity)` of every core's L1, TRACE takes
+/// `round_up(ceil(trace_region_size / dram_banks), 8 KiB)` of every DRAM
+/// bank, and each must leave room for its parent pool). The arithmetic is
+/// exact where TT-Metal's own wraps around.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CarveOuts {
+    pub l1_small_size: u64,
+    pub trace_region_size: u64,
+    /// The allocator granularity (the DRAM alignment).
+    pub granularity: u64,
+    pub dram_banks: u32,
+    /// Bytes of one core's L1 above the L1 base (L1 and L1_SMALL together).
+    pub l1_room: u64,
+    /// Bytes of one DRAM bank above the DRAM base (DRAM and TRACE together).
+    pub dram_room: u64,
+}
+
+impl CarveOuts {
+    /// What is wrong and how to fix it, when a carve-out does not fit.
+    pub(crate) fn problem(&self) -> Option<String> {
+        let round_up = |value: u128, multiple: u64| {
+            let m = u128::from(multiple.max(1));
+            value.div_ceil(m) * m
+        };
+        let g = self.granularity.max(1);
+        let l1_small = match self.l1_small_size {
+            0 => 0,
+            s => round_up(u128::from(s), g),
+        };
+        if l1_small >= u128::from(self.l1_room) {
+            let max = self.l1_room.saturating_sub(1) / g * g;
+            return Some(format!(
+                "l1_small_size {} B leaves no room for L1 in the bank: it takes {l1_small} B of every core's L1 (rounded up to the {g} B DRAM alignment), which has {} B above the L1 base: use at most {max} B",
+                self.l1_small_size, self.l1_room
+            ));
+        }
+        let banks = self.dram_banks.max(1);
+        let trace = match self.trace_region_size {
+            0 => 0,
+            t => round_up(u128::from(t.div_ceil(u64::from(banks))), TRACE_GRANULE),
+        };
+        if trace >= u128::from(self.dram_room) {
+            let per_bank = self.dram_room.saturating_sub(1) / TRACE_GRANULE * TRACE_GRANULE;
+            let max = u128::from(per_bank) * u128::from(banks);
+            return Some(format!(
+                "trace_region_size {} B leaves no room for DRAM in the bank: it takes {trace} B of each of the {banks} DRAM banks (its share rounded up to 8 KiB), which have {} B above the DRAM base: use at most {} B",
+                self.trace_region_size,
+                self.dram_room,
+                max.min(u128::from(u64::MAX))
+            ));
+        }
+        None
+    }
+}
+
 /// Per-pool peak of per-bank allocated bytes since a mark was taken.
 pub(crate) type Peaks = [u64; 4];
 

@@ -6,10 +6,10 @@ use std::str::FromStr;
 
 use cxx::UniquePtr;
 
-use crate::device::{Device, DeviceInfo, DeviceKind};
+use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
 use crate::error::{Error, Result};
 use crate::ffi::sim::bridge;
-use crate::source::{Backend, Direction, Peaks, Placed, Request};
+use crate::source::{Backend, CarveOuts, Direction, Peaks, Placed, Request};
 use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
 
 /// The device models the simulator reproduces, with TT-Metal's default
@@ -256,7 +256,11 @@ impl SimDeviceBuilder {
     ///
     /// [`Error::InvalidGeometry`] naming the field when the geometry cannot
     /// describe a device (no banks, alignments that are not powers of two,
-    /// carve-outs larger than the bank, ...).
+    /// device totals past 64 bits, ...), and for a carve-out that leaves no
+    /// room for its parent pool, with the largest value that fits. TT-Metal
+    /// 0.81.1 opens some of those (an `l1_small_size` near 2^64 wraps around
+    /// to no L1_SMALL at all, a TRACE region larger than DRAM to a DRAM pool
+    /// of nearly 2^64 bytes); both backends refuse them.
     pub fn build(self) -> Result<Device> {
         let (x, y) = self.grid;
         let cores = x.checked_mul(y).ok_or_else(|| Error::InvalidGeometry {
@@ -266,17 +270,40 @@ impl SimDeviceBuilder {
             l1_banks: cores,
             ..self.geometry
         };
+        // The carve-outs, with the numbers and the largest value that fits
+        // (the C++ side checks them too, and everything else).
+        let g = &geometry;
+        if g.l1_bank_size > g.l1_base && g.dram_bank_size > g.dram_base {
+            let carve_outs = CarveOuts {
+                l1_small_size: g.l1_small_size,
+                trace_region_size: g.trace_region_size,
+                granularity: u64::from(g.dram_alignment),
+                dram_banks: g.dram_banks,
+                l1_room: g.l1_bank_size - g.l1_base,
+                dram_room: g.dram_bank_size - g.dram_base,
+            };
+            if let Some(reason) = carve_outs.problem() {
+                return Err(Error::InvalidGeometry { reason });
+            }
+        }
         let inner = bridge::new_sim_device(&geometry).map_err(|e| Error::InvalidGeometry {
             reason: e.what().to_string(),
         })?;
+        let raw = inner.snapshot();
+        let granularity = u64::from(geometry.dram_alignment);
         let info = DeviceInfo {
             name: self.name,
             kind: DeviceKind::Simulated,
             compute_grid: (x, y),
             l1_small_size: geometry.l1_small_size,
             trace_region_size: geometry.trace_region_size,
+            pools: raw.pools.map(|p| PoolLayout {
+                banks: p.banks,
+                alignment: p.alignment,
+                granularity,
+            }),
         };
-        let banks = inner.snapshot().pools.map(|p| p.banks);
+        let banks = raw.pools.map(|p| p.banks);
         let l1_limit = match geometry.l1_interleaved_limit {
             0 => geometry.l1_base,
             limit => limit,
@@ -285,6 +312,7 @@ impl SimDeviceBuilder {
             inner,
             banks,
             l1_limit,
+            granularity,
         };
         Ok(Device::from_backend(info, Box::new(backend)))
     }
@@ -295,6 +323,8 @@ struct SimBackend {
     inner: UniquePtr<bridge::SimDevice>,
     banks: [u32; 4],
     l1_limit: u64,
+    /// The allocator granularity of every pool (the DRAM alignment).
+    granularity: u64,
 }
 
 impl SimBackend {
@@ -374,6 +404,27 @@ impl Backend for SimBackend {
                 buffer_type: request.buffer_type,
                 address: request.address.unwrap_or(0),
                 size: request.size,
+            }),
+            5 => {
+                let layout = crate::device::PoolLayout {
+                    banks: out.banks,
+                    alignment: pool.alignment,
+                    granularity: self.granularity,
+                };
+                Err(Error::BufferTooLarge {
+                    buffer_type: request.buffer_type,
+                    size: request.size,
+                    page_size: request.page_size,
+                    banks: out.banks,
+                    per_bank: layout.block_size(request.size, request.page_size, out.banks),
+                })
+            }
+            6 => Err(Error::AddressUnaligned {
+                buffer_type: request.buffer_type,
+                address: request.address.unwrap_or(0),
+                size: request.size,
+                granularity: self.granularity,
+                base: pool.base,
             }),
             _ => Err(Error::Rejected {
                 reason: format!(

@@ -11,11 +11,11 @@ use std::sync::Mutex;
 
 use cxx::UniquePtr;
 
-use crate::device::{Device, DeviceInfo, DeviceKind};
+use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
 use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
 use crate::source::sim::Preset;
-use crate::source::{Backend, Direction, Peaks, Placed, Request};
+use crate::source::{Backend, CarveOuts, Direction, Peaks, Placed, Request};
 use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -122,7 +122,9 @@ impl TtMetalDevice {
     /// names a missing directory; [`Error::TtMetalOpen`] with TT-Metal's
     /// message when the device cannot be opened (no device, bad cluster
     /// descriptor, a library other than the one the declarations are pinned
-    /// to, ...).
+    /// to, ...), and for an `l1_small_size` or `trace_region_size` that
+    /// does not fit, which TT-Metal 0.81.1 itself wraps around (the message
+    /// is the simulated device's, with the largest value that fits).
     pub fn open(config: TtMetalConfig) -> Result<Device> {
         check_runtime_root()?;
         let (mock_arch, mock_chips) = config.mock.map_or((0, 1), MockCluster::arch_and_chips);
@@ -139,7 +141,15 @@ impl TtMetalDevice {
             let _open = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             bridge::tt_open(&options).map_err(|e| open_error(config.device_id, e.what()))?
         };
-        TtMetalBackend::into_device(handle, &config, true)
+        let device = TtMetalBackend::into_device(handle, &config, true)?;
+        if let Some(message) = carve_out_problem(&device, &config)? {
+            device.close();
+            return Err(Error::TtMetalOpen {
+                device_id: config.device_id,
+                message,
+            });
+        }
+        Ok(device)
     }
 
     /// Observes a device the caller opened through TT-Metal and keeps open.
@@ -227,6 +237,35 @@ impl TtMetalDevice {
             _ => None,
         })
     }
+}
+
+/// Carve-outs TT-Metal accepted although they do not fit: its arithmetic
+/// wraps around (an `l1_small_size` near 2^64 opens a device without
+/// L1_SMALL; a `trace_region_size` larger than DRAM leaves a DRAM pool of
+/// nearly 2^64 bytes). The room in a bank is read back from the opened
+/// allocator, which keeps the bank's end right even then; the rule and the
+/// message are the simulated device's.
+fn carve_out_problem(device: &Device, config: &TtMetalConfig) -> Result<Option<String>> {
+    let snapshot = device.snapshot()?;
+    let pool = |t: BufferType| *snapshot.pool(t);
+    let (dram, l1, l1_small, trace) = (
+        pool(BufferType::Dram),
+        pool(BufferType::L1),
+        pool(BufferType::L1Small),
+        pool(BufferType::Trace),
+    );
+    let carve_outs = CarveOuts {
+        l1_small_size: config.l1_small_size,
+        trace_region_size: config.trace_region_size,
+        granularity: dram.alignment,
+        dram_banks: dram.num_banks,
+        l1_room: l1.bank_size.wrapping_add(l1_small.bank_size),
+        dram_room: trace
+            .base_address
+            .wrapping_add(trace.bank_size)
+            .wrapping_sub(dram.base_address),
+    };
+    Ok(carve_outs.problem())
 }
 
 /// Refuses early, with the fix, what TT-Metal would report as "Root
@@ -353,6 +392,11 @@ impl TtMetalBackend {
             compute_grid: (facts.grid_x, facts.grid_y),
             l1_small_size: config.l1_small_size,
             trace_region_size: config.trace_region_size,
+            pools: snapshot.pools.map(|p| PoolLayout {
+                banks: p.num_banks,
+                alignment: p.alignment,
+                granularity: snapshot.pool(BufferType::Dram).alignment,
+            }),
         };
         let backend = TtMetalBackend {
             inner,
