@@ -326,7 +326,7 @@ fn extreme_values_neither_panic_nor_overflow() {
         "{plain}"
     );
     assert!(
-        plain.contains("pool=DRAM banks=1 total=16384.0PiB"),
+        plain.contains("pool=DRAM banks=1 total=16.0EiB"),
         "{plain}"
     );
     let screen = state.render_screen("x", 1, true);
