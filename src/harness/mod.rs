@@ -19,17 +19,18 @@
 
 mod config;
 mod exec;
+mod exit;
 mod output;
 mod provider;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
 pub use config::{BudgetConfig, Glob};
-use output::Row;
-pub use output::{RunReport, TestRecord, TestStatus};
+use output::{Row, SnapshotAssertion, SnapshotOutcome};
+pub use output::{RunInfo, RunReport, SkippedReport, TestRecord, TestStatus};
 pub use provider::{DeviceProvider, SharedDevice};
 
 use crate::budget::Budget;
@@ -153,6 +154,8 @@ pub struct Harness {
     provider: DeviceProvider,
     budget: Arc<Budget>,
     manifest_dir: Option<PathBuf>,
+    config_file: Option<PathBuf>,
+    snapshot_assertion: SnapshotAssertion,
 }
 
 impl Default for Harness {
@@ -242,8 +245,16 @@ impl RunnerFlags {
 struct Context {
     provider: DeviceProvider,
     config: BudgetConfig,
+    /// The test binary and the device key, as reports name them.
+    binary: String,
+    device: String,
     snapshot_dir: PathBuf,
     snapshots: bool,
+    snapshot_assertion: SnapshotAssertion,
+    /// The user's test file, named in snapshot headers: the path, and
+    /// how it is shown (from the package root).
+    source_file: Option<(PathBuf, String)>,
+    snapshot_outcomes: Mutex<Vec<SnapshotOutcome>>,
     /// Whether full reports are kept for a JSON report.
     keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
@@ -260,6 +271,8 @@ impl Harness {
             provider: DeviceProvider::sim(Preset::WormholeB0),
             budget: Arc::new(Budget::new()),
             manifest_dir: None,
+            config_file: None,
+            snapshot_assertion: output::own_assertion,
         }
     }
 
@@ -268,6 +281,24 @@ impl Harness {
     /// directory, which is the package root under cargo).
     pub fn manifest_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.manifest_dir = Some(dir.into());
+        self
+    }
+
+    /// This test target's budget file, relative to the package root
+    /// (default `memguard.toml`; `--memguard-config` and
+    /// `TT_MEMGUARD_CONFIG` override it). Test targets that share a
+    /// package can each have their own, so that each file's
+    /// `[tests."..."]` sections are checked against that target's tests.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// Not public API: the insta assertion [`main!`](crate::main) makes in
+    /// the user's test file, so that snapshot headers name that file.
+    #[doc(hidden)]
+    pub fn __snapshot_assertion(mut self, assertion: fn(&str, &str)) -> Self {
+        self.snapshot_assertion = assertion;
         self
     }
 
@@ -300,13 +331,22 @@ impl Harness {
 
     /// Runs with the process's arguments and prints everything; returns the
     /// exit code (failure when a test failed or the setup is wrong).
+    #[track_caller]
     pub fn run(self) -> ExitCode {
-        self.run_with_args(std::env::args().collect())
+        let caller = Location::caller();
+        self.run_from(caller, std::env::args().collect())
     }
 
     /// Runs with explicit arguments (the first is the program name).
-    pub fn run_with_args(self, mut args: Vec<String>) -> ExitCode {
-        match self.try_run(&mut args) {
+    #[track_caller]
+    pub fn run_with_args(self, args: Vec<String>) -> ExitCode {
+        let caller = Location::caller();
+        self.run_from(caller, args)
+    }
+
+    /// `caller`: where `run` was called, the user's test file.
+    fn run_from(self, caller: &'static Location<'static>, mut args: Vec<String>) -> ExitCode {
+        match self.try_run(caller, &mut args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -315,32 +355,38 @@ impl Harness {
         }
     }
 
-    fn try_run(self, args: &mut Vec<String>) -> Result<ExitCode> {
-        // 1. Runner flags out, libtest's flags to libtest-mimic.
+    fn try_run(
+        self,
+        caller: &'static Location<'static>,
+        args: &mut Vec<String>,
+    ) -> Result<ExitCode> {
+        // 1. Runner flags out, libtest's flags to libtest-mimic; a
+        //    `TT_MEMGUARD_*` variable that is not ours stops the run.
         let flags = RunnerFlags::extract(args)?;
+        config::check_variables(std::env::vars_os().filter_map(|(var, value)| {
+            Some((
+                var.into_string().ok()?,
+                value.to_string_lossy().into_owned(),
+            ))
+        }))?;
         let manifest_dir = self
             .manifest_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("."));
         if let Some(dir) = &flags.merge {
-            let merged = RunReport::merge_dir(dir)?;
-            match &flags.report {
-                Some(path) => merged.write(path)?,
-                None => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&merged).expect("reports serialize")
-                ),
-            }
-            return Ok(ExitCode::SUCCESS);
+            return merge(dir, flags.report.as_deref());
         }
         let arguments = libtest_mimic::Arguments::from_iter(args.iter());
 
         // 2. Budgets and device: code < file < environment.
-        let config_path = flags
+        let explicit_config = flags
             .config
             .clone()
+            .or_else(|| self.config_file.as_ref().map(|f| manifest_dir.join(f)));
+        let config_path = explicit_config
+            .clone()
             .unwrap_or_else(|| manifest_dir.join("memguard.toml"));
-        if flags.config.is_some() && !config_path.exists() {
+        if explicit_config.is_some() && !config_path.exists() {
             return Err(Error::Io {
                 path: config_path,
                 source: std::io::Error::new(
@@ -349,8 +395,19 @@ impl Harness {
                 ),
             });
         }
-        let config = BudgetConfig::load(&config_path)?;
-        let provider = DeviceProvider::from_env()?.unwrap_or(self.provider);
+        let mut config = BudgetConfig::load(&config_path)?;
+        if let Ok(shown) = config_path.strip_prefix(&manifest_dir) {
+            config.show_path_as(shown.to_path_buf());
+        }
+        if !arguments.list {
+            for warning in config.unmatched_sections(self.tests.iter().map(|t| &*t.name)) {
+                eprintln!(
+                    "warning: {warning} ({}): check the name; ignore this if the section is for another test target sharing the file, or give each target its own file (Harness::config_file)",
+                    binary_name()
+                );
+            }
+        }
+        let provider = self.provider.for_run()?;
         let color = match arguments.color {
             Some(libtest_mimic::ColorSetting::Always) => ColorChoice::Always,
             Some(libtest_mimic::ColorSetting::Never) => ColorChoice::Never,
@@ -359,13 +416,19 @@ impl Harness {
         .for_stdout();
 
         // 3. One trial per test, each inside its own guard.
+        let device = provider.key();
         let context = Arc::new(Context {
             provider,
             config,
+            binary: binary_name(),
+            device,
             snapshot_dir: std::env::var_os("TT_MEMGUARD_SNAPSHOT_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| manifest_dir.join("tests").join("snapshots")),
             snapshots: flags.snapshots,
+            snapshot_assertion: self.snapshot_assertion,
+            source_file: source_file(&manifest_dir, caller.file()),
+            snapshot_outcomes: Mutex::new(Vec::new()),
             keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
             records: Mutex::new(Vec::new()),
             rows: (0..self.tests.len()).map(|_| OnceLock::new()).collect(),
@@ -375,12 +438,6 @@ impl Harness {
                 LiveStream::from_env()?
             },
         });
-        if let Some(live) = &context.live {
-            live.emit(LiveEvent::RunStart {
-                pid: std::process::id(),
-                tests: self.tests.len(),
-            });
-        }
         let jobs: Vec<exec::Job<(Test, Option<Arc<Budget>>)>> = self
             .tests
             .into_iter()
@@ -399,6 +456,56 @@ impl Harness {
                 }
             })
             .collect();
+
+        // Before the first test: the reports are written unfinished, naming
+        // the tests to run (a bad path fails here, not after the run), and
+        // the exit handler is armed (see `exit.rs`).
+        let mut run_info = RunInfo {
+            binary: context.binary.clone(),
+            device: context.device.clone(),
+            build: output::digest(jobs.iter().map(|j| &*j.name)),
+            selection: String::new(),
+            started_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            pid: std::process::id(),
+            finished: false,
+            pending: Vec::new(),
+        };
+        let mut report_paths = Vec::new();
+        let _armed = if arguments.list {
+            None
+        } else {
+            let selected: Vec<(usize, Arc<str>)> = jobs
+                .iter()
+                .filter(|job| exec::selected(&arguments, job))
+                .map(|job| (job.index, Arc::clone(&job.name)))
+                .collect();
+            run_info.selection = output::digest(selected.iter().map(|(_, name)| &**name));
+            run_info.pending = selected.iter().map(|(_, name)| name.to_string()).collect();
+            let placeholder = RunReport::new(Some(run_info.clone()), Vec::new());
+            if let Some(path) = &flags.report {
+                placeholder.write(path)?;
+                report_paths.push(path.clone());
+            }
+            if let Some(dir) = &flags.report_dir {
+                report_paths.push(placeholder.write_into_dir(dir)?);
+            }
+            Some(exit::arm(exit::ActiveRun {
+                context: Arc::clone(&context),
+                selected,
+                placeholders: report_paths
+                    .iter()
+                    .map(|p| (p.clone(), placeholder.clone()))
+                    .collect(),
+            }))
+        };
+        if let Some(live) = &context.live {
+            live.emit(LiveEvent::RunStart {
+                pid: std::process::id(),
+                tests: jobs.len(),
+            });
+        }
         // libtest's pretty and terse lines come from the runner's own loop,
         // with each test's memory on its line; listing, JSON and log files
         // from libtest-mimic.
@@ -425,6 +532,8 @@ impl Harness {
                 .collect();
             libtest_mimic::run(&arguments, trials)
         };
+        // Every test reported: the run reached its end.
+        drop(_armed);
         if let Some(live) = &context.live {
             live.finish(conclusion.num_passed, conclusion.num_failed);
         }
@@ -437,28 +546,115 @@ impl Harness {
             return Ok(ExitCode::SUCCESS);
         }
 
-        // 4. The memory table and the reports.
+        // 4. The memory table, the reports and the snapshot summary.
         let rows: Vec<Row> = context
             .rows
             .iter()
             .filter_map(|r| r.get().cloned())
             .collect();
-        let pretty = !arguments.quiet
-            && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
+        let json = matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
+        let pretty = !arguments.quiet && !json;
         if pretty && !rows.is_empty() {
             println!("{}", output::table(rows, color));
         }
         let records =
             std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
-        let report = RunReport::new(records);
-        if let Some(path) = &flags.report {
+        run_info.finished = true;
+        run_info.pending.clear();
+        let report = RunReport::new(Some(run_info), records);
+        for path in &report_paths {
             report.write(path)?;
         }
-        if let Some(dir) = &flags.report_dir {
-            report.write_into_dir(dir)?;
+        let outcomes = context
+            .snapshot_outcomes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(summary) = output::snapshot_summary(&outcomes, &context.snapshot_dir) {
+            // Standard output stays JSON lines in the JSON format.
+            if json {
+                eprintln!("{summary}");
+            } else {
+                println!("{summary}");
+            }
         }
         Ok(conclusion.exit_code())
     }
+}
+
+/// `--merge-memory-reports DIR`: the merged report to `report` (or
+/// stdout), what was merged and left out to stderr.
+fn merge(dir: &Path, report: Option<&Path>) -> Result<ExitCode> {
+    let merged = RunReport::merge_dir(dir)?;
+    for skipped in &merged.skipped {
+        eprintln!(
+            "warning: left out {}: {}",
+            skipped.file.display(),
+            skipped.reason
+        );
+    }
+    match report {
+        Some(path) => merged.write(path)?,
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&merged).expect("reports serialize")
+        ),
+    }
+    eprintln!(
+        "merged {} test record{} from {}{}",
+        merged.tests.len(),
+        if merged.tests.len() == 1 { "" } else { "s" },
+        dir.display(),
+        match merged.skipped.len() {
+            0 => String::new(),
+            n => format!(
+                " ({n} stale file{} left out)",
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The test binary's name, without the hash cargo appends to test
+/// binaries (`harness-1a2b3c4d5e6f7a8b` is `harness`).
+fn binary_name() -> String {
+    let stem = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "tests".to_string());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name.to_string()
+        }
+        _ => stem,
+    }
+}
+
+/// The user's test file from the path rustc gave it (relative to the
+/// workspace root, which may be above the package root), and how it is
+/// shown: from the package root, never as a machine's absolute path.
+fn source_file(manifest_dir: &Path, file: &str) -> Option<(PathBuf, String)> {
+    let given = Path::new(file);
+    let path = if given.is_absolute() {
+        given.to_path_buf()
+    } else {
+        manifest_dir
+            .ancestors()
+            .map(|dir| dir.join(given))
+            .find(|path| path.is_file())?
+    };
+    let shown = path
+        .strip_prefix(manifest_dir)
+        .ok()
+        .filter(|_| !given.is_absolute())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| {
+            given
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+    Some((path, shown.replace('\\', "/")))
 }
 
 /// Runs one test: device, guard, warm-up, body (panics caught), report,
@@ -556,15 +752,25 @@ fn run_test(
             message.push_str(&format!("memory: {}\n", report.summary_line()));
         }
         if context.snapshots && error.is_none() {
-            let snap = catch_unwind(AssertUnwindSafe(|| {
-                output::assert_snapshot(&context.snapshot_dir, &test.name, report)
-            }));
-            if let Err(payload) = snap {
-                message.push_str(&format!(
-                    "memory snapshot mismatch: {}\n",
-                    panic_message(payload.as_ref())
-                ));
+            let outcome = output::assert_snapshot(
+                context.snapshot_assertion,
+                &context.snapshot_dir,
+                context
+                    .source_file
+                    .as_ref()
+                    .map(|(path, shown)| (path.as_path(), shown.as_str())),
+                &test.name,
+                report,
+            );
+            if let Some(failure) = outcome.failure() {
+                message.push_str(&failure);
+                message.push('\n');
             }
+            context
+                .snapshot_outcomes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(outcome);
         }
     }
     let status = if message.is_empty() {
@@ -596,6 +802,8 @@ fn run_test(
             .unwrap_or_else(|e| e.into_inner())
             .push(TestRecord {
                 name: test.name.to_string(),
+                binary: context.binary.clone(),
+                device: context.device.clone(),
                 status,
                 error,
                 memory,
@@ -615,6 +823,23 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         format!("panicked: {s}")
     } else {
         "panicked".to_string()
+    }
+}
+
+/// Not public API: the test [`main!`](crate::main) generates for a build
+/// with libtest's harness, where its `main` never runs. `target_tmpdir` is
+/// `CARGO_TARGET_TMPDIR` at build time, set for test targets and benches.
+///
+/// # Panics
+///
+/// In a test target or bench, always, naming the fix.
+#[doc(hidden)]
+pub fn harness_false_missing(target_tmpdir: Option<&str>) {
+    if target_tmpdir.is_some() {
+        panic!(
+            "this test target uses tt_memguard::main! but is built with libtest's own harness, which never calls the memguard runner: none of its memory-checked tests ran. Add `harness = false` to its [[test]] section in Cargo.toml:\n\n[[test]]\nname = \"{}\"\nharness = false\n",
+            binary_name()
+        );
     }
 }
 
