@@ -19,7 +19,10 @@
 //! check `peak`, `peak_per_bank`, `retained`, `retained_per_bank`,
 //! `min_largest_free`; plus `tolerance`. The same keys, upper-cased and
 //! prefixed with `TT_MEMGUARD_`, are read from the environment and apply to
-//! every test (for example `TT_MEMGUARD_L1_PEAK=256KiB`).
+//! every test (for example `TT_MEMGUARD_L1_PEAK=256KiB`). The runner stops
+//! on any other `TT_MEMGUARD_*` variable it does not know
+//! ([`check_variables`]) and warns about sections that match no test
+//! ([`BudgetConfig::unmatched_sections`]).
 
 use std::path::{Path, PathBuf};
 

@@ -44,7 +44,11 @@ fn ignored<T>(args: &Arguments, job: &Job<T>) -> bool {
 
 /// Whether the job runs: neither filtered out nor ignored.
 pub(crate) fn selected<T>(args: &Arguments, job: &Job<T>) -> bool {
-    !filtered_out(args, job) && !ignored(args, job)
+    let filters = args.filter.is_some() || !args.skip.is_empty() || args.ignored;
+    if ignored(args, job) {
+        return false;
+    }
+    !filters || !filtered_out(args, job)
 }
 
 /// Runs the jobs and prints libtest's lines; `annotate` gives the memory
