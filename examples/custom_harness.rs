@@ -5,6 +5,10 @@
 //! ```text
 //! cargo run --example custom_harness -- --test-threads 1
 //! ```
+//!
+//! The ignored `exits_the_process` ends the process in the middle of the
+//! run, as a test calling `std::process::exit(0)` does; the runner fails the
+//! run anyway (`-- --ignored` shows it).
 
 use tt_memguard::{Budget, BufferType, Device, Harness, KIB, MIB, Test, TestResult};
 
@@ -44,6 +48,10 @@ fn needs_hardware(_dev: &Device) -> TestResult {
     Ok(())
 }
 
+fn exits_the_process(_dev: &Device) -> TestResult {
+    std::process::exit(0);
+}
+
 fn main() -> std::process::ExitCode {
     Harness::new()
         .manifest_dir(env!("CARGO_MANIFEST_DIR"))
@@ -53,5 +61,6 @@ fn main() -> std::process::ExitCode {
         .test("panics_midway", panics_midway)
         .test("returns_an_error", returns_an_error)
         .add_test(Test::new("needs_hardware", needs_hardware).ignore())
+        .add_test(Test::new("exits_the_process", exits_the_process).ignore())
         .run()
 }

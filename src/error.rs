@@ -257,6 +257,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A report whose process never reached the end of its run.
+    #[error(
+        "{} is unfinished: process {pid} of {binary} never reached the end of its run (a test ended the process with std::process::exit, the process was killed, or it is still running); {}; rerun the tests, or delete the file to go on without them",
+        path.display(),
+        describe_pending(pending)
+    )]
+    UnfinishedReport {
+        /// The report file.
+        path: PathBuf,
+        /// The test binary that wrote it.
+        binary: String,
+        /// Its process id.
+        pid: u32,
+        /// The tests that never reported.
+        pending: Vec<String>,
+    },
+
     /// A live stream that cannot be followed.
     #[error("{}:{line}: {reason}", path.display())]
     LiveStream {
@@ -388,6 +405,24 @@ impl fmt::Debug for Error {
                 Ok(())
             }
         }
+    }
+}
+
+fn describe_pending(pending: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut names = pending
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pending.len() > SHOWN {
+        names.push_str(&format!(" and {} more", pending.len() - SHOWN));
+    }
+    match pending.len() {
+        0 => "no test was left to report".to_string(),
+        1 => format!("1 test never reported: {names}"),
+        n => format!("{n} tests never reported: {names}"),
     }
 }
 

@@ -115,8 +115,8 @@ pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark
 pub use error::{Error, Result};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use harness::{
-    BudgetConfig, DeviceProvider, Glob, Harness, RunReport, SharedDevice, Test, TestOutcome,
-    TestRecord, TestResult, TestStatus, load_budget_file,
+    BudgetConfig, DeviceProvider, Glob, Harness, RunInfo, RunReport, SharedDevice, SkippedReport,
+    Test, TestOutcome, TestRecord, TestResult, TestStatus, load_budget_file,
 };
 pub use live::{LiveEvent, LiveLine, LiveStream, Watch};
 pub use mesh::{MemorySource, Mesh};
@@ -143,5 +143,8 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::check::{macro_assert, macro_guard, macro_try, macro_try_guard};
+    pub use crate::harness::harness_false_missing;
     pub use crate::source::sim::scan_snapshot;
+    /// `main!` asserts snapshots from the user's test file.
+    pub use insta;
 }

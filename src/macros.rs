@@ -219,6 +219,10 @@ macro_rules! __memguard_limit {
 /// function `fn(&Device) -> TestResult` (or `-> ()`) becomes a memory-checked
 /// test on a fresh simulated Wormhole B0.
 ///
+/// A test target without `harness = false` is built with libtest's own
+/// harness, which never calls this `main`: its tests would silently not
+/// run. `main!` makes that build fail, naming the fix.
+///
 /// ```no_run
 /// use tt_memguard::{BufferType, Device, TestResult, KIB};
 ///
@@ -246,10 +250,22 @@ macro_rules! __memguard_limit {
 #[macro_export]
 macro_rules! main {
     (harness = $harness:expr; tests = $($test:ident),+ $(,)?) => {
+        // Built with libtest's harness (`harness = false` forgotten), this
+        // `main` is never called; libtest runs this test instead, which
+        // fails naming the fix in a test target (cargo sets
+        // CARGO_TARGET_TMPDIR for test targets and benches only). A
+        // `harness = false` build compiles no `#[test]` function.
+        #[test]
+        fn memguard_runner_needs_harness_false() {
+            $crate::__private::harness_false_missing(::core::option_env!("CARGO_TARGET_TMPDIR"));
+        }
         fn main() -> ::std::process::ExitCode {
             let harness: $crate::Harness = $harness;
             harness
                 .manifest_dir(env!("CARGO_MANIFEST_DIR"))
+                .__snapshot_assertion(|name, text| {
+                    $crate::__private::insta::assert_snapshot!(name, text)
+                })
                 $(.test(stringify!($test), $test))+
                 .run()
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use tt_memguard::{RunReport, TestStatus};
+use tt_memguard::{BufferType, RunReport, TestStatus};
 
 fn demo() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -18,16 +18,12 @@ fn demo() -> &'static Path {
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(demo());
     cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for var in [
-        "TT_MEMGUARD_DEVICE",
-        "TT_MEMGUARD_L1_PEAK",
-        "TT_MEMGUARD_REPORT",
-        "TT_MEMGUARD_REPORT_DIR",
-        "TT_MEMGUARD_SNAPSHOTS",
-        "NO_COLOR",
-        "INSTA_UPDATE",
-        "INSTA_FORCE_PASS",
-    ] {
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TT_MEMGUARD_") {
+            cmd.env_remove(var);
+        }
+    }
+    for var in ["NO_COLOR", "INSTA_UPDATE", "INSTA_FORCE_PASS"] {
         cmd.env_remove(var);
     }
     cmd.envs(envs.iter().copied());
@@ -69,7 +65,7 @@ fn a_passing_selection_exits_zero() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("1 passed; 0 failed; 0 ignored; 0 measured; 5 filtered out"),
+        text.contains("1 passed; 0 failed; 0 ignored; 0 measured; 6 filtered out"),
         "{text}"
     );
     assert!(
@@ -84,8 +80,14 @@ fn list_terse_for_nextest_and_ignored_tests() {
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!("demo_list", stdout(&out));
     let out = run(&["--list", "--format", "terse", "--ignored"], &[]);
-    assert_eq!(stdout(&out).trim(), "needs_hardware: test");
-    let out = run(&["--ignored", "--color", "never"], &[]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "needs_hardware: test\nexits_the_process: test"
+    );
+    let out = run(
+        &["--ignored", "--exact", "needs_hardware", "--color", "never"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("test needs_hardware ... ok"));
 }
@@ -121,7 +123,22 @@ fn json_report_of_a_run() {
         ]
     );
     let text = std::fs::read_to_string(&path).unwrap();
-    insta::assert_snapshot!("demo_json", common::redact_locations(&text));
+    insta::assert_snapshot!("demo_json", redact_run(&common::redact_locations(&text)));
+}
+
+/// The report's start time and process id are the only unstable parts.
+fn redact_run(json: &str) -> String {
+    json.lines()
+        .map(|l| {
+            for key in ["\"started_ms\": ", "\"pid\": "] {
+                if let Some(i) = l.find(key) {
+                    return format!("{}{key}[redacted],", &l[..i]);
+                }
+            }
+            l.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -292,7 +309,9 @@ fn insta_snapshots_of_memory_reports() {
     );
     assert_eq!(out.status.code(), Some(101));
     assert!(
-        stdout(&out).contains("memory snapshot mismatch"),
+        stdout(&out).contains(
+            "memguard__fits_in_l1.snap differs (nothing is written with CI=true or INSTA_UPDATE=no)"
+        ),
         "{}",
         stdout(&out)
     );
@@ -368,12 +387,12 @@ fn terse_and_json_formats() {
     assert_eq!(out.status.code(), Some(101));
     let text = stdout(&out);
     assert!(
-        text.contains("\nrunning 6 tests\n.FFFFi\nfailures:"),
+        text.contains("\nrunning 7 tests\n.FFFFii\nfailures:"),
         "{text}"
     );
     assert!(
         text.contains(
-            "test result: FAILED. 1 passed; 4 failed; 1 ignored; 0 measured; 0 filtered out"
+            "test result: FAILED. 1 passed; 4 failed; 2 ignored; 0 measured; 0 filtered out"
         ),
         "{text}"
     );
@@ -398,5 +417,522 @@ fn terse_and_json_formats() {
     assert!(
         text.contains(r#"{ "type": "test", "name": "fits_in_l1", "event": "ok" }"#),
         "{text}"
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Issue 9, item 3: the carve-out variables apply to `sim-shared` too, and
+/// to the harness's own simulated device when `TT_MEMGUARD_DEVICE` is unset.
+#[test]
+fn carve_outs_apply_to_every_device_kind() {
+    let dir = tmp("carve");
+    let path = dir.join("m.json");
+    let device_of = |envs: &[(&str, &str)]| {
+        let out = run(
+            &[
+                "--exact",
+                "fits_in_l1",
+                "--memory-report",
+                path.to_str().unwrap(),
+            ],
+            envs,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let report = RunReport::read(&path).unwrap();
+        let test = &report.tests[0];
+        let pools = &test.memory.as_ref().unwrap().devices[0].pools;
+        (
+            test.device.clone(),
+            pools[BufferType::L1Small as usize].bank_size,
+            pools[BufferType::Trace as usize].bank_size,
+        )
+    };
+    let carve_outs = [
+        ("TT_MEMGUARD_L1_SMALL_SIZE", "64KiB"),
+        ("TT_MEMGUARD_TRACE_REGION_SIZE", "1MiB"),
+    ];
+    let expected = (
+        "sim:wormhole_b0 l1_small_size=65536 trace_region_size=1048576".to_string(),
+        65536,
+        90112, // 1 MiB over 12 DRAM banks, in whole 4 KiB pages
+    );
+    for device in ["sim:wh", "sim-shared:wh"] {
+        let mut envs = vec![("TT_MEMGUARD_DEVICE", device)];
+        envs.extend(carve_outs);
+        assert_eq!(device_of(&envs), expected, "{device}");
+    }
+    assert_eq!(device_of(&carve_outs), expected, "the harness's own device");
+    assert_eq!(
+        device_of(&[("TT_MEMGUARD_DEVICE", "sim-shared:wh")]),
+        ("sim:wormhole_b0".to_string(), 0, 0)
+    );
+}
+
+/// Issue 9, item 10: one file per binary, device model and selection of
+/// tests; merged records keyed by test, binary and device.
+#[test]
+fn report_files_and_merges_are_keyed_by_binary_device_and_test() {
+    let dir = tmp("keys");
+    let parts = dir.join("parts");
+    let run_on = |device: &str| {
+        let out = run(
+            &["--exact", "fits_in_l1"],
+            &[
+                ("TT_MEMGUARD_REPORT_DIR", parts.to_str().unwrap()),
+                ("TT_MEMGUARD_DEVICE", device),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    run_on("sim:wh");
+    run_on("sim:bh");
+    // A rerun replaces its own file.
+    run_on("sim:wh");
+    let mut files: Vec<String> = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0].starts_with("custom_harness-sim_blackhole_p150-"));
+    assert!(files[1].starts_with("custom_harness-sim_wormhole_b0-"));
+    let merged = RunReport::merge_dir(&parts).unwrap();
+    let keys: Vec<_> = merged
+        .tests
+        .iter()
+        .map(|t| (t.name.as_str(), t.binary.as_str(), t.device.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("fits_in_l1", "custom_harness", "sim:blackhole_p150"),
+            ("fits_in_l1", "custom_harness", "sim:wormhole_b0"),
+        ]
+    );
+    assert!(merged.skipped.is_empty());
+}
+
+/// Issue 9, item 10: a report path that cannot be written stops the run
+/// before the first test.
+#[test]
+fn a_bad_report_path_fails_before_any_test() {
+    let dir = tmp("badpath");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let under = file.join("reports");
+    let e = stderr_of_failed_setup(&[], &[("TT_MEMGUARD_REPORT_DIR", under.to_str().unwrap())]);
+    assert!(
+        e.starts_with(&format!("error: cannot access {}", under.display())),
+        "{e}"
+    );
+    let json = under.join("m.json");
+    let e = stderr_of_failed_setup(&["--memory-report", json.to_str().unwrap()], &[]);
+    assert!(
+        e.starts_with(&format!("error: cannot access {}", under.display())),
+        "{e}"
+    );
+}
+
+/// Issue 9, item 10: a merge checks every file (version, pools, a merged
+/// report in the directory) naming it, and leaves out, with a word, the
+/// files of an earlier build whose tests differ (a renamed test).
+#[test]
+fn merge_checks_every_file_and_leaves_out_stale_builds() {
+    let dir = tmp("stale");
+    let parts = dir.join("parts");
+    for test in ["fits_in_l1", "leaks_a_buffer"] {
+        let out = run(
+            &["--exact", test],
+            &[("TT_MEMGUARD_REPORT_DIR", parts.to_str().unwrap())],
+        );
+        assert!(out.status.code().is_some());
+    }
+    let part = std::fs::read_dir(&parts)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"fits_in_l1\"")
+        })
+        .unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&part).unwrap()).unwrap();
+    let write_variant = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut value = original.clone();
+        edit(&mut value);
+        let path = parts.join(name);
+        std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+        path
+    };
+
+    // An earlier build in which the test had another name.
+    let stale = write_variant("custom_harness-old.json", &|v| {
+        v["run"]["build"] = "0123456789abcdef".into();
+        let started = v["run"]["started_ms"].as_u64().unwrap();
+        v["run"]["started_ms"] = (started - 60_000).into();
+        v["tests"][0]["name"] = "fits_in_l1_old_name".into();
+    });
+    let merged_path = dir.join("merged.json");
+    let out = run(
+        &[
+            "--merge-memory-reports",
+            parts.to_str().unwrap(),
+            "--memory-report",
+            merged_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "warning: left out {}: written by an earlier build of custom_harness whose tests differ from those of its newest report",
+            stale.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "merged 2 test records from {} (1 stale file left out)",
+            parts.display()
+        )),
+        "{text}"
+    );
+    let merged = RunReport::read(&merged_path).unwrap();
+    let names: Vec<_> = merged.tests.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["fits_in_l1", "leaks_a_buffer"]);
+    assert_eq!(merged.skipped.len(), 1);
+    assert_eq!(merged.skipped[0].file, stale);
+    std::fs::remove_file(&stale).unwrap();
+
+    // Files that are not usable reports are named, with what is wrong.
+    let bad = write_variant("custom_harness-v2.json", &|v| v["version"] = 2.into());
+    let e = RunReport::merge_dir(&parts).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{} is not a memguard report: report format version 2 is not supported: this tt-memguard reads version 1; read it with the tt-memguard that wrote it",
+            bad.display()
+        )
+    );
+    std::fs::remove_file(&bad).unwrap();
+    let bad = write_variant("custom_harness-nopools.json", &|v| {
+        v["tests"][0]["memory"]["devices"][0]["pools"] = serde_json::json!([]);
+    });
+    let e = RunReport::merge_dir(&parts).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{} is not a memguard report: a device report lists the pools DRAM, L1, L1_SMALL, TRACE in this order, found []",
+            bad.display()
+        )
+    );
+    std::fs::remove_file(&bad).unwrap();
+    // A merged report written into the directory is not merged again.
+    std::fs::copy(&merged_path, parts.join("merged.json")).unwrap();
+    let e = RunReport::merge_dir(&parts).unwrap_err().to_string();
+    assert!(
+        e.ends_with("merged.json is not a memguard report: it is a merged report, not one process's part: write merged reports outside the report directory"),
+        "{e}"
+    );
+    // An empty directory is an error, not an empty report.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = RunReport::merge_dir(&empty).unwrap_err().to_string();
+    assert!(e.contains("no memguard reports (*.json) in it"), "{e}");
+}
+
+/// Issue 9, item 11: a test that ends the process (`std::process::exit(0)`)
+/// fails the run, and leaves its reports unfinished, naming the tests that
+/// never reported.
+#[test]
+fn a_test_that_exits_the_process_fails_the_run() {
+    let dir = tmp("exit");
+    let parts = dir.join("parts");
+    let path = dir.join("m.json");
+    let out = run(
+        &[
+            "--ignored",
+            "--test-threads",
+            "1",
+            "--memory-report",
+            path.to_str().unwrap(),
+        ],
+        &[("TT_MEMGUARD_REPORT_DIR", parts.to_str().unwrap())],
+    );
+    assert!(
+        stdout(&out).contains("test needs_hardware    ... ok"),
+        "{}",
+        stdout(&out)
+    );
+    #[cfg(unix)]
+    {
+        assert_eq!(out.status.code(), Some(101), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("error: the process is exiting in the middle of the memguard run: a test called std::process::exit (or something else ended the process); 1 of 2 tests never reported: exits_the_process"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Reading or merging its reports fails, naming the test.
+    let e = RunReport::read(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("is unfinished: process ")
+            && e.contains("of custom_harness never reached the end of its run"),
+        "{e}"
+    );
+    let out = run(&["--merge-memory-reports", parts.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(
+        e.contains("1 test never reported: exits_the_process; rerun the tests, or delete the file to go on without them"),
+        "{e}"
+    );
+    // A run without the test is whole again.
+    let out = run(
+        &["--exact", "fits_in_l1"],
+        &[("TT_MEMGUARD_REPORT_DIR", parts.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// Issue 9, item 15: a `TT_MEMGUARD_*` variable that is not one of ours
+/// stops the run (listing too), naming the closest one.
+#[test]
+fn unknown_memguard_variables_stop_the_run() {
+    for args in [&[][..], &["--list"][..]] {
+        let e = stderr_of_failed_setup(args, &[("TT_MEMGUARD_L1_PEEK", "1 MiB")]);
+        assert!(
+            e.starts_with("error: environment variable TT_MEMGUARD_L1_PEEK=\"1 MiB\": not a tt-memguard variable; did you mean TT_MEMGUARD_L1_PEAK? Fix the name or unset it"),
+            "{e}"
+        );
+    }
+}
+
+/// Issue 9, item 15: a `[tests."..."]` section that matches none of the
+/// target's tests is warned about (whatever the filter), not when listing.
+#[test]
+fn budget_sections_that_match_no_test_are_warned() {
+    let config = "tests/data/unmatched_sections.toml";
+    let warnings = |args: &[&str]| {
+        let mut all = vec!["--memguard-config", config];
+        all.extend(args);
+        let out = run(&all, &[]);
+        let text = stderr(&out);
+        text.lines()
+            .filter(|l| l.starts_with("warning:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let expected = [
+        format!(
+            "warning: {config}:6: [tests.\"fits_in_l2\"] matches no test of this test target (custom_harness): check the name; ignore this if the section is for another test target sharing the file, or give each target its own file (Harness::config_file)"
+        ),
+        format!(
+            "warning: {config}:8: [tests.\"conv_*\"] matches no test of this test target (custom_harness): check the name; ignore this if the section is for another test target sharing the file, or give each target its own file (Harness::config_file)"
+        ),
+    ];
+    assert_eq!(warnings(&["--exact", "fits_in_l1"]), expected);
+    // Sections are checked against all the target's tests, not the ones a
+    // filter selects: `fits_in_l1` is filtered out here, not misspelt.
+    assert_eq!(warnings(&["leaks"]), expected);
+    assert!(warnings(&["--list"]).is_empty());
+}
+
+/// Issue 9, item 15: a test target using `main!` without `harness = false`
+/// is built with libtest's harness; its one test then fails naming the
+/// fix. Built here with rustc as cargo builds each kind of target.
+#[test]
+fn a_main_macro_target_without_harness_false_fails_naming_the_fix() {
+    let dir = tmp("harness-false");
+    let source = dir.join("device_memory.rs");
+    std::fs::write(
+        &source,
+        "fn fits(_dev: &tt_memguard::Device) {}\ntt_memguard::main!(fits);\n",
+    )
+    .unwrap();
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rlib = std::fs::read_dir(&deps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libtt_memguard-") && name.ends_with(".rlib")
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .expect("the tt-memguard library built for these tests");
+    let build = |libtest_harness: bool| {
+        let exe = dir.join(if libtest_harness {
+            "with-libtest"
+        } else {
+            "harness-false"
+        });
+        let mut rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
+        rustc
+            .args(["--edition", "2024", "--crate-name", "device_memory"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-L")
+            .arg(format!("dependency={}", deps.display()))
+            .arg("--extern")
+            .arg(format!("tt_memguard={}", rlib.display()))
+            .env("CARGO_MANIFEST_DIR", &dir)
+            .env("CARGO_TARGET_TMPDIR", &dir);
+        // What cargo passes: `--test` with libtest's harness, `--cfg test`
+        // without it.
+        if libtest_harness {
+            rustc.arg("--test");
+        } else {
+            rustc.args(["--cfg", "test"]);
+        }
+        let out = rustc.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        Command::new(exe).current_dir(&dir).output().unwrap()
+    };
+    let out = build(true);
+    assert_eq!(out.status.code(), Some(101));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("test memguard_runner_needs_harness_false ... FAILED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("this test target uses tt_memguard::main! but is built with libtest's own harness, which never calls the memguard runner: none of its memory-checked tests ran. Add `harness = false` to its [[test]] section in Cargo.toml:\n\n[[test]]\nname = \"with-libtest\"\nharness = false"),
+        "{text}"
+    );
+    // With `harness = false` the runner runs the test.
+    let out = build(false);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("test fits ... ok"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Issue 9, item 17: a first run with snapshots says what was written and
+/// how to accept it; insta's diffs of parallel tests stay whole; the
+/// header names the user's test file.
+#[test]
+fn a_first_snapshot_run_says_how_to_accept_and_keeps_diffs_whole() {
+    // Three runs: tests that race in parallel do not always overlap.
+    for attempt in 0..3 {
+        first_snapshot_run(&tmp(&format!("first-snapshots-{attempt}")));
+    }
+}
+
+fn first_snapshot_run(dir: &Path) {
+    let out = run(
+        &[
+            "--test-threads",
+            "4",
+            "--color",
+            "never",
+            "--memory-snapshots",
+        ],
+        &[
+            ("TT_MEMGUARD_SNAPSHOT_DIR", dir.to_str().unwrap()),
+            ("CI", "false"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(101));
+    let text = stdout(&out);
+    assert!(
+        text.ends_with("3 new memory snapshots written for review: run `cargo insta review` (install with `cargo install cargo-insta`)"),
+        "{text}"
+    );
+    let pending = dir.join("memguard__fits_in_l1.snap.new");
+    assert!(
+        text.contains(&format!(
+            "---- fits_in_l1 ----\nnew memory snapshot written for review to {}: accept it with `cargo insta review`",
+            pending.display()
+        )),
+        "{text}"
+    );
+    // Each of insta's summaries, from its title to the end of its diff, is
+    // whole: no other summary and no result line inside.
+    let lines: Vec<&str> = text.lines().collect();
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("Snapshot Summary"))
+        .collect();
+    assert_eq!(starts.len(), 3, "{text}");
+    for &start in &starts {
+        let end = start
+            + lines[start..]
+                .iter()
+                .position(|l| l.starts_with("────────────┴"))
+                .unwrap();
+        for line in &lines[start + 1..end] {
+            assert!(
+                !line.contains("Snapshot Summary") && !line.starts_with("test "),
+                "interleaved: {line:?} in\n{text}"
+            );
+        }
+    }
+    let header = std::fs::read_to_string(&pending).unwrap();
+    assert!(
+        header.contains("description: memory report of test fits_in_l1 in examples/custom_harness.rs\ninput_file: examples/custom_harness.rs\n"),
+        "{header}"
+    );
+}
+
+/// The test binary cargo builds for a test target of this package.
+fn test_binary(name: &str) -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "-q", "--test", name, "--message-format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("the test binary")
+}
+
+/// Issue 9, item 17: with `main!`, insta's header names the test file
+/// (`source:`), not a file inside tt-memguard.
+#[test]
+fn snapshots_of_a_main_macro_target_name_its_test_file() {
+    let dir = tmp("suite-snapshots");
+    let out = Command::new(test_binary("memguard_suite"))
+        .args(["--exact", "nothing_allocated", "--memory-snapshots"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TT_MEMGUARD_SNAPSHOT_DIR", &dir)
+        .env("CI", "false")
+        .env("INSTA_UPDATE", "always")
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(&format!(
+            "1 memory snapshot written to {} (INSTA_UPDATE): review them with `git diff`",
+            dir.display()
+        )),
+        "{text}"
+    );
+    let header = std::fs::read_to_string(dir.join("memguard__nothing_allocated.snap")).unwrap();
+    assert!(
+        header.starts_with("---\nsource: tests/memguard_suite.rs\n"),
+        "{header}"
+    );
+    assert!(
+        header.contains(
+            "description: memory report of test nothing_allocated in tests/memguard_suite.rs\n"
+        ),
+        "{header}"
     );
 }

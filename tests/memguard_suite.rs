@@ -2,7 +2,9 @@
 //! kernel developer's test file looks like. Runs under `cargo test` and
 //! `cargo nextest run`.
 
-use tt_memguard::{BufferType, Device, KIB, MIB, TestResult, assert_memory_budget, assert_no_leak};
+use tt_memguard::{
+    BufferType, Device, Harness, KIB, MIB, TestResult, assert_memory_budget, assert_no_leak,
+};
 
 fn matmul_fits_in_l1(dev: &Device) -> TestResult {
     let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
@@ -30,9 +32,9 @@ fn sharded_fits_the_budget(dev: &Device) -> TestResult {
 
 fn nothing_allocated(_dev: &Device) {}
 
-tt_memguard::main!(
-    matmul_fits_in_l1,
-    conv_does_not_leak,
-    sharded_fits_the_budget,
-    nothing_allocated
-);
+// Its own budget file: the package's memguard.toml holds the budgets of the
+// custom_harness example.
+tt_memguard::main! {
+    harness = Harness::new().config_file("tests/data/memguard_suite.toml");
+    tests = matmul_fits_in_l1, conv_does_not_leak, sharded_fits_the_budget, nothing_allocated
+}

@@ -325,10 +325,7 @@ fn extreme_values_neither_panic_nor_overflow() {
         plain.contains("pool=L1 banks=4294967295 total=4.0GiB allocated=4.0GiB (100.0%)"),
         "{plain}"
     );
-    assert!(
-        plain.contains("pool=DRAM banks=1 total=16.0EiB"),
-        "{plain}"
-    );
+    assert!(plain.contains("pool=DRAM banks=1 total=16.0EiB"), "{plain}");
     let screen = state.render_screen("x", 1, true);
     assert!(screen.contains("run ended"), "{screen}");
 

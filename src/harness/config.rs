@@ -19,7 +19,10 @@
 //! check `peak`, `peak_per_bank`, `retained`, `retained_per_bank`,
 //! `min_largest_free`; plus `tolerance`. The same keys, upper-cased and
 //! prefixed with `TT_MEMGUARD_`, are read from the environment and apply to
-//! every test (for example `TT_MEMGUARD_L1_PEAK=256KiB`).
+//! every test (for example `TT_MEMGUARD_L1_PEAK=256KiB`). The runner stops
+//! on any other `TT_MEMGUARD_*` variable it does not know
+//! ([`check_variables`]) and warns about sections that match no test
+//! ([`BudgetConfig::unmatched_sections`]).
 
 use std::path::{Path, PathBuf};
 
@@ -218,6 +221,9 @@ fn matches_from(p: &[char], s: &[char]) -> bool {
 struct Entry {
     glob: Glob,
     budget: Budget,
+    /// The section as written, and its line in the file.
+    pattern: String,
+    line: usize,
 }
 
 /// Budgets read from a `memguard.toml` and the environment.
@@ -241,6 +247,8 @@ pub struct BudgetConfig {
     defaults: Budget,
     entries: Vec<Entry>,
     env: Budget,
+    /// The file read, as given (None without a file).
+    path: Option<PathBuf>,
 }
 
 impl BudgetConfig {
@@ -293,7 +301,10 @@ impl BudgetConfig {
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_else(|| path.to_path_buf());
-        let mut config = BudgetConfig::default();
+        let mut config = BudgetConfig {
+            path: Some(path.to_path_buf()),
+            ..BudgetConfig::default()
+        };
         for (name, item) in doc.as_table().iter() {
             let (key, _) = doc
                 .as_table()
@@ -327,6 +338,8 @@ impl BudgetConfig {
                         config.entries.push(Entry {
                             glob,
                             budget: read_budget(table, &source, &fail)?,
+                            pattern: pattern.to_string(),
+                            line: line_of(poffset),
                         });
                     }
                 }
@@ -372,9 +385,59 @@ impl BudgetConfig {
         Ok(budget)
     }
 
+    /// Names the file in warnings as `shown` (a path from the package
+    /// root rather than the one it was read from).
+    pub(crate) fn show_path_as(&mut self, shown: PathBuf) {
+        if self.path.is_some() {
+            self.path = Some(shown);
+        }
+    }
+
     /// Whether neither file nor environment sets anything.
     pub fn is_empty(&self) -> bool {
         self.defaults.is_empty() && self.entries.is_empty() && self.env.is_empty()
+    }
+
+    /// The `[tests."..."]` sections that match none of `tests`, as
+    /// warnings naming the file, line and section: a misspelt or renamed
+    /// test name would otherwise leave its budget silently unused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use tt_memguard::BudgetConfig;
+    ///
+    /// let config = BudgetConfig::parse(
+    ///     "[tests.\"conv_*\"]\nl1_peak = \"1 MiB\"\n[tests.\"matmull\"]\nl1_peak = \"1 MiB\"\n",
+    ///     Path::new("memguard.toml"),
+    /// )?;
+    /// let warnings = config.unmatched_sections(["conv_3x3", "matmul"]);
+    /// assert_eq!(warnings, ["memguard.toml:3: [tests.\"matmull\"] matches no test of this test target"]);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn unmatched_sections<'a>(&self, tests: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let tests: Vec<&str> = tests.into_iter().collect();
+        let mut unmatched: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| !tests.iter().any(|t| e.glob.matches(t)))
+            .collect();
+        unmatched.sort_by_key(|e| e.line);
+        let file = self
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        unmatched
+            .iter()
+            .map(|e| {
+                format!(
+                    "{file}:{}: [tests.{:?}] matches no test of this test target",
+                    e.line, e.pattern
+                )
+            })
+            .collect()
     }
 
     /// The budget of one test: `code`, then the file's defaults, matching
@@ -445,4 +508,119 @@ fn read_budget(
         budget = apply(budget, key, bytes, source.clone());
     }
     Ok(budget)
+}
+
+/// The `TT_MEMGUARD_*` variables tt-memguard reads besides the budget keys.
+const SETTINGS: [&str; 14] = [
+    // The runner.
+    "TT_MEMGUARD_CONFIG",
+    "TT_MEMGUARD_DEVICE",
+    "TT_MEMGUARD_L1_SMALL_SIZE",
+    "TT_MEMGUARD_TRACE_REGION_SIZE",
+    "TT_MEMGUARD_REPORT",
+    "TT_MEMGUARD_REPORT_DIR",
+    "TT_MEMGUARD_SNAPSHOTS",
+    "TT_MEMGUARD_SNAPSHOT_DIR",
+    "TT_MEMGUARD_LIVE",
+    "TT_MEMGUARD_LIVE_INTERVAL_MS",
+    // The build script, and tt-memguard's own test suite and CI.
+    "TT_MEMGUARD_TTNN_LIB_DIR",
+    "TT_MEMGUARD_CI_CACHE",
+    "TT_MEMGUARD_EXPECT_MOCK",
+    "TT_MEMGUARD_DIFF_TRACE_DIR",
+];
+
+/// Fails on a `TT_MEMGUARD_*` variable that tt-memguard does not read: a
+/// misspelt budget (`TT_MEMGUARD_L1_PEEK`) would otherwise leave CI
+/// running without the check it asks for. The error names the closest
+/// variable that exists.
+pub(crate) fn check_variables(vars: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+    let mut vars: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(var, _)| var.starts_with("TT_MEMGUARD_"))
+        .collect();
+    vars.sort();
+    for (var, value) in vars {
+        let budget = parse_key(&var["TT_MEMGUARD_".len()..].to_ascii_lowercase()).is_some();
+        if budget || SETTINGS.contains(&var.as_str()) {
+            continue;
+        }
+        let known = known_variables();
+        let closest = known
+            .iter()
+            .min_by_key(|k| edit_distance(&var.to_ascii_uppercase(), k))
+            .cloned()
+            .unwrap_or_default();
+        return Err(Error::Env {
+            var: var.clone(),
+            value,
+            reason: format!(
+                "not a tt-memguard variable; did you mean {closest}? Fix the name or unset it (tt-memguard reads {} and the budget keys TT_MEMGUARD_<POOL>_<CHECK>, e.g. TT_MEMGUARD_L1_PEAK)",
+                SETTINGS[..10].join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every variable name tt-memguard reads, budget keys included.
+fn known_variables() -> Vec<String> {
+    let mut known: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+    for (pool, _) in POOLS {
+        for (check, _, _) in CHECKS {
+            known.push(format!("TT_MEMGUARD_{pool}_{check}").to_ascii_uppercase());
+        }
+    }
+    known.push("TT_MEMGUARD_TOLERANCE".to_string());
+    known
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(var: &str) -> std::result::Result<(), String> {
+        check_variables([(var.to_string(), "1".to_string())]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_variables_name_the_closest_known_one() {
+        let e = check("TT_MEMGUARD_L1_PEEK").unwrap_err();
+        assert!(e.contains("did you mean TT_MEMGUARD_L1_PEAK?"), "{e}");
+        let e = check("TT_MEMGUARD_SNAPSHOT").unwrap_err();
+        assert!(e.contains("did you mean TT_MEMGUARD_SNAPSHOTS?"), "{e}");
+        let e = check("TT_MEMGUARD_REPORTDIR").unwrap_err();
+        assert!(e.contains("did you mean TT_MEMGUARD_REPORT_DIR?"), "{e}");
+        for known in known_variables() {
+            assert_eq!(check(&known), Ok(()), "{known}");
+        }
+        // Budget keys are read in any case; other variables are not ours.
+        assert_eq!(check("TT_MEMGUARD_l1_peak"), Ok(()));
+        assert_eq!(check("TT_METAL_HOME"), Ok(()));
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+    }
 }

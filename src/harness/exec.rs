@@ -42,6 +42,15 @@ fn ignored<T>(args: &Arguments, job: &Job<T>) -> bool {
     (job.ignored && !args.ignored && !args.include_ignored) || args.bench
 }
 
+/// Whether the job runs: neither filtered out nor ignored.
+pub(crate) fn selected<T>(args: &Arguments, job: &Job<T>) -> bool {
+    let filters = args.filter.is_some() || !args.skip.is_empty() || args.ignored;
+    if ignored(args, job) {
+        return false;
+    }
+    !filters || !filtered_out(args, job)
+}
+
 /// Runs the jobs and prints libtest's lines; `annotate` gives the memory
 /// summary of a finished test by its index.
 pub(crate) fn run<T: Send>(

@@ -2,6 +2,7 @@
 //! or a directory several processes write into and that can be merged), and
 //! insta snapshots of each test's report.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::render::{Level, paint};
 use crate::report::{MemoryReport, PoolReport};
 use crate::types::{BufferType, format_bytes};
+
+/// The report format this tt-memguard writes and reads.
+const REPORT_VERSION: u32 = 1;
 
 /// How a test ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +32,11 @@ pub enum TestStatus {
 pub struct TestRecord {
     /// The test's name.
     pub name: String,
+    /// The test binary (test target) that ran it, e.g. `device_memory`.
+    pub binary: String,
+    /// The device model and carve-outs it ran on, e.g. `sim:wormhole_b0`
+    /// or `sim:wormhole_b0 l1_small_size=65536`.
+    pub device: String,
     /// How it ended.
     pub status: TestStatus,
     /// The body's error or panic message, if any.
@@ -37,7 +46,46 @@ pub struct TestRecord {
     pub memory: Option<MemoryReport>,
 }
 
-/// The memory reports of a test run, sorted by test name.
+/// The process that wrote a report.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The test binary, without cargo's hash suffix.
+    pub binary: String,
+    /// The device model and carve-outs.
+    pub device: String,
+    /// A digest of the names of all the binary's tests: a build in which a
+    /// test was added, removed or renamed has another one.
+    pub build: String,
+    /// A digest of the names of the tests this process ran.
+    pub selection: String,
+    /// When the run started, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// The process id.
+    pub pid: u32,
+    /// Whether the process reached the end of its run. The runner writes
+    /// every report when a run starts, unfinished, naming the tests to run:
+    /// if a test ends the process (`std::process::exit`) or the process is
+    /// killed, the report stays unfinished and reading or merging it fails.
+    pub finished: bool,
+    /// The tests that have not reported (all of them while the run is in
+    /// progress).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+}
+
+/// A report file that a merge left out, and why.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedReport {
+    /// The file.
+    pub file: PathBuf,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// The memory reports of a test run, sorted by test name, binary and
+/// device.
 ///
 /// Written by the runner with `--memory-report PATH`; several processes'
 /// parts (`--memory-report-dir DIR`) merge with [`RunReport::merge_dir`].
@@ -45,23 +93,38 @@ pub struct TestRecord {
 /// ```no_run
 /// let report = tt_memguard::RunReport::merge_dir(std::path::Path::new("target/memory"))?;
 /// for test in &report.tests {
-///     println!("{} {:?}", test.name, test.status);
+///     println!("{} {} {:?}", test.name, test.device, test.status);
+/// }
+/// for skipped in &report.skipped {
+///     eprintln!("skipped {}: {}", skipped.file.display(), skipped.reason);
 /// }
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// Report format version.
+    /// Report format version (1).
     pub version: u32,
+    /// The process that wrote the report (none in a merged report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
     /// One record per test that ran.
     pub tests: Vec<TestRecord>,
+    /// The files a merge left out, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedReport>,
 }
 
 impl RunReport {
-    pub(crate) fn new(mut tests: Vec<TestRecord>) -> RunReport {
-        tests.sort_by(|a, b| a.name.cmp(&b.name));
-        RunReport { version: 1, tests }
+    /// A finished report of `run` (pass `run.pending` empty).
+    pub(crate) fn new(run: Option<RunInfo>, mut tests: Vec<TestRecord>) -> RunReport {
+        tests.sort_by(|a, b| (&a.name, &a.binary, &a.device).cmp(&(&b.name, &b.binary, &b.device)));
+        RunReport {
+            version: REPORT_VERSION,
+            run,
+            tests,
+            skipped: Vec::new(),
+        }
     }
 
     /// Writes the report as JSON, atomically (a temporary file, then a
@@ -87,53 +150,108 @@ impl RunReport {
         std::fs::rename(&tmp, path).map_err(io)
     }
 
-    /// Reads a JSON report.
+    /// Reads and checks a JSON report: its version, that the run that
+    /// wrote it finished, and that every record is whole.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`], or [`Error::ReportFormat`] naming the file.
+    /// [`Error::Io`]; [`Error::ReportFormat`] naming the file and what is
+    /// wrong (not JSON, another format version, a record without its
+    /// pools); [`Error::UnfinishedReport`] naming the tests that never
+    /// reported when the process that wrote it did not reach its end.
     pub fn read(path: &Path) -> Result<RunReport> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| Error::ReportFormat {
+        let bad = |reason: String| Error::ReportFormat {
             path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        match value.get("version").map(|v| v.as_u64()) {
+            Some(Some(v)) if v == u64::from(REPORT_VERSION) => {}
+            Some(Some(v)) => {
+                return Err(bad(format!(
+                    "report format version {v} is not supported: this tt-memguard reads version {REPORT_VERSION}; read it with the tt-memguard that wrote it"
+                )));
+            }
+            _ => {
+                return Err(bad(
+                    "no report format version: expected a JSON object with \"version\": 1".into(),
+                ));
+            }
+        }
+        let report: RunReport = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        if let Some(run) = report.run.as_ref().filter(|r| !r.finished) {
+            return Err(Error::UnfinishedReport {
+                path: path.to_path_buf(),
+                binary: run.binary.clone(),
+                pid: run.pid,
+                pending: run.pending.clone(),
+            });
+        }
+        for record in &report.tests {
+            record.check().map_err(|reason| {
+                bad(format!(
+                    "test {:?} ({}, {}): {reason}",
+                    record.name, record.binary, record.device
+                ))
+            })?;
+        }
+        Ok(report)
     }
 
-    /// Writes this process's part of a report directory: one file per
-    /// process, named after the test binary and the tests it ran, so that
-    /// concurrent processes (nextest runs one per test) never collide.
+    /// Writes this report as the part of a report directory that belongs
+    /// to its run: one file per binary, device and selection of tests, so
+    /// that concurrent processes (nextest runs one per test) and runs on
+    /// other device models never collide, and a rerun replaces its own
+    /// file.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] naming the file.
-    pub fn write_into_dir(&self, dir: &Path) -> Result<PathBuf> {
-        let exe = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "tests".to_string());
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a over the test names
-        for t in &self.tests {
-            for b in t.name.bytes().chain([0]) {
-                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        let path = dir.join(format!("{exe}-{hash:016x}.json"));
+    pub(crate) fn write_into_dir(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(self.part_name());
         self.write(&path)?;
         Ok(path)
     }
 
-    /// Merges every `*.json` report of a directory into one report. A test
-    /// reported by several files keeps the record of the last file in name
-    /// order.
+    /// `<binary>-<device>-<selection>.json`.
+    fn part_name(&self) -> String {
+        let slug = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>()
+        };
+        match &self.run {
+            Some(run) => format!(
+                "{}-{}-{}.json",
+                slug(&run.binary),
+                slug(&run.device),
+                run.selection
+            ),
+            None => "merged.json".to_string(),
+        }
+    }
+
+    /// Merges every `*.json` report of a directory into one report.
+    ///
+    /// Records are keyed by test, binary and device: the same test run on
+    /// two device models keeps both records; a test reported by several
+    /// files keeps the record of the run that started last. Files left by
+    /// an earlier build of a binary whose tests differ from its newest
+    /// report (a test added, removed or renamed since) are left out and
+    /// listed in [`skipped`](Self::skipped), with the reason.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be read, [`Error::ReportFormat`]
-    /// naming a file that is not a report.
+    /// [`Error::Io`] when the directory cannot be read or holds no report;
+    /// [`Error::ReportFormat`] naming a file that is not a report of this
+    /// format version, or is a merged report; [`Error::UnfinishedReport`]
+    /// naming a file whose process never finished, and its tests that never
+    /// reported.
     pub fn merge_dir(dir: &Path) -> Result<RunReport> {
         let io = |source| Error::Io {
             path: dir.to_path_buf(),
@@ -145,14 +263,95 @@ impl RunReport {
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
         files.sort();
-        let mut merged = std::collections::BTreeMap::new();
+        if files.is_empty() {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no memguard reports (*.json) in it: run the tests with --memory-report-dir DIR (or TT_MEMGUARD_REPORT_DIR=DIR) first",
+            )));
+        }
+        let mut parts = Vec::with_capacity(files.len());
         for file in files {
-            for record in RunReport::read(&file)?.tests {
-                merged.insert(record.name.clone(), record);
+            let report = RunReport::read(&file)?;
+            let Some(run) = report.run.clone() else {
+                return Err(Error::ReportFormat {
+                    path: file,
+                    reason: "it is a merged report, not one process's part: write merged reports outside the report directory".to_string(),
+                });
+            };
+            parts.push((file, run, report.tests));
+        }
+        // The newest build of each binary: the one that started last.
+        let mut newest: BTreeMap<&str, (u64, &str, &Path)> = BTreeMap::new();
+        for (file, run, _) in &parts {
+            let entry = newest.entry(run.binary.as_str()).or_insert((
+                run.started_ms,
+                run.build.as_str(),
+                file.as_path(),
+            ));
+            if run.started_ms > entry.0 {
+                *entry = (run.started_ms, run.build.as_str(), file.as_path());
             }
         }
-        Ok(RunReport::new(merged.into_values().collect()))
+        let mut skipped = Vec::new();
+        let mut current = Vec::new();
+        for (file, run, tests) in &parts {
+            let (_, build, newest_file) = newest[run.binary.as_str()];
+            if run.build == build {
+                current.push((run.started_ms, tests));
+            } else {
+                skipped.push(SkippedReport {
+                    file: file.clone(),
+                    reason: format!(
+                        "written by an earlier build of {} whose tests differ from those of its newest report {} (a test was added, removed or renamed since); delete the report directory before a run to merge that run only",
+                        run.binary,
+                        newest_file.file_name().unwrap_or_default().to_string_lossy()
+                    ),
+                });
+            }
+        }
+        // Oldest first: a later run's record of the same test replaces it.
+        current.sort_by_key(|(started, _)| *started);
+        let mut merged = BTreeMap::new();
+        for (_, tests) in current {
+            for record in tests {
+                let key = (
+                    record.name.clone(),
+                    record.binary.clone(),
+                    record.device.clone(),
+                );
+                merged.insert(key, record.clone());
+            }
+        }
+        let mut report = RunReport::new(None, merged.into_values().collect());
+        report.skipped = skipped;
+        Ok(report)
     }
+}
+
+impl TestRecord {
+    /// What makes the record unusable, if anything.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.name.is_empty() {
+            return Err("the test has no name".to_string());
+        }
+        // Reports without a device or without the four pools are refused
+        // when the file is read (`MemoryReport`'s deserializer).
+        match (&self.memory, self.status) {
+            (None, TestStatus::Passed) => Err("it passed but has no memory report".to_string()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// FNV-1a over names, as 16 hex digits: a stable digest of a list of tests.
+pub(crate) fn digest<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in names {
+        for b in name.bytes().chain([0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 /// One cell of the memory table: a peak above baseline and its budget.
@@ -352,18 +551,162 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
     out
 }
 
+/// The insta assertion of a snapshot: `(name, text)`. The runner's own is
+/// made in this crate; [`main!`](crate::main) makes one in the user's test
+/// file, so that insta's header (`source:`) and tool configuration are the
+/// user's.
+pub(crate) type SnapshotAssertion = fn(&str, &str);
+
+/// The insta assertion made in this crate.
+pub(crate) fn own_assertion(name: &str, text: &str) {
+    insta::assert_snapshot!(name, text);
+}
+
+/// How a test's snapshot assertion ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SnapshotOutcome {
+    /// The stored snapshot matches.
+    Matched,
+    /// insta wrote the snapshot in place (`INSTA_UPDATE=always`): the test
+    /// passes.
+    Written { new: bool },
+    /// insta wrote `<name>.snap.new` for `cargo insta review`: the test
+    /// fails until it is accepted.
+    Pending { new: bool, path: PathBuf },
+    /// No snapshot, or a different one, and nothing written (`CI=true`,
+    /// `INSTA_UPDATE=no`).
+    Differs { new: bool, path: PathBuf },
+    /// insta failed otherwise.
+    Failed(String),
+}
+
+impl SnapshotOutcome {
+    /// The line a failing test shows, if it fails.
+    pub(crate) fn failure(&self) -> Option<String> {
+        match self {
+            SnapshotOutcome::Matched | SnapshotOutcome::Written { .. } => None,
+            SnapshotOutcome::Pending { new: true, path } => Some(format!(
+                "new memory snapshot written for review to {}: accept it with `cargo insta review`",
+                path.display()
+            )),
+            SnapshotOutcome::Pending { new: false, path } => Some(format!(
+                "memory snapshot changed: the new one is written for review to {}: accept or reject it with `cargo insta review`",
+                path.display()
+            )),
+            SnapshotOutcome::Differs { new: true, path } => Some(format!(
+                "no memory snapshot {} (nothing is written with CI=true or INSTA_UPDATE=no): record it in a local run and commit it",
+                path.display()
+            )),
+            SnapshotOutcome::Differs { new: false, path } => Some(format!(
+                "memory snapshot {} differs (nothing is written with CI=true or INSTA_UPDATE=no): review the change in a local run",
+                path.display()
+            )),
+            SnapshotOutcome::Failed(message) => {
+                Some(format!("memory snapshot assertion failed: {message}"))
+            }
+        }
+    }
+}
+
 /// Asserts a test's memory report as the insta snapshot `memguard__<test>`
 /// in `dir`, so that a footprint change shows up in `cargo insta review`.
-/// With `CI=true` insta writes nothing and a mismatch fails.
-pub(crate) fn assert_snapshot(dir: &Path, test: &str, report: &MemoryReport) {
+/// With `CI=true` insta writes nothing and a mismatch fails. `source` is
+/// the user's test file (its path, and how to show it), named in the
+/// snapshot's header.
+///
+/// One assertion at a time, holding stdout and stderr: insta prints its
+/// diff line by line, and parallel tests' diffs (and result lines) would
+/// interleave.
+pub(crate) fn assert_snapshot(
+    assertion: SnapshotAssertion,
+    dir: &Path,
+    source: Option<(&Path, &str)>,
+    test: &str,
+    report: &MemoryReport,
+) -> SnapshotOutcome {
+    let name = format!("memguard__{}", sanitize(test));
+    let file = dir.join(format!("{name}.snap"));
+    let pending = file.with_extension("snap.new");
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(dir);
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
-    settings.set_description(format!("memory report of test {test}"));
-    let name = format!("memguard__{}", sanitize(test));
+    match source {
+        Some((path, shown)) => {
+            settings.set_description(format!("memory report of test {test} in {shown}"));
+            settings.set_input_file(path);
+        }
+        None => settings.set_description(format!("memory report of test {test}")),
+    }
     let text = report.to_string();
-    settings.bind(|| insta::assert_snapshot!(name, text));
+
+    let _out = std::io::stdout().lock();
+    let _err = std::io::stderr().lock();
+    let before = std::fs::read_to_string(&file).ok();
+    let pending_before = modified(&pending);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        settings.bind(|| assertion(&name, &text));
+    }));
+    let new = before.is_none();
+    match result {
+        Ok(()) => match std::fs::read_to_string(&file).ok() {
+            after if after == before => SnapshotOutcome::Matched,
+            _ => SnapshotOutcome::Written { new },
+        },
+        Err(_) if modified(&pending).is_some() && modified(&pending) != pending_before => {
+            SnapshotOutcome::Pending { new, path: pending }
+        }
+        Err(payload) => {
+            let message = crate::harness::panic_message(payload.as_ref());
+            if message.contains("snapshot assertion for") {
+                SnapshotOutcome::Differs { new, path: file }
+            } else {
+                SnapshotOutcome::Failed(message)
+            }
+        }
+    }
+}
+
+/// When a file was last written, if it exists.
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The line printed after a run with snapshots, if any was written or
+/// differs: what happened and what to do.
+pub(crate) fn snapshot_summary(outcomes: &[SnapshotOutcome], dir: &Path) -> Option<String> {
+    let count = |f: &dyn Fn(&SnapshotOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
+    let pending_new = count(&|o| matches!(o, SnapshotOutcome::Pending { new: true, .. }));
+    let pending_changed = count(&|o| matches!(o, SnapshotOutcome::Pending { new: false, .. }));
+    let written = count(&|o| matches!(o, SnapshotOutcome::Written { .. }));
+    let differs = count(&|o| matches!(o, SnapshotOutcome::Differs { .. }));
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut lines = Vec::new();
+    if pending_new + pending_changed > 0 {
+        let what = match (pending_new, pending_changed) {
+            (n, 0) => format!("{n} new memory snapshot{}", plural(n)),
+            (0, c) => format!("{c} changed memory snapshot{}", plural(c)),
+            (n, c) => format!("{n} new and {c} changed memory snapshots"),
+        };
+        lines.push(format!(
+            "{what} written for review: run `cargo insta review` (install with `cargo install cargo-insta`)"
+        ));
+    }
+    if written > 0 {
+        lines.push(format!(
+            "{written} memory snapshot{} written to {} (INSTA_UPDATE): review them with `git diff`",
+            plural(written),
+            dir.display()
+        ));
+    }
+    if differs > 0 {
+        lines.push(format!(
+            "{differs} memory snapshot{} missing or different in {} (nothing is written with CI=true or INSTA_UPDATE=no): run the tests locally with TT_MEMGUARD_SNAPSHOTS=1, then `cargo insta review`",
+            plural(differs),
+            dir.display()
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 fn sanitize(name: &str) -> String {

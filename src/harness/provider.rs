@@ -73,13 +73,20 @@ impl DeviceProvider {
     /// Parses `TT_MEMGUARD_DEVICE`: `sim` (Wormhole B0) or
     /// `sim:<preset>` (`wormhole_b0`, `wormhole_n300`, `blackhole_p150` or
     /// a short form) for a fresh device per test, `sim-shared[:<preset>]`
-    /// for one simulated device that every test shares in turn, with `TT_MEMGUARD_L1_SMALL_SIZE` and
-    /// `TT_MEMGUARD_TRACE_REGION_SIZE` for carve-outs.
+    /// for one simulated device that every test shares in turn. The
+    /// carve-outs are none here; [`from_env`](Self::from_env) adds
+    /// `TT_MEMGUARD_L1_SMALL_SIZE` and `TT_MEMGUARD_TRACE_REGION_SIZE`.
     ///
     /// # Errors
     ///
     /// [`Error::Env`] listing the accepted values.
     pub fn from_env_value(value: &str) -> Result<DeviceProvider> {
+        Self::parse(value, [0, 0])
+    }
+
+    /// Parses a device value and opens it with the carve-outs
+    /// (`[l1_small_size, trace_region_size]`).
+    fn parse(value: &str, carve_outs: [u64; 2]) -> Result<DeviceProvider> {
         let bad = |reason: String| Error::Env {
             var: "TT_MEMGUARD_DEVICE".to_string(),
             value: value.to_string(),
@@ -90,21 +97,24 @@ impl DeviceProvider {
             Some((k, r)) => (k, Some(r)),
             None => (value, None),
         };
-        match (kind.trim(), rest) {
-            ("sim", None) => Ok(DeviceProvider::sim(Preset::WormholeB0)),
-            ("sim", Some(preset)) => preset
+        let preset = |preset: Option<&str>| match preset {
+            None => Ok(Preset::WormholeB0),
+            Some(p) => p
                 .parse::<Preset>()
-                .map(DeviceProvider::sim)
-                .map_err(|_| bad(format!("unknown simulated device {preset:?}; {accepted}"))),
-            ("sim-shared", preset) => {
-                let preset = match preset {
-                    None => Preset::WormholeB0,
-                    Some(p) => p
-                        .parse::<Preset>()
-                        .map_err(|_| bad(format!("unknown simulated device {p:?}; {accepted}")))?,
-                };
-                Ok(DeviceProvider::shared(SimDevice::preset(preset)))
-            }
+                .map_err(|_| bad(format!("unknown simulated device {p:?}; {accepted}"))),
+        };
+        match (kind.trim(), rest) {
+            ("sim", rest) => Ok(DeviceProvider::Sim {
+                preset: preset(rest)?,
+                l1_small_size: carve_outs[0],
+                trace_region_size: carve_outs[1],
+            }),
+            ("sim-shared", rest) => Ok(DeviceProvider::shared(
+                SimDevice::builder(preset(rest)?)
+                    .l1_small_size(carve_outs[0])
+                    .trace_region_size(carve_outs[1])
+                    .build()?,
+            )),
             ("tt-metal" | "tt_metal", _) => Err(bad(if cfg!(feature = "tt-metal") {
                 "a TT-Metal device is opened by DeviceProvider::from_env (the runner does this), not parsed alone".to_string()
             } else {
@@ -114,7 +124,9 @@ impl DeviceProvider {
         }
     }
 
-    /// The provider named by the environment, if `TT_MEMGUARD_DEVICE` is set.
+    /// The provider named by the environment, if `TT_MEMGUARD_DEVICE` is
+    /// set, with the carve-outs `TT_MEMGUARD_L1_SMALL_SIZE` and
+    /// `TT_MEMGUARD_TRACE_REGION_SIZE` (for every kind of device).
     ///
     /// # Errors
     ///
@@ -123,34 +135,103 @@ impl DeviceProvider {
         let Ok(value) = std::env::var("TT_MEMGUARD_DEVICE") else {
             return Ok(None);
         };
-        let carve_out = |var: &str| -> Result<u64> {
-            match std::env::var(var) {
-                Ok(text) => ByteSize::parse(&text).map(|s| s.0).map_err(|e| Error::Env {
-                    var: var.to_string(),
-                    value: text.clone(),
-                    reason: e.to_string(),
-                }),
-                Err(_) => Ok(0),
-            }
-        };
-        let carve_outs = [
-            carve_out("TT_MEMGUARD_L1_SMALL_SIZE")?,
-            carve_out("TT_MEMGUARD_TRACE_REGION_SIZE")?,
-        ];
+        let carve_outs = Self::carve_outs_from_env()?;
+        let carve_outs = [carve_outs[0].unwrap_or(0), carve_outs[1].unwrap_or(0)];
         #[cfg(feature = "tt-metal")]
         if let Some(provider) = Self::tt_metal_from_env(&value, carve_outs)? {
             return Ok(Some(provider));
         }
-        let mut provider = Self::from_env_value(&value)?;
-        if let DeviceProvider::Sim {
-            l1_small_size,
-            trace_region_size,
-            ..
-        } = &mut provider
-        {
-            (*l1_small_size, *trace_region_size) = (carve_outs[0], carve_outs[1]);
+        Self::parse(&value, carve_outs).map(Some)
+    }
+
+    /// The device of a run: `TT_MEMGUARD_DEVICE` when set, else `self`
+    /// with the carve-out variables applied to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Env`] for a bad value, or for a carve-out variable given
+    /// with a device opened in code, which the runner cannot reopen.
+    pub(crate) fn for_run(self) -> Result<DeviceProvider> {
+        if let Some(provider) = Self::from_env()? {
+            return Ok(provider);
         }
-        Ok(Some(provider))
+        let carve_outs = Self::carve_outs_from_env()?;
+        match self {
+            DeviceProvider::Sim {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => Ok(DeviceProvider::Sim {
+                preset,
+                l1_small_size: carve_outs[0].unwrap_or(l1_small_size),
+                trace_region_size: carve_outs[1].unwrap_or(trace_region_size),
+            }),
+            DeviceProvider::Shared(shared) => {
+                for (var, value) in CARVE_OUT_VARS.iter().zip(carve_outs) {
+                    if value.is_some() {
+                        return Err(Error::Env {
+                            var: var.to_string(),
+                            value: std::env::var(var).unwrap_or_default(),
+                            reason: format!(
+                                "this test target shares a device it opened itself ({}), whose carve-outs are set where it is opened: unset {var}, or let the runner open the device with TT_MEMGUARD_DEVICE",
+                                shared.device.name()
+                            ),
+                        });
+                    }
+                }
+                Ok(DeviceProvider::Shared(shared))
+            }
+        }
+    }
+
+    /// `TT_MEMGUARD_L1_SMALL_SIZE` and `TT_MEMGUARD_TRACE_REGION_SIZE`, each
+    /// when set.
+    fn carve_outs_from_env() -> Result<[Option<u64>; 2]> {
+        let carve_out = |var: &str| -> Result<Option<u64>> {
+            match std::env::var(var) {
+                Ok(text) => ByteSize::parse(&text)
+                    .map(|s| Some(s.0))
+                    .map_err(|e| Error::Env {
+                        var: var.to_string(),
+                        value: text.clone(),
+                        reason: e.to_string(),
+                    }),
+                Err(_) => Ok(None),
+            }
+        };
+        Ok([carve_out(CARVE_OUT_VARS[0])?, carve_out(CARVE_OUT_VARS[1])?])
+    }
+
+    /// The device model and carve-outs, as reports key them:
+    /// `sim:wormhole_b0`, `sim:wormhole_b0 l1_small_size=65536`.
+    pub(crate) fn key(&self) -> String {
+        let (name, l1_small, trace) = match self {
+            DeviceProvider::Sim {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => (
+                format!("sim:{}", preset.name()),
+                *l1_small_size,
+                *trace_region_size,
+            ),
+            DeviceProvider::Shared(shared) => {
+                let info = shared.device.info();
+                (
+                    info.name.clone(),
+                    info.l1_small_size,
+                    info.trace_region_size,
+                )
+            }
+        };
+        let mut key = name;
+        if l1_small > 0 {
+            key.push_str(&format!(" l1_small_size={l1_small}"));
+        }
+        if trace > 0 {
+            key.push_str(&format!(" trace_region_size={trace}"));
+        }
+        key
     }
 
     /// `tt-metal` or `tt-metal:ID`: opens that TT-Metal device (with the
@@ -222,6 +303,9 @@ impl DeviceProvider {
         }
     }
 }
+
+/// The carve-out variables, in the order of `[l1_small_size, trace_region_size]`.
+const CARVE_OUT_VARS: [&str; 2] = ["TT_MEMGUARD_L1_SMALL_SIZE", "TT_MEMGUARD_TRACE_REGION_SIZE"];
 
 type SimKey = (Preset, u64, u64);
 
