@@ -37,7 +37,7 @@ fn main() -> tt_memguard::Result<()> {
                 a.buffer_type,
                 format_bytes(a.size),
                 a.address,
-                format_bytes(a.per_bank_size),
+                format_bytes(a.size_per_bank),
                 a.num_banks
             );
         }

@@ -83,7 +83,7 @@ pub(crate) enum DeviceEvent {
         buffer_type: BufferType,
         address: u64,
         size: u64,
-        per_bank_size: u64,
+        size_per_bank: u64,
         num_banks: u32,
     },
     /// A buffer was freed.
@@ -211,7 +211,7 @@ impl Device {
     ///
     /// let dev = SimDevice::wormhole_b0();
     /// let l1 = dev.allocate(BufferType::L1, 64 * KIB, 2048)?;
-    /// assert_eq!((l1.address(), l1.per_bank_size()), (0x16D800, 2048));
+    /// assert_eq!((l1.address(), l1.size_per_bank()), (0x16D800, 2048));
     /// # Ok::<(), tt_memguard::Error>(())
     /// ```
     #[track_caller]
@@ -551,7 +551,7 @@ fn validate(request: &Request, info: &DeviceInfo) -> Result<()> {
             size,
             page_size,
             banks,
-            per_bank,
+            needed_per_bank: per_bank,
         });
     }
     Ok(())
@@ -636,7 +636,7 @@ impl BufferBuilder<'_> {
                 buffer_type: request.buffer_type,
                 address: placed.address,
                 size: request.size,
-                per_bank_size: placed.per_bank_size,
+                size_per_bank: placed.per_bank_size,
                 num_banks: placed.num_banks,
             });
             Ok(placed)
@@ -649,7 +649,7 @@ impl BufferBuilder<'_> {
             address: placed.address,
             size: self.request.size,
             page_size: self.request.page_size,
-            per_bank_size: placed.per_bank_size,
+            size_per_bank: placed.per_bank_size,
             num_banks: placed.num_banks,
             shards: self.request.shards,
         })
@@ -667,7 +667,7 @@ impl BufferBuilder<'_> {
 ///
 /// let dev = SimDevice::wormhole_b0();
 /// let b = dev.allocate_sharded(BufferType::L1, 64 * KIB, 2048, 8)?;
-/// assert_eq!((b.shards(), b.per_bank_size(), b.num_banks()), (Some(8), 8192, 64));
+/// assert_eq!((b.shards(), b.size_per_bank(), b.num_banks()), (Some(8), 8192, 64));
 /// b.free()?; // or drop it
 /// assert_eq!(dev.live_count()?, 0);
 /// # Ok::<(), tt_memguard::Error>(())
@@ -680,7 +680,7 @@ pub struct Buffer {
     address: u64,
     size: u64,
     page_size: u64,
-    per_bank_size: u64,
+    size_per_bank: u64,
     num_banks: u32,
     shards: Option<u32>,
 }
@@ -692,7 +692,7 @@ impl fmt::Debug for Buffer {
             .field("buffer_type", &self.buffer_type)
             .field("address", &format_args!("{:#x}", self.address))
             .field("size", &self.size)
-            .field("per_bank_size", &self.per_bank_size)
+            .field("size_per_bank", &self.size_per_bank)
             .field("num_banks", &self.num_banks)
             .field("shards", &self.shards)
             .finish()
@@ -726,8 +726,8 @@ impl Buffer {
     }
 
     /// Bytes reserved in every bank of the pool.
-    pub fn per_bank_size(&self) -> u64 {
-        self.per_bank_size
+    pub fn size_per_bank(&self) -> u64 {
+        self.size_per_bank
     }
 
     /// Banks the reservation is made in.

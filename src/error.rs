@@ -78,32 +78,32 @@ pub enum Error {
 
     /// No free block is large enough; the message is TT-Metal's.
     #[error(
-        "Out of Memory: Not enough space to allocate {size} B {buffer_type} buffer across {banks} banks, where each bank needs to store {per_bank} B, but bank size is {bank_size} B (allocated: {allocated} B, free: {free} B, largest free block: {largest_free_block} B){}",
-        oom_hint(*buffer_type, *bank_size, *free, *largest_free_block, *per_bank)
+        "Out of Memory: Not enough space to allocate {size} B {buffer_type} buffer across {banks} banks, where each bank needs to store {needed_per_bank} B, but bank size is {size_per_bank} B (allocated: {allocated_per_bank} B, free: {free_per_bank} B, largest free block: {largest_free_block_per_bank} B){}",
+        oom_hint(*buffer_type, *size_per_bank, *free_per_bank, *largest_free_block_per_bank, *needed_per_bank)
     )]
     OutOfMemory {
         /// The pool asked for.
         buffer_type: BufferType,
-        /// The requested size.
+        /// The requested size (the buffer's total).
         size: u64,
         /// Banks the buffer is spread over (shards for a sharded buffer).
         banks: u32,
         /// Bytes each bank would need.
-        per_bank: u64,
+        needed_per_bank: u64,
         /// Size of the pool in one bank.
-        bank_size: u64,
+        size_per_bank: u64,
         /// Allocated bytes per bank at the time.
-        allocated: u64,
+        allocated_per_bank: u64,
         /// Free bytes per bank at the time.
-        free: u64,
+        free_per_bank: u64,
         /// Largest free block per bank at the time.
-        largest_free_block: u64,
+        largest_free_block_per_bank: u64,
     },
 
     /// A request whose size per bank does not fit in 64 bits: no device
     /// holds it (TT-Metal's own arithmetic wraps around on such requests).
     #[error(
-        "cannot allocate {size} B {buffer_type} buffer with page size {page_size} B: each of its {banks} banks would need {per_bank} B, more than 64-bit addresses reach (16 EiB): no device has room for it"
+        "cannot allocate {size} B {buffer_type} buffer with page size {page_size} B: each of its {banks} banks would need {needed_per_bank} B, more than 64-bit addresses reach (16 EiB): no device has room for it"
     )]
     BufferTooLarge {
         /// The pool asked for.
@@ -115,7 +115,7 @@ pub enum Error {
         /// Banks the buffer is spread over (shards for a sharded buffer).
         banks: u32,
         /// Bytes each bank would need, after alignment.
-        per_bank: u128,
+        needed_per_bank: u128,
     },
 
     /// An interleaved L1 buffer whose place lies below the interleaved limit.
@@ -462,12 +462,12 @@ fn nearest_on_grid(address: u64, base: u64, granularity: u64) -> String {
 
 fn oom_hint(
     buffer_type: BufferType,
-    bank_size: u64,
-    free: u64,
-    largest: u64,
-    per_bank: u64,
+    size_per_bank: u64,
+    free_per_bank: u64,
+    largest_per_bank: u64,
+    needed_per_bank: u64,
 ) -> String {
-    if bank_size == 0 {
+    if size_per_bank == 0 {
         let knob = match buffer_type {
             BufferType::L1Small => "l1_small_size",
             BufferType::Trace => "trace_region_size",
@@ -477,11 +477,11 @@ fn oom_hint(
             "; the {buffer_type} region is not configured: open the device with {knob} > 0"
         );
     }
-    if free >= per_bank && largest < per_bank {
+    if free_per_bank >= needed_per_bank && largest_per_bank < needed_per_bank {
         return format!(
             "; {} B are free in total but fragmented: no single free block holds {} B",
-            format_count(free),
-            format_count(per_bank)
+            format_count(free_per_bank),
+            format_count(needed_per_bank)
         );
     }
     String::new()

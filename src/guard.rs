@@ -170,7 +170,7 @@ struct Scope {
 /// let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
 /// drop(a);
 /// let report = guard.finish()?;
-/// assert_eq!(report.device().pool(BufferType::L1).peak_above_baseline, 4096 * 64);
+/// assert_eq!(report.device().pool(BufferType::L1).peak_above_baseline_total, 4096 * 64);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[must_use = "a guard checks when it is dropped: bind it with `let _guard = ...` (`let _ = ...` drops it at once)"]
@@ -423,7 +423,7 @@ impl MemoryGuard {
     fn measure_with(&self, scope: &Scope, after: &Snapshot, peaks: PoolPeaks) -> Result<Measured> {
         let grew = BufferType::ALL
             .iter()
-            .any(|&t| after.pool(t).allocated > scope.before.pool(t).allocated);
+            .any(|&t| after.pool(t).allocated_per_bank > scope.before.pool(t).allocated_per_bank);
         // Only when some pool grew can something have leaked: listing the
         // live set is skipped on the common clean path.
         let (mut leaked, mut persistent) = (Vec::new(), Vec::new());
@@ -444,7 +444,7 @@ impl MemoryGuard {
             let persistent_per_bank = persistent
                 .iter()
                 .filter(|a: &&Allocation| a.buffer_type == t)
-                .map(|a| a.per_bank_size)
+                .map(|a| a.size_per_bank)
                 .sum();
             pool_report(
                 t,
@@ -502,20 +502,21 @@ fn pool_report(
     let a = after.pool(t);
     let banks = u64::from(a.num_banks);
     let total = |per_bank: u64| crate::report::total(per_bank, a.num_banks);
-    let peak_per_bank = peak_per_bank.max(b.allocated).max(a.allocated);
+    let (before_per_bank, after_per_bank) = (b.allocated_per_bank, a.allocated_per_bank);
+    let peak_per_bank = peak_per_bank.max(before_per_bank).max(after_per_bank);
     let mut report = PoolReport {
         buffer_type: t,
         num_banks: a.num_banks,
-        bank_size: a.bank_size,
-        before: total(b.allocated),
-        after: total(a.allocated),
-        peak: total(peak_per_bank),
-        delta: crate::report::total_delta(b.allocated, a.allocated, a.num_banks),
-        peak_above_baseline: total(peak_per_bank - b.allocated),
-        before_per_bank: b.allocated,
-        after_per_bank: a.allocated,
+        size_per_bank: a.size_per_bank,
+        before_total: total(before_per_bank),
+        after_total: total(after_per_bank),
+        peak_total: total(peak_per_bank),
+        delta_total: crate::report::total_delta(before_per_bank, after_per_bank, a.num_banks),
+        peak_above_baseline_total: total(peak_per_bank - before_per_bank),
+        before_per_bank,
+        after_per_bank,
         peak_per_bank,
-        largest_free_after: a.largest_free_block,
+        largest_free_block_after_per_bank: a.largest_free_block_per_bank,
         persistent_per_bank,
         checks: Vec::new(),
     };
@@ -538,8 +539,8 @@ fn pool_report(
         };
         let per_bank_actual = match kind {
             CheckKind::Peak => report.peak_per_bank - report.before_per_bank,
-            CheckKind::Retained => report.retained() / banks.max(1),
-            CheckKind::LargestFree => report.largest_free_after,
+            CheckKind::Retained => report.retained_total() / banks.max(1),
+            CheckKind::LargestFree => report.largest_free_block_after_per_bank,
         };
         let (actual, slack) = if per_bank {
             (per_bank_actual, tolerance.div_ceil(banks.max(1)))

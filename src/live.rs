@@ -17,7 +17,7 @@
 //! {"t_ms":0,"writer":"4242.1","event":"stream_start","pid":4242,"run":null,"unix_ms":1767225600000}
 //! {"t_ms":0,"writer":"4242.1","event":"run_start","pid":4242,"tests":6}
 //! {"t_ms":1,"writer":"4242.1","event":"test_start","test":"conv","device":"sim:wormhole_b0","device_id":"4242:7"}
-//! {"t_ms":1,"writer":"4242.1","event":"alloc","device":"sim:wormhole_b0","device_id":"4242:7","id":1,"pool":"DRAM","address":1048640,"size":1048576,"per_bank_size":88064,"banks":12}
+//! {"t_ms":1,"writer":"4242.1","event":"alloc","device":"sim:wormhole_b0","device_id":"4242:7","id":1,"pool":"DRAM","address":1048640,"size":1048576,"size_per_bank":88064,"banks":12}
 //! ```
 //!
 //! - `t_ms`: milliseconds since the writer started (`stream_start`'s
@@ -109,8 +109,10 @@ pub enum LiveEvent {
         address: u64,
         /// Requested size.
         size: u64,
-        /// Bytes per bank.
-        per_bank_size: u64,
+        /// Bytes reserved in every bank (`per_bank_size` in older streams,
+        /// still read).
+        #[serde(alias = "per_bank_size")]
+        size_per_bank: u64,
         /// Banks of the pool.
         banks: u32,
     },
@@ -171,9 +173,9 @@ impl LiveEvent {
         pools.iter().find_map(|p| {
             let banks = u64::from(p.num_banks);
             [
-                ("size", p.bank_size),
-                ("allocated", p.allocated),
-                ("free", p.free),
+                ("size", p.size_per_bank),
+                ("allocated", p.allocated_per_bank),
+                ("free", p.free_per_bank),
             ]
             .into_iter()
             .find(|(_, per_bank)| per_bank.checked_mul(banks).is_none())
@@ -609,7 +611,7 @@ impl LiveStream {
                     buffer_type,
                     address,
                     size,
-                    per_bank_size,
+                    size_per_bank,
                     num_banks,
                 } => LiveEvent::Alloc {
                     device: name.clone(),
@@ -618,7 +620,7 @@ impl LiveStream {
                     pool: buffer_type,
                     address,
                     size,
-                    per_bank_size,
+                    size_per_bank,
                     banks: num_banks,
                 },
                 DeviceEvent::Free {

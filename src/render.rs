@@ -121,11 +121,11 @@ pub fn pool_row(pool: &PoolStats, color: bool) -> String {
         "{:<9}{:>6}{:>13}{:>13}{:>8}{:>13}{:>15}  {}",
         pool.buffer_type.name(),
         pool.num_banks,
-        format_bytes(pool.total_size()),
-        format_bytes(pool.total_allocated()),
+        format_bytes(pool.size_total()),
+        format_bytes(pool.allocated_total()),
         paint(&format!("{percent:>7}"), Level::of(fraction), color),
-        format_bytes(pool.total_free()),
-        format_bytes(pool.largest_free_block),
+        format_bytes(pool.free_total()),
+        format_bytes(pool.largest_free_block_per_bank),
         usage_bar(fraction, color)
     )
 }

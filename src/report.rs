@@ -50,17 +50,17 @@ pub struct PoolReport {
     /// Banks of the pool.
     pub num_banks: u32,
     /// Pool size per bank.
-    pub bank_size: u64,
+    pub size_per_bank: u64,
     /// Allocated bytes at the start, over all banks.
-    pub before: u64,
+    pub before_total: u64,
     /// Allocated bytes at the end, over all banks.
-    pub after: u64,
+    pub after_total: u64,
     /// Highest allocated bytes inside the scope, over all banks.
-    pub peak: u64,
-    /// `after - before`, over all banks.
-    pub delta: i64,
-    /// `peak - before`, over all banks.
-    pub peak_above_baseline: u64,
+    pub peak_total: u64,
+    /// `after_total - before_total`.
+    pub delta_total: i64,
+    /// `peak_total - before_total`.
+    pub peak_above_baseline_total: u64,
     /// Allocated bytes per bank at the start.
     pub before_per_bank: u64,
     /// Allocated bytes per bank at the end.
@@ -68,7 +68,7 @@ pub struct PoolReport {
     /// Highest allocated bytes per bank inside the scope.
     pub peak_per_bank: u64,
     /// Largest free block of one bank at the end.
-    pub largest_free_after: u64,
+    pub largest_free_block_after_per_bank: u64,
     /// Bytes per bank of allocations allowed to persist.
     pub persistent_per_bank: u64,
     /// Budget checks of this pool: every limit that was set, and the leak
@@ -84,7 +84,7 @@ impl PoolReport {
 
     /// Bytes retained over the baseline, not counting allowed persistent
     /// allocations, over all banks.
-    pub fn retained(&self) -> u64 {
+    pub fn retained_total(&self) -> u64 {
         total(
             self.after_per_bank
                 .saturating_sub(self.before_per_bank)
@@ -302,13 +302,13 @@ impl MemoryReport {
                         .unwrap_or_default();
                     parts.push(format!(
                         "{t} peak {}{budget}",
-                        format_bytes(p.peak_above_baseline)
+                        format_bytes(p.peak_above_baseline_total)
                     ));
                 }
                 let leaked = d
                     .pools
                     .iter()
-                    .fold(0u64, |sum, p| sum.saturating_add(p.retained()));
+                    .fold(0u64, |sum, p| sum.saturating_add(p.retained_total()));
                 parts.push(format!("leaked {}", format_bytes(leaked)));
                 let line = parts.join("  ");
                 if self.devices.len() > 1 {
@@ -341,10 +341,10 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
         "POOL", "BEFORE", "AFTER", "PEAK", "DELTA"
     );
     for p in d.pools.iter().filter(|p| p.num_banks > 0) {
-        let delta = if p.delta >= 0 {
-            format!("+{}", format_bytes(p.delta as u64))
+        let delta = if p.delta_total >= 0 {
+            format!("+{}", format_bytes(p.delta_total as u64))
         } else {
-            format!("-{}", format_bytes(p.delta.unsigned_abs()))
+            format!("-{}", format_bytes(p.delta_total.unsigned_abs()))
         };
         let checks: Vec<String> = p
             .checks
@@ -355,9 +355,9 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
         let line = format!(
             "    {:<9}{:>12}{:>12}{:>12}{:>13}  {}",
             p.buffer_type.name(),
-            format_bytes(p.before),
-            format_bytes(p.after),
-            format_bytes(p.peak),
+            format_bytes(p.before_total),
+            format_bytes(p.after_total),
+            format_bytes(p.peak_total),
             delta,
             checks.join("; ")
         );
@@ -435,7 +435,7 @@ fn describe(a: &Allocation) -> String {
         "({} {}, {} B per bank x {} banks",
         format_bytes(a.size),
         a.buffer_type,
-        format_count(a.per_bank_size),
+        format_count(a.size_per_bank),
         a.num_banks
     );
     if let Some(shards) = a.shards {

@@ -218,7 +218,10 @@ fn format_line(step: usize, field: &str, snapshot: &Snapshot) -> String {
     for pool in snapshot.iter() {
         line.push_str(&format!(
             " {}:{}/{}/{}",
-            pool.buffer_type, pool.allocated, pool.free, pool.largest_free_block
+            pool.buffer_type,
+            pool.allocated_per_bank,
+            pool.free_per_bank,
+            pool.largest_free_block_per_bank
         ));
     }
     line

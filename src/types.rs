@@ -90,9 +90,12 @@ impl FromStr for BufferType {
 }
 
 /// The allocator statistics of one pool, as TT-Metal reports them: four
-/// per-bank figures, plus the bank count and the pool's layout.
+/// per-bank figures (`*_per_bank`), plus the bank count and the pool's layout.
 ///
-/// Device totals are the per-bank figures times [`num_banks`](Self::num_banks).
+/// Device totals (`*_total`) are the per-bank figures times
+/// [`num_banks`](Self::num_banks). Reading JSON also accepts the field names
+/// of older live streams (`bank_size`, `allocated`, `free`,
+/// `largest_free_block`).
 ///
 /// # Examples
 ///
@@ -102,8 +105,8 @@ impl FromStr for BufferType {
 /// let dev = SimDevice::wormhole_b0();
 /// let _b = dev.allocate(BufferType::L1, 64 * KIB, 2048)?;
 /// let l1 = *dev.snapshot()?.pool(BufferType::L1);
-/// assert_eq!((l1.num_banks, l1.bank_size, l1.allocated), (64, 1_393_312, 2048));
-/// assert_eq!(l1.total_allocated(), 64 * KIB * 2);
+/// assert_eq!((l1.num_banks, l1.size_per_bank, l1.allocated_per_bank), (64, 1_393_312, 2048));
+/// assert_eq!(l1.allocated_total(), 64 * KIB * 2);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[non_exhaustive]
@@ -117,40 +120,45 @@ pub struct PoolStats {
     pub base_address: u64,
     /// Page alignment of the pool.
     pub alignment: u64,
-    /// Size of the pool in one bank (`total_allocatable_size_bytes`).
-    pub bank_size: u64,
+    /// Size of the pool in one bank (TT-Metal's `total_allocatable_size_bytes`).
+    #[serde(alias = "bank_size")]
+    pub size_per_bank: u64,
     /// Bytes of one bank covered by allocated blocks (`total_allocated_bytes`).
-    pub allocated: u64,
+    #[serde(alias = "allocated")]
+    pub allocated_per_bank: u64,
     /// The rest of the bank (`total_free_bytes`).
-    pub free: u64,
+    #[serde(alias = "free")]
+    pub free_per_bank: u64,
     /// Largest contiguous free block of one bank (`largest_free_block_bytes`).
-    pub largest_free_block: u64,
+    #[serde(alias = "largest_free_block")]
+    pub largest_free_block_per_bank: u64,
 }
 
 impl PoolStats {
     /// Size of the pool over all banks. Every device total fits in 64 bits
     /// (the simulated device refuses a geometry where it would not); the
     /// totals saturate at `u64::MAX` rather than wrap.
-    pub fn total_size(&self) -> u64 {
-        self.bank_size.saturating_mul(u64::from(self.num_banks))
+    pub fn size_total(&self) -> u64 {
+        self.size_per_bank.saturating_mul(u64::from(self.num_banks))
     }
 
     /// Allocated bytes over all banks.
-    pub fn total_allocated(&self) -> u64 {
-        self.allocated.saturating_mul(u64::from(self.num_banks))
+    pub fn allocated_total(&self) -> u64 {
+        self.allocated_per_bank
+            .saturating_mul(u64::from(self.num_banks))
     }
 
     /// Free bytes over all banks.
-    pub fn total_free(&self) -> u64 {
-        self.free.saturating_mul(u64::from(self.num_banks))
+    pub fn free_total(&self) -> u64 {
+        self.free_per_bank.saturating_mul(u64::from(self.num_banks))
     }
 
     /// Allocated share of the pool, 0.0 to 1.0 (0.0 for an empty pool).
     pub fn utilization(&self) -> f64 {
-        if self.bank_size == 0 {
+        if self.size_per_bank == 0 {
             0.0
         } else {
-            self.allocated as f64 / self.bank_size as f64
+            self.allocated_per_bank as f64 / self.size_per_bank as f64
         }
     }
 }
@@ -250,7 +258,7 @@ impl fmt::Display for SourceLocation {
 /// let _w = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate()?;
 /// let live = dev.live_allocations()?;
 /// assert_eq!(live[0].label.as_deref(), Some("weights"));
-/// assert_eq!(live[0].reserved_bytes(), 88_064 * 12);
+/// assert_eq!(live[0].reserved_total(), 88_064 * 12);
 /// assert!(live[0].location.as_ref().unwrap().file.ends_with(".rs"));
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
@@ -263,12 +271,12 @@ pub struct Allocation {
     pub buffer_type: BufferType,
     /// Address, valid in every bank of the pool.
     pub address: u64,
-    /// Requested size in bytes.
+    /// Requested size in bytes: the buffer's total over all its banks.
     pub size: u64,
     /// Page size in bytes.
     pub page_size: u64,
     /// Bytes reserved in every bank of the pool (after alignment).
-    pub per_bank_size: u64,
+    pub size_per_bank: u64,
     /// Banks the reservation is made in (all banks of the pool).
     pub num_banks: u32,
     /// Number of cores holding data, for a sharded buffer.
@@ -282,8 +290,8 @@ pub struct Allocation {
 impl Allocation {
     /// Bytes the allocation takes from the pool over all banks (at most the
     /// pool's total size; saturates rather than wraps).
-    pub fn reserved_bytes(&self) -> u64 {
-        self.per_bank_size.saturating_mul(u64::from(self.num_banks))
+    pub fn reserved_total(&self) -> u64 {
+        self.size_per_bank.saturating_mul(u64::from(self.num_banks))
     }
 }
 

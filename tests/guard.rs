@@ -29,7 +29,7 @@ fn a_forgotten_buffer_is_named_with_its_bytes_and_location() {
     let report = failed_report(guard.finish().unwrap_err());
     let leak = report.leaks().next().unwrap();
     assert_eq!(
-        (leak.size, leak.per_bank_size, leak.num_banks, leak.address),
+        (leak.size, leak.size_per_bank, leak.num_banks, leak.address),
         (MIB, 88_064, 12, 0x10_0040)
     );
     let loc = leak.location.as_ref().unwrap();
@@ -38,7 +38,10 @@ fn a_forgotten_buffer_is_named_with_its_bytes_and_location() {
         ("tests/guard.rs", line, 17)
     );
     let dram = report.device().pool(BufferType::Dram);
-    assert_eq!((dram.delta, dram.retained()), (88_064 * 12, 88_064 * 12));
+    assert_eq!(
+        (dram.delta_total, dram.retained_total()),
+        (88_064 * 12, 88_064 * 12)
+    );
     insta::assert_snapshot!("forgotten_buffer", redact_locations(&report.to_string()));
 }
 
@@ -138,11 +141,17 @@ fn nested_guards_each_get_their_own_peak() {
     let inner = inner.finish().unwrap();
     let outer = outer.finish().unwrap();
     assert_eq!(
-        inner.device().pool(BufferType::Dram).peak_above_baseline,
+        inner
+            .device()
+            .pool(BufferType::Dram)
+            .peak_above_baseline_total,
         88_064 * 12
     );
     assert_eq!(
-        outer.device().pool(BufferType::Dram).peak_above_baseline,
+        outer
+            .device()
+            .pool(BufferType::Dram)
+            .peak_above_baseline_total,
         700_416 * 12
     );
 }
@@ -163,7 +172,7 @@ fn an_inner_guard_does_not_reset_the_outer_peak() {
             .unwrap()
             .device()
             .pool(BufferType::L1)
-            .peak_above_baseline,
+            .peak_above_baseline_total,
         4096 * 64
     );
 }
@@ -193,10 +202,13 @@ fn a_panicking_body_still_yields_its_numbers_without_a_double_panic() {
     let report = guard.into_report().unwrap();
     assert!(report.panicked && !report.passed);
     assert_eq!(
-        report.device().pool(BufferType::L1).peak_above_baseline,
+        report
+            .device()
+            .pool(BufferType::L1)
+            .peak_above_baseline_total,
         2048 * 64
     );
-    assert_eq!(report.device().pool(BufferType::L1).after, 0);
+    assert_eq!(report.device().pool(BufferType::L1).after_total, 0);
 }
 
 #[test]
@@ -252,7 +264,10 @@ fn warmup_moves_a_first_run_cache_into_the_baseline() {
     assert!(report.passed);
     assert_eq!(report.device().inherited, 1);
     assert_eq!(
-        report.device().pool(BufferType::L1).peak_above_baseline,
+        report
+            .device()
+            .pool(BufferType::L1)
+            .peak_above_baseline_total,
         4096 * 64
     );
 
@@ -279,7 +294,7 @@ fn allow_listed_persistent_allocations_are_reported_not_leaked() {
     let report = guard.finish().unwrap();
     assert!(report.passed);
     assert_eq!(report.device().persistent.len(), 1);
-    assert_eq!(report.device().pool(BufferType::Dram).retained(), 0);
+    assert_eq!(report.device().pool(BufferType::Dram).retained_total(), 0);
     insta::assert_snapshot!("persistent_allowed", redact_locations(&report.to_string()));
 
     // Without the allow-list the same allocation is a leak.
@@ -464,8 +479,8 @@ fn reports_without_a_device_or_a_pool_are_refused_when_read() {
     // A report emptied by hand: the accessors' panics name the problem.
     let mut emptied = report.clone();
     emptied.devices[0].pools.remove(0);
-    let payload =
-        std::panic::catch_unwind(|| emptied.device().pool(BufferType::Dram).after).unwrap_err();
+    let payload = std::panic::catch_unwind(|| emptied.device().pool(BufferType::Dram).after_total)
+        .unwrap_err();
     assert!(
         payload
             .downcast_ref::<String>()

@@ -446,8 +446,8 @@ fn carve_outs_apply_to_every_device_kind() {
         let pools = &test.memory.as_ref().unwrap().devices[0].pools;
         (
             test.device.clone(),
-            pools[BufferType::L1Small as usize].bank_size,
-            pools[BufferType::Trace as usize].bank_size,
+            pools[BufferType::L1Small as usize].size_per_bank,
+            pools[BufferType::Trace as usize].size_per_bank,
         )
     };
     let carve_outs = [
@@ -610,14 +610,22 @@ fn merge_checks_every_file_and_leaves_out_stale_builds() {
     std::fs::remove_file(&stale).unwrap();
 
     // Files that are not usable reports are named, with what is wrong.
-    let bad = write_variant("custom_harness-v2.json", &|v| v["version"] = 2.into());
+    let bad = write_variant("custom_harness-v3.json", &|v| v["version"] = 3.into());
     let e = RunReport::merge_dir(&parts).unwrap_err().to_string();
     assert_eq!(
         e,
         format!(
-            "{} is not a memguard report: report format version 2 is not supported: this tt-memguard reads version 1; read it with the tt-memguard that wrote it",
+            "{} is not a memguard report: report format version 3 is not supported: this tt-memguard reads version 2; read it with the tt-memguard that wrote it",
             bad.display()
         )
+    );
+    std::fs::remove_file(&bad).unwrap();
+    // Version 1 named the byte fields without their unit.
+    let bad = write_variant("custom_harness-v1.json", &|v| v["version"] = 1.into());
+    let e = RunReport::merge_dir(&parts).unwrap_err().to_string();
+    assert!(
+        e.ends_with("report format version 1 is not supported: this tt-memguard reads version 2; read it with the tt-memguard that wrote it"),
+        "{e}"
     );
     std::fs::remove_file(&bad).unwrap();
     let bad = write_variant("custom_harness-nopools.json", &|v| {

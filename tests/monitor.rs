@@ -79,7 +79,7 @@ fn recorded_shared_run_of_two_processes() {
     let (first, second) = (&mid.devices["6325:1"], &mid.devices["6326:1"]);
     assert_eq!((first.test.as_deref(), first.finished), (None, (1, 0)));
     assert_eq!(second.test.as_deref(), Some("leaks_a_buffer"));
-    assert_eq!(second.pools[0].allocated, 88_064);
+    assert_eq!(second.pools[0].allocated_per_bank, 88_064);
     // One process ended, the other still runs.
     assert_eq!(mid.ended, None);
     let end = state_of(&lines);
@@ -111,6 +111,42 @@ fn a_partial_line_waits_for_its_end() {
         LiveEvent::RunStart { pid: 7, tests: 2 }
     );
     std::fs::remove_file(&path).unwrap();
+}
+
+/// Issue 10, item 2: streams written before the byte fields carried their
+/// unit still parse, into the same events.
+#[test]
+fn streams_with_the_older_field_names_still_parse() {
+    let path = Path::new("old.jsonl");
+    let parse = |text: &str| LiveLine::parse(text, 1, path).unwrap();
+    let old_alloc = r#"{"t_ms":1,"event":"alloc","device":"sim:wormhole_b0","id":1,"pool":"DRAM","address":1048640,"size":1048576,"per_bank_size":88064,"banks":12}"#;
+    let new_alloc = old_alloc.replace("per_bank_size", "size_per_bank");
+    assert_eq!(parse(old_alloc), parse(&new_alloc));
+    let LiveEvent::Alloc { size_per_bank, .. } = parse(old_alloc).event else {
+        panic!("not an alloc event")
+    };
+    assert_eq!(size_per_bank, 88_064);
+
+    let dev = SimDevice::wormhole_b0();
+    let _b = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap();
+    let snapshot = dev.snapshot().unwrap();
+    let new_pools = serde_json::to_string(&snapshot.pools.to_vec()).unwrap();
+    let old_pools = new_pools
+        .replace("\"size_per_bank\"", "\"bank_size\"")
+        .replace("\"allocated_per_bank\"", "\"allocated\"")
+        .replace("\"free_per_bank\"", "\"free\"")
+        .replace("\"largest_free_block_per_bank\"", "\"largest_free_block\"");
+    assert!(!old_pools.contains("_per_bank"), "{old_pools}");
+    let line = |pools: &str| {
+        format!(
+            r#"{{"t_ms":2,"event":"snapshot","device":"sim:wormhole_b0","test":null,"pools":{pools}}}"#
+        )
+    };
+    let LiveEvent::Snapshot { pools, .. } = parse(&line(&old_pools)).event else {
+        panic!("not a snapshot event")
+    };
+    assert_eq!(pools, snapshot.pools.to_vec());
+    assert_eq!(pools[1].allocated_per_bank, 2048);
 }
 
 #[test]
@@ -162,7 +198,7 @@ fn a_watched_device_streams_its_allocations_and_snapshots() {
     assert_eq!((allocs, frees), (1, 1));
     // The periodic thread snapshotted the 1 MiB while it was live.
     assert!(lines.iter().any(
-        |l| matches!(&l.event, LiveEvent::Snapshot { pools, .. } if pools[0].allocated == 88_064)
+        |l| matches!(&l.event, LiveEvent::Snapshot { pools, .. } if pools[0].allocated_per_bank == 88_064)
     ));
     // Every line names its writer; the first one is the writer's start.
     assert!(
@@ -278,7 +314,7 @@ fn extreme_values_neither_panic_nor_overflow() {
     let max = u64::MAX;
     let pool = |name: &str, banks: u64, size: u64, allocated: u64| {
         format!(
-            "{{\"buffer_type\":\"{name}\",\"num_banks\":{banks},\"base_address\":{max},\"alignment\":{max},\"bank_size\":{size},\"allocated\":{allocated},\"free\":0,\"largest_free_block\":{max}}}"
+            "{{\"buffer_type\":\"{name}\",\"num_banks\":{banks},\"base_address\":{max},\"alignment\":{max},\"size_per_bank\":{size},\"allocated_per_bank\":{allocated},\"free_per_bank\":0,\"largest_free_block_per_bank\":{max}}}"
         )
     };
     let fits = [
@@ -299,7 +335,7 @@ fn extreme_values_neither_panic_nor_overflow() {
             "{{\"t_ms\":{max},\"writer\":\"1.1\",\"event\":\"run_start\",\"pid\":1,\"tests\":{max}}}"
         ),
         format!(
-            "{{\"t_ms\":{max},\"writer\":\"1.1\",\"event\":\"alloc\",\"device\":\"d\",\"device_id\":\"1:1\",\"id\":{max},\"pool\":\"DRAM\",\"address\":{max},\"size\":{max},\"per_bank_size\":{max},\"banks\":4294967295}}"
+            "{{\"t_ms\":{max},\"writer\":\"1.1\",\"event\":\"alloc\",\"device\":\"d\",\"device_id\":\"1:1\",\"id\":{max},\"pool\":\"DRAM\",\"address\":{max},\"size\":{max},\"size_per_bank\":{max},\"banks\":4294967295}}"
         ),
         format!(
             "{{\"t_ms\":{max},\"writer\":\"1.1\",\"event\":\"snapshot\",\"device\":\"d\",\"device_id\":\"1:1\",\"test\":\"t\",\"pools\":[{fits}]}}"
@@ -363,7 +399,7 @@ fn extreme_values_neither_panic_nor_overflow() {
     let mut line = lines[4].clone();
     if let LiveEvent::Snapshot { pools, .. } = &mut line.event {
         pools[1].num_banks = 2;
-        pools[1].bank_size = max;
+        pools[1].size_per_bank = max;
     }
     state.apply(&line);
     assert_eq!(state.rejected, 1);
@@ -519,7 +555,7 @@ fn two_devices_of_one_name_stay_apart() {
     assert_eq!(twins.len(), 2);
     let by_test: BTreeMap<&str, u64> = twins
         .iter()
-        .map(|v| (v.test.as_deref().unwrap(), v.pools[0].allocated))
+        .map(|v| (v.test.as_deref().unwrap(), v.pools[0].allocated_per_bank))
         .collect();
     assert_eq!(
         by_test,
@@ -721,10 +757,10 @@ fn events_are_written_in_the_order_the_device_applied_them() {
             LiveEvent::Alloc {
                 id,
                 address,
-                per_bank_size,
+                size_per_bank,
                 ..
             } => {
-                let end = address + per_bank_size;
+                let end = address + size_per_bank;
                 for (other, &(a, e)) in &live_blocks {
                     assert!(
                         end <= a || e <= address,
@@ -746,7 +782,7 @@ fn events_are_written_in_the_order_the_device_applied_them() {
                     .iter()
                     .find(|p| p.buffer_type == BufferType::L1)
                     .unwrap();
-                assert_eq!(l1.allocated, replayed);
+                assert_eq!(l1.allocated_per_bank, replayed);
                 snapshots += 1;
             }
             _ => {}

@@ -147,15 +147,15 @@ fn out_of_memory_names_fragmentation() {
     drop(holes);
     let (e, m) = message(dev.allocate(BufferType::L1, 64 * 128 * KIB, 64 * KIB));
     let Error::OutOfMemory {
-        free,
-        largest_free_block,
-        per_bank,
+        free_per_bank,
+        largest_free_block_per_bank,
+        needed_per_bank,
         ..
     } = e
     else {
         panic!("{e}")
     };
-    assert!(free >= per_bank && largest_free_block < per_bank);
+    assert!(free_per_bank >= needed_per_bank && largest_free_block_per_bank < needed_per_bank);
     assert!(
         m.contains("but fragmented: no single free block holds 131,072 B"),
         "{m}"
@@ -170,7 +170,7 @@ fn unconfigured_regions_are_out_of_memory_and_say_so() {
         e,
         Error::OutOfMemory {
             buffer_type: BufferType::Trace,
-            bank_size: 0,
+            size_per_bank: 0,
             ..
         }
     ));
@@ -183,7 +183,7 @@ fn unconfigured_regions_are_out_of_memory_and_say_so() {
         e,
         Error::OutOfMemory {
             buffer_type: BufferType::L1Small,
-            bank_size: 0,
+            size_per_bank: 0,
             ..
         }
     ));
@@ -283,10 +283,10 @@ fn carve_outs_past_64_bits_are_refused_not_wrapped() {
         .build()
         .unwrap();
     let snap = dev.snapshot().unwrap();
-    assert_eq!(snap.pool(BufferType::L1).bank_size, 32);
-    assert_eq!(snap.pool(BufferType::L1Small).bank_size, 1_393_280);
-    assert_eq!(snap.pool(BufferType::Dram).bank_size, 8128);
-    assert_eq!(snap.pool(BufferType::Trace).bank_size, 1_072_685_056);
+    assert_eq!(snap.pool(BufferType::L1).size_per_bank, 32);
+    assert_eq!(snap.pool(BufferType::L1Small).size_per_bank, 1_393_280);
+    assert_eq!(snap.pool(BufferType::Dram).size_per_bank, 8128);
+    assert_eq!(snap.pool(BufferType::Trace).size_per_bank, 1_072_685_056);
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn sizes_past_64_bits_per_bank_are_refused_not_wrapped() {
             Error::BufferTooLarge {
                 buffer_type: BufferType::Dram,
                 banks: 12,
-                per_bank: 18_446_744_073_709_551_616,
+                needed_per_bank: 18_446_744_073_709_551_616,
                 ..
             }
         ),
@@ -316,19 +316,19 @@ fn sizes_past_64_bits_per_bank_are_refused_not_wrapped() {
     // ceil(2^63 / 12) x 32 B (TT-Metal wraps that to 32 B too).
     let (e, _) = message(dev.allocate(BufferType::Dram, 1 << 63, 1));
     assert!(
-        matches!(e, Error::BufferTooLarge { per_bank, .. } if per_bank == (1u128 << 63).div_ceil(12) * 32),
+        matches!(e, Error::BufferTooLarge { needed_per_bank, .. } if needed_per_bank == (1u128 << 63).div_ceil(12) * 32),
         "{e:?}"
     );
     // One shard of 2^63 one-byte pages of 16 B each.
     let (e, _) = message(dev.allocate_sharded(BufferType::L1, 1 << 63, 1, 1));
     assert!(
-        matches!(e, Error::BufferTooLarge { banks: 1, per_bank, .. } if per_bank == 1u128 << 67),
+        matches!(e, Error::BufferTooLarge { banks: 1, needed_per_bank, .. } if needed_per_bank == 1u128 << 67),
         "{e:?}"
     );
     // Huge but representable: out of memory, with TT-Metal's message (its answer too).
     let (e, m) = message(dev.allocate(BufferType::Dram, 1 << 63, 1 << 63));
     assert!(
-        matches!(e, Error::OutOfMemory { per_bank, .. } if per_bank == 1 << 63),
+        matches!(e, Error::OutOfMemory { needed_per_bank, .. } if needed_per_bank == 1 << 63),
         "{e:?}"
     );
     assert!(
@@ -337,14 +337,14 @@ fn sizes_past_64_bits_per_bank_are_refused_not_wrapped() {
     );
     let (e, _) = message(dev.allocate_sharded(BufferType::L1, 1 << 59, 1, 1));
     assert!(
-        matches!(e, Error::OutOfMemory { banks: 1, per_bank, .. } if per_bank == 1 << 63),
+        matches!(e, Error::OutOfMemory { banks: 1, needed_per_bank, .. } if needed_per_bank == 1 << 63),
         "{e:?}"
     );
     // A size within a granule of 2^64 whose pages fit, but whose block
     // (rounded up to the 32 B granularity) does not.
     let (e, _) = message(dev.allocate(BufferType::L1, u64::MAX - 15, u64::MAX - 15));
     assert!(
-        matches!(e, Error::BufferTooLarge { banks: 64, per_bank, .. } if per_bank == 1u128 << 64),
+        matches!(e, Error::BufferTooLarge { banks: 64, needed_per_bank, .. } if needed_per_bank == 1u128 << 64),
         "{e:?}"
     );
     assert_eq!(dev.snapshot().unwrap(), before);
@@ -470,5 +470,11 @@ fn freeing_twice_is_impossible_and_free_is_explicit() {
     let a = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
     a.free().unwrap(); // consumes the handle: a second free does not compile
     assert_eq!(dev.live_count().unwrap(), 0);
-    assert_eq!(dev.snapshot().unwrap().pool(BufferType::Dram).allocated, 0);
+    assert_eq!(
+        dev.snapshot()
+            .unwrap()
+            .pool(BufferType::Dram)
+            .allocated_per_bank,
+        0
+    );
 }

@@ -64,35 +64,51 @@ fn default_geometry_of_every_preset() {
         let dram = snap.pool(BufferType::Dram);
         assert_eq!(dram.num_banks, e.dram_banks, "{}", e.preset);
         assert_eq!(dram.base_address, e.dram_base, "{}", e.preset);
-        assert_eq!(dram.bank_size, e.dram_per_bank, "{}", e.preset);
+        assert_eq!(dram.size_per_bank, e.dram_per_bank, "{}", e.preset);
         assert_eq!(dram.alignment, e.dram_alignment, "{}", e.preset);
         assert_eq!(
-            (dram.allocated, dram.free, dram.largest_free_block),
+            (
+                dram.allocated_per_bank,
+                dram.free_per_bank,
+                dram.largest_free_block_per_bank
+            ),
             (0, e.dram_per_bank, e.dram_per_bank)
         );
 
         let l1 = snap.pool(BufferType::L1);
         assert_eq!(l1.num_banks, e.l1_banks, "{}", e.preset);
         assert_eq!(l1.base_address, e.l1_base, "{}", e.preset);
-        assert_eq!(l1.bank_size, e.l1_per_bank, "{}", e.preset);
+        assert_eq!(l1.size_per_bank, e.l1_per_bank, "{}", e.preset);
         assert_eq!(l1.alignment, 16, "{}", e.preset);
         assert_eq!(
-            (l1.allocated, l1.free, l1.largest_free_block),
+            (
+                l1.allocated_per_bank,
+                l1.free_per_bank,
+                l1.largest_free_block_per_bank
+            ),
             (0, e.l1_per_bank, e.l1_per_bank)
         );
 
         // No carve-outs by default: no L1_SMALL bank at all, TRACE with the
         // DRAM bank count and size 0.
         let small = snap.pool(BufferType::L1Small);
-        assert_eq!((small.num_banks, small.bank_size), (0, 0), "{}", e.preset);
+        assert_eq!(
+            (small.num_banks, small.size_per_bank),
+            (0, 0),
+            "{}",
+            e.preset
+        );
         let trace = snap.pool(BufferType::Trace);
         assert_eq!(
-            (trace.num_banks, trace.bank_size),
+            (trace.num_banks, trace.size_per_bank),
             (e.dram_banks, 0),
             "{}",
             e.preset
         );
-        assert_eq!((trace.free, trace.largest_free_block), (0, 0));
+        assert_eq!(
+            (trace.free_per_bank, trace.largest_free_block_per_bank),
+            (0, 0)
+        );
     }
 }
 
@@ -104,14 +120,14 @@ fn l1_small_carve_out_is_rounded_to_the_dram_alignment() {
             let snap = open(e.preset, requested, 0).snapshot().unwrap();
             let small = snap.pool(BufferType::L1Small);
             assert_eq!(small.num_banks, e.l1_banks, "{} S={requested}", e.preset);
-            assert_eq!(small.bank_size, carved, "{} S={requested}", e.preset);
-            assert_eq!(small.free, carved);
-            assert_eq!(small.largest_free_block, carved);
+            assert_eq!(small.size_per_bank, carved, "{} S={requested}", e.preset);
+            assert_eq!(small.free_per_bank, carved);
+            assert_eq!(small.largest_free_block_per_bank, carved);
             // The region sits at the top of every core's L1.
             assert_eq!(small.base_address, e.l1_base + e.l1_per_bank - carved);
             let l1 = snap.pool(BufferType::L1);
             assert_eq!(
-                l1.bank_size,
+                l1.size_per_bank,
                 e.l1_per_bank - carved,
                 "{} S={requested}",
                 e.preset
@@ -135,14 +151,18 @@ fn trace_carve_out_matches_tt_metal() {
         let snap = open(preset, 0, t).snapshot().unwrap();
         let trace = snap.pool(BufferType::Trace);
         assert_eq!(trace.num_banks, e.dram_banks);
-        assert_eq!(trace.bank_size, per_bank, "{preset} T={t}");
-        assert_eq!(trace.largest_free_block, per_bank);
+        assert_eq!(trace.size_per_bank, per_bank, "{preset} T={t}");
+        assert_eq!(trace.largest_free_block_per_bank, per_bank);
         if let Some(base) = base {
             assert_eq!(trace.base_address, base, "{preset} T={t}");
         }
         assert_eq!(trace.base_address + per_bank, e.dram_base + e.dram_per_bank);
         let dram = snap.pool(BufferType::Dram);
-        assert_eq!(dram.bank_size, e.dram_per_bank - per_bank, "{preset} T={t}");
+        assert_eq!(
+            dram.size_per_bank,
+            e.dram_per_bank - per_bank,
+            "{preset} T={t}"
+        );
     }
 }
 
@@ -161,18 +181,21 @@ fn worked_example_addresses_and_statistics() {
     for (buffer_type, size, per_bank, address) in expected {
         let b = dev.allocate(buffer_type, size, 2048).unwrap();
         assert_eq!(
-            (b.per_bank_size(), b.address()),
+            (b.size_per_bank(), b.address()),
             (per_bank, address),
             "{buffer_type} {size}"
         );
         buffers.push(b);
     }
     let snap = dev.snapshot().unwrap();
-    assert_eq!(snap.pool(BufferType::Dram).allocated, 1_050_624);
-    assert_eq!(snap.pool(BufferType::L1).allocated, 6_144);
-    assert_eq!(snap.pool(BufferType::Dram).free, 1_072_693_184 - 1_050_624);
+    assert_eq!(snap.pool(BufferType::Dram).allocated_per_bank, 1_050_624);
+    assert_eq!(snap.pool(BufferType::L1).allocated_per_bank, 6_144);
     assert_eq!(
-        snap.pool(BufferType::L1).largest_free_block,
+        snap.pool(BufferType::Dram).free_per_bank,
+        1_072_693_184 - 1_050_624
+    );
+    assert_eq!(
+        snap.pool(BufferType::L1).largest_free_block_per_bank,
         1_393_312 - 6_144
     );
     drop(buffers);
@@ -189,11 +212,11 @@ fn l1_buffers_sit_below_an_l1_small_region() {
     let s = dev
         .allocate_sharded(BufferType::L1Small, 16 * KIB, 1024, 4)
         .unwrap();
-    assert_eq!(s.per_bank_size(), 4096);
+    assert_eq!(s.size_per_bank(), 4096);
     assert_eq!(s.address(), 0x16_E000 - 4096);
     assert_eq!(s.num_banks(), 64);
     let small = dev.snapshot().unwrap();
-    assert_eq!(small.pool(BufferType::L1Small).allocated, 4096);
+    assert_eq!(small.pool(BufferType::L1Small).allocated_per_bank, 4096);
 }
 
 #[test]
@@ -203,11 +226,11 @@ fn sharded_buffers_reserve_in_every_bank_with_the_shard_size_rule() {
     let b = dev
         .allocate_sharded(BufferType::L1, 10_000, 1000, 3)
         .unwrap();
-    assert_eq!(b.per_bank_size(), 4 * 1008);
+    assert_eq!(b.size_per_bank(), 4 * 1008);
     assert_eq!(b.num_banks(), 64);
     let l1 = *dev.snapshot().unwrap().pool(BufferType::L1);
-    assert_eq!(l1.allocated, 4032);
-    assert_eq!(l1.total_allocated(), 4032 * 64);
+    assert_eq!(l1.allocated_per_bank, 4032);
+    assert_eq!(l1.allocated_total(), 4032 * 64);
 }
 
 #[test]
@@ -216,13 +239,13 @@ fn allocations_are_rounded_to_the_allocator_granularity() {
     // granules (32 B on Wormhole, 64 B on Blackhole), at least one granule.
     let wh = SimDevice::wormhole_b0();
     let b = wh.allocate_sharded(BufferType::L1, 16, 16, 1).unwrap();
-    assert_eq!(b.per_bank_size(), 32);
+    assert_eq!(b.size_per_bank(), 32);
     let bh = SimDevice::blackhole_p150();
     let b = bh.allocate_sharded(BufferType::L1, 48, 16, 1).unwrap();
-    assert_eq!(b.per_bank_size(), 64);
+    assert_eq!(b.size_per_bank(), 64);
     let b = bh.allocate(BufferType::Dram, 8 * 100, 100).unwrap();
     // 8 pages over 8 banks: one page of round_up(100, 64) = 128 B.
-    assert_eq!(b.per_bank_size(), 128);
+    assert_eq!(b.size_per_bank(), 128);
 }
 
 #[test]
@@ -345,7 +368,7 @@ fn live_allocations_name_size_label_and_location() {
             a.buffer_type,
             a.address,
             a.size,
-            a.per_bank_size,
+            a.size_per_bank,
             a.num_banks
         ),
         (BufferType::Dram, 0x10_0040, MIB, 88_064, 12)
@@ -356,7 +379,7 @@ fn live_allocations_name_size_label_and_location() {
         (loc.file.as_str(), loc.line),
         ("tests/sim_geometry.rs", line)
     );
-    assert_eq!(a.reserved_bytes(), 88_064 * 12);
+    assert_eq!(a.reserved_total(), 88_064 * 12);
 }
 
 #[test]
@@ -393,7 +416,7 @@ fn peak_marks_match_a_naive_model_whatever_the_order_of_release() {
         match next() % 8 {
             0 => marks.push(Model {
                 mark: dev.peak_mark().unwrap(),
-                peaks: dev.snapshot().unwrap().pools.map(|p| p.allocated),
+                peaks: dev.snapshot().unwrap().pools.map(|p| p.allocated_per_bank),
             }),
             1 if !marks.is_empty() => {
                 let i = (next() % marks.len() as u64) as usize;
@@ -415,7 +438,7 @@ fn peak_marks_match_a_naive_model_whatever_the_order_of_release() {
             }
             _ => {}
         }
-        let now = dev.snapshot().unwrap().pools.map(|p| p.allocated);
+        let now = dev.snapshot().unwrap().pools.map(|p| p.allocated_per_bank);
         for model in &mut marks {
             for (peak, now) in model.peaks.iter_mut().zip(now) {
                 *peak = (*peak).max(now);
@@ -441,11 +464,11 @@ fn reports_of_a_device_past_8_eib_saturate_instead_of_overflowing() {
         .unwrap();
     let report = guard.into_report().unwrap();
     let dram = report.device().pool(BufferType::Dram);
-    assert_eq!(dram.after, 12 * per_bank);
-    assert_eq!(dram.delta, i64::MAX);
-    assert_eq!(dram.peak_above_baseline, 12 * per_bank);
+    assert_eq!(dram.after_total, 12 * per_bank);
+    assert_eq!(dram.delta_total, i64::MAX);
+    assert_eq!(dram.peak_above_baseline_total, 12 * per_bank);
     assert_eq!(
-        report.leaks().next().unwrap().reserved_bytes(),
+        report.leaks().next().unwrap().reserved_total(),
         12 * per_bank
     );
     drop(b);

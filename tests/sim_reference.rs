@@ -169,7 +169,7 @@ fn layout(g: &Geometry, l1_small_size: u64, trace_region_size: u64) -> ([PoolGeo
 }
 
 /// TT-Metal's per-bank size: `ceil(pages / banks) * round_up(page, alignment)`.
-fn per_bank_size(size: u64, page_size: u64, banks: u32, alignment: u64) -> u64 {
+fn size_per_bank(size: u64, page_size: u64, banks: u32, alignment: u64) -> u64 {
     let pages = size / page_size;
     pages.div_ceil(u64::from(banks)) * round_up(page_size, alignment)
 }
@@ -198,10 +198,10 @@ struct Block {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stats {
     num_banks: u32,
-    bank_size: u64,
-    allocated: u64,
-    free: u64,
-    largest_free_block: u64,
+    size_per_bank: u64,
+    allocated_per_bank: u64,
+    free_per_bank: u64,
+    largest_free_block_per_bank: u64,
 }
 
 struct ModelPool {
@@ -316,10 +316,10 @@ impl ModelPool {
         };
         Stats {
             num_banks: self.geometry.banks,
-            bank_size: self.geometry.size,
-            allocated,
-            free,
-            largest_free_block,
+            size_per_bank: self.geometry.size,
+            allocated_per_bank: allocated,
+            free_per_bank: free,
+            largest_free_block_per_bank: largest_free_block,
         }
     }
 
@@ -347,7 +347,7 @@ impl ModelPool {
             next = b.address + b.size;
             total += b.size;
         }
-        let allocated = self.stats().allocated;
+        let allocated = self.stats().allocated_per_bank;
         if allocated != self.allocated {
             return Err(format!(
                 "scanned allocated {allocated} B, running count {} B",
@@ -382,7 +382,7 @@ enum Op {
     Free {
         buffer_type: BufferType,
         address: Hex,
-        per_bank_size: u64,
+        size_per_bank: u64,
         by_drop: bool,
     },
     /// Periodic and final checks.
@@ -392,7 +392,7 @@ enum Op {
 struct Live {
     buffer: Buffer,
     address: u64,
-    per_bank_size: u64,
+    size_per_bank: u64,
     size: u64,
     page_size: u64,
     shards: Option<u32>,
@@ -468,10 +468,10 @@ fn sim_stats(dev: &Device, buffer_type: BufferType) -> Stats {
     let p = snapshot.pool(buffer_type);
     Stats {
         num_banks: p.num_banks,
-        bank_size: p.bank_size,
-        allocated: p.allocated,
-        free: p.free,
-        largest_free_block: p.largest_free_block,
+        size_per_bank: p.size_per_bank,
+        allocated_per_bank: p.allocated_per_bank,
+        free_per_bank: p.free_per_bank,
+        largest_free_block_per_bank: p.largest_free_block_per_bank,
     }
 }
 
@@ -622,7 +622,7 @@ fn run(config: Config) {
                 unreachable!()
             };
             let banks = shards.unwrap_or(pools[pool].banks);
-            let per_bank = per_bank_size(size, page_size, banks, pools[pool].alignment);
+            let per_bank = size_per_bank(size, page_size, banks, pools[pool].alignment);
             let reserve = block_size(per_bank, granule);
             let bottom_up = match direction {
                 Direction::Default => default_bottom_up(pool),
@@ -642,13 +642,13 @@ fn run(config: Config) {
             match (got, expected) {
                 (Ok(buffer), Some(address)) => {
                     run.check_eq("address", Hex(buffer.address()), Hex(address));
-                    run.check_eq("per-bank size", buffer.per_bank_size(), reserve);
+                    run.check_eq("per-bank size", buffer.size_per_bank(), reserve);
                     run.check_eq("buffer bank count", buffer.num_banks(), pools[pool].banks);
                     counts[pool].ok += 1;
                     live[pool].push(Live {
                         buffer,
                         address,
-                        per_bank_size: reserve,
+                        size_per_bank: reserve,
                         size,
                         page_size,
                         shards,
@@ -660,11 +660,11 @@ fn run(config: Config) {
                         buffer_type: t,
                         size: s,
                         banks: b,
-                        per_bank: pb,
-                        bank_size,
-                        allocated,
-                        free,
-                        largest_free_block,
+                        needed_per_bank: pb,
+                        size_per_bank,
+                        allocated_per_bank,
+                        free_per_bank,
+                        largest_free_block_per_bank,
                     }),
                     None,
                 ) => {
@@ -675,16 +675,21 @@ fn run(config: Config) {
                     );
                     run.check_eq(
                         "out-of-memory error (bank size, allocated, free, largest free block)",
-                        (bank_size, allocated, free, largest_free_block),
                         (
-                            before.bank_size,
-                            before.allocated,
-                            before.free,
-                            before.largest_free_block,
+                            size_per_bank,
+                            allocated_per_bank,
+                            free_per_bank,
+                            largest_free_block_per_bank,
+                        ),
+                        (
+                            before.size_per_bank,
+                            before.allocated_per_bank,
+                            before.free_per_bank,
+                            before.largest_free_block_per_bank,
                         ),
                     );
                     counts[pool].oom += 1;
-                    if before.free >= reserve {
+                    if before.free_per_bank >= reserve {
                         counts[pool].fragmented += 1;
                     }
                 }
@@ -701,7 +706,7 @@ fn run(config: Config) {
             run.op = Op::Free {
                 buffer_type,
                 address: Hex(entry.address),
-                per_bank_size: entry.per_bank_size,
+                size_per_bank: entry.size_per_bank,
                 by_drop,
             };
             if by_drop {
@@ -710,7 +715,7 @@ fn run(config: Config) {
                 run.fail("free", format!("Err({e})"), "Ok(())");
             }
             let freed = model[pool].free(entry.address);
-            run.check_eq("model freed size", freed, entry.per_bank_size);
+            run.check_eq("model freed size", freed, entry.size_per_bank);
             counts[pool].freed += 1;
         }
         stats[pool] = model[pool].stats();
@@ -719,10 +724,10 @@ fn run(config: Config) {
             let p = snapshot.pool(t);
             let got = Stats {
                 num_banks: p.num_banks,
-                bank_size: p.bank_size,
-                allocated: p.allocated,
-                free: p.free,
-                largest_free_block: p.largest_free_block,
+                size_per_bank: p.size_per_bank,
+                allocated_per_bank: p.allocated_per_bank,
+                free_per_bank: p.free_per_bank,
+                largest_free_block_per_bank: p.largest_free_block_per_bank,
             };
             if got != stats[i] {
                 run.fail(&format!("{t} statistics"), got, stats[i]);
@@ -823,7 +828,7 @@ fn full_check(
                 (
                     t,
                     Hex(e.address),
-                    e.per_bank_size,
+                    e.size_per_bank,
                     e.size,
                     e.page_size,
                     e.shards,
@@ -840,7 +845,7 @@ fn full_check(
             (
                 a.buffer_type,
                 Hex(a.address),
-                a.per_bank_size,
+                a.size_per_bank,
                 a.size,
                 a.page_size,
                 a.shards,

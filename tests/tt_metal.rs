@@ -59,9 +59,12 @@ fn opens_with_the_simulated_presets_geometry() {
     }
     let snapshot = dev.snapshot().unwrap();
     for pool in snapshot.iter() {
-        assert_eq!(pool.allocated, 0, "{pool:?}");
-        assert_eq!(pool.free, pool.bank_size, "{pool:?}");
-        assert_eq!(pool.largest_free_block, pool.bank_size, "{pool:?}");
+        assert_eq!(pool.allocated_per_bank, 0, "{pool:?}");
+        assert_eq!(pool.free_per_bank, pool.size_per_bank, "{pool:?}");
+        assert_eq!(
+            pool.largest_free_block_per_bank, pool.size_per_bank,
+            "{pool:?}"
+        );
     }
     // Every figure of every pool, the layout included, equals the simulator's.
     assert_eq!(snapshot, sim_twin(&dev).snapshot().unwrap());
@@ -87,8 +90,8 @@ fn worked_example_gives_the_simulators_addresses() {
         let real = dev.allocate(pool, size, 2048).unwrap();
         let twin = sim.allocate(pool, size, 2048).unwrap();
         assert_eq!(
-            (real.address(), real.per_bank_size(), real.num_banks()),
-            (twin.address(), twin.per_bank_size(), twin.num_banks())
+            (real.address(), real.size_per_bank(), real.num_banks()),
+            (twin.address(), twin.size_per_bank(), twin.num_banks())
         );
         assert_eq!(dev.snapshot().unwrap(), sim.snapshot().unwrap());
         live.push((real, twin));
@@ -103,7 +106,7 @@ fn worked_example_gives_the_simulators_addresses() {
     drop(live);
     let fresh = dev.snapshot().unwrap();
     assert_eq!(fresh, sim.snapshot().unwrap());
-    assert_eq!(fresh.pool(BufferType::Dram).allocated, 0);
+    assert_eq!(fresh.pool(BufferType::Dram).allocated_per_bank, 0);
 }
 
 #[test]
@@ -117,10 +120,13 @@ fn sharded_l1_small_trace_and_directions() {
         .unwrap();
     assert_eq!(
         sharded.address(),
-        small.base_address + small.bank_size - 2 * KIB
+        small.base_address + small.size_per_bank - 2 * KIB
     );
     assert_eq!(
-        dev.snapshot().unwrap().pool(BufferType::L1Small).allocated,
+        dev.snapshot()
+            .unwrap()
+            .pool(BufferType::L1Small)
+            .allocated_per_bank,
         2 * KIB
     );
     // More shards than a grid row: the shard grid spans two core ranges.
@@ -133,7 +139,7 @@ fn sharded_l1_small_trace_and_directions() {
             (grid_x + 3) as u32,
         )
         .unwrap();
-    assert_eq!(wide.per_bank_size(), 4 * KIB);
+    assert_eq!(wide.size_per_bank(), 4 * KIB);
     let banks = u64::from(snapshot.pool(BufferType::Dram).num_banks);
     let trace = dev.allocate(BufferType::Trace, banks * 4096, 4096).unwrap();
     assert_eq!(
@@ -149,7 +155,7 @@ fn sharded_l1_small_trace_and_directions() {
     let dram = snapshot.pool(BufferType::Dram);
     assert_eq!(
         top.address(),
-        dram.base_address + dram.bank_size - top.per_bank_size()
+        dram.base_address + dram.size_per_bank - top.size_per_bank()
     );
     let low = dev
         .buffer(BufferType::L1, 64 * KIB)
@@ -182,18 +188,18 @@ fn live_set_attribution_and_peaks_come_from_events() {
     assert_eq!(dev.live_count().unwrap(), 2);
     assert_eq!(live[0].label.as_deref(), Some("weights"));
     assert_eq!(live[0].address, a.address());
-    assert_eq!(live[0].per_bank_size, a.per_bank_size());
+    assert_eq!(live[0].size_per_bank, a.size_per_bank());
     let location = live[0]
         .location
         .as_ref()
         .expect("allocated through the crate");
     assert!(location.file.ends_with("tt_metal.rs"), "{location}");
     assert_eq!(location.line, line);
-    let l1_peak = b.per_bank_size();
+    let l1_peak = b.size_per_bank();
     drop(b);
     let peaks = mark.read().unwrap();
     assert_eq!(peaks.per_bank(BufferType::L1), l1_peak);
-    assert_eq!(peaks.per_bank(BufferType::Dram), a.per_bank_size());
+    assert_eq!(peaks.per_bank(BufferType::Dram), a.size_per_bank());
     drop(a);
     assert_eq!(dev.live_count().unwrap(), 0);
 }
@@ -261,7 +267,13 @@ fn buffers_allocated_by_other_code_are_observed() {
     // and those frees are events too.
     other.close();
     assert_eq!(dev.live_count().unwrap(), 0);
-    assert_eq!(dev.snapshot().unwrap().pool(BufferType::Dram).allocated, 0);
+    assert_eq!(
+        dev.snapshot()
+            .unwrap()
+            .pool(BufferType::Dram)
+            .allocated_per_bank,
+        0
+    );
 }
 
 #[test]
@@ -291,16 +303,16 @@ fn tt_metal_errors_become_typed_errors() {
     let e = dev.allocate(BufferType::Dram, 64 << 30, 2048).unwrap_err();
     let Error::OutOfMemory {
         banks,
-        bank_size,
-        free,
+        size_per_bank,
+        free_per_bank,
         ..
     } = e
     else {
         panic!("{e}")
     };
     assert_eq!(
-        (banks, bank_size, free),
-        (dram.num_banks, dram.bank_size, dram.free)
+        (banks, size_per_bank, free_per_bank),
+        (dram.num_banks, dram.size_per_bank, dram.free_per_bank)
     );
     // Bad input is refused before TT-Metal sees it (page size 0 would kill the process).
     assert!(matches!(
@@ -327,7 +339,16 @@ fn tt_metal_errors_become_typed_errors() {
         TtMetalDevice::open(TtMetalConfig::default()).unwrap()
     };
     let e = bare.allocate(BufferType::Trace, 4096, 4096).unwrap_err();
-    assert!(matches!(e, Error::OutOfMemory { bank_size: 0, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::OutOfMemory {
+                size_per_bank: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("trace_region_size"), "{e}");
     // Nothing was left allocated by the failures.
     assert_eq!(bare.live_count().unwrap(), 0);
@@ -449,7 +470,7 @@ fn sizes_past_64_bits_are_refused_as_on_the_simulator() {
     assert!(matches!(
         dev.allocate(BufferType::Dram, u64::MAX, u64::MAX),
         Err(Error::BufferTooLarge {
-            per_bank: 18_446_744_073_709_551_616,
+            needed_per_bank: 18_446_744_073_709_551_616,
             ..
         })
     ));
@@ -518,13 +539,13 @@ fn forgotten_guards_cost_allocations_nothing_and_peaks_stay_right() {
         std::mem::forget(tt_memguard::MemoryGuard::new(&dev));
     }
     let big = dev.allocate(BufferType::Dram, 8 * MIB, 2048).unwrap();
-    let big_per_bank = big.per_bank_size();
+    let big_per_bank = big.size_per_bank();
     drop(big);
     let inner = dev.peak_mark().unwrap();
     let small = dev.allocate(BufferType::Dram, MIB, 2048).unwrap();
     assert_eq!(
         inner.read().unwrap().per_bank(BufferType::Dram),
-        small.per_bank_size()
+        small.size_per_bank()
     );
     drop((inner, small));
     assert_eq!(

@@ -14,7 +14,7 @@ use crate::report::{MemoryReport, PoolReport};
 use crate::types::{BufferType, format_bytes};
 
 /// The report format this tt-memguard writes and reads.
-const REPORT_VERSION: u32 = 1;
+const REPORT_VERSION: u32 = 2;
 
 /// How a test ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +103,8 @@ pub struct SkippedReport {
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// Report format version (1).
+    /// Report format version (2; version 1 named the byte fields without
+    /// their unit).
     pub version: u32,
     /// The process that wrote the report (none in a merged report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,9 +179,9 @@ impl RunReport {
                 )));
             }
             _ => {
-                return Err(bad(
-                    "no report format version: expected a JSON object with \"version\": 1".into(),
-                ));
+                return Err(bad(format!(
+                    "no report format version: expected a JSON object with \"version\": {REPORT_VERSION}"
+                )));
             }
         }
         let report: RunReport = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
@@ -416,7 +417,7 @@ impl Row {
                 peak: if per_bank {
                     p.peak_per_bank - p.before_per_bank
                 } else {
-                    p.peak_above_baseline
+                    p.peak_above_baseline_total
                 },
                 per_bank,
                 limit_bytes: verdict.map_or(0, |v| v.limit),
@@ -432,7 +433,7 @@ impl Row {
             failed,
             l1: cell(BufferType::L1),
             dram: cell(BufferType::Dram),
-            leaked: pools.iter().map(PoolReport::retained).sum(),
+            leaked: pools.iter().map(PoolReport::retained_total).sum(),
         }
     }
 

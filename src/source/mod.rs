@@ -15,7 +15,7 @@ macro_rules! allocation_from_record {
             address: r.address,
             size: r.size,
             page_size: r.page_size,
-            per_bank_size: r.per_bank_size,
+            size_per_bank: r.per_bank_size,
             num_banks: $banks[buffer_type.index()],
             shards: (r.shards > 0).then_some(r.shards),
             label: (!r.label.is_empty()).then_some(r.label),

@@ -23,7 +23,7 @@ use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
 /// let preset: Preset = "bh".parse()?;
 /// assert_eq!(preset, Preset::BlackholeP150);
 /// let l1 = *SimDevice::preset(preset).snapshot()?.pool(BufferType::L1);
-/// assert_eq!((l1.num_banks, l1.bank_size), (110, 1_461_120));
+/// assert_eq!((l1.num_banks, l1.size_per_bank), (110, 1_461_120));
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,12 +130,12 @@ impl FromStr for Preset {
 /// let dev = SimDevice::wormhole_b0();
 /// let dram = dev.allocate(BufferType::Dram, MIB, 2048)?;
 /// assert_eq!(dram.address(), 0x100040);
-/// assert_eq!(dram.per_bank_size(), 88_064);
+/// assert_eq!(dram.size_per_bank(), 88_064);
 ///
 /// let dev = SimDevice::builder(tt_memguard::Preset::BlackholeP150)
 ///     .l1_small_size(64 * KIB)
 ///     .build()?;
-/// assert_eq!(dev.snapshot()?.pool(BufferType::L1Small).bank_size, 64 * KIB);
+/// assert_eq!(dev.snapshot()?.pool(BufferType::L1Small).size_per_bank, 64 * KIB);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
 #[derive(Debug)]
@@ -339,10 +339,10 @@ pub(crate) fn pool_stats(buffer_type: BufferType, raw: &bridge::RawPool) -> Pool
         num_banks: raw.banks,
         base_address: raw.base,
         alignment: raw.alignment,
-        bank_size: raw.total_allocatable,
-        allocated: raw.allocated,
-        free: raw.free,
-        largest_free_block: raw.largest_free,
+        size_per_bank: raw.total_allocatable,
+        allocated_per_bank: raw.allocated,
+        free_per_bank: raw.free,
+        largest_free_block_per_bank: raw.largest_free,
     }
 }
 
@@ -390,11 +390,11 @@ impl Backend for SimBackend {
                 buffer_type: request.buffer_type,
                 size: request.size,
                 banks: out.banks,
-                per_bank: out.size_per_bank,
-                bank_size: pool.total_allocatable,
-                allocated: pool.allocated,
-                free: pool.free,
-                largest_free_block: pool.largest_free,
+                needed_per_bank: out.size_per_bank,
+                size_per_bank: pool.total_allocatable,
+                allocated_per_bank: pool.allocated,
+                free_per_bank: pool.free,
+                largest_free_block_per_bank: pool.largest_free,
             }),
             2 => Err(Error::BelowAddressLimit {
                 size: request.size,
@@ -416,7 +416,7 @@ impl Backend for SimBackend {
                     size: request.size,
                     page_size: request.page_size,
                     banks: out.banks,
-                    per_bank: layout.block_size(request.size, request.page_size, out.banks),
+                    needed_per_bank: layout.block_size(request.size, request.page_size, out.banks),
                 })
             }
             6 => Err(Error::AddressUnaligned {

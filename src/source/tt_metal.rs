@@ -259,10 +259,10 @@ fn carve_out_problem(device: &Device, config: &TtMetalConfig) -> Result<Option<S
         trace_region_size: config.trace_region_size,
         granularity: dram.alignment,
         dram_banks: dram.num_banks,
-        l1_room: l1.bank_size.wrapping_add(l1_small.bank_size),
+        l1_room: l1.size_per_bank.wrapping_add(l1_small.size_per_bank),
         dram_room: trace
             .base_address
-            .wrapping_add(trace.bank_size)
+            .wrapping_add(trace.size_per_bank)
             .wrapping_sub(dram.base_address),
     };
     Ok(carve_outs.problem())
@@ -347,11 +347,11 @@ fn parse_out_of_memory(buffer_type: BufferType, message: &str) -> Option<Error> 
         buffer_type,
         size: after("allocate ")?,
         banks: u32::try_from(after("across ")?).ok()?,
-        per_bank: after("needs to store ")?,
-        bank_size: after("bank size is ")?,
-        allocated: after("allocated: ")?,
-        free: after("free: ")?,
-        largest_free_block: after("largest free block: ")?,
+        needed_per_bank: after("needs to store ")?,
+        size_per_bank: after("bank size is ")?,
+        allocated_per_bank: after("allocated: ")?,
+        free_per_bank: after("free: ")?,
+        largest_free_block_per_bank: after("largest free block: ")?,
     })
 }
 
@@ -430,10 +430,10 @@ fn snapshot_from_raw(raw: &bridge::TtSnapshot) -> Snapshot {
                 num_banks: p.banks,
                 base_address: p.base,
                 alignment: p.alignment,
-                bank_size: p.total_allocatable,
-                allocated: p.allocated,
-                free: p.free,
-                largest_free_block: p.largest_free,
+                size_per_bank: p.total_allocatable,
+                allocated_per_bank: p.allocated,
+                free_per_bank: p.free,
+                largest_free_block_per_bank: p.largest_free,
             }
         }),
     }
@@ -538,11 +538,11 @@ mod tests {
         let Some(Error::OutOfMemory {
             size,
             banks,
-            per_bank,
-            bank_size,
-            allocated,
-            free,
-            largest_free_block,
+            needed_per_bank,
+            size_per_bank,
+            allocated_per_bank,
+            free_per_bank,
+            largest_free_block_per_bank,
             ..
         }) = parse_out_of_memory(BufferType::Dram, message)
         else {
@@ -552,11 +552,11 @@ mod tests {
             (
                 size,
                 banks,
-                per_bank,
-                bank_size,
-                allocated,
-                free,
-                largest_free_block
+                needed_per_bank,
+                size_per_bank,
+                allocated_per_bank,
+                free_per_bank,
+                largest_free_block_per_bank
             ),
             (
                 68_719_476_736,
