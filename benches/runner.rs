@@ -24,7 +24,8 @@ fn child(mode: &str) {
         }
         _ => {
             // A directory without memguard.toml: budgets from code only.
-            let mut harness = tt_memguard::Harness::new().manifest_dir(std::env::temp_dir());
+            let mut harness =
+                tt_memguard::runner::Harness::new().manifest_dir(std::env::temp_dir());
             for i in 0..TESTS {
                 harness = harness.test(format!("t{i:05}"), |_dev: &tt_memguard::Device| {});
             }

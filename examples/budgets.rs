@@ -8,9 +8,9 @@
 
 use std::path::Path;
 
-use tt_memguard::{
-    Allow, Budget, BudgetConfig, BufferType, KIB, MIB, MemoryGuard, SimDevice, failure_report,
-};
+use tt_memguard::render::format_bytes;
+use tt_memguard::runner::BudgetConfig;
+use tt_memguard::{Allow, Budget, BufferType, KIB, MIB, MemoryGuard, SimDevice};
 
 fn main() -> tt_memguard::Result<()> {
     let dev = SimDevice::wormhole_b0();
@@ -29,7 +29,7 @@ fn main() -> tt_memguard::Result<()> {
         Ok(report) => println!("{report}"),
         Err(e) => println!(
             "{}",
-            failure_report(&e)
+            e.memory_report()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| e.to_string())
         ),
@@ -59,9 +59,9 @@ fn main() -> tt_memguard::Result<()> {
         let dram = budget.pool(BufferType::Dram).peak.clone().expect("set");
         println!(
             "{test:<13} L1 peak {:>8} from {:<30} DRAM peak {:>8} from {}",
-            tt_memguard::format_bytes(l1.bytes),
+            format_bytes(l1.bytes),
             l1.source.to_string(),
-            tt_memguard::format_bytes(dram.bytes),
+            format_bytes(dram.bytes),
             dram.source
         );
     }
@@ -70,7 +70,7 @@ fn main() -> tt_memguard::Result<()> {
     let l1 = budget.pool(BufferType::L1).peak.clone().expect("set");
     println!(
         "with TT_MEMGUARD_L1_PEAK=128KiB: conv_3x3 L1 peak {} from {}",
-        tt_memguard::format_bytes(l1.bytes),
+        format_bytes(l1.bytes),
         l1.source
     );
 

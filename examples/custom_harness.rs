@@ -10,7 +10,8 @@
 //! run, as a test calling `std::process::exit(0)` does; the runner fails the
 //! run anyway (`-- --ignored` shows it).
 
-use tt_memguard::{Budget, BufferType, Device, Harness, KIB, MIB, Test, TestResult};
+use tt_memguard::prelude::*;
+use tt_memguard::runner::{Harness, Test};
 
 fn fits_in_l1(dev: &Device) -> TestResult {
     let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;

@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tt_memguard::live::LiveStream;
 use tt_memguard::monitor::{Follower, MonitorState};
-use tt_memguard::{BufferType, ColorChoice, KIB, LiveStream, MIB, Preset, SimDevice};
+use tt_memguard::render::ColorChoice;
+use tt_memguard::{BufferType, KIB, MIB, Preset, SimDevice};
 
 const USAGE: &str =
     "usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]

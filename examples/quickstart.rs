@@ -5,9 +5,9 @@
 //! cargo run --example quickstart
 //! ```
 
+use tt_memguard::render::{ColorChoice, format_bytes, snapshot_table};
 use tt_memguard::{
-    Budget, BufferType, ColorChoice, Device, KIB, MIB, MemoryGuard, SimDevice, failure_report,
-    format_bytes, snapshot_table, try_assert_no_leak,
+    Budget, BufferType, Device, KIB, MIB, MemoryGuard, SimDevice, try_assert_no_leak,
 };
 
 /// A matmul that keeps its tiles in L1 and its weights in DRAM.
@@ -50,7 +50,7 @@ fn main() -> tt_memguard::Result<()> {
     if let Err(e) = guard.finish() {
         println!(
             "{}",
-            failure_report(&e)
+            e.memory_report()
                 .map(|r| r.render(color))
                 .unwrap_or_else(|| e.to_string())
         );
@@ -62,7 +62,7 @@ fn main() -> tt_memguard::Result<()> {
     if let Err(e) = &result {
         println!(
             "{}",
-            failure_report(e)
+            e.memory_report()
                 .map(|r| r.render(color))
                 .unwrap_or_else(|| e.to_string())
         );

@@ -8,10 +8,8 @@
 //! cargo run --features tt-metal --example tt_metal_device
 //! ```
 
-use tt_memguard::{
-    BufferType, ColorChoice, KIB, MIB, TtMetalConfig, TtMetalDevice, assert_no_leak, format_bytes,
-    snapshot_table,
-};
+use tt_memguard::render::{ColorChoice, format_bytes, snapshot_table};
+use tt_memguard::{BufferType, KIB, MIB, TtMetalConfig, TtMetalDevice, assert_no_leak};
 
 fn main() -> tt_memguard::Result<()> {
     let color = ColorChoice::Auto.for_stdout();

@@ -5,9 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::types::BufferType;
-use crate::units::ByteSize;
+use crate::units::{ByteSize, SizeError};
 
 /// Where a budget value came from; reports name it, so that a CI failure
 /// says which file or variable to change.
@@ -159,7 +158,7 @@ impl From<String> for SizeArg {
 }
 
 impl SizeArg {
-    fn resolve(self) -> Result<u64> {
+    fn resolve(self) -> Result<u64, SizeError> {
         match self {
             SizeArg::Bytes(b) => Ok(b),
             SizeArg::Text(t) => ByteSize::parse(&t).map(|s| s.0),
@@ -194,7 +193,38 @@ impl SizeArg {
 pub struct Budget {
     pools: [PoolBudget; 4],
     tolerance: u64,
-    error: Option<(String, String)>,
+    /// The first size that could not be read.
+    error: Option<BudgetError>,
+}
+
+/// A budget size that cannot be read: which limit, and the size error.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::Budget;
+///
+/// let e = Budget::new().l1_peak("lots").validate().unwrap_err();
+/// assert_eq!(e.limit(), "L1 peak budget");
+/// assert!(e.to_string().starts_with("invalid L1 peak budget: invalid size \"lots\""));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {limit}: {source}")]
+pub struct BudgetError {
+    limit: String,
+    source: SizeError,
+}
+
+impl BudgetError {
+    /// Which limit (`L1 peak budget`, `tolerance`).
+    pub fn limit(&self) -> &str {
+        &self.limit
+    }
+
+    /// The size error.
+    pub fn size_error(&self) -> &SizeError {
+        &self.source
+    }
 }
 
 impl Budget {
@@ -218,10 +248,10 @@ impl Budget {
                     source: BudgetSource::Code,
                 });
             }
-            Err(e) => {
+            Err(source) => {
                 if self.error.is_none() {
-                    let what = format!("{} {} budget", buffer_type, kind.name());
-                    self.error = Some((what, e.to_string()));
+                    let limit = format!("{} {} budget", buffer_type, kind.name());
+                    self.error = Some(BudgetError { limit, source });
                 }
             }
         }
@@ -274,9 +304,12 @@ impl Budget {
     pub fn tolerance(mut self, size: impl Into<SizeArg>) -> Self {
         match size.into().resolve() {
             Ok(bytes) => self.tolerance = bytes,
-            Err(e) => {
+            Err(source) => {
                 if self.error.is_none() {
-                    self.error = Some(("tolerance".to_string(), e.to_string()));
+                    self.error = Some(BudgetError {
+                        limit: "tolerance".to_string(),
+                        source,
+                    });
                 }
             }
         }
@@ -297,14 +330,12 @@ impl Budget {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidBudget`] naming the limit and the bad text.
-    pub fn validate(&self) -> Result<()> {
+    /// [`BudgetError`] naming the limit and the bad text (the first one,
+    /// when there are several).
+    pub fn validate(&self) -> Result<(), BudgetError> {
         match &self.error {
             None => Ok(()),
-            Some((what, message)) => Err(Error::InvalidBudget {
-                what: what.clone(),
-                message: message.clone(),
-            }),
+            Some(error) => Err(error.clone()),
         }
     }
 

@@ -4,7 +4,9 @@
 
 use std::panic::Location;
 
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::guard::{GuardOptions, MemoryGuard};
 use crate::mesh::MemorySource;
 use crate::report::MemoryReport;
@@ -124,25 +126,4 @@ pub fn macro_assert(guard: MemoryGuard) {
 #[doc(hidden)]
 pub fn macro_try<T>(guard: MemoryGuard, value: T) -> Result<T> {
     guard.finish().map(|_| value)
-}
-
-/// Turns a failed check into its report, leaving other errors as they are.
-///
-/// # Examples
-///
-/// ```
-/// use tt_memguard::{failure_report, BufferType, MemoryGuard, SimDevice, MIB};
-///
-/// let dev = SimDevice::wormhole_b0();
-/// let guard = MemoryGuard::new(&dev);
-/// std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
-/// let error = guard.finish().unwrap_err();
-/// assert_eq!(failure_report(&error).unwrap().leaks().count(), 1);
-/// # Ok::<(), tt_memguard::Error>(())
-/// ```
-pub fn failure_report(error: &Error) -> Option<&MemoryReport> {
-    match error {
-        Error::MemoryCheckFailed { report } => Some(report),
-        _ => None,
-    }
 }

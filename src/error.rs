@@ -1,9 +1,19 @@
-//! The crate's error type.
+//! The crate's error type. It sits above the vocabulary it names (pools,
+//! sizes, budgets, reports) and below everything that can fail: the small
+//! errors of parsing ([`SizeError`], [`ParseBufferTypeError`],
+//! [`BudgetError`]) are defined with their types and wrapped here.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::types::{BufferType, format_count};
+use crate::budget::BudgetError;
+use crate::report::MemoryReport;
+use crate::types::{BufferType, ParseBufferTypeError};
+use crate::units::{SizeError, format_count};
+
+/// The error underneath a problem in a file, variable or stream, when there
+/// is one (a size that cannot be read, a JSON or TOML syntax error).
+type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong outside an assertion: bad input, an
 /// allocation the device refuses, a device that is gone, a C++ exception.
@@ -170,30 +180,18 @@ pub enum Error {
     },
 
     /// A byte size that cannot be read.
-    #[error("invalid size {input:?}: {reason}")]
-    InvalidSize {
-        /// The text given.
-        input: String,
-        /// What is wrong and what is accepted.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidSize(#[from] SizeError),
 
     /// A budget whose size text cannot be read.
-    #[error("invalid {what}: {message}")]
-    InvalidBudget {
-        /// Which limit.
-        what: String,
-        /// The size error.
-        message: String,
-    },
+    #[error(transparent)]
+    InvalidBudget(#[from] BudgetError),
 
     /// A memory check failed: leaked bytes or an exceeded budget. The
-    /// message is the full report.
-    #[error("{report}")]
-    MemoryCheckFailed {
-        /// What the scope did.
-        report: Box<crate::report::MemoryReport>,
-    },
+    /// message is the full report; [`memory_report`](Self::memory_report)
+    /// reaches it from any error.
+    #[error("{0}")]
+    MemoryCheckFailed(Box<MemoryReport>),
 
     /// A memory source or mesh without any device.
     #[error("{context}: a mesh or guarded memory source needs at least one device")]
@@ -213,20 +211,10 @@ pub enum Error {
         device: String,
     },
 
-    /// A bad budget file.
-    #[error("{}:{line}: {}{reason}", path.display(), describe_config_item(key, value))]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// Line, from 1.
-        line: usize,
-        /// The key (empty for a syntax error).
-        key: String,
-        /// The value as written (empty when there is none).
-        value: String,
-        /// What is wrong and what is accepted.
-        reason: String,
-    },
+    /// A bad budget file: the file, line, key and value, and what is
+    /// wrong.
+    #[error(transparent)]
+    Config(Box<ConfigError>),
 
     /// A bad environment variable.
     #[error("environment variable {var}={value:?}: {reason}")]
@@ -237,6 +225,10 @@ pub enum Error {
         value: String,
         /// What is wrong and what is accepted.
         reason: String,
+        /// The error underneath, when there is one (a size that cannot be
+        /// read).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A bad command-line flag of the memguard runner.
@@ -253,8 +245,11 @@ pub enum Error {
     ReportFormat {
         /// The file.
         path: PathBuf,
-        /// The parse error.
+        /// What is wrong.
         reason: String,
+        /// The error underneath, when there is one (a JSON error).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A report whose process never reached the end of its run.
@@ -283,14 +278,14 @@ pub enum Error {
         line: usize,
         /// What is wrong.
         reason: String,
+        /// The error underneath, when there is one (a JSON error).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A pool name that is not one of the four.
-    #[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
-    UnknownBufferType {
-        /// The text given.
-        value: String,
-    },
+    #[error(transparent)]
+    UnknownBufferType(#[from] ParseBufferTypeError),
 
     /// A simulated-device preset name that is not known.
     #[error(
@@ -326,6 +321,10 @@ pub enum Error {
         text: String,
         /// What is wrong and what is accepted.
         reason: String,
+        /// The error underneath, when there is one (a pool name that cannot
+        /// be read).
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A file that could not be read or written.
@@ -377,6 +376,69 @@ pub enum Error {
         #[source]
         source: cxx::Exception,
     },
+}
+
+/// A bad budget file: where, what, and the error underneath when there is
+/// one. Boxed in [`Error::Config`] so that [`Error`] stays small.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: {}{reason}", path.display(), describe_config_item(key, value))]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// Line, from 1.
+    pub line: usize,
+    /// The key (empty for a syntax error).
+    pub key: String,
+    /// The value as written (empty when there is none).
+    pub value: String,
+    /// What is wrong and what is accepted.
+    pub reason: String,
+    /// The error underneath, when there is one (a size that cannot be read,
+    /// a TOML syntax error).
+    #[source]
+    pub source: Option<Cause>,
+}
+
+impl Error {
+    /// The report of a failed memory check
+    /// ([`MemoryCheckFailed`](Self::MemoryCheckFailed)); `None` for every
+    /// other error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, MemoryGuard, SimDevice, MIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let guard = MemoryGuard::new(&dev);
+    /// std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
+    /// let error = guard.finish().unwrap_err();
+    /// assert_eq!(error.memory_report().unwrap().leaks().count(), 1);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn memory_report(&self) -> Option<&MemoryReport> {
+        match self {
+            Error::MemoryCheckFailed(report) => Some(report),
+            _ => None,
+        }
+    }
+    /// Keeps `cause` as the source of a file, variable, report, stream or
+    /// trace error (other errors are returned as they are).
+    pub(crate) fn with_source(
+        mut self,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        match &mut self {
+            Error::Config(config) => config.source = Some(Box::new(cause)),
+            Error::Env { source, .. }
+            | Error::ReportFormat { source, .. }
+            | Error::LiveStream { source, .. }
+            | Error::TraceSyntax { source, .. } => *source = Some(Box::new(cause)),
+            _ => {}
+        }
+        self
+    }
 }
 
 impl fmt::Debug for Error {

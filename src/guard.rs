@@ -337,9 +337,7 @@ impl MemoryGuard {
         if report.passed {
             Ok(report)
         } else {
-            Err(Error::MemoryCheckFailed {
-                report: Box::new(report),
-            })
+            Err(Error::MemoryCheckFailed(Box::new(report)))
         }
     }
 

@@ -12,7 +12,7 @@
 //! # Checks
 //!
 //! ```
-//! use tt_memguard::{assert_memory_budget, assert_no_leak, BufferType, SimDevice, KIB, MIB};
+//! use tt_memguard::prelude::*;
 //!
 //! let dev = SimDevice::wormhole_b0();
 //! let addr = assert_no_leak!(dev, {
@@ -30,7 +30,13 @@
 //! [`MemoryGuard`] is the RAII form with every option ([`Budget`] per pool,
 //! device totals or per bank; warm-up; an allow-list of persistent
 //! allocations); every panicking check has a `Result` twin that returns the
-//! [`MemoryReport`].
+//! [`MemoryReport`] (a failed check is [`Error::MemoryCheckFailed`], whose
+//! report [`Error::memory_report`] reaches).
+//!
+//! Byte figures name their unit: `*_per_bank` is one bank's figure (what
+//! TT-Metal's allocator reports, and what must fit in every core's L1),
+//! `*_total` the figure over all banks of a pool; a buffer's `size` is the
+//! size requested, its total.
 //!
 //! # The runner
 //!
@@ -45,7 +51,7 @@
 //! In `tests/device_memory.rs`:
 //!
 //! ```no_run
-//! use tt_memguard::{BufferType, Device, TestResult, KIB};
+//! use tt_memguard::prelude::*;
 //!
 //! fn matmul_fits_in_l1(dev: &Device) -> TestResult {
 //!     let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
@@ -58,8 +64,8 @@
 //! Each test gets a fresh simulated device and runs inside a guard; budgets
 //! come from code, a `memguard.toml` and `TT_MEMGUARD_*` variables; the run
 //! ends with a memory table, and can write JSON reports, insta snapshots of
-//! every report, and a live stream for the memory monitor. See [`Harness`]
-//! for the flags and variables.
+//! every report, and a live stream for the memory monitor. See
+//! [`Harness`](runner::Harness) for the flags and variables.
 //!
 //! # The simulated device
 //!
@@ -70,6 +76,16 @@
 //! L1_SMALL), in lock-step over all banks of a pool, in O(log n); statistics
 //! are read in O(1). [`Trace`] replays a recorded allocation sequence on any
 //! model.
+//!
+//! # Modules
+//!
+//! - [`prelude`]: what a test file needs, in one `use`.
+//! - The crate root: devices, buffers and their statistics, guards, budgets,
+//!   reports and errors.
+//! - [`runner`]: the test runner behind [`main!`] and its reports.
+//! - [`live`]: the live stream of allocations and snapshots a run writes.
+//! - [`monitor`]: following a live stream and drawing it.
+//! - [`render`]: byte counts, pool tables and usage bars for people.
 //!
 //! # Features
 //!
@@ -90,37 +106,35 @@
 //!   trials (target 2x; a fixed ~0.6 us per test).
 #![deny(missing_docs)]
 
+// Dependencies point one way, bottom to top: units <- types <- budget <-
+// render <- report <- error <- device/source <- mesh <- guard <- check <-
+// macros, trace, live <- monitor, harness. Only `source` and `ffi` know
+// that C++ exists.
 mod budget;
 mod check;
 mod device;
-mod guard;
-mod harness;
-mod live;
-#[macro_use]
-mod macros;
 mod error;
 mod ffi;
+mod guard;
 mod mesh;
-pub mod monitor;
-mod render;
+pub mod render;
 mod report;
 mod source;
-mod trace;
 mod types;
 mod units;
+#[macro_use]
+mod macros;
+mod harness;
+pub mod live;
+pub mod monitor;
+mod trace;
 
-pub use budget::{Budget, BudgetSource, CheckKind, Limit, PoolBudget, SizeArg};
-pub use check::{assert_memory, check, failure_report};
+pub use budget::{Budget, BudgetError, BudgetSource, CheckKind, Limit, PoolBudget, SizeArg};
+pub use check::{assert_memory, check};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
-pub use error::{Error, Result};
+pub use error::{ConfigError, Error, Result};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
-pub use harness::{
-    BudgetConfig, DeviceProvider, Glob, Harness, RunInfo, RunReport, SharedDevice, SkippedReport,
-    Test, TestOutcome, TestRecord, TestResult, TestStatus, load_budget_file,
-};
-pub use live::{LiveEvent, LiveLine, LiveStream, Watch};
 pub use mesh::{MemorySource, Mesh};
-pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
@@ -128,10 +142,49 @@ pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Trace, TraceOp};
 pub use types::{
-    Allocation, BufferType, GIB, KIB, MIB, PoolStats, Snapshot, SourceLocation, format_bytes,
-    format_count,
+    Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
 };
-pub use units::ByteSize;
+pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
+
+/// What a test file needs, in one `use`: devices and buffers, guards and
+/// budgets, the assertion macros, the test result type, the size units,
+/// and the crate's error and result types.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::prelude::*;
+///
+/// fn fits(dev: &Device) -> TestResult {
+///     assert_no_leak!(dev, {
+///         let _tiles = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
+///     });
+///     Ok(())
+/// }
+///
+/// fits(&SimDevice::wormhole_b0()).unwrap();
+/// ```
+pub mod prelude {
+    pub use crate::runner::TestResult;
+    pub use crate::{
+        Allow, Budget, Buffer, BufferType, ByteSize, Device, Error, GIB, GuardOptions, KIB, MIB,
+        MemoryGuard, MemoryReport, Mesh, Preset, Result, SimDevice,
+    };
+    pub use crate::{
+        assert_memory_budget, assert_no_leak, try_assert_memory_budget, try_assert_no_leak,
+    };
+}
+
+/// The memguard test runner: a libtest-mimic harness in which every test
+/// receives a device and runs inside a [`MemoryGuard`].
+/// [`main!`](crate::main) builds one; [`Harness`](crate::runner::Harness)
+/// documents its flags, variables and reports.
+pub mod runner {
+    pub use crate::harness::{
+        BudgetConfig, DeviceProvider, Harness, RunInfo, RunReport, SharedDevice, SkippedReport,
+        Test, TestOutcome, TestRecord, TestResult, TestStatus,
+    };
+}
 
 /// The README's Rust code blocks, compiled and run as doctests so that they
 /// keep up with the API.

@@ -224,9 +224,10 @@ impl LiveLine {
             path: path.to_path_buf(),
             line,
             reason,
+            source: None,
         };
         let parsed: LiveLine = serde_json::from_slice(text.as_ref())
-            .map_err(|e| error(format!("not a memguard live event ({e})")))?;
+            .map_err(|e| error(format!("not a memguard live event ({e})")).with_source(e))?;
         match parsed.event.unrepresentable() {
             Some(reason) => Err(error(reason)),
             None => Ok(parsed),
@@ -344,7 +345,8 @@ static NEXT_WRITER: AtomicU64 = AtomicU64::new(1);
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::{BufferType, LiveStream, SimDevice, MIB};
+/// use tt_memguard::live::LiveStream;
+/// use tt_memguard::{BufferType, SimDevice, MIB};
 ///
 /// let path = std::env::temp_dir().join(format!("doc-live-{}.jsonl", std::process::id()));
 /// let live = LiveStream::create(&path, std::time::Duration::from_millis(50))?;
@@ -397,7 +399,7 @@ impl LiveStream {
     /// # Examples
     ///
     /// ```
-    /// use tt_memguard::LiveStream;
+    /// use tt_memguard::live::LiveStream;
     /// use std::time::Duration;
     ///
     /// let path = std::env::temp_dir().join(format!("doc-join-{}.jsonl", std::process::id()));
@@ -521,6 +523,7 @@ impl LiveStream {
                     var: "TT_MEMGUARD_LIVE_INTERVAL_MS".to_string(),
                     value: v.clone(),
                     reason: "expected a whole number of milliseconds, at least 1".to_string(),
+                    source: None,
                 })?,
             Err(_) => 100,
         };

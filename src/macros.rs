@@ -85,7 +85,7 @@ macro_rules! assert_no_leak {
 /// let result = try_assert_no_leak!(dev, {
 ///     std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?);
 /// });
-/// let report = tt_memguard::failure_report(result.as_ref().unwrap_err()).unwrap();
+/// let report = result.as_ref().unwrap_err().memory_report().unwrap();
 /// assert_eq!(report.device().leaked.len(), 1);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
@@ -224,7 +224,7 @@ macro_rules! __memguard_limit {
 /// run. `main!` makes that build fail, naming the fix.
 ///
 /// ```no_run
-/// use tt_memguard::{BufferType, Device, TestResult, KIB};
+/// use tt_memguard::prelude::*;
 ///
 /// fn fits_in_l1(dev: &Device) -> TestResult {
 ///     let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
@@ -234,10 +234,11 @@ macro_rules! __memguard_limit {
 /// tt_memguard::main!(fits_in_l1);
 /// ```
 ///
-/// The full form takes a configured [`Harness`](crate::Harness):
+/// The full form takes a configured [`Harness`](crate::runner::Harness):
 ///
 /// ```no_run
-/// # use tt_memguard::{Budget, Device, DeviceProvider, Harness, Preset, TestResult};
+/// # use tt_memguard::prelude::*;
+/// # use tt_memguard::runner::{DeviceProvider, Harness};
 /// # fn a(_: &Device) -> TestResult { Ok(()) }
 /// # fn b(_: &Device) -> TestResult { Ok(()) }
 /// tt_memguard::main! {
@@ -260,7 +261,7 @@ macro_rules! main {
             $crate::__private::harness_false_missing(::core::option_env!("CARGO_TARGET_TMPDIR"));
         }
         fn main() -> ::std::process::ExitCode {
-            let harness: $crate::Harness = $harness;
+            let harness: $crate::runner::Harness = $harness;
             harness
                 .manifest_dir(env!("CARGO_MANIFEST_DIR"))
                 .__snapshot_assertion(|name, text| {
@@ -271,6 +272,6 @@ macro_rules! main {
         }
     };
     ($($test:ident),+ $(,)?) => {
-        $crate::main! { harness = $crate::Harness::new(); tests = $($test),+ }
+        $crate::main! { harness = $crate::runner::Harness::new(); tests = $($test),+ }
     };
 }

@@ -1,4 +1,4 @@
-//! The memory monitor's model: follows a live stream (see [`LiveStream`](crate::LiveStream))
+//! The memory monitor's model: follows a live stream (see [`LiveStream`](crate::live::LiveStream))
 //! and renders, per device and pool, banks, total, allocated with %, free,
 //! largest free block and a usage bar (green under 75 %, yellow to 90 %, red
 //! above), with the test running on each device. `examples/memory_monitor.rs`
@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::live::{LiveEvent, LiveLine};
 use crate::render::{Level, pool_header, pool_row};
-use crate::types::{PoolStats, format_bytes};
+use crate::types::PoolStats;
+use crate::units::format_bytes;
 
 /// What the monitor knows of one device.
 #[non_exhaustive]
@@ -68,7 +69,7 @@ pub struct WriterView {
 ///
 /// ```
 /// use tt_memguard::monitor::MonitorState;
-/// use tt_memguard::{LiveEvent, LiveLine};
+/// use tt_memguard::live::{LiveEvent, LiveLine};
 ///
 /// let mut state = MonitorState::default();
 /// let start = LiveEvent::TestStart {
@@ -573,6 +574,7 @@ impl Follower {
                     "a line longer than {} bytes is not a memguard live event",
                     Self::MAX_LINE
                 ),
+                source: None,
             });
         }
         Ok(())

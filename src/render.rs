@@ -1,13 +1,26 @@
-//! Text rendering shared by reports, examples and the monitor: the pool table
-//! with usage bars, and colour decisions.
+//! Text for people: byte counts, the pool table with usage bars, and colour
+//! decisions, as reports, the runner and the memory monitor print them.
+//!
+//! # Examples
+//!
+//! ```
+//! use tt_memguard::render::{format_bytes, snapshot_table};
+//! use tt_memguard::SimDevice;
+//!
+//! let dev = SimDevice::wormhole_b0();
+//! print!("{}", snapshot_table(dev.name(), &dev.snapshot()?, false));
+//! assert_eq!(format_bytes(1536 * 1024), "1.5 MiB");
+//! # Ok::<(), tt_memguard::Error>(())
+//! ```
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use crate::types::{PoolStats, Snapshot, format_bytes};
+use crate::types::{PoolStats, Snapshot};
+pub use crate::units::{format_bytes, format_count};
 
 /// Width of a usage bar in characters.
-pub const BAR_WIDTH: usize = 40;
+const BAR_WIDTH: usize = 40;
 
 /// When to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +54,7 @@ impl ColorChoice {
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::Level;
+/// use tt_memguard::render::Level;
 ///
 /// assert_eq!(Level::of(0.74), Level::Green);
 /// assert_eq!(Level::of(0.75), Level::Yellow);
@@ -79,7 +92,7 @@ impl Level {
 }
 
 /// Wraps `text` in the colour of `level` when `color` is on.
-pub fn paint(text: &str, level: Level, color: bool) -> String {
+pub(crate) fn paint(text: &str, level: Level, color: bool) -> String {
     if color {
         format!("{}{text}\x1b[0m", level.ansi())
     } else {
@@ -92,7 +105,7 @@ pub fn paint(text: &str, level: Level, color: bool) -> String {
 /// # Examples
 ///
 /// ```
-/// assert_eq!(tt_memguard::usage_bar(0.5, false), format!("[{}{}]", "#".repeat(20), ".".repeat(20)));
+/// assert_eq!(tt_memguard::render::usage_bar(0.5, false), format!("[{}{}]", "#".repeat(20), ".".repeat(20)));
 /// ```
 pub fn usage_bar(fraction: f64, color: bool) -> String {
     let fraction = fraction.clamp(0.0, 1.0);
@@ -105,7 +118,7 @@ pub fn usage_bar(fraction: f64, color: bool) -> String {
 }
 
 /// Header of the pool table.
-pub fn pool_header() -> String {
+pub(crate) fn pool_header() -> String {
     format!(
         "{:<9}{:>6}{:>13}{:>13}{:>8}{:>13}{:>15}  USAGE",
         "POOL", "BANKS", "TOTAL", "ALLOCATED", "%", "FREE", "LARGEST/BANK"
@@ -114,7 +127,7 @@ pub fn pool_header() -> String {
 
 /// One row of the pool table: banks, total, allocated with %, free, largest
 /// free block per bank and a usage bar.
-pub fn pool_row(pool: &PoolStats, color: bool) -> String {
+pub(crate) fn pool_row(pool: &PoolStats, color: bool) -> String {
     let fraction = pool.utilization();
     let percent = format!("{:.1}%", fraction * 100.0);
     format!(
@@ -135,7 +148,8 @@ pub fn pool_row(pool: &PoolStats, color: bool) -> String {
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::{snapshot_table, SimDevice};
+/// use tt_memguard::render::snapshot_table;
+/// use tt_memguard::SimDevice;
 ///
 /// let dev = SimDevice::wormhole_b0();
 /// let table = snapshot_table(dev.name(), &dev.snapshot()?, false);

@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::budget::{BudgetSource, CheckKind};
 use crate::render::{Level, paint};
-use crate::types::{Allocation, BufferType, format_bytes, format_count};
+use crate::types::{Allocation, BufferType};
+use crate::units::{format_bytes, format_count};
 
 /// One budget check and its outcome.
 #[non_exhaustive]

@@ -166,6 +166,7 @@ impl Trace {
                             reason: format!(
                                 "buffer {id:?} is already live: free it first or use another id"
                             ),
+                            source: None,
                         });
                     }
                     let mut request = device
@@ -245,6 +246,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
             line,
             text: raw.to_string(),
             reason,
+            source: None,
         };
         let words: Vec<&str> = content.split_whitespace().collect();
         let header = matches!(words[0], "device" | "l1_small" | "trace");
@@ -272,7 +274,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
             ["alloc", id, pool, size, page, dir, rest @ ..] => {
                 let buffer_type = pool
                     .parse::<BufferType>()
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(e.to_string()).with_source(e))?;
                 let size = number(size, "size").map_err(fail)?;
                 let page_size = number(page, "page size").map_err(fail)?;
                 let direction = match *dir {
@@ -366,5 +368,6 @@ fn not_utf8(path: &Path, bytes: &[u8], error: &std::string::FromUtf8Error) -> Er
             bytes[at],
             at - start + 1
         ),
+        source: Some(Box::new(error.utf8_error())),
     }
 }

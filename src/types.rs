@@ -1,18 +1,11 @@
-//! Core vocabulary: pools, per-pool statistics, snapshots and live allocations.
+//! Core vocabulary: pools, per-pool statistics, snapshots and live
+//! allocations. Byte fields name their unit: `*_per_bank` is one bank's
+//! figure, `*_total` the figure over all banks of the pool.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::Error;
-
-/// One kibibyte (1,024 bytes).
-pub const KIB: u64 = 1 << 10;
-/// One mebibyte (1,048,576 bytes).
-pub const MIB: u64 = 1 << 20;
-/// One gibibyte (1,073,741,824 bytes).
-pub const GIB: u64 = 1 << 30;
 
 /// A device memory pool, as TT-Metal's `BufferType` names them.
 ///
@@ -73,7 +66,7 @@ impl fmt::Display for BufferType {
 }
 
 impl FromStr for BufferType {
-    type Err = Error;
+    type Err = ParseBufferTypeError;
 
     /// Parses `DRAM`, `L1`, `L1_SMALL` or `TRACE`, in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -82,10 +75,34 @@ impl FromStr for BufferType {
             "L1" => Ok(BufferType::L1),
             "L1_SMALL" | "L1SMALL" => Ok(BufferType::L1Small),
             "TRACE" => Ok(BufferType::Trace),
-            _ => Err(Error::UnknownBufferType {
+            _ => Err(ParseBufferTypeError {
                 value: s.to_string(),
             }),
         }
+    }
+}
+
+/// A pool name that is not one of the four.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::BufferType;
+///
+/// let e = "SRAM".parse::<BufferType>().unwrap_err();
+/// assert_eq!(e.value(), "SRAM");
+/// assert_eq!(e.to_string(), "unknown buffer type \"SRAM\": expected DRAM, L1, L1_SMALL or TRACE");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown buffer type {value:?}: expected DRAM, L1, L1_SMALL or TRACE")]
+pub struct ParseBufferTypeError {
+    value: String,
+}
+
+impl ParseBufferTypeError {
+    /// The text that was given.
+    pub fn value(&self) -> &str {
+        &self.value
     }
 }
 
@@ -293,49 +310,4 @@ impl Allocation {
     pub fn reserved_total(&self) -> u64 {
         self.size_per_bank.saturating_mul(u64::from(self.num_banks))
     }
-}
-
-/// Formats a byte count for people: `512 B`, `88.0 KiB`, `1.5 MiB`, `4.0 GiB`
-/// (up to `16.0 EiB` for `u64::MAX`).
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(tt_memguard::format_bytes(1536 * 1024), "1.5 MiB");
-/// assert_eq!(tt_memguard::format_bytes(100), "100 B");
-/// assert_eq!(tt_memguard::format_bytes(1_048_575), "1.0 MiB");
-/// assert_eq!(tt_memguard::format_bytes(u64::MAX), "16.0 EiB");
-/// ```
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < KIB {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    // 1,048,575 B is 1.0 MiB, not 1024.0 KiB: the unit follows the rounding.
-    while value >= 1023.95 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Formats a count with thousands separators: `1,072,693,184`.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(tt_memguard::format_count(1_072_693_184), "1,072,693,184");
-/// ```
-pub fn format_count(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

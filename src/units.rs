@@ -1,11 +1,51 @@
-//! Byte sizes written for people: "512 KiB", "1.5 MiB", "2GB", "4096".
+//! Byte units: the binary multiples, sizes read from text ("512 KiB",
+//! "1.5 MiB", "2GB", "4096") and byte counts written for people. The bottom
+//! of the crate: it depends on no other module.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+/// One kibibyte (1,024 bytes).
+pub const KIB: u64 = 1 << 10;
+/// One mebibyte (1,048,576 bytes).
+pub const MIB: u64 = 1 << 20;
+/// One gibibyte (1,073,741,824 bytes).
+pub const GIB: u64 = 1 << 30;
+
+/// A byte size that cannot be read: the text, and what is wrong with it and
+/// what is accepted.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::ByteSize;
+///
+/// let e = "12 XB".parse::<ByteSize>().unwrap_err();
+/// assert_eq!(e.input(), "12 XB");
+/// assert!(e.to_string().starts_with("invalid size \"12 XB\": unknown unit \"XB\""));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid size {input:?}: {reason}")]
+pub struct SizeError {
+    input: String,
+    reason: String,
+}
+
+impl SizeError {
+    fn new(input: &str, reason: impl Into<String>) -> SizeError {
+        SizeError {
+            input: input.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The text that was given.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
 
 const UNITS: &[(&str, u64)] = &[
     ("b", 1),
@@ -61,24 +101,24 @@ impl ByteSize {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidSize`] naming the text and what is accepted: an
-    /// unknown unit, a negative or malformed number, a fraction of a byte,
-    /// or a size that does not fit in 64 bits.
-    pub fn parse(text: &str) -> Result<ByteSize> {
+    /// [`SizeError`] naming the text and what is accepted: an unknown unit,
+    /// a negative or malformed number, a fraction of a byte, or a size that
+    /// does not fit in 64 bits.
+    pub fn parse(text: &str) -> Result<ByteSize, SizeError> {
         parse_size(text).map(ByteSize)
     }
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&crate::types::format_bytes(self.0))
+        f.pad(&format_bytes(self.0))
     }
 }
 
 impl FromStr for ByteSize {
-    type Err = Error;
+    type Err = SizeError;
 
-    fn from_str(s: &str) -> Result<Self> {
+    fn from_str(s: &str) -> Result<Self, SizeError> {
         ByteSize::parse(s)
     }
 }
@@ -89,14 +129,11 @@ impl From<u64> for ByteSize {
     }
 }
 
-fn invalid(input: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidSize {
-        input: input.to_string(),
-        reason: reason.into(),
-    }
+fn invalid(input: &str, reason: impl Into<String>) -> SizeError {
+    SizeError::new(input, reason)
 }
 
-fn parse_size(input: &str) -> Result<u64> {
+fn parse_size(input: &str) -> Result<u64, SizeError> {
     let text = input.trim();
     if text.is_empty() {
         return Err(invalid(
@@ -173,11 +210,56 @@ fn multiply_decimal(digits: impl DoubleEndedIterator<Item = u8>, multiplier: u64
     out
 }
 
+/// Formats a byte count for people: `512 B`, `88.0 KiB`, `1.5 MiB`, `4.0 GiB`
+/// (up to `16.0 EiB` for `u64::MAX`).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tt_memguard::render::format_bytes(1536 * 1024), "1.5 MiB");
+/// assert_eq!(tt_memguard::render::format_bytes(100), "100 B");
+/// assert_eq!(tt_memguard::render::format_bytes(1_048_575), "1.0 MiB");
+/// assert_eq!(tt_memguard::render::format_bytes(u64::MAX), "16.0 EiB");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < KIB {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    // 1,048,575 B is 1.0 MiB, not 1024.0 KiB: the unit follows the rounding.
+    while value >= 1023.95 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Formats a count with thousands separators: `1,072,693,184`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(tt_memguard::render::format_count(1_072_693_184), "1,072,693,184");
+/// ```
+pub fn format_count(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn bytes(text: &str) -> Result<u64> {
+    fn bytes(text: &str) -> Result<u64, SizeError> {
         ByteSize::parse(text).map(ByteSize::bytes)
     }
 

@@ -8,13 +8,13 @@ use common::redact_locations;
 use serial_test::serial;
 use tt_memguard::{
     Allow, Budget, BufferType, CheckKind, Device, Error, GuardOptions, KIB, MIB, MemoryGuard, Mesh,
-    Preset, Result, SimDevice, assert_memory_budget, assert_no_leak, check, failure_report,
+    Preset, Result, SimDevice, assert_memory_budget, assert_no_leak, check,
     try_assert_memory_budget, try_assert_no_leak,
 };
 
 fn failed_report(e: Error) -> tt_memguard::MemoryReport {
     match e {
-        Error::MemoryCheckFailed { report } => *report,
+        Error::MemoryCheckFailed(report) => *report,
         other => panic!("expected a failed check, got {other}"),
     }
 }
@@ -366,14 +366,14 @@ fn try_macros_return_the_failure_with_its_report() -> Result<()> {
     let r = try_assert_no_leak!(dev, {
         std::mem::forget(dev.allocate(BufferType::Dram, MIB, 2048)?)
     });
-    let report = failure_report(r.as_ref().unwrap_err()).unwrap();
+    let report = r.as_ref().unwrap_err().memory_report().unwrap();
     assert_eq!(report.leaks().count(), 1);
 
     let dev = SimDevice::wormhole_b0();
     let r = try_assert_memory_budget!(dev, l1_per_bank <= "1 KiB", {
         dev.allocate(BufferType::L1, 64 * 2 * KIB, 2048)?.size()
     });
-    let report = failure_report(r.as_ref().unwrap_err()).unwrap();
+    let report = r.as_ref().unwrap_err().memory_report().unwrap();
     let (_, t, v) = report.failures().next().unwrap();
     assert_eq!((t, v.per_bank, v.actual), (BufferType::L1, true, 2048));
     let ok = try_assert_memory_budget!(dev, dram <= "1 MiB", { 5 });
@@ -669,7 +669,7 @@ fn bad_budget_text_is_an_error_naming_it() {
     let dev = SimDevice::wormhole_b0();
     let guard = MemoryGuard::new(&dev).budget(Budget::new().l1_peak("12 XB"));
     let e = guard.finish().unwrap_err();
-    assert!(matches!(e, Error::InvalidBudget { .. }));
+    assert!(matches!(e, Error::InvalidBudget(_)));
     assert!(
         e.to_string()
             .starts_with("invalid L1 peak budget: invalid size \"12 XB\": unknown unit \"XB\""),
@@ -756,7 +756,10 @@ fn budget_size_errors_name_the_text_and_what_is_accepted() {
     ];
     for (text, message) in cases {
         let e = ByteSize::parse(text).unwrap_err();
-        assert!(matches!(e, Error::InvalidSize { .. }));
+        assert_eq!(e.input(), text);
+        assert_eq!(e.to_string(), message, "{text:?}");
+        let e = Error::from(e);
+        assert!(matches!(e, Error::InvalidSize(_)));
         assert_eq!(e.to_string(), message, "{text:?}");
     }
     for (text, bytes) in [

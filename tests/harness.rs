@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use tt_memguard::{BufferType, RunReport, TestStatus};
+use tt_memguard::BufferType;
+use tt_memguard::runner::{RunReport, TestStatus};
 
 fn demo() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

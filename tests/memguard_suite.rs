@@ -2,9 +2,8 @@
 //! kernel developer's test file looks like. Runs under `cargo test` and
 //! `cargo nextest run`.
 
-use tt_memguard::{
-    BufferType, Device, Harness, KIB, MIB, TestResult, assert_memory_budget, assert_no_leak,
-};
+use tt_memguard::prelude::*;
+use tt_memguard::runner::Harness;
 
 fn matmul_fits_in_l1(dev: &Device) -> TestResult {
     let a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use tt_memguard::live::{LiveEvent, LiveLine, LiveStream};
 use tt_memguard::monitor::{Follower, MonitorState};
-use tt_memguard::{BufferType, Error, KIB, LiveEvent, LiveLine, LiveStream, MIB, SimDevice};
+use tt_memguard::{BufferType, Error, KIB, MIB, SimDevice};
 
 const RECORDED: &str = "tests/data/live_demo.jsonl";
 const SHARED: &str = "tests/data/live_shared.jsonl";

@@ -7,7 +7,7 @@
 use serial_test::serial;
 use tt_memguard::{
     BufferType, Device, DeviceKind, Direction, Error, KIB, MIB, MockCluster, Preset, SimDevice,
-    TtMetalConfig, TtMetalDevice, assert_no_leak, failure_report, try_assert_no_leak,
+    TtMetalConfig, TtMetalDevice, assert_no_leak, try_assert_no_leak,
 };
 
 const L1_SMALL: u64 = 32 * KIB;
@@ -220,7 +220,11 @@ fn guards_and_macros_work_unchanged() {
     let result = try_assert_no_leak!(dev, {
         std::mem::forget(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
     });
-    let report = failure_report(result.as_ref().unwrap_err()).expect("a memory report");
+    let report = result
+        .as_ref()
+        .unwrap_err()
+        .memory_report()
+        .expect("a memory report");
     let leaked: Vec<_> = report.leaks().collect();
     assert_eq!(leaked.len(), 1);
     assert_eq!(leaked[0].buffer_type, BufferType::L1);
@@ -248,7 +252,11 @@ fn buffers_allocated_by_other_code_are_observed() {
         .join()
         .unwrap();
     });
-    let report = failure_report(result.as_ref().unwrap_err()).expect("a memory report");
+    let report = result
+        .as_ref()
+        .unwrap_err()
+        .memory_report()
+        .expect("a memory report");
     let leaked: Vec<_> = report.leaks().collect();
     assert_eq!(leaked.len(), 2, "{}", report.render(false));
     for allocation in &leaked {

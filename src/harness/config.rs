@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::types::BufferType;
 use crate::units::ByteSize;
 
@@ -93,16 +93,8 @@ fn apply(budget: Budget, key: Key, bytes: u64, source: BudgetSource) -> Budget {
 
 /// A glob over test names: `*` any run of characters, `?` one character,
 /// `[abc]` / `[a-z]` / `[!a-z]` one character of a class.
-///
-/// # Examples
-///
-/// ```
-/// let glob = tt_memguard::Glob::new("conv_[0-9]*").unwrap();
-/// assert!(glob.matches("conv_3x3") && !glob.matches("conv_x"));
-/// assert!(tt_memguard::Glob::new("conv_[").is_err());
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
+pub(crate) struct Glob {
     pattern: Vec<char>,
 }
 
@@ -232,7 +224,8 @@ struct Entry {
 ///
 /// ```
 /// use std::path::Path;
-/// use tt_memguard::{Budget, BudgetConfig, BufferType};
+/// use tt_memguard::runner::BudgetConfig;
+/// use tt_memguard::{Budget, BufferType};
 ///
 /// let config = BudgetConfig::parse(
 ///     "[defaults]\nl1_peak = \"512 KiB\"\n[tests.\"conv_*\"]\nl1_peak = \"1 MiB\"\n",
@@ -286,16 +279,19 @@ impl BudgetConfig {
     /// As [`load`](Self::load).
     pub fn parse(text: &str, path: &Path) -> Result<BudgetConfig> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
-        let fail = |offset: usize, key: &str, value: &str, reason: String| Error::Config {
-            path: path.to_path_buf(),
-            line: line_of(offset),
-            key: key.to_string(),
-            value: value.to_string(),
-            reason,
+        let fail = |offset: usize, key: &str, value: &str, reason: String| {
+            Error::Config(Box::new(ConfigError {
+                path: path.to_path_buf(),
+                line: line_of(offset),
+                key: key.to_string(),
+                value: value.to_string(),
+                reason,
+                source: None,
+            }))
         };
         let doc = toml_edit::Document::parse(text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
-            fail(offset, "", "", format!("not valid TOML: {}", e.message()))
+            fail(offset, "", "", format!("not valid TOML: {}", e.message())).with_source(e)
         })?;
         let display = path
             .file_name()
@@ -379,6 +375,7 @@ impl BudgetConfig {
                 var: var.clone(),
                 value: value.clone(),
                 reason: e.to_string(),
+                source: Some(Box::new(e)),
             })?;
             budget = apply(budget, key, bytes.0, BudgetSource::Env(var.clone()));
         }
@@ -406,7 +403,7 @@ impl BudgetConfig {
     ///
     /// ```
     /// use std::path::Path;
-    /// use tt_memguard::BudgetConfig;
+    /// use tt_memguard::runner::BudgetConfig;
     ///
     /// let config = BudgetConfig::parse(
     ///     "[tests.\"conv_*\"]\nl1_peak = \"1 MiB\"\n[tests.\"matmull\"]\nl1_peak = \"1 MiB\"\n",
@@ -481,7 +478,7 @@ fn read_budget(
         let bytes = match item.as_value() {
             Some(v) if v.as_str().is_some() => {
                 ByteSize::parse(v.as_str().unwrap_or_default())
-                    .map_err(|e| fail(offset, name, &value_text, e.to_string()))?
+                    .map_err(|e| fail(offset, name, &value_text, e.to_string()).with_source(e))?
                     .0
             }
             Some(v) if v.as_integer().is_some() => {
@@ -558,6 +555,7 @@ pub(crate) fn check_variables(vars: impl IntoIterator<Item = (String, String)>) 
                 "not a tt-memguard variable; did you mean {closest}? Fix the name or unset it (tt-memguard reads {} and the budget keys TT_MEMGUARD_<POOL>_<CHECK>, e.g. TT_MEMGUARD_L1_PEAK)",
                 SETTINGS[..10].join(", ")
             ),
+            source: None,
         });
     }
     Ok(())
@@ -615,6 +613,14 @@ mod tests {
         // Budget keys are read in any case; other variables are not ours.
         assert_eq!(check("TT_MEMGUARD_l1_peak"), Ok(()));
         assert_eq!(check("TT_METAL_HOME"), Ok(()));
+    }
+
+    #[test]
+    fn globs_match_names_and_refuse_bad_classes() {
+        let glob = Glob::new("conv_[0-9]*").unwrap();
+        assert!(glob.matches("conv_3x3") && !glob.matches("conv_x"));
+        assert!(!glob.is_literal() && Glob::new("conv_3x3").unwrap().is_literal());
+        assert!(Glob::new("conv_[").is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use config::{BudgetConfig, Glob};
+pub use config::BudgetConfig;
 use output::{Row, SnapshotAssertion, SnapshotOutcome};
 pub use output::{RunInfo, RunReport, SkippedReport, TestRecord, TestStatus};
 pub use provider::{DeviceProvider, SharedDevice};
@@ -173,7 +173,8 @@ impl Test {
 /// # Examples
 ///
 /// ```no_run
-/// use tt_memguard::{Budget, BufferType, DeviceProvider, Harness, Preset, Test, TestResult, KIB};
+/// use tt_memguard::prelude::*;
+/// use tt_memguard::runner::{DeviceProvider, Harness, Test};
 ///
 /// fn fits(dev: &tt_memguard::Device) -> TestResult {
 ///     let _a = dev.allocate(BufferType::L1, 256 * KIB, 2048)?;
@@ -274,6 +275,7 @@ impl RunnerFlags {
                         var: "TT_MEMGUARD_SNAPSHOTS".to_string(),
                         value: v,
                         reason: "expected 1 or 0 (true/false, yes/no)".to_string(),
+                        source: None,
                     });
                 }
             }
@@ -883,13 +885,4 @@ pub fn harness_false_missing(target_tmpdir: Option<&str>) {
             binary_name()
         );
     }
-}
-
-/// Reads a budget file without running anything (for tools and tests).
-///
-/// # Errors
-///
-/// As [`BudgetConfig::load`].
-pub fn load_budget_file(path: &Path) -> Result<BudgetConfig> {
-    BudgetConfig::load(path)
 }

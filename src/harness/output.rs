@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::render::{Level, paint};
 use crate::report::{MemoryReport, PoolReport};
-use crate::types::{BufferType, format_bytes};
+use crate::types::BufferType;
+use crate::units::format_bytes;
 
 /// The report format this tt-memguard writes and reads.
 const REPORT_VERSION: u32 = 2;
@@ -91,7 +92,7 @@ pub struct SkippedReport {
 /// parts (`--memory-report-dir DIR`) merge with [`RunReport::merge_dir`].
 ///
 /// ```no_run
-/// let report = tt_memguard::RunReport::merge_dir(std::path::Path::new("target/memory"))?;
+/// let report = tt_memguard::runner::RunReport::merge_dir(std::path::Path::new("target/memory"))?;
 /// for test in &report.tests {
 ///     println!("{} {} {:?}", test.name, test.device, test.status);
 /// }
@@ -168,9 +169,10 @@ impl RunReport {
         let bad = |reason: String| Error::ReportFormat {
             path: path.to_path_buf(),
             reason,
+            source: None,
         };
         let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| bad(e.to_string()).with_source(e))?;
         match value.get("version").map(|v| v.as_u64()) {
             Some(Some(v)) if v == u64::from(REPORT_VERSION) => {}
             Some(Some(v)) => {
@@ -184,7 +186,8 @@ impl RunReport {
                 )));
             }
         }
-        let report: RunReport = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let report: RunReport =
+            serde_json::from_value(value).map_err(|e| bad(e.to_string()).with_source(e))?;
         if let Some(run) = report.run.as_ref().filter(|r| !r.finished) {
             return Err(Error::UnfinishedReport {
                 path: path.to_path_buf(),
@@ -277,6 +280,7 @@ impl RunReport {
                 return Err(Error::ReportFormat {
                     path: file,
                     reason: "it is a merged report, not one process's part: write merged reports outside the report directory".to_string(),
+                    source: None,
                 });
             };
             parts.push((file, run, report.tests));

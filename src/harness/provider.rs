@@ -14,7 +14,8 @@ use crate::units::ByteSize;
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::{DeviceProvider, Preset};
+/// use tt_memguard::Preset;
+/// use tt_memguard::runner::DeviceProvider;
 ///
 /// let provider = DeviceProvider::from_env_value("sim:n300")?;
 /// assert!(matches!(provider, DeviceProvider::Sim { preset: Preset::WormholeN300, .. }));
@@ -91,6 +92,7 @@ impl DeviceProvider {
             var: "TT_MEMGUARD_DEVICE".to_string(),
             value: value.to_string(),
             reason,
+            source: None,
         };
         let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature";
         let (kind, rest) = match value.split_once(':') {
@@ -176,6 +178,7 @@ impl DeviceProvider {
                                 "this test target shares a device it opened itself ({}), whose carve-outs are set where it is opened: unset {var}, or let the runner open the device with TT_MEMGUARD_DEVICE",
                                 shared.device.name()
                             ),
+                            source: None,
                         });
                     }
                 }
@@ -195,6 +198,7 @@ impl DeviceProvider {
                         var: var.to_string(),
                         value: text.clone(),
                         reason: e.to_string(),
+                        source: Some(Box::new(e)),
                     }),
                 Err(_) => Ok(None),
             }
@@ -252,6 +256,7 @@ impl DeviceProvider {
                 var: "TT_MEMGUARD_DEVICE".to_string(),
                 value: value.to_string(),
                 reason: format!("device id {id:?} is not a number: expected tt-metal or tt-metal:ID with ID 0, 1, ..."),
+                source: None,
             })?,
         };
         let device = TtMetalDevice::open(TtMetalConfig {
