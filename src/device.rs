@@ -715,7 +715,7 @@ impl Buffer {
         self.address
     }
 
-    /// Requested size in bytes.
+    /// Requested size in bytes: the buffer's total over all its banks.
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -725,7 +725,7 @@ impl Buffer {
         self.page_size
     }
 
-    /// Bytes reserved in every bank of the pool.
+    /// Bytes reserved in every bank of the pool (after alignment).
     pub fn size_per_bank(&self) -> u64 {
         self.size_per_bank
     }

@@ -106,10 +106,11 @@
 //!   trials (target 2x; a fixed ~0.6 us per test).
 #![deny(missing_docs)]
 
-// Dependencies point one way, bottom to top: units <- types <- budget <-
-// render <- report <- error <- device/source <- mesh <- guard <- check <-
-// macros, trace, live <- monitor, harness. Only `source` and `ffi` know
-// that C++ exists.
+// Dependencies point one way, bottom to top:
+//   units, types <- budget, render <- report <- error
+//   <- source + device (a backend hands out a Device) <- mesh <- guard
+//   <- check <- macros, trace, live <- monitor, harness.
+// Only `source` and `ffi` know that C++ exists.
 mod budget;
 mod check;
 mod device;

@@ -107,7 +107,7 @@ pub enum LiveEvent {
         pool: BufferType,
         /// Address in every bank.
         address: u64,
-        /// Requested size.
+        /// Requested size: the buffer's total over all its banks.
         size: u64,
         /// Bytes reserved in every bank (`per_bank_size` in older streams,
         /// still read).
