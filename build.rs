@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+/// The shared vocabulary's bridge and the simulated device's.
+const SIM_BRIDGES: [&str; 2] = ["src/ffi/vocab.rs", "src/ffi/sim.rs"];
+
 const SIM_SOURCES: &[&str] = &[
     "cpp/free_block_tree.cpp",
     "cpp/pool_allocator.cpp",
@@ -11,7 +14,7 @@ const SIM_SOURCES: &[&str] = &[
 ];
 
 fn main() {
-    let mut build = cxx_build::bridge("src/ffi/sim.rs");
+    let mut build = cxx_build::bridges(SIM_BRIDGES);
     build
         .files(SIM_SOURCES)
         .std("c++17")
@@ -30,7 +33,9 @@ fn main() {
         build_tt_metal();
     }
 
-    println!("cargo:rerun-if-changed=src/ffi/sim.rs");
+    for bridge in SIM_BRIDGES {
+        println!("cargo:rerun-if-changed={bridge}");
+    }
     for entry in std::fs::read_dir("cpp").expect("cpp/ is part of the package") {
         let path = entry.expect("cpp/ is readable").path();
         println!("cargo:rerun-if-changed={}", path.display());

@@ -123,7 +123,7 @@ pub use mesh::{MemorySource, Mesh};
 pub use render::{ColorChoice, Level, snapshot_table, usage_bar};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
-pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
+pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Trace, TraceOp};
