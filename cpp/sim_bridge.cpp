@@ -62,7 +62,7 @@ AllocOutcome SimDevice::allocate(const AllocRequest& r, rust::Str label) {
     request.label = std::string(label);
     const sim::AllocOutcome outcome = device_.allocate(request);
 
-    AllocOutcome out{};
+    AllocOutcome out;
     out.status = outcome.status;
     out.id = outcome.record.id;
     out.slot = outcome.slot;
@@ -70,7 +70,11 @@ AllocOutcome SimDevice::allocate(const AllocRequest& r, rust::Str label) {
     out.per_bank_size = outcome.record.per_bank_size;
     out.size_per_bank = outcome.size_per_bank;
     out.banks = outcome.banks;
-    if (outcome.status != AllocStatus::Placed && is_pool(r.pool)) out.pool = to_bridge(device_.pool(r.pool));
+    if (outcome.status != AllocStatus::Placed && is_pool(r.pool)) {
+        out.pool = to_bridge(device_.pool(r.pool));
+    } else {
+        out.pool = PoolInfo{};
+    }
     return out;
 }
 
@@ -80,9 +84,10 @@ PoolSnapshot SimDevice::snapshot() const {
     // Field by field straight into the result: copying whole intermediate
     // structs here costs store-forwarding stalls on the hottest path.
     PoolSnapshot out;
-    for (const Pool pool : kPools) {
+    for (std::size_t p = 0; p < kPoolCount; ++p) {
+        const Pool pool = static_cast<Pool>(p);
         const sim::PoolAllocator& allocator = device_.allocator(pool);
-        PoolInfo& info = out.pools[pool_index(pool)];
+        PoolInfo& info = out.pools[p];
         info.banks = device_.banks(pool);
         info.base = allocator.base();
         info.alignment = device_.alignment(pool);

@@ -101,7 +101,7 @@ Device::Device(const Geometry& geometry) : geometry_(geometry), pools_(make_pool
 
 AllocOutcome Device::allocate(const AllocRequest& request) {
     AllocOutcome out;
-    if (!is_pool(request.pool) || !is_direction(request.direction) || request.size == 0 ||
+    if (!is_pool(request.pool) || request.size == 0 ||
         request.page_size == 0 || request.size % request.page_size != 0 || request.shards > geometry_.l1_banks ||
         (request.shards == 0 && request.pool == Pool::L1Small)) {
         // The Rust side validates first and names the problem; this is a
@@ -122,7 +122,12 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     }
     out.size_per_bank = *per_bank;
     bool bottom_up = pool == Pool::Dram || pool == Pool::Trace;
-    if (request.direction != Direction::Default) bottom_up = request.direction == Direction::BottomUp;
+    switch (request.direction) {
+        case Direction::Default: break;
+        case Direction::BottomUp: bottom_up = true; break;
+        case Direction::TopDown: bottom_up = false; break;
+        default: out.status = AllocStatus::Invalid; return out;
+    }
 
     std::optional<Addr> address;
     AllocStatus failure = AllocStatus::OutOfMemory;

@@ -106,7 +106,7 @@ struct Shared {
     info: DeviceInfo,
     /// Unique in this process: tells apart two devices of the same name.
     instance: u64,
-    backend: Mutex<Option<Backend>>,
+    backend: Mutex<Option<Box<dyn Backend>>>,
     /// Set while an observer is attached: a relaxed load is all an
     /// unobserved allocation pays.
     observed: AtomicBool,
@@ -117,7 +117,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<Backend>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Backend>>> {
         // A panic while the lock was held cannot leave the backend half
         // updated (every backend call is a single C++ call), so a poisoned
         // lock is still usable.
@@ -139,8 +139,8 @@ impl Shared {
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Backend) -> Result<T>) -> Result<T> {
-        match self.lock().as_mut() {
+    fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
+        match self.lock().as_deref_mut() {
             Some(backend) => f(backend),
             None => Err(Error::DeviceClosed {
                 device: self.info.name.clone(),
@@ -170,7 +170,7 @@ impl fmt::Debug for Device {
 }
 
 impl Device {
-    pub(crate) fn from_backend(info: DeviceInfo, backend: Backend) -> Device {
+    pub(crate) fn from_backend(info: DeviceInfo, backend: Box<dyn Backend>) -> Device {
         Device {
             shared: Arc::new(Shared {
                 info,
@@ -403,11 +403,11 @@ impl Device {
     /// reuse it as a fresh device); false otherwise.
     pub(crate) fn reset_if_unshared(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
-            && self.shared.lock().as_mut().is_some_and(|b| b.reset())
+            && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
     }
 
-    pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&Backend) -> Option<T>) -> Option<T> {
-        self.shared.lock().as_ref().and_then(f)
+    pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
+        self.shared.lock().as_deref().and_then(f)
     }
 
     /// Whether two handles refer to the same device.
@@ -502,7 +502,7 @@ impl Drop for PeakMark {
         if self.released {
             return;
         }
-        if let Some(backend) = self.device.shared.lock().as_mut() {
+        if let Some(backend) = self.device.shared.lock().as_deref_mut() {
             backend.release_peak(self.mark);
         }
     }
@@ -767,7 +767,7 @@ impl Drop for Buffer {
         let mut backend = self.shared.lock();
         // A failure here cannot be reported from drop; the allocation stays
         // visible in the live set and in leak reports.
-        if let Some(backend) = backend.as_mut()
+        if let Some(backend) = backend.as_deref_mut()
             && backend.deallocate(self.id, self.slot).unwrap_or(false)
         {
             self.shared.notify(DeviceEvent::Free {

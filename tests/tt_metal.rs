@@ -360,13 +360,10 @@ fn fragmented_out_of_memory_is_typed_as_on_the_simulator() {
         // freed: about half the pool is free, in holes of one block.
         let block = l1.bank_size / 10 / 2048 * 2048;
         let size = block * u64::from(l1.num_banks);
-        let mut kept = Vec::new();
-        for i in 0..9 {
-            let b = d.allocate(BufferType::L1, size, 2048).unwrap();
-            if i % 2 == 0 {
-                kept.push(b);
-            }
-        }
+        let blocks: Vec<_> = (0..9)
+            .map(|_| d.allocate(BufferType::L1, size, 2048).unwrap())
+            .collect();
+        let kept: Vec<_> = blocks.into_iter().step_by(2).collect();
         let e = d.allocate(BufferType::L1, 2 * size, 2048).unwrap_err();
         (e, kept)
     };

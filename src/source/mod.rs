@@ -127,14 +127,15 @@ pub(crate) type Peaks = [u64; 4];
 /// What a bridged C++ device provides, in the bridge vocabulary
 /// (`ffi::vocab`). Each backend implements it as one C++ call per method,
 /// mapping that call's C++ exceptions to the crate's errors; everything else
-/// is the [`Backend`] adapter's.
+/// is the [`Adapter`]'s.
 pub(crate) trait Bridge: Send {
     /// Places a buffer, or says why it could not be placed.
     fn allocate(&mut self, request: &Request) -> Result<vocab::AllocOutcome>;
     /// Frees a live allocation; false when it is not live.
     fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool>;
-    /// The allocator statistics and layout of every pool.
-    fn snapshot(&self) -> Result<vocab::PoolSnapshot>;
+    /// The allocator statistics and layout of every pool, handed to `read`
+    /// where the C++ call left them: no copy on the hottest path.
+    fn snapshot<T>(&self, read: impl FnOnce(&vocab::PoolSnapshot) -> T) -> Result<T>;
     /// Live allocations, ordered by id.
     fn live(&self) -> Result<Vec<vocab::AllocRecord>>;
     /// Number of live allocations.
@@ -165,6 +166,38 @@ pub(crate) trait Bridge: Send {
     }
 }
 
+/// The operations every device backend provides, in the crate's types.
+/// Calls are serialized by the owning [`Device`]. The one implementation is
+/// [`Adapter`], over each backend's [`Bridge`].
+pub(crate) trait Backend: Send {
+    /// Places a buffer, or explains why it cannot be placed.
+    fn allocate(&mut self, request: &Request) -> Result<Placed>;
+    /// Frees a live allocation (`id` and `slot` as placed); false when it is
+    /// not live.
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool>;
+    /// The allocator statistics of every pool.
+    fn snapshot(&self) -> Result<Snapshot>;
+    /// Live allocations, ordered by id; `tag`s are returned as given.
+    fn live(&self) -> Result<Vec<(Allocation, u64)>>;
+    /// Number of live allocations.
+    fn live_count(&self) -> Result<u64>;
+    /// The id the next allocation will get; ids at or above it are newer.
+    fn next_id(&self) -> Result<u64>;
+    /// Starts an independent peak mark.
+    fn mark_peak(&mut self) -> Result<u32>;
+    /// Reads a peak mark.
+    fn read_peak(&self, mark: u32) -> Result<Peaks>;
+    /// Ends a peak mark.
+    fn release_peak(&mut self, mark: u32);
+    /// See [`Bridge::reset`].
+    fn reset(&mut self) -> bool;
+    /// See [`Bridge::native_device`].
+    #[cfg(feature = "tt-metal")]
+    fn native_device(&self) -> Option<usize>;
+    /// See [`Bridge::scan_snapshot`].
+    fn scan_snapshot(&self) -> Option<Snapshot>;
+}
+
 /// What a backend knows of a device it opened, besides what the device's
 /// snapshot says.
 #[derive(Debug, Clone)]
@@ -180,10 +213,10 @@ pub(crate) struct Opened {
 
 /// The one adapter between a device's [`Bridge`] and the crate: requests go
 /// in as the bridge vocabulary, and outcomes, snapshots and records come
-/// back as the crate's types and errors. Calls are serialized by the owning
-/// [`Device`].
-pub(crate) struct Backend {
-    bridge: Box<dyn Bridge>,
+/// back as the crate's types and errors. Generic over the bridge, so that
+/// each C++ call and its conversion compile into one function.
+pub(crate) struct Adapter<B> {
+    bridge: B,
     /// Banks of every pool, for the allocations' `num_banks`.
     banks: [u32; 4],
     /// The allocator granularity of every pool (the DRAM alignment).
@@ -192,11 +225,11 @@ pub(crate) struct Backend {
     l1_limit: u64,
 }
 
-impl Backend {
+impl<B: Bridge + 'static> Adapter<B> {
     /// Reads the layout of a freshly opened device from its bridge and
     /// wraps both into a [`Device`].
-    pub(crate) fn into_device(bridge: Box<dyn Bridge>, opened: Opened) -> Result<Device> {
-        let snapshot = bridge.snapshot()?;
+    pub(crate) fn into_device(bridge: B, opened: Opened) -> Result<Device> {
+        let snapshot = bridge.snapshot(|s| *s)?;
         let pool = |buffer_type: BufferType| snapshot.pools[buffer_type.index()];
         let granularity = pool(BufferType::Dram).alignment;
         let info = DeviceInfo {
@@ -211,7 +244,7 @@ impl Backend {
                 granularity,
             }),
         };
-        let backend = Backend {
+        let adapter = Adapter {
             bridge,
             banks: snapshot.pools.map(|p| p.banks),
             granularity,
@@ -219,78 +252,70 @@ impl Backend {
                 .l1_interleaved_limit
                 .unwrap_or(pool(BufferType::L1).base),
         };
-        Ok(Device::from_backend(info, backend))
+        Ok(Device::from_backend(info, Box::new(adapter)))
     }
+}
 
-    /// Places a buffer, or explains why it cannot be placed.
-    pub(crate) fn allocate(&mut self, request: &Request) -> Result<Placed> {
+impl<B: Bridge> Backend for Adapter<B> {
+    fn allocate(&mut self, request: &Request) -> Result<Placed> {
         let outcome = self.bridge.allocate(request)?;
         self.placed(request, &outcome)
     }
 
-    /// Frees a live allocation (`id` and `slot` as placed); false when it is
-    /// not live.
-    pub(crate) fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
         self.bridge.deallocate(id, slot)
     }
 
-    /// The allocator statistics of every pool.
-    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        Ok(snapshot_from_bridge(&self.bridge.snapshot()?))
+    fn snapshot(&self) -> Result<Snapshot> {
+        self.bridge.snapshot(snapshot_from_bridge)
     }
 
-    /// Live allocations, ordered by id, each with its caller tag.
-    pub(crate) fn live(&self) -> Result<Vec<(Allocation, u64)>> {
-        self.bridge
-            .live()?
-            .into_iter()
-            .map(|record| allocation_from_bridge(record, &self.banks))
-            .collect()
+    fn live(&self) -> Result<Vec<(Allocation, u64)>> {
+        let records = self.bridge.live()?;
+        let mut live = Vec::with_capacity(records.len());
+        for record in records {
+            live.push(allocation_from_bridge(record, &self.banks)?);
+        }
+        Ok(live)
     }
 
-    /// Number of live allocations.
-    pub(crate) fn live_count(&self) -> Result<u64> {
+    fn live_count(&self) -> Result<u64> {
         self.bridge.live_count()
     }
 
-    /// The id the next allocation will get; ids at or above it are newer.
-    pub(crate) fn next_id(&self) -> Result<u64> {
+    fn next_id(&self) -> Result<u64> {
         self.bridge.next_id()
     }
 
-    /// Starts an independent peak mark.
-    pub(crate) fn mark_peak(&mut self) -> Result<u32> {
+    fn mark_peak(&mut self) -> Result<u32> {
         self.bridge.mark_peak()
     }
 
-    /// Reads a peak mark.
-    pub(crate) fn read_peak(&self, mark: u32) -> Result<Peaks> {
+    fn read_peak(&self, mark: u32) -> Result<Peaks> {
         self.bridge.read_peak(mark)
     }
 
-    /// Ends a peak mark.
-    pub(crate) fn release_peak(&mut self, mark: u32) {
+    fn release_peak(&mut self, mark: u32) {
         self.bridge.release_peak(mark)
     }
 
-    /// See [`Bridge::reset`].
-    pub(crate) fn reset(&mut self) -> bool {
+    fn reset(&mut self) -> bool {
         self.bridge.reset()
     }
 
-    /// See [`Bridge::native_device`].
     #[cfg(feature = "tt-metal")]
-    pub(crate) fn native_device(&self) -> Option<usize> {
+    fn native_device(&self) -> Option<usize> {
         self.bridge.native_device()
     }
 
-    /// See [`Bridge::scan_snapshot`].
-    pub(crate) fn scan_snapshot(&self) -> Option<Snapshot> {
+    fn scan_snapshot(&self) -> Option<Snapshot> {
         self.bridge
             .scan_snapshot()
             .map(|s| snapshot_from_bridge(&s))
     }
+}
 
+impl<B> Adapter<B> {
     /// The placed buffer, or the error an outcome stands for.
     fn placed(&self, request: &Request, out: &vocab::AllocOutcome) -> Result<Placed> {
         let buffer_type = request.buffer_type;
@@ -406,6 +431,7 @@ fn snapshot_from_bridge(raw: &vocab::PoolSnapshot) -> Snapshot {
 }
 
 /// A live allocation and its caller tag, from a registry record.
+#[inline]
 fn allocation_from_bridge(r: vocab::AllocRecord, banks: &[u32; 4]) -> Result<(Allocation, u64)> {
     let buffer_type = buffer_type_of(r.pool)?;
     let allocation = Allocation {
@@ -479,14 +505,14 @@ mod tests {
         fn deallocate(&mut self, _: u64, _: u32) -> Result<bool> {
             Ok(false)
         }
-        fn snapshot(&self) -> Result<vocab::PoolSnapshot> {
+        fn snapshot<T>(&self, read: impl FnOnce(&vocab::PoolSnapshot) -> T) -> Result<T> {
             let pool = vocab::PoolInfo {
                 banks: 12,
                 alignment: 32,
                 total_allocatable: 1 << 20,
                 ..Default::default()
             };
-            Ok(vocab::PoolSnapshot { pools: [pool; 4] })
+            Ok(read(&vocab::PoolSnapshot { pools: [pool; 4] }))
         }
         fn live(&self) -> Result<Vec<vocab::AllocRecord>> {
             Ok(self.records.clone())
@@ -525,7 +551,7 @@ mod tests {
             trace_region_size: 0,
             l1_interleaved_limit: None,
         };
-        Backend::into_device(Box::new(Canned { outcome, records }), opened).unwrap()
+        Adapter::into_device(Canned { outcome, records }, opened).unwrap()
     }
 
     fn record(pool: vocab::Pool) -> vocab::AllocRecord {

@@ -10,7 +10,7 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::sim::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
-use crate::source::{Backend, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
 use crate::types::Snapshot;
 
 /// The device models the simulator reproduces, with TT-Metal's default
@@ -344,7 +344,7 @@ impl SimDeviceBuilder {
             trace_region_size: self.trace_region_size,
             l1_interleaved_limit: self.l1_interleaved_limit.filter(|&limit| limit != 0),
         };
-        Backend::into_device(Box::new(SimBridge { inner }), opened)
+        Adapter::into_device(SimBridge { inner }, opened)
     }
 }
 
@@ -369,8 +369,8 @@ impl Bridge for SimBridge {
         Ok(self.inner.pin_mut().deallocate(slot, id))
     }
 
-    fn snapshot(&self) -> Result<PoolSnapshot> {
-        Ok(self.inner.snapshot())
+    fn snapshot<T>(&self, read: impl FnOnce(&PoolSnapshot) -> T) -> Result<T> {
+        Ok(read(&self.inner.snapshot()))
     }
 
     fn live(&self) -> Result<Vec<AllocRecord>> {

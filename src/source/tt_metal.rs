@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
 use crate::source::sim::Preset;
-use crate::source::{Backend, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
 use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -369,7 +369,7 @@ impl TtMetalBridge {
             trace_region_size: config.trace_region_size,
             l1_interleaved_limit: None,
         };
-        Backend::into_device(Box::new(TtMetalBridge { inner, owned }), opened)
+        Adapter::into_device(TtMetalBridge { inner, owned }, opened)
     }
 }
 
@@ -413,9 +413,10 @@ impl Bridge for TtMetalBridge {
             .map_err(|e| tt_error("freeing a buffer", e.what()))
     }
 
-    fn snapshot(&self) -> Result<PoolSnapshot> {
+    fn snapshot<T>(&self, read: impl FnOnce(&PoolSnapshot) -> T) -> Result<T> {
         self.inner
             .snapshot()
+            .map(|s| read(&s))
             .map_err(|e| tt_error("reading allocator statistics", e.what()))
     }
 
