@@ -3,6 +3,20 @@
 
 use std::path::PathBuf;
 
+#[path = "build/elf.rs"]
+mod elf;
+
+/// The shared vocabulary's bridge and the simulated device's.
+const SIM_BRIDGES: [&str; 2] = ["src/ffi/vocab.rs", "src/ffi/sim.rs"];
+
+/// The TT-Metal shim (`tt-metal` feature).
+const TT_METAL_SOURCES: [&str; 4] = [
+    "cpp/tt_metal_abi.cpp",
+    "cpp/tt_metal_events.cpp",
+    "cpp/tt_metal_device.cpp",
+    "cpp/tt_metal_bridge.cpp",
+];
+
 const SIM_SOURCES: &[&str] = &[
     "cpp/free_block_tree.cpp",
     "cpp/pool_allocator.cpp",
@@ -11,7 +25,7 @@ const SIM_SOURCES: &[&str] = &[
 ];
 
 fn main() {
-    let mut build = cxx_build::bridge("src/ffi/sim.rs");
+    let mut build = cxx_build::bridges(SIM_BRIDGES);
     build
         .files(SIM_SOURCES)
         .std("c++17")
@@ -30,7 +44,10 @@ fn main() {
         build_tt_metal();
     }
 
-    println!("cargo:rerun-if-changed=src/ffi/sim.rs");
+    for bridge in SIM_BRIDGES {
+        println!("cargo:rerun-if-changed={bridge}");
+    }
+    println!("cargo:rerun-if-changed=build/elf.rs");
     for entry in std::fs::read_dir("cpp").expect("cpp/ is part of the package") {
         let path = entry.expect("cpp/ is readable").path();
         println!("cargo:rerun-if-changed={}", path.display());
@@ -61,13 +78,14 @@ fn build_tt_metal() {
     };
     let mut build = cxx_build::bridge("src/ffi/tt_metal.rs");
     build
-        .files(["cpp/tt_metal_shim.cpp", "cpp/tt_metal_bridge.cpp"])
+        .files(TT_METAL_SOURCES)
         .flag_if_supported("-Wall")
         .flag_if_supported("-Wextra");
     let lib_dir = if let Some(lib) = env_dir("TT_MEMGUARD_TTNN_LIB_DIR") {
         // Our own declarations: only the exact library they were checked against.
         let so = lib.join("libtt_metal.so");
-        let bytes = std::fs::read(&so).unwrap_or_else(|e| {
+        // The ELF note only: the library is about 100 MB.
+        let id = elf::gnu_build_id(&so).unwrap_or_else(|e| {
             panic!(
                 "TT_MEMGUARD_TTNN_LIB_DIR={} but {} cannot be read ({e}): point it at the ttnn/build/lib \
                  directory of the unpacked ttnn==0.81.1 wheel",
@@ -75,15 +93,13 @@ fn build_tt_metal() {
                 so.display()
             )
         });
-        let id: Vec<u8> = (0..PINNED_BUILD_ID.len() / 2)
-            .map(|i| u8::from_str_radix(&PINNED_BUILD_ID[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
         assert!(
-            bytes.windows(id.len()).any(|w| w == id.as_slice()),
-            "{} is not the libtt_metal.so of ttnn 0.81.1 (GNU build-id {PINNED_BUILD_ID}), which \
-             tt-memguard's own TT-Metal declarations are pinned to: use that wheel, or set \
-             TT_METAL_HOME to build against your install's headers instead",
-            so.display()
+            id.as_deref() == Some(PINNED_BUILD_ID),
+            "{} (GNU build-id {}) is not the libtt_metal.so of ttnn 0.81.1 (GNU build-id \
+             {PINNED_BUILD_ID}), which tt-memguard's own TT-Metal declarations are pinned to: use \
+             that wheel, or set TT_METAL_HOME to build against your install's headers instead",
+            so.display(),
+            id.as_deref().unwrap_or("none")
         );
         println!("cargo:rerun-if-changed={}", so.display());
         build.std("c++17");

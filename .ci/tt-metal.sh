@@ -85,6 +85,18 @@ grep -q "set TT_METAL_HOME" <<<"$OUT" && grep -q "TT_MEMGUARD_TTNN_LIB_DIR" <<<"
     || { echo "error: the build failure does not say what to set:" >&2; echo "$OUT" | tail -n 20 >&2; exit 1; }
 echo "ok: $(grep -o 'the `tt-metal` feature needs TT-Metal[^(]*' <<<"$OUT" | awk 'NR == 1')"
 
+echo "== tt-metal: a library other than the pinned one is refused by its GNU build-id"
+WRONG="$CACHE/wrong-lib"
+rm -rf "$WRONG" && mkdir -p "$WRONG"
+ln -s "$LIB/libtt_stl.so" "$WRONG/libtt_metal.so"
+if OUT=$(env -u TT_METAL_HOME TT_MEMGUARD_TTNN_LIB_DIR="$WRONG" cargo check --features tt-metal --lib 2>&1); then
+    echo "error: cargo check --features tt-metal accepted $WRONG/libtt_metal.so" >&2
+    exit 1
+fi
+grep -q "is not the libtt_metal.so of ttnn $WHEEL_VERSION (GNU build-id" <<<"$OUT" \
+    || { echo "error: the build failure does not name the build-id:" >&2; echo "$OUT" | tail -n 20 >&2; exit 1; }
+echo "ok: $(grep -o 'GNU build-id [0-9a-f]*) is not' <<<"$OUT" | awk 'NR == 1')"
+
 # TT-Metal's environment: everything it writes goes to the scratch directory, nothing to the
 # checkout, /tmp, /dev/shm or ~/.cache.
 export TT_MEMGUARD_TTNN_LIB_DIR="$LIB"

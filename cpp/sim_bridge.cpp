@@ -5,30 +5,30 @@
 namespace memguard::ffi {
 namespace {
 
-RawPool to_raw(const sim::PoolView& view) {
-    RawPool raw;
-    raw.banks = view.banks;
-    raw.base = view.base;
-    raw.alignment = view.alignment;
-    raw.total_allocatable = view.stats.total_allocatable;
-    raw.allocated = view.stats.allocated;
-    raw.free = view.stats.free;
-    raw.largest_free = view.stats.largest_free;
-    return raw;
+PoolInfo to_bridge(const sim::PoolView& view) {
+    PoolInfo out;
+    out.banks = view.banks;
+    out.base = view.base;
+    out.alignment = view.alignment;
+    out.total_allocatable = view.stats.total_allocatable;
+    out.allocated = view.stats.allocated;
+    out.free = view.stats.free;
+    out.largest_free = view.stats.largest_free;
+    return out;
 }
 
-RawRecord to_raw(const sim::Record& record, const std::string& label) {
-    RawRecord raw;
-    raw.id = record.id;
-    raw.pool = record.pool;
-    raw.address = record.address;
-    raw.size = record.size;
-    raw.page_size = record.page_size;
-    raw.per_bank_size = record.per_bank_size;
-    raw.shards = record.shards;
-    raw.tag = record.tag;
-    raw.label = rust::String(label);
-    return raw;
+AllocRecord to_bridge(const sim::Record& record, const std::string& label) {
+    AllocRecord out;
+    out.id = record.id;
+    out.pool = record.pool;
+    out.address = record.address;
+    out.size = record.size;
+    out.page_size = record.page_size;
+    out.per_bank_size = record.per_bank_size;
+    out.shards = record.shards;
+    out.tag = record.tag;
+    out.label = rust::String(label);
+    return out;
 }
 
 }  // namespace
@@ -49,69 +49,72 @@ std::unique_ptr<SimDevice> new_sim_device(const SimGeometry& g) {
     return std::make_unique<SimDevice>(geometry);
 }
 
-RawOutcome SimDevice::allocate(const RawRequest& r, rust::Str label) {
+AllocOutcome SimDevice::allocate(const AllocRequest& r, rust::Str label) {
     sim::AllocRequest request;
-    request.pool = static_cast<sim::Pool>(r.pool);
+    request.pool = r.pool;
     request.size = r.size;
     request.page_size = r.page_size;
     request.shards = r.shards;
-    request.direction = static_cast<sim::Direction>(r.direction);
+    request.direction = r.direction;
     request.fixed_address = r.fixed_address;
     request.address = r.address;
     request.tag = r.tag;
     request.label = std::string(label);
-    sim::AllocOutcome outcome = device_.allocate(request);
+    const sim::AllocOutcome outcome = device_.allocate(request);
 
-    RawOutcome raw;
-    raw.status = static_cast<std::uint8_t>(outcome.status);
-    raw.id = outcome.record.id;
-    raw.slot = outcome.slot;
-    raw.address = outcome.record.address;
-    raw.per_bank_size = outcome.record.per_bank_size;
-    raw.size_per_bank = outcome.size_per_bank;
-    raw.banks = outcome.banks;
-    if (outcome.status != sim::AllocStatus::kOk && r.pool < sim::kPoolCount) {
-        raw.pool_at_failure = to_raw(device_.pool(request.pool));
+    AllocOutcome out;
+    out.status = outcome.status;
+    out.id = outcome.record.id;
+    out.slot = outcome.slot;
+    out.address = outcome.record.address;
+    out.per_bank_size = outcome.record.per_bank_size;
+    out.size_per_bank = outcome.size_per_bank;
+    out.banks = outcome.banks;
+    if (outcome.status != AllocStatus::Placed && is_pool(r.pool)) {
+        out.pool = to_bridge(device_.pool(r.pool));
+    } else {
+        out.pool = PoolInfo{};
     }
-    return raw;
+    return out;
 }
 
 bool SimDevice::deallocate(std::uint32_t slot, std::uint64_t id) { return device_.deallocate(slot, id); }
 
-RawSnapshot SimDevice::snapshot() const {
+PoolSnapshot SimDevice::snapshot() const {
     // Field by field straight into the result: copying whole intermediate
     // structs here costs store-forwarding stalls on the hottest path.
-    RawSnapshot raw;
-    for (int p = 0; p < sim::kPoolCount; ++p) {
-        const auto pool = static_cast<sim::Pool>(p);
+    PoolSnapshot out;
+    for (std::size_t p = 0; p < kPoolCount; ++p) {
+        const Pool pool = static_cast<Pool>(p);
         const sim::PoolAllocator& allocator = device_.allocator(pool);
-        RawPool& out = raw.pools[p];
-        out.banks = device_.banks(pool);
-        out.base = allocator.base();
-        out.alignment = device_.alignment(pool);
-        out.total_allocatable = allocator.size();
-        out.allocated = allocator.allocated_bytes();
-        out.free = allocator.size() - allocator.allocated_bytes();
-        out.largest_free = allocator.largest_free();
+        PoolInfo& info = out.pools[p];
+        info.banks = device_.banks(pool);
+        info.base = allocator.base();
+        info.alignment = device_.alignment(pool);
+        info.total_allocatable = allocator.size();
+        info.allocated = allocator.allocated_bytes();
+        info.free = allocator.size() - allocator.allocated_bytes();
+        info.largest_free = allocator.largest_free();
     }
-    return raw;
+    return out;
 }
 
-RawSnapshot SimDevice::scan_snapshot() const {
-    RawSnapshot raw;
-    for (int p = 0; p < sim::kPoolCount; ++p) {
-        const auto pool = static_cast<sim::Pool>(p);
+PoolSnapshot SimDevice::scan_snapshot() const {
+    PoolSnapshot out;
+    for (const Pool pool : kPools) {
         sim::PoolView view = device_.pool(pool);
         view.stats = device_.scan_statistics(pool);
-        raw.pools[p] = to_raw(view);
+        out.pools[pool_index(pool)] = to_bridge(view);
     }
-    return raw;
+    return out;
 }
 
-rust::Vec<RawRecord> SimDevice::live() const {
-    rust::Vec<RawRecord> out;
+rust::Vec<AllocRecord> SimDevice::live() const {
+    rust::Vec<AllocRecord> out;
     out.reserve(device_.live_count());
-    for (const sim::Record* record : device_.live()) out.push_back(to_raw(*record, device_.label(record->id)));
+    for (const sim::Record* record : device_.live()) {
+        out.push_back(to_bridge(*record, device_.label(record->id)));
+    }
     return out;
 }
 

@@ -1,31 +1,34 @@
-// cxx shim over the simulated device: converts between the bridge's shared
-// types and the plain C++ in sim_device.hpp.
+// cxx shim over the simulated device: converts between the shared vocabulary (src/ffi/vocab.rs)
+// and the plain C++ in sim_device.hpp.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 
 #include "rust/cxx.h"
 #include "sim_device.hpp"
 
+namespace memguard {
+struct AllocRequest;
+struct AllocOutcome;
+struct AllocRecord;
+struct PoolSnapshot;
+}  // namespace memguard
+
 namespace memguard::ffi {
 
 struct SimGeometry;
-struct RawPool;
-struct RawSnapshot;
-struct RawRequest;
-struct RawRecord;
-struct RawOutcome;
 
 class SimDevice {
 public:
     explicit SimDevice(const sim::Geometry& geometry) : device_(geometry) {}
 
-    RawOutcome allocate(const RawRequest& request, rust::Str label);
+    AllocOutcome allocate(const AllocRequest& request, rust::Str label);
     bool deallocate(std::uint32_t slot, std::uint64_t id);
-    RawSnapshot snapshot() const;
-    RawSnapshot scan_snapshot() const;
-    rust::Vec<RawRecord> live() const;
+    PoolSnapshot snapshot() const;
+    PoolSnapshot scan_snapshot() const;
+    rust::Vec<AllocRecord> live() const;
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
     bool reset();

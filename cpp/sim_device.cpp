@@ -89,61 +89,66 @@ std::optional<Addr> size_per_bank(Addr size, Addr page_size, std::uint32_t banks
 }
 
 Device::Device(const Geometry& geometry) : geometry_(geometry), pools_(make_pools(geometry)) {
-    banks_[kDram] = geometry.dram_banks;
-    banks_[kL1] = geometry.l1_banks;
-    banks_[kL1Small] = geometry.l1_small_size == 0 ? 0 : geometry.l1_banks;
-    banks_[kTrace] = geometry.dram_banks;
-    alignment_[kDram] = geometry.dram_alignment;
-    alignment_[kL1] = geometry.l1_alignment;
-    alignment_[kL1Small] = geometry.l1_alignment;
-    alignment_[kTrace] = geometry.dram_alignment;
+    banks_[pool_index(Pool::Dram)] = geometry.dram_banks;
+    banks_[pool_index(Pool::L1)] = geometry.l1_banks;
+    banks_[pool_index(Pool::L1Small)] = geometry.l1_small_size == 0 ? 0 : geometry.l1_banks;
+    banks_[pool_index(Pool::Trace)] = geometry.dram_banks;
+    alignment_[pool_index(Pool::Dram)] = geometry.dram_alignment;
+    alignment_[pool_index(Pool::L1)] = geometry.l1_alignment;
+    alignment_[pool_index(Pool::L1Small)] = geometry.l1_alignment;
+    alignment_[pool_index(Pool::Trace)] = geometry.dram_alignment;
 }
 
 AllocOutcome Device::allocate(const AllocRequest& request) {
     AllocOutcome out;
-    if (request.pool >= kPoolCount || request.size == 0 || request.page_size == 0 ||
-        request.size % request.page_size != 0 || request.shards > geometry_.l1_banks ||
-        (request.shards == 0 && request.pool == kL1Small)) {
+    if (!is_pool(request.pool) || request.size == 0 ||
+        request.page_size == 0 || request.size % request.page_size != 0 || request.shards > geometry_.l1_banks ||
+        (request.shards == 0 && request.pool == Pool::L1Small)) {
         // The Rust side validates first and names the problem; this is a
         // backstop so that the allocator never sees an impossible request.
-        out.status = AllocStatus::kInvalid;
+        out.status = AllocStatus::Invalid;
         return out;
     }
     const Pool pool = request.pool;
     const bool sharded = request.shards > 0;
-    out.banks = sharded ? request.shards : banks_[pool];
-    PoolAllocator& allocator = pools_[pool];
-    const std::optional<Addr> per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment_[pool]);
+    out.banks = sharded ? request.shards : banks(pool);
+    PoolAllocator& allocator = pools_[pool_index(pool)];
+    const std::optional<Addr> per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment(pool));
     if (!per_bank || !allocator.block_size(*per_bank)) {
         // TT-Metal's own arithmetic wraps here; the Rust side refuses these
         // requests first and says why.
-        out.status = AllocStatus::kTooLarge;
+        out.status = AllocStatus::TooLarge;
         return out;
     }
     out.size_per_bank = *per_bank;
-    bool bottom_up = pool == kDram || pool == kTrace;
-    if (request.direction != Direction::kDefault) bottom_up = request.direction == Direction::kBottomUp;
+    bool bottom_up = pool == Pool::Dram || pool == Pool::Trace;
+    switch (request.direction) {
+        case Direction::Default: break;
+        case Direction::BottomUp: bottom_up = true; break;
+        case Direction::TopDown: bottom_up = false; break;
+        default: out.status = AllocStatus::Invalid; return out;
+    }
 
     std::optional<Addr> address;
-    AllocStatus failure = AllocStatus::kOutOfMemory;
-    if (banks_[pool] == 0) {
+    AllocStatus failure = AllocStatus::OutOfMemory;
+    if (banks(pool) == 0) {
         address = std::nullopt;  // region not configured (L1_SMALL with size 0)
     } else if (request.fixed_address) {
         // Every block boundary lies on the allocator's grid from the pool base.
         if (request.address >= allocator.base() &&
             (request.address - allocator.base()) % allocator.granularity() != 0) {
-            out.status = AllocStatus::kAddressUnaligned;
+            out.status = AllocStatus::AddressUnaligned;
             out.stats = allocator.statistics();
             return out;
         }
         address = allocator.allocate_at(request.address, out.size_per_bank);
-        failure = AllocStatus::kAddressNotFree;
+        failure = AllocStatus::AddressNotFree;
     } else {
         Addr limit = 0;
-        if (!sharded && pool == kL1) limit = geometry_.l1_interleaved_limit;
+        if (!sharded && pool == Pool::L1) limit = geometry_.l1_interleaved_limit;
         bool below_limit = false;
         address = allocator.allocate(out.size_per_bank, bottom_up, limit, &below_limit);
-        if (below_limit) failure = AllocStatus::kBelowAddressLimit;
+        if (below_limit) failure = AllocStatus::BelowAddressLimit;
     }
     if (!address) {
         out.status = failure;
@@ -178,7 +183,7 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
 bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
     if (id == 0 || slot >= records_.size() || records_[slot].id != id) return false;
     Record& record = records_[slot];
-    pools_[record.pool].deallocate(record.address, record.per_bank_size);
+    pools_[pool_index(record.pool)].deallocate(record.address, record.per_bank_size);
     if (record.labeled) labels_.erase(id);
     record.id = 0;
     free_slots_.push_back(slot);
@@ -201,19 +206,19 @@ const std::string& Device::label(std::uint64_t id) const {
     return it == labels_.end() ? kEmpty : it->second;
 }
 
-void Device::note_allocated(Pool pool) { marks_.note(pool, pools_[pool].allocated_bytes()); }
+void Device::note_allocated(Pool pool) { marks_.note(pool_index(pool), allocator(pool).allocated_bytes()); }
 
 PoolView Device::pool(Pool pool) const {
     PoolView view;
-    view.banks = banks_[pool];
-    view.base = pools_[pool].base();
-    view.alignment = alignment_[pool];
-    view.stats = pools_[pool].statistics();
+    view.banks = banks(pool);
+    view.base = allocator(pool).base();
+    view.alignment = alignment(pool);
+    view.stats = allocator(pool).statistics();
     return view;
 }
 
 PoolStatistics Device::scan_statistics(Pool pool) const {
-    const PoolAllocator& allocator = pools_[pool];
+    const PoolAllocator& allocator = this->allocator(pool);
     PoolStatistics stats;
     stats.total_allocatable = allocator.size();
     for (const Record& record : records_) {
@@ -229,7 +234,7 @@ PoolStatistics Device::scan_statistics(Pool pool) const {
 
 std::vector<Block> Device::blocks(Pool pool) const {
     std::vector<Block> out;
-    for (const FreeBlock& block : pools_[pool].free_blocks()) out.push_back({block.address, block.size, false});
+    for (const FreeBlock& block : allocator(pool).free_blocks()) out.push_back({block.address, block.size, false});
     for (const Record& record : records_) {
         if (record.id != 0 && record.pool == pool) out.push_back({record.address, record.per_bank_size, true});
     }
@@ -249,7 +254,7 @@ std::vector<const Record*> Device::live() const {
 
 std::uint32_t Device::mark_peak() {
     PeakMarks::Peaks now{};
-    for (int p = 0; p < kPoolCount; ++p) now[p] = pools_[p].allocated_bytes();
+    for (std::size_t p = 0; p < kPoolCount; ++p) now[p] = pools_[p].allocated_bytes();
     return marks_.start(now);
 }
 

@@ -15,10 +15,9 @@
 
 #include "peak_marks.hpp"
 #include "pool_allocator.hpp"
+#include "vocab.hpp"
 
 namespace memguard::sim {
-
-enum Pool : std::uint8_t { kDram = 0, kL1 = 1, kL1Small = 2, kTrace = 3, kPoolCount = 4 };
 
 struct Geometry {
     std::uint32_t dram_banks = 0;
@@ -35,30 +34,16 @@ struct Geometry {
     Addr l1_interleaved_limit = 0;
 };
 
-enum class Direction : std::uint8_t { kDefault = 0, kBottomUp = 1, kTopDown = 2 };
-
 struct AllocRequest {
-    Pool pool = kDram;
+    Pool pool = Pool::Dram;
     Addr size = 0;
     Addr page_size = 0;
     std::uint32_t shards = 0;  // 0: interleaved over every bank of the pool
-    Direction direction = Direction::kDefault;
+    Direction direction = Direction::Default;
     bool fixed_address = false;
     Addr address = 0;
     std::uint64_t tag = 0;  // opaque caller data, returned with the record
     std::string label;
-};
-
-enum class AllocStatus : std::uint8_t {
-    kOk = 0,
-    kOutOfMemory = 1,
-    kBelowAddressLimit = 2,
-    kAddressNotFree = 3,
-    kInvalid = 4,
-    // The per-bank size does not fit in 64 bits.
-    kTooLarge = 5,
-    // A fixed address off the allocator's grid (the granularity from the pool base).
-    kAddressUnaligned = 6,
 };
 
 struct Record {
@@ -69,7 +54,7 @@ struct Record {
     Addr per_bank_size = 0;  // bytes reserved in every bank of the pool
     std::uint64_t tag = 0;
     std::uint32_t shards = 0;
-    Pool pool = kDram;
+    Pool pool = Pool::Dram;
     bool labeled = false;
 };
 
@@ -80,7 +65,7 @@ struct Block {
 };
 
 struct AllocOutcome {
-    AllocStatus status = AllocStatus::kOk;
+    AllocStatus status = AllocStatus::Placed;
     Record record;
     std::uint32_t slot = 0;  // registry slot: the handle for deallocate()
     // Per-bank need before allocator rounding, and the pool's statistics at
@@ -107,7 +92,7 @@ public:
     bool deallocate(std::uint32_t slot, std::uint64_t id);
 
     PoolView pool(Pool pool) const;
-    const PoolAllocator& allocator(Pool pool) const { return pools_[pool]; }
+    const PoolAllocator& allocator(Pool pool) const { return pools_[pool_index(pool)]; }
     // The pool's statistics computed by scanning every block, the way
     // TT-Metal computes them (O(blocks)).
     PoolStatistics scan_statistics(Pool pool) const;
@@ -134,8 +119,8 @@ public:
     void release_peak(std::uint32_t mark);
 
     const Geometry& geometry() const { return geometry_; }
-    std::uint32_t banks(Pool pool) const { return banks_[pool]; }
-    Addr alignment(Pool pool) const { return alignment_[pool]; }
+    std::uint32_t banks(Pool pool) const { return banks_[pool_index(pool)]; }
+    Addr alignment(Pool pool) const { return alignment_[pool_index(pool)]; }
 
 private:
     void note_allocated(Pool pool);

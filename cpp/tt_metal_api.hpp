@@ -1,7 +1,7 @@
 // The part of TT-Metal's C++ API that tt-memguard uses, in one of two forms:
 //
 //  * MEMGUARD_TT_METAL_HEADERS defined (build.rs: TT_METAL_HOME is set): the user's own
-//    TT-Metal headers are included and the helpers at the bottom forward to them.
+//    TT-Metal headers are included (tt_metal_abi.* calls them the same way).
 //  * otherwise: this project's own minimal declarations, pinned to the libtt_metal.so of the
 //    PyPI wheel ttnn==0.81.1 (GNU build-id below). They were written from what the binary
 //    exports (nm -D) and how it uses its arguments (objdump); no TT-Metal header is included
@@ -279,7 +279,7 @@ extern const std::type_info mesh_device_typeinfo __asm__("_ZTIN2tt8tt_metal11dis
 
 }  // namespace memguard::ttm::pinned
 
-// Layout pins, each checked against the 0.81.1 binary (see cpp/tt_metal_shim.cpp's header).
+// Layout pins, each checked against the 0.81.1 binary (see cpp/tt_metal_abi.cpp's header).
 namespace memguard::ttm::pinned::layout {
 using namespace tt::tt_metal;
 static_assert(sizeof(void*) == 8, "x86-64 only");
@@ -306,28 +306,3 @@ static_assert(sizeof(SpanU32) == 16);
 }  // namespace memguard::ttm::pinned::layout
 
 #endif  // MEMGUARD_TT_METAL_HEADERS
-
-// ---- one vocabulary for the shim, whichever form is compiled ------------------------------------
-namespace memguard::ttm::api {
-
-namespace metal = tt::tt_metal;
-namespace dist = tt::tt_metal::distributed;
-
-// Opens one chip as a 1x1 mesh with the default dispatch and no L1 bank remap.
-std::shared_ptr<dist::MeshDevice> create_unit_mesh(int device_id, std::size_t l1_small_size,
-                                                   std::size_t trace_region_size, std::size_t num_command_queues,
-                                                   std::size_t worker_l1_size);
-
-// The address of the complete object an IDevice* or MeshDevice* belongs to: equal for the
-// IDevice that buffers report and the MeshDevice that owns them.
-const void* identity(const metal::IDevice* device);
-const void* identity(const dist::MeshDevice* mesh);
-
-// The MeshDevice an IDevice* is, or nullptr when it is another kind of device.
-dist::MeshDevice* as_mesh_device(metal::IDevice* device);
-
-// Checks that the loaded libtt_metal.so is the one the declarations were written for; returns an
-// empty string when it is (or when the user's own headers are used), else what is wrong.
-std::string check_library();
-
-}  // namespace memguard::ttm::api

@@ -3,6 +3,21 @@
 #include "tt-memguard/src/ffi/tt_metal.rs.h"
 
 namespace memguard::ffi {
+namespace {
+
+PoolInfo to_bridge(const ttm::PoolInfo& pool) {
+    PoolInfo out;
+    out.banks = pool.banks;
+    out.base = pool.base;
+    out.alignment = pool.alignment;
+    out.total_allocatable = pool.allocatable;
+    out.allocated = pool.allocated;
+    out.free = pool.free;
+    out.largest_free = pool.largest_free;
+    return out;
+}
+
+}  // namespace
 
 std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& o) {
     ttm::OpenOptions options;
@@ -11,6 +26,7 @@ std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& o) {
     options.trace_region_size = o.trace_region_size;
     options.num_command_queues = o.num_command_queues;
     options.worker_l1_size = o.worker_l1_size;
+    options.mock = o.mock;
     options.mock_arch = o.mock_arch;
     options.mock_chips = o.mock_chips;
     return std::make_unique<TtMetalHandle>(ttm::MeshHandle::open(options));
@@ -36,56 +52,52 @@ TtFacts TtMetalHandle::facts() const {
     return out;
 }
 
-TtPlaced TtMetalHandle::allocate(const TtRequest& r, rust::Str label) {
+AllocOutcome TtMetalHandle::allocate(const AllocRequest& r, rust::Str label) {
     ttm::Request request;
-    request.pool = static_cast<ttm::Pool>(r.pool);
+    request.pool = r.pool;
     request.size = r.size;
     request.page_size = r.page_size;
     request.shards = r.shards;
     request.direction = r.direction;
+    request.fixed_address = r.fixed_address;
     request.tag = r.tag;
     request.label = std::string(label);
-    const ttm::Placed placed = handle_->allocate(request);
-    TtPlaced out;
-    out.id = placed.id;
-    out.slot = placed.slot;
-    out.address = placed.address;
-    out.per_bank_size = placed.per_bank_size;
+    const ttm::Outcome outcome = handle_->allocate(request);
+    AllocOutcome out;
+    out.status = outcome.status;
+    out.id = outcome.id;
+    out.slot = outcome.slot;
+    out.address = outcome.address;
+    out.per_bank_size = outcome.per_bank_size;
+    out.size_per_bank = outcome.size_per_bank;
+    out.banks = outcome.banks;
+    out.pool = to_bridge(outcome.pool);
     return out;
 }
 
 bool TtMetalHandle::deallocate(std::uint32_t slot, std::uint64_t id) { return handle_->deallocate(slot, id); }
 
-TtSnapshot TtMetalHandle::snapshot() const {
+PoolSnapshot TtMetalHandle::snapshot() const {
     const auto pools = handle_->snapshot();
-    TtSnapshot out;
-    for (std::size_t p = 0; p < pools.size(); ++p) {
-        TtPool& raw = out.pools[p];
-        raw.banks = pools[p].banks;
-        raw.base = pools[p].base;
-        raw.alignment = pools[p].alignment;
-        raw.total_allocatable = pools[p].allocatable;
-        raw.allocated = pools[p].allocated;
-        raw.free = pools[p].free;
-        raw.largest_free = pools[p].largest_free;
-    }
+    PoolSnapshot out;
+    for (const Pool pool : kPools) out.pools[pool_index(pool)] = to_bridge(pools[pool_index(pool)]);
     return out;
 }
 
-rust::Vec<TtRecord> TtMetalHandle::live() const {
-    rust::Vec<TtRecord> out;
+rust::Vec<AllocRecord> TtMetalHandle::live() const {
+    rust::Vec<AllocRecord> out;
     for (const ttm::Record& r : handle_->live()) {
-        TtRecord raw;
-        raw.id = r.id;
-        raw.pool = r.pool;
-        raw.address = r.address;
-        raw.size = r.size;
-        raw.page_size = r.page_size;
-        raw.per_bank_size = r.per_bank_size;
-        raw.shards = r.shards;
-        raw.tag = r.tag;
-        raw.label = rust::String(r.label);
-        out.push_back(std::move(raw));
+        AllocRecord record;
+        record.id = r.id;
+        record.pool = r.pool;
+        record.address = r.address;
+        record.size = r.size;
+        record.page_size = r.page_size;
+        record.per_bank_size = r.per_bank_size;
+        record.shards = r.shards;
+        record.tag = r.tag;
+        record.label = rust::String(r.label);
+        out.push_back(std::move(record));
     }
     return out;
 }

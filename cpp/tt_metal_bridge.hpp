@@ -1,32 +1,37 @@
-// cxx shim over the TT-Metal device wrapper: converts between the bridge's shared types and
-// the plain C++ in tt_metal_shim.hpp. Built only with the `tt-metal` feature.
+// cxx shim over the TT-Metal device handle: converts between the shared vocabulary
+// (src/ffi/vocab.rs), the bridge's own types (src/ffi/tt_metal.rs) and the plain C++ in
+// tt_metal_device.hpp. Built only with the `tt-metal` feature.
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 #include "rust/cxx.h"
-#include "tt_metal_shim.hpp"
+#include "tt_metal_device.hpp"
+
+namespace memguard {
+struct AllocRequest;
+struct AllocOutcome;
+struct AllocRecord;
+struct PoolSnapshot;
+}  // namespace memguard
 
 namespace memguard::ffi {
 
 struct TtOpenOptions;
 struct TtFacts;
-struct TtRequest;
-struct TtPlaced;
-struct TtSnapshot;
-struct TtRecord;
 
 class TtMetalHandle {
 public:
     explicit TtMetalHandle(std::unique_ptr<ttm::MeshHandle> handle) : handle_(std::move(handle)) {}
 
     TtFacts facts() const;
-    TtPlaced allocate(const TtRequest& request, rust::Str label);
+    AllocOutcome allocate(const AllocRequest& request, rust::Str label);
     bool deallocate(std::uint32_t slot, std::uint64_t id);
-    TtSnapshot snapshot() const;
-    rust::Vec<TtRecord> live() const;
+    PoolSnapshot snapshot() const;
+    rust::Vec<AllocRecord> live() const;
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
     std::uint32_t mark_peak();

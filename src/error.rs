@@ -367,6 +367,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A value from tt-memguard's C++ half that its Rust half does not know:
+    /// the two halves disagree, which is a bug in tt-memguard.
+    #[error(
+        "the C++ side returned {what} {value}, which the Rust side does not know: the two halves of tt-memguard disagree; please report this bug"
+    )]
+    UnknownBridgeValue {
+        /// What the value should name (a pool, an allocation status).
+        what: &'static str,
+        /// The value as it crossed the bridge.
+        value: u8,
+    },
+
     /// An exception thrown by C++ code.
     #[error("{context}: C++ exception: {source}")]
     Cpp {

@@ -138,7 +138,7 @@ pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
-pub use source::sim::{Preset, SimDevice, SimDeviceBuilder};
+pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Trace, TraceOp};

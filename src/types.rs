@@ -53,10 +53,6 @@ impl BufferType {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
-
-    pub(crate) fn from_index(index: u8) -> Option<BufferType> {
-        BufferType::ALL.get(usize::from(index)).copied()
-    }
 }
 
 impl fmt::Display for BufferType {

@@ -113,6 +113,60 @@ fn default_geometry_of_every_preset() {
 }
 
 #[test]
+fn preset_geometry_is_tt_metals_table() {
+    // tt-metal-allocator.md, "Default device geometry": DRAM banks, bank view
+    // size, base and alignment; compute grid; L1 size per core, base and
+    // alignment.
+    let table = [
+        (
+            Preset::WormholeB0,
+            (12, 1_073_741_824, 0x10_0040, 32),
+            (8, 8),
+            (1_499_136, 0x1_9D60, 16),
+        ),
+        (
+            Preset::WormholeN300,
+            (12, 1_073_741_824, 0x10_0040, 32),
+            (8, 7),
+            (1_499_136, 0x1_9D60, 16),
+        ),
+        (
+            Preset::BlackholeP150,
+            (8, 4_278_190_080, 0x10_0080, 64),
+            (11, 10),
+            (1_572_864, 0x1_B480, 16),
+        ),
+    ];
+    for (preset, dram, grid, l1) in table {
+        let g = preset.geometry();
+        assert_eq!(
+            (
+                g.dram_banks,
+                g.dram_bank_size,
+                g.dram_base,
+                g.dram_alignment
+            ),
+            dram,
+            "{preset}"
+        );
+        assert_eq!(g.grid, grid, "{preset}");
+        assert_eq!((g.l1_bank_size, g.l1_base, g.l1_alignment), l1, "{preset}");
+        // The simulator opens exactly that geometry.
+        let dev = SimDevice::preset(preset);
+        assert_eq!(dev.info().compute_grid, g.grid, "{preset}");
+        let snap = dev.snapshot().unwrap();
+        let (d, l) = (snap.pool(BufferType::Dram), snap.pool(BufferType::L1));
+        assert_eq!(
+            d.base_address + d.size_per_bank,
+            g.dram_bank_size,
+            "{preset}"
+        );
+        assert_eq!(l.base_address + l.size_per_bank, g.l1_bank_size, "{preset}");
+        assert_eq!(l.num_banks, grid.0 * grid.1, "{preset}");
+    }
+}
+
+#[test]
 fn l1_small_carve_out_is_rounded_to_the_dram_alignment() {
     for e in &EXPECTED {
         let big = if e.dram_alignment == 32 { 4128 } else { 4160 };

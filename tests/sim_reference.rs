@@ -1,12 +1,14 @@
 //! Randomized differential test of the simulated allocator against a plain
 //! reference model written here from the facts in `tt-metal-allocator.md`.
 //!
-//! The model knows nothing of the crate: pool layout, per-bank sizes, the
-//! placement rule (address-ordered first fit, bottom-up or top-down, split,
-//! immediate coalescing) and the four per-bank statistics are all re-derived
-//! below. Every step is checked: the address (or the out-of-memory error and
-//! its figures), the statistics of all four pools; every `CHECK_EVERY` steps
-//! the model's own invariants, the live set and the peak mark.
+//! The model takes only each preset's raw figures from the crate
+//! ([`Preset::geometry`], pinned to TT-Metal's by `sim_geometry.rs`): pool
+//! layout, per-bank sizes, the placement rule (address-ordered first fit,
+//! bottom-up or top-down, split, immediate coalescing) and the four per-bank
+//! statistics are all re-derived below. Every step is checked: the address
+//! (or the out-of-memory error and its figures), the statistics of all four
+//! pools; every `CHECK_EVERY` steps the model's own invariants, the live set
+//! and the peak mark.
 //!
 //! Seeds and step counts can be overridden with `SIM_REFERENCE_SEED` and
 //! `SIM_REFERENCE_STEPS` to chase a failure.
@@ -65,7 +67,7 @@ impl Rng {
 }
 
 // ---------------------------------------------------------------------------
-// Geometry, re-derived from tt-metal-allocator.md
+// Geometry: the preset's figures; the layout, from tt-metal-allocator.md
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy)]
@@ -81,33 +83,19 @@ struct Geometry {
     l1_alignment: u64,
 }
 
+/// The preset's raw figures (banks, bank sizes, bases, alignments), from
+/// the crate's one preset table; everything derived from them is the model's.
 fn geometry(preset: Preset) -> Geometry {
-    let wormhole = Geometry {
-        dram_banks: 12,
-        dram_bank_size: 1_073_741_824,
-        dram_base: 0x10_0040,
-        dram_alignment: 32,
-        cores: 64,
-        l1_bank_size: 1_499_136,
-        l1_base: 0x1_9D60,
-        l1_alignment: 16,
-    };
-    match preset {
-        Preset::WormholeB0 => wormhole,
-        Preset::WormholeN300 => Geometry {
-            cores: 56,
-            ..wormhole
-        },
-        Preset::BlackholeP150 => Geometry {
-            dram_banks: 8,
-            dram_bank_size: 4_278_190_080,
-            dram_base: 0x10_0080,
-            dram_alignment: 64,
-            cores: 110,
-            l1_bank_size: 1_572_864,
-            l1_base: 0x1_B480,
-            l1_alignment: 16,
-        },
+    let g = preset.geometry();
+    Geometry {
+        dram_banks: g.dram_banks,
+        dram_bank_size: g.dram_bank_size,
+        dram_base: g.dram_base,
+        dram_alignment: u64::from(g.dram_alignment),
+        cores: g.grid.0 * g.grid.1,
+        l1_bank_size: g.l1_bank_size,
+        l1_base: g.l1_base,
+        l1_alignment: u64::from(g.l1_alignment),
     }
 }
 

@@ -37,14 +37,16 @@ fn sim_twin(dev: &Device) -> Device {
         .unwrap()
 }
 
-/// The device kind CI says it configured (`n150`, `p150`, `n300`).
+/// The device kind CI says it configured (`n150`, `p150`, `n300`), and its
+/// simulated preset.
 fn expected_kind() -> Option<(Preset, MockCluster)> {
-    match std::env::var("TT_MEMGUARD_EXPECT_MOCK").ok()?.as_str() {
-        "n150" => Some((Preset::WormholeB0, MockCluster::WormholeN150)),
-        "n300" => Some((Preset::WormholeN300, MockCluster::WormholeN300)),
-        "p150" => Some((Preset::BlackholeP150, MockCluster::BlackholeP150)),
+    let cluster = match std::env::var("TT_MEMGUARD_EXPECT_MOCK").ok()?.as_str() {
+        "n150" => MockCluster::WormholeN150,
+        "n300" => MockCluster::WormholeN300,
+        "p150" => MockCluster::BlackholeP150,
         other => panic!("unknown TT_MEMGUARD_EXPECT_MOCK {other:?}"),
-    }
+    };
+    Some((cluster.preset(), cluster))
 }
 
 #[test]
@@ -307,20 +309,42 @@ fn tt_metal_errors_become_typed_errors() {
     let dev = open();
     let snapshot = dev.snapshot().unwrap();
     let dram = snapshot.pool(BufferType::Dram);
-    // Out of memory: TT-Metal's exception, with its numbers parsed.
+    // Out of memory: TT-Metal refuses the buffer, and the figures are its
+    // allocator's at the time (per bank: 2^36 B over 12 banks of 2 KiB pages).
     let e = dev.allocate(BufferType::Dram, 64 << 30, 2048).unwrap_err();
     let Error::OutOfMemory {
         banks,
+        needed_per_bank,
         size_per_bank,
+        allocated_per_bank,
         free_per_bank,
+        largest_free_block_per_bank,
         ..
     } = e
     else {
         panic!("{e}")
     };
     assert_eq!(
-        (banks, size_per_bank, free_per_bank),
-        (dram.num_banks, dram.size_per_bank, dram.free_per_bank)
+        (
+            banks,
+            size_per_bank,
+            allocated_per_bank,
+            free_per_bank,
+            largest_free_block_per_bank
+        ),
+        (
+            dram.num_banks,
+            dram.size_per_bank,
+            dram.allocated_per_bank,
+            dram.free_per_bank,
+            dram.largest_free_block_per_bank
+        )
+    );
+    let pages = (64u64 << 30) / 2048;
+    assert_eq!(
+        needed_per_bank,
+        pages.div_ceil(u64::from(banks)) * 2048,
+        "{e}"
     );
     // Bad input is refused before TT-Metal sees it (page size 0 would kill the process).
     assert!(matches!(
@@ -366,6 +390,42 @@ fn tt_metal_errors_become_typed_errors() {
 
 #[test]
 #[serial]
+fn fragmented_out_of_memory_is_typed_as_on_the_simulator() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let fragment = |d: &Device| {
+        let l1 = *d.snapshot().unwrap().pool(BufferType::L1);
+        // Nine blocks of a tenth of the pool from the top, every other one
+        // freed: about half the pool is free, in holes of one block.
+        let block = l1.size_per_bank / 10 / 2048 * 2048;
+        let size = block * u64::from(l1.num_banks);
+        let blocks: Vec<_> = (0..9)
+            .map(|_| d.allocate(BufferType::L1, size, 2048).unwrap())
+            .collect();
+        let kept: Vec<_> = blocks.into_iter().step_by(2).collect();
+        let e = d.allocate(BufferType::L1, 2 * size, 2048).unwrap_err();
+        (e, kept)
+    };
+    let ((real, _real_kept), (simulated, _sim_kept)) = (fragment(&dev), fragment(&sim));
+    let Error::OutOfMemory {
+        needed_per_bank,
+        free_per_bank,
+        largest_free_block_per_bank,
+        ..
+    } = real
+    else {
+        panic!("{real:?}")
+    };
+    assert!(
+        largest_free_block_per_bank < needed_per_bank && needed_per_bank <= free_per_bank,
+        "{real}"
+    );
+    assert!(real.to_string().contains("fragmented"), "{real}");
+    assert_eq!(real.to_string(), simulated.to_string());
+}
+
+#[test]
+#[serial]
 fn opening_a_missing_device_is_an_error() {
     let e = TtMetalDevice::open(TtMetalConfig {
         device_id: 7,
@@ -405,8 +465,10 @@ fn a_missing_runtime_root_is_an_error() {
 #[test]
 #[serial]
 fn mock_mode_can_be_selected_by_the_config() {
-    let (preset, cluster) =
-        expected_kind().unwrap_or((Preset::WormholeB0, MockCluster::WormholeN150));
+    let (preset, cluster) = expected_kind().unwrap_or((
+        MockCluster::WormholeN150.preset(),
+        MockCluster::WormholeN150,
+    ));
     let dev = TtMetalDevice::open(TtMetalConfig {
         mock: Some(cluster),
         ..config()

@@ -1,4 +1,6 @@
 //! Declarations of the simulated device's C++ interface (`cpp/sim_bridge.*`).
+//! Requests, outcomes, records and snapshots are the shared vocabulary
+//! (`vocab.rs`).
 
 #[cxx::bridge(namespace = "memguard::ffi")]
 pub(crate) mod bridge {
@@ -20,69 +22,17 @@ pub(crate) mod bridge {
         l1_interleaved_limit: u64,
     }
 
-    /// One pool's TT-Metal statistics (per bank) plus its layout.
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    struct RawPool {
-        banks: u32,
-        base: u64,
-        alignment: u64,
-        total_allocatable: u64,
-        allocated: u64,
-        free: u64,
-        largest_free: u64,
-    }
-
-    /// All four pools, indexed DRAM, L1, L1_SMALL, TRACE.
-    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    struct RawSnapshot {
-        pools: [RawPool; 4],
-    }
-
-    /// An allocation request; `pool` is the pool index, `direction` is
-    /// 0 = the pool's default, 1 = bottom-up, 2 = top-down.
-    #[derive(Debug, Clone, Copy)]
-    struct RawRequest {
-        pool: u8,
-        size: u64,
-        page_size: u64,
-        shards: u32,
-        direction: u8,
-        fixed_address: bool,
-        address: u64,
-        tag: u64,
-    }
-
-    /// A live allocation.
-    #[derive(Debug, Clone)]
-    struct RawRecord {
-        id: u64,
-        pool: u8,
-        address: u64,
-        size: u64,
-        page_size: u64,
-        per_bank_size: u64,
-        shards: u32,
-        tag: u64,
-        label: String,
-    }
-
-    /// The outcome of an allocation; `status` 0 = placed, 1 = out of memory,
-    /// 2 = below the interleaved L1 address limit, 3 = fixed address not
-    /// free, 4 = rejected request, 5 = per-bank size past 64 bits, 6 =
-    /// fixed address off the allocator's grid.
-    #[derive(Debug, Clone)]
-    struct RawOutcome {
-        status: u8,
-        id: u64,
-        slot: u32,
-        address: u64,
-        per_bank_size: u64,
-        size_per_bank: u64,
-        banks: u32,
-        pool_at_failure: RawPool,
-    }
-
     // ---- C++ ---------------------------------------------------------------
+
+    #[namespace = "memguard"]
+    unsafe extern "C++" {
+        include!("tt-memguard/src/ffi/vocab.rs.h");
+
+        type AllocRequest = crate::ffi::vocab::bridge::AllocRequest;
+        type AllocOutcome = crate::ffi::vocab::bridge::AllocOutcome;
+        type AllocRecord = crate::ffi::vocab::bridge::AllocRecord;
+        type PoolSnapshot = crate::ffi::vocab::bridge::PoolSnapshot;
+    }
 
     unsafe extern "C++" {
         include!("tt-memguard/cpp/sim_bridge.hpp");
@@ -92,13 +42,13 @@ pub(crate) mod bridge {
         fn new_sim_device(geometry: &SimGeometry) -> Result<UniquePtr<SimDevice>>;
         fn allocate(
             self: Pin<&mut SimDevice>,
-            request: &RawRequest,
+            request: &AllocRequest,
             label: &str,
-        ) -> Result<RawOutcome>;
+        ) -> Result<AllocOutcome>;
         fn deallocate(self: Pin<&mut SimDevice>, slot: u32, id: u64) -> bool;
-        fn snapshot(self: &SimDevice) -> RawSnapshot;
-        fn scan_snapshot(self: &SimDevice) -> RawSnapshot;
-        fn live(self: &SimDevice) -> Result<Vec<RawRecord>>;
+        fn snapshot(self: &SimDevice) -> PoolSnapshot;
+        fn scan_snapshot(self: &SimDevice) -> PoolSnapshot;
+        fn live(self: &SimDevice) -> Result<Vec<AllocRecord>>;
         fn live_count(self: &SimDevice) -> u64;
         fn next_id(self: &SimDevice) -> u64;
         fn reset(self: Pin<&mut SimDevice>) -> bool;
@@ -107,8 +57,3 @@ pub(crate) mod bridge {
         fn release_peak(self: Pin<&mut SimDevice>, mark: u32);
     }
 }
-
-// SAFETY: the C++ SimDevice holds only plain data (no thread affinity, no
-// thread-local state); the Rust side never shares it between threads without
-// a Mutex, so moving it to another thread is sound.
-unsafe impl Send for bridge::SimDevice {}

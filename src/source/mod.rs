@@ -2,35 +2,14 @@
 //!
 //! Only this module and the ffi bridges know that C++ exists.
 
-/// Turns a backend's registry record (any bridge's `RawRecord`: the same
-/// fields) into an [`Allocation`] and its caller tag.
-macro_rules! allocation_from_record {
-    ($record:expr, $banks:expr) => {{
-        let r = $record;
-        let buffer_type =
-            crate::types::BufferType::from_index(r.pool).unwrap_or(crate::types::BufferType::Dram);
-        let allocation = crate::types::Allocation {
-            id: r.id,
-            buffer_type,
-            address: r.address,
-            size: r.size,
-            page_size: r.page_size,
-            size_per_bank: r.per_bank_size,
-            num_banks: $banks[buffer_type.index()],
-            shards: (r.shards > 0).then_some(r.shards),
-            label: (!r.label.is_empty()).then_some(r.label),
-            location: None,
-        };
-        (allocation, r.tag)
-    }};
-}
-
 pub(crate) mod sim;
 #[cfg(feature = "tt-metal")]
 pub(crate) mod tt_metal;
 
-use crate::error::Result;
-use crate::types::{Allocation, BufferType, Snapshot};
+use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
+use crate::error::{Error, Result};
+use crate::ffi::vocab::bridge as vocab;
+use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
 
 /// Placement direction inside a pool.
 ///
@@ -145,8 +124,51 @@ impl CarveOuts {
 /// Per-pool peak of per-bank allocated bytes since a mark was taken.
 pub(crate) type Peaks = [u64; 4];
 
-/// The operations every device backend provides. Calls are serialized by the
-/// owning [`Device`](crate::Device).
+/// What a bridged C++ device provides, in the bridge vocabulary
+/// (`ffi::vocab`). Each backend implements it as one C++ call per method,
+/// mapping that call's C++ exceptions to the crate's errors; everything else
+/// is the [`Adapter`]'s.
+pub(crate) trait Bridge: Send {
+    /// Places a buffer, or says why it could not be placed.
+    fn allocate(&mut self, request: &Request) -> Result<vocab::AllocOutcome>;
+    /// Frees a live allocation; false when it is not live.
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool>;
+    /// The allocator statistics and layout of every pool, handed to `read`
+    /// where the C++ call left them: no copy on the hottest path.
+    fn snapshot<T>(&self, read: impl FnOnce(&vocab::PoolSnapshot) -> T) -> Result<T>;
+    /// Live allocations, ordered by id.
+    fn live(&self) -> Result<Vec<vocab::AllocRecord>>;
+    /// Number of live allocations.
+    fn live_count(&self) -> Result<u64>;
+    /// The id the next allocation will get.
+    fn next_id(&self) -> Result<u64>;
+    /// Starts an independent peak mark.
+    fn mark_peak(&mut self) -> Result<u32>;
+    /// Reads a peak mark.
+    fn read_peak(&self, mark: u32) -> Result<Peaks>;
+    /// Ends a peak mark.
+    fn release_peak(&mut self, mark: u32);
+    /// Returns the device to its freshly opened state when nothing is live
+    /// and no peak mark is active; false when it cannot (or the backend does
+    /// not support it).
+    fn reset(&mut self) -> bool {
+        false
+    }
+    /// The native device pointer (a TT-Metal `MeshDevice*`) behind a real
+    /// device.
+    #[cfg(feature = "tt-metal")]
+    fn native_device(&self) -> Option<usize> {
+        None
+    }
+    /// Statistics computed by scanning every block (simulated device only).
+    fn scan_snapshot(&self) -> Option<vocab::PoolSnapshot> {
+        None
+    }
+}
+
+/// The operations every device backend provides, in the crate's types.
+/// Calls are serialized by the owning [`Device`]. The one implementation is
+/// [`Adapter`], over each backend's [`Bridge`].
 pub(crate) trait Backend: Send {
     /// Places a buffer, or explains why it cannot be placed.
     fn allocate(&mut self, request: &Request) -> Result<Placed>;
@@ -167,21 +189,453 @@ pub(crate) trait Backend: Send {
     fn read_peak(&self, mark: u32) -> Result<Peaks>;
     /// Ends a peak mark.
     fn release_peak(&mut self, mark: u32);
-    /// Returns the device to its freshly opened state when nothing is live
-    /// and no peak mark is active; false when it cannot (or the backend does
-    /// not support it).
-    fn reset(&mut self) -> bool {
-        false
+    /// See [`Bridge::reset`].
+    fn reset(&mut self) -> bool;
+    /// See [`Bridge::native_device`].
+    #[cfg(feature = "tt-metal")]
+    fn native_device(&self) -> Option<usize>;
+    /// See [`Bridge::scan_snapshot`].
+    fn scan_snapshot(&self) -> Option<Snapshot>;
+}
+
+/// What a backend knows of a device it opened, besides what the device's
+/// snapshot says.
+#[derive(Debug, Clone)]
+pub(crate) struct Opened {
+    pub name: String,
+    pub kind: DeviceKind,
+    pub compute_grid: (u32, u32),
+    pub l1_small_size: u64,
+    pub trace_region_size: u64,
+    /// Lowest address an interleaved L1 buffer may take; `None`: the L1 base.
+    pub l1_interleaved_limit: Option<u64>,
+}
+
+/// The one adapter between a device's [`Bridge`] and the crate: requests go
+/// in as the bridge vocabulary, and outcomes, snapshots and records come
+/// back as the crate's types and errors. Generic over the bridge, so that
+/// each C++ call and its conversion compile into one function.
+pub(crate) struct Adapter<B> {
+    bridge: B,
+    /// Banks of every pool, for the allocations' `num_banks`.
+    banks: [u32; 4],
+    /// The allocator granularity of every pool (the DRAM alignment).
+    granularity: u64,
+    /// Lowest address an interleaved L1 buffer may take.
+    l1_limit: u64,
+}
+
+impl<B: Bridge + 'static> Adapter<B> {
+    /// Reads the layout of a freshly opened device from its bridge and
+    /// wraps both into a [`Device`].
+    pub(crate) fn into_device(bridge: B, opened: Opened) -> Result<Device> {
+        let snapshot = bridge.snapshot(|s| *s)?;
+        let pool = |buffer_type: BufferType| snapshot.pools[buffer_type.index()];
+        let granularity = pool(BufferType::Dram).alignment;
+        let info = DeviceInfo {
+            name: opened.name,
+            kind: opened.kind,
+            compute_grid: opened.compute_grid,
+            l1_small_size: opened.l1_small_size,
+            trace_region_size: opened.trace_region_size,
+            pools: snapshot.pools.map(|p| PoolLayout {
+                banks: p.banks,
+                alignment: p.alignment,
+                granularity,
+            }),
+        };
+        let adapter = Adapter {
+            bridge,
+            banks: snapshot.pools.map(|p| p.banks),
+            granularity,
+            l1_limit: opened
+                .l1_interleaved_limit
+                .unwrap_or(pool(BufferType::L1).base),
+        };
+        Ok(Device::from_backend(info, Box::new(adapter)))
     }
-    /// The native device pointer (a TT-Metal `MeshDevice*`) behind a real
-    /// device; `None` for the simulated device.
+}
+
+impl<B: Bridge> Backend for Adapter<B> {
+    fn allocate(&mut self, request: &Request) -> Result<Placed> {
+        let outcome = self.bridge.allocate(request)?;
+        self.placed(request, &outcome)
+    }
+
+    fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
+        self.bridge.deallocate(id, slot)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot> {
+        self.bridge.snapshot(snapshot_from_bridge)
+    }
+
+    fn live(&self) -> Result<Vec<(Allocation, u64)>> {
+        let records = self.bridge.live()?;
+        let mut live = Vec::with_capacity(records.len());
+        for record in records {
+            live.push(allocation_from_bridge(record, &self.banks)?);
+        }
+        Ok(live)
+    }
+
+    fn live_count(&self) -> Result<u64> {
+        self.bridge.live_count()
+    }
+
+    fn next_id(&self) -> Result<u64> {
+        self.bridge.next_id()
+    }
+
+    fn mark_peak(&mut self) -> Result<u32> {
+        self.bridge.mark_peak()
+    }
+
+    fn read_peak(&self, mark: u32) -> Result<Peaks> {
+        self.bridge.read_peak(mark)
+    }
+
+    fn release_peak(&mut self, mark: u32) {
+        self.bridge.release_peak(mark)
+    }
+
+    fn reset(&mut self) -> bool {
+        self.bridge.reset()
+    }
+
     #[cfg(feature = "tt-metal")]
     fn native_device(&self) -> Option<usize> {
-        None
+        self.bridge.native_device()
     }
-    /// Statistics computed by scanning every block (simulated device only;
-    /// the baseline of the snapshot benchmark).
+
     fn scan_snapshot(&self) -> Option<Snapshot> {
-        None
+        self.bridge
+            .scan_snapshot()
+            .map(|s| snapshot_from_bridge(&s))
+    }
+}
+
+impl<B> Adapter<B> {
+    /// The placed buffer, or the error an outcome stands for.
+    fn placed(&self, request: &Request, out: &vocab::AllocOutcome) -> Result<Placed> {
+        let buffer_type = request.buffer_type;
+        let pool = &out.pool;
+        let address = request.address.unwrap_or(0);
+        Err(match out.status {
+            vocab::AllocStatus::Placed => {
+                return Ok(Placed {
+                    id: out.id,
+                    slot: out.slot,
+                    address: out.address,
+                    per_bank_size: out.per_bank_size,
+                    num_banks: self.banks[buffer_type.index()],
+                });
+            }
+            vocab::AllocStatus::OutOfMemory => Error::OutOfMemory {
+                buffer_type,
+                size: request.size,
+                banks: out.banks,
+                needed_per_bank: out.size_per_bank,
+                size_per_bank: pool.total_allocatable,
+                allocated_per_bank: pool.allocated,
+                free_per_bank: pool.free,
+                largest_free_block_per_bank: pool.largest_free,
+            },
+            vocab::AllocStatus::BelowAddressLimit => Error::BelowAddressLimit {
+                size: request.size,
+                limit: self.l1_limit,
+            },
+            vocab::AllocStatus::AddressNotFree => Error::AddressNotFree {
+                buffer_type,
+                address,
+                size: request.size,
+            },
+            vocab::AllocStatus::TooLarge => {
+                let layout = PoolLayout {
+                    banks: out.banks,
+                    alignment: pool.alignment,
+                    granularity: self.granularity,
+                };
+                Error::BufferTooLarge {
+                    buffer_type,
+                    size: request.size,
+                    page_size: request.page_size,
+                    banks: out.banks,
+                    needed_per_bank: layout.block_size(request.size, request.page_size, out.banks),
+                }
+            }
+            vocab::AllocStatus::AddressUnaligned => Error::AddressUnaligned {
+                buffer_type,
+                address,
+                size: request.size,
+                granularity: self.granularity,
+                base: pool.base,
+            },
+            vocab::AllocStatus::Invalid => Error::Rejected {
+                reason: format!(
+                    "the device's allocator rejected {request:?}; this is a bug in tt-memguard's validation"
+                ),
+            },
+            other => Error::UnknownBridgeValue {
+                what: "allocation status",
+                value: other.repr,
+            },
+        })
+    }
+}
+
+impl Request {
+    /// The request in the bridge vocabulary.
+    pub(crate) fn to_bridge(&self) -> vocab::AllocRequest {
+        vocab::AllocRequest {
+            pool: bridge_pool(self.buffer_type),
+            size: self.size,
+            page_size: self.page_size,
+            shards: self.shards.unwrap_or(0),
+            direction: match self.direction {
+                Direction::Default => vocab::Direction::Default,
+                Direction::BottomUp => vocab::Direction::BottomUp,
+                Direction::TopDown => vocab::Direction::TopDown,
+            },
+            fixed_address: self.address.is_some(),
+            address: self.address.unwrap_or(0),
+            tag: self.tag,
+        }
+    }
+
+    /// The label, empty when there is none.
+    pub(crate) fn label_str(&self) -> &str {
+        self.label.as_deref().unwrap_or("")
+    }
+}
+
+// ---- the one conversion from the bridge records to the crate's types -------
+
+/// Every pool's statistics as the crate reports them.
+fn snapshot_from_bridge(raw: &vocab::PoolSnapshot) -> Snapshot {
+    Snapshot {
+        pools: BufferType::ALL.map(|buffer_type| {
+            let p = &raw.pools[buffer_type.index()];
+            PoolStats {
+                buffer_type,
+                num_banks: p.banks,
+                base_address: p.base,
+                alignment: p.alignment,
+                size_per_bank: p.total_allocatable,
+                allocated_per_bank: p.allocated,
+                free_per_bank: p.free,
+                largest_free_block_per_bank: p.largest_free,
+            }
+        }),
+    }
+}
+
+/// A live allocation and its caller tag, from a registry record.
+#[inline]
+fn allocation_from_bridge(r: vocab::AllocRecord, banks: &[u32; 4]) -> Result<(Allocation, u64)> {
+    let buffer_type = buffer_type_of(r.pool)?;
+    let allocation = Allocation {
+        id: r.id,
+        buffer_type,
+        address: r.address,
+        size: r.size,
+        page_size: r.page_size,
+        size_per_bank: r.per_bank_size,
+        num_banks: banks[buffer_type.index()],
+        shards: (r.shards > 0).then_some(r.shards),
+        label: (!r.label.is_empty()).then_some(r.label),
+        location: None,
+    };
+    Ok((allocation, r.tag))
+}
+
+/// The bridge's name for a pool.
+fn bridge_pool(buffer_type: BufferType) -> vocab::Pool {
+    match buffer_type {
+        BufferType::Dram => vocab::Pool::Dram,
+        BufferType::L1 => vocab::Pool::L1,
+        BufferType::L1Small => vocab::Pool::L1Small,
+        BufferType::Trace => vocab::Pool::Trace,
+    }
+}
+
+/// The pool a bridge value names; a value the Rust side does not know is an
+/// error, never a default pool.
+fn buffer_type_of(pool: vocab::Pool) -> Result<BufferType> {
+    match pool {
+        vocab::Pool::Dram => Ok(BufferType::Dram),
+        vocab::Pool::L1 => Ok(BufferType::L1),
+        vocab::Pool::L1Small => Ok(BufferType::L1Small),
+        vocab::Pool::Trace => Ok(BufferType::Trace),
+        other => Err(Error::UnknownBridgeValue {
+            what: "pool",
+            value: other.repr,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(buffer_type: BufferType) -> Request {
+        Request {
+            buffer_type,
+            size: 4096,
+            page_size: 1024,
+            shards: None,
+            direction: Direction::Default,
+            address: None,
+            label: None,
+            tag: 0,
+        }
+    }
+
+    /// A backend whose bridge answers every allocation with `outcome` and
+    /// lists `records` as live.
+    struct Canned {
+        outcome: vocab::AllocOutcome,
+        records: Vec<vocab::AllocRecord>,
+    }
+
+    impl Bridge for Canned {
+        fn allocate(&mut self, _: &Request) -> Result<vocab::AllocOutcome> {
+            Ok(self.outcome)
+        }
+        fn deallocate(&mut self, _: u64, _: u32) -> Result<bool> {
+            Ok(false)
+        }
+        fn snapshot<T>(&self, read: impl FnOnce(&vocab::PoolSnapshot) -> T) -> Result<T> {
+            let pool = vocab::PoolInfo {
+                banks: 12,
+                alignment: 32,
+                total_allocatable: 1 << 20,
+                ..Default::default()
+            };
+            Ok(read(&vocab::PoolSnapshot { pools: [pool; 4] }))
+        }
+        fn live(&self) -> Result<Vec<vocab::AllocRecord>> {
+            Ok(self.records.clone())
+        }
+        fn live_count(&self) -> Result<u64> {
+            Ok(self.records.len() as u64)
+        }
+        fn next_id(&self) -> Result<u64> {
+            Ok(1)
+        }
+        fn mark_peak(&mut self) -> Result<u32> {
+            Ok(0)
+        }
+        fn read_peak(&self, _: u32) -> Result<Peaks> {
+            Ok([0; 4])
+        }
+        fn release_peak(&mut self, _: u32) {}
+    }
+
+    fn canned(status: vocab::AllocStatus, records: Vec<vocab::AllocRecord>) -> Device {
+        let outcome = vocab::AllocOutcome {
+            status,
+            id: 1,
+            slot: 0,
+            address: 0x1000,
+            per_bank_size: 1024,
+            size_per_bank: 1024,
+            banks: 12,
+            pool: vocab::PoolInfo::default(),
+        };
+        let opened = Opened {
+            name: "canned".into(),
+            kind: DeviceKind::Simulated,
+            compute_grid: (8, 8),
+            l1_small_size: 0,
+            trace_region_size: 0,
+            l1_interleaved_limit: None,
+        };
+        Adapter::into_device(Canned { outcome, records }, opened).unwrap()
+    }
+
+    fn record(pool: vocab::Pool) -> vocab::AllocRecord {
+        vocab::AllocRecord {
+            id: 7,
+            pool,
+            address: 0x2000,
+            size: 4096,
+            page_size: 1024,
+            per_bank_size: 1024,
+            shards: 0,
+            tag: 0,
+            label: String::new(),
+        }
+    }
+
+    #[test]
+    fn bridge_pools_are_in_buffer_type_order() {
+        for buffer_type in BufferType::ALL {
+            let pool = bridge_pool(buffer_type);
+            assert_eq!(usize::from(pool.repr), buffer_type.index());
+            assert_eq!(buffer_type_of(pool).unwrap(), buffer_type);
+        }
+    }
+
+    #[test]
+    fn an_unknown_pool_from_cpp_is_an_error_not_dram() {
+        let e = buffer_type_of(vocab::Pool { repr: 9 }).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::UnknownBridgeValue {
+                    what: "pool",
+                    value: 9
+                }
+            ),
+            "{e}"
+        );
+        let dev = canned(
+            vocab::AllocStatus::Placed,
+            vec![record(vocab::Pool::L1), record(vocab::Pool { repr: 4 })],
+        );
+        let e = dev.live_allocations().unwrap_err();
+        assert!(e.to_string().contains("pool 4"), "{e}");
+        let dev = canned(vocab::AllocStatus::Placed, vec![record(vocab::Pool::L1)]);
+        let live = dev.live_allocations().unwrap();
+        assert_eq!(live[0].buffer_type, BufferType::L1);
+    }
+
+    #[test]
+    fn an_unknown_allocation_status_from_cpp_is_an_error() {
+        let dev = canned(vocab::AllocStatus { repr: 200 }, Vec::new());
+        let e = dev.allocate(BufferType::Dram, 4096, 1024).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::UnknownBridgeValue {
+                    what: "allocation status",
+                    value: 200
+                }
+            ),
+            "{e}"
+        );
+        let dev = canned(vocab::AllocStatus::Placed, Vec::new());
+        let b = dev.allocate(BufferType::Dram, 4096, 1024).unwrap();
+        assert_eq!((b.address(), b.num_banks()), (0x1000, 12));
+    }
+
+    #[test]
+    fn requests_cross_the_bridge_as_enums() {
+        let mut r = request(BufferType::L1Small);
+        r.direction = Direction::TopDown;
+        r.shards = Some(3);
+        r.address = Some(0x40);
+        let raw = r.to_bridge();
+        assert_eq!(raw.pool, vocab::Pool::L1Small);
+        assert_eq!(raw.direction, vocab::Direction::TopDown);
+        assert_eq!(
+            (raw.shards, raw.fixed_address, raw.address),
+            (3, true, 0x40)
+        );
+        assert_eq!(
+            request(BufferType::Trace).to_bridge().direction,
+            vocab::Direction::Default
+        );
     }
 }

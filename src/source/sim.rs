@@ -6,11 +6,12 @@ use std::str::FromStr;
 
 use cxx::UniquePtr;
 
-use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
+use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::sim::bridge;
-use crate::source::{Backend, CarveOuts, Direction, Peaks, Placed, Request};
-use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
+use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
+use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::types::Snapshot;
 
 /// The device models the simulator reproduces, with TT-Metal's default
 /// geometry for each.
@@ -53,47 +54,79 @@ impl Preset {
         }
     }
 
-    fn geometry(self) -> bridge::SimGeometry {
-        let wormhole = bridge::SimGeometry {
+    /// The preset's geometry, as TT-Metal reports it for the device opened
+    /// with its defaults; the one definition the simulator, the TT-Metal
+    /// backend's preset matching and the tests all use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, Preset, SimDevice};
+    ///
+    /// let g = Preset::WormholeN300.geometry();
+    /// assert_eq!((g.dram_banks, g.grid), (12, (8, 7)));
+    /// // A Wormhole with twice the DRAM per bank.
+    /// let dev = SimDevice::builder(Preset::WormholeB0)
+    ///     .dram_bank(2 * g.dram_bank_size, g.dram_base)
+    ///     .build()?;
+    /// let dram = *dev.snapshot()?.pool(BufferType::Dram);
+    /// assert_eq!(dram.base_address + dram.size_per_bank, 2 * g.dram_bank_size);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub const fn geometry(self) -> PresetGeometry {
+        const WORMHOLE: PresetGeometry = PresetGeometry {
             dram_banks: 12,
             dram_bank_size: 1_073_741_824,
             dram_base: 0x10_0040,
             dram_alignment: 32,
-            l1_banks: 64,
+            grid: (8, 8),
             l1_bank_size: 1_499_136,
             l1_base: 0x1_9D60,
             l1_alignment: 16,
-            l1_small_size: 0,
-            trace_region_size: 0,
-            l1_interleaved_limit: 0,
         };
         match self {
-            Preset::WormholeB0 => wormhole,
-            Preset::WormholeN300 => bridge::SimGeometry {
-                l1_banks: 56,
-                ..wormhole
+            Preset::WormholeB0 => WORMHOLE,
+            Preset::WormholeN300 => PresetGeometry {
+                grid: (8, 7),
+                ..WORMHOLE
             },
-            Preset::BlackholeP150 => bridge::SimGeometry {
+            Preset::BlackholeP150 => PresetGeometry {
                 dram_banks: 8,
                 dram_bank_size: 4_278_190_080,
                 dram_base: 0x10_0080,
                 dram_alignment: 64,
-                l1_banks: 110,
+                grid: (11, 10),
                 l1_bank_size: 1_572_864,
                 l1_base: 0x1_B480,
                 l1_alignment: 16,
-                ..wormhole
             },
         }
     }
+}
 
-    fn grid(self) -> (u32, u32) {
-        match self {
-            Preset::WormholeB0 => (8, 8),
-            Preset::WormholeN300 => (8, 7),
-            Preset::BlackholeP150 => (11, 10),
-        }
-    }
+/// A simulated device's geometry before carve-outs: banks, bank sizes,
+/// unreserved bases and alignments (from [`Preset::geometry`]; change them
+/// with [`SimDeviceBuilder`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PresetGeometry {
+    /// Number of DRAM banks (one per DRAM channel view).
+    pub dram_banks: u32,
+    /// Bytes of one DRAM bank view.
+    pub dram_bank_size: u64,
+    /// Lowest unreserved address in every DRAM bank.
+    pub dram_base: u64,
+    /// DRAM page alignment in bytes; also the allocator granularity of
+    /// every pool.
+    pub dram_alignment: u32,
+    /// Compute grid (x, y): one L1 bank per core.
+    pub grid: (u32, u32),
+    /// Bytes of one core's L1.
+    pub l1_bank_size: u64,
+    /// Lowest unreserved address in every core's L1.
+    pub l1_base: u64,
+    /// L1 page alignment in bytes.
+    pub l1_alignment: u32,
 }
 
 impl fmt::Display for Preset {
@@ -171,7 +204,9 @@ impl SimDevice {
         SimDeviceBuilder {
             name: format!("sim:{}", preset.name()),
             geometry: preset.geometry(),
-            grid: preset.grid(),
+            l1_small_size: 0,
+            trace_region_size: 0,
+            l1_interleaved_limit: None,
         }
     }
 }
@@ -181,22 +216,24 @@ impl SimDevice {
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct SimDeviceBuilder {
     name: String,
-    geometry: bridge::SimGeometry,
-    grid: (u32, u32),
+    geometry: PresetGeometry,
+    l1_small_size: u64,
+    trace_region_size: u64,
+    l1_interleaved_limit: Option<u64>,
 }
 
 impl SimDeviceBuilder {
     /// Bytes carved from the top of every L1 bank for L1_SMALL (TT-Metal's
     /// `l1_small_size`; rounded up to the DRAM alignment).
     pub fn l1_small_size(mut self, bytes: u64) -> Self {
-        self.geometry.l1_small_size = bytes;
+        self.l1_small_size = bytes;
         self
     }
 
     /// Bytes in total for TRACE, carved from the top of every DRAM bank
     /// (TT-Metal's `trace_region_size`).
     pub fn trace_region_size(mut self, bytes: u64) -> Self {
-        self.geometry.trace_region_size = bytes;
+        self.trace_region_size = bytes;
         self
     }
 
@@ -221,7 +258,7 @@ impl SimDeviceBuilder {
 
     /// Compute grid: one L1 bank per core.
     pub fn grid(mut self, x: u32, y: u32) -> Self {
-        self.grid = (x, y);
+        self.geometry.grid = (x, y);
         self
     }
 
@@ -240,7 +277,7 @@ impl SimDeviceBuilder {
 
     /// Lowest address an interleaved L1 buffer may take (default: the L1 base).
     pub fn l1_interleaved_limit(mut self, address: u64) -> Self {
-        self.geometry.l1_interleaved_limit = address;
+        self.l1_interleaved_limit = Some(address);
         self
     }
 
@@ -262,21 +299,31 @@ impl SimDeviceBuilder {
     /// to no L1_SMALL at all, a TRACE region larger than DRAM to a DRAM pool
     /// of nearly 2^64 bytes); both backends refuse them.
     pub fn build(self) -> Result<Device> {
-        let (x, y) = self.grid;
+        let g = self.geometry;
+        let (x, y) = g.grid;
         let cores = x.checked_mul(y).ok_or_else(|| Error::InvalidGeometry {
             reason: format!("grid {x}x{y} has too many cores"),
         })?;
         let geometry = bridge::SimGeometry {
+            dram_banks: g.dram_banks,
+            dram_bank_size: g.dram_bank_size,
+            dram_base: g.dram_base,
+            dram_alignment: g.dram_alignment,
             l1_banks: cores,
-            ..self.geometry
+            l1_bank_size: g.l1_bank_size,
+            l1_base: g.l1_base,
+            l1_alignment: g.l1_alignment,
+            l1_small_size: self.l1_small_size,
+            trace_region_size: self.trace_region_size,
+            // 0: the L1 base.
+            l1_interleaved_limit: self.l1_interleaved_limit.unwrap_or(0),
         };
         // The carve-outs, with the numbers and the largest value that fits
         // (the C++ side checks them too, and everything else).
-        let g = &geometry;
         if g.l1_bank_size > g.l1_base && g.dram_bank_size > g.dram_base {
             let carve_outs = CarveOuts {
-                l1_small_size: g.l1_small_size,
-                trace_region_size: g.trace_region_size,
+                l1_small_size: self.l1_small_size,
+                trace_region_size: self.trace_region_size,
                 granularity: u64::from(g.dram_alignment),
                 dram_banks: g.dram_banks,
                 l1_room: g.l1_bank_size - g.l1_base,
@@ -289,165 +336,45 @@ impl SimDeviceBuilder {
         let inner = bridge::new_sim_device(&geometry).map_err(|e| Error::InvalidGeometry {
             reason: e.what().to_string(),
         })?;
-        let raw = inner.snapshot();
-        let granularity = u64::from(geometry.dram_alignment);
-        let info = DeviceInfo {
+        let opened = Opened {
             name: self.name,
             kind: DeviceKind::Simulated,
             compute_grid: (x, y),
-            l1_small_size: geometry.l1_small_size,
-            trace_region_size: geometry.trace_region_size,
-            pools: raw.pools.map(|p| PoolLayout {
-                banks: p.banks,
-                alignment: p.alignment,
-                granularity,
-            }),
+            l1_small_size: self.l1_small_size,
+            trace_region_size: self.trace_region_size,
+            l1_interleaved_limit: self.l1_interleaved_limit.filter(|&limit| limit != 0),
         };
-        let banks = raw.pools.map(|p| p.banks);
-        let l1_limit = match geometry.l1_interleaved_limit {
-            0 => geometry.l1_base,
-            limit => limit,
-        };
-        let backend = SimBackend {
-            inner,
-            banks,
-            l1_limit,
-            granularity,
-        };
-        Ok(Device::from_backend(info, Box::new(backend)))
+        Adapter::into_device(SimBridge { inner }, opened)
     }
 }
 
-/// The backend over the C++ simulated device.
-struct SimBackend {
+/// The simulated device's C++ half.
+struct SimBridge {
     inner: UniquePtr<bridge::SimDevice>,
-    banks: [u32; 4],
-    l1_limit: u64,
-    /// The allocator granularity of every pool (the DRAM alignment).
-    granularity: u64,
-}
-
-impl SimBackend {
-    fn device(&mut self) -> std::pin::Pin<&mut bridge::SimDevice> {
-        self.inner.pin_mut()
-    }
-}
-
-pub(crate) fn pool_stats(buffer_type: BufferType, raw: &bridge::RawPool) -> PoolStats {
-    PoolStats {
-        buffer_type,
-        num_banks: raw.banks,
-        base_address: raw.base,
-        alignment: raw.alignment,
-        size_per_bank: raw.total_allocatable,
-        allocated_per_bank: raw.allocated,
-        free_per_bank: raw.free,
-        largest_free_block_per_bank: raw.largest_free,
-    }
-}
-
-pub(crate) fn snapshot_from_raw(raw: &bridge::RawSnapshot) -> Snapshot {
-    Snapshot {
-        pools: BufferType::ALL.map(|t| pool_stats(t, &raw.pools[t.index()])),
-    }
 }
 
 fn cpp(context: &'static str) -> impl FnOnce(cxx::Exception) -> Error {
     move |source| Error::Cpp { context, source }
 }
 
-impl Backend for SimBackend {
-    fn allocate(&mut self, request: &Request) -> Result<Placed> {
-        let raw = bridge::RawRequest {
-            pool: request.buffer_type.index() as u8,
-            size: request.size,
-            page_size: request.page_size,
-            shards: request.shards.unwrap_or(0),
-            direction: match request.direction {
-                Direction::Default => 0,
-                Direction::BottomUp => 1,
-                Direction::TopDown => 2,
-            },
-            fixed_address: request.address.is_some(),
-            address: request.address.unwrap_or(0),
-            tag: request.tag,
-        };
-        let label = request.label.as_deref().unwrap_or("");
-        let out = self
-            .device()
-            .allocate(&raw, label)
-            .map_err(cpp("allocating on the simulated device"))?;
-        let pool = &out.pool_at_failure;
-        match out.status {
-            0 => Ok(Placed {
-                id: out.id,
-                slot: out.slot,
-                address: out.address,
-                per_bank_size: out.per_bank_size,
-                num_banks: self.banks[request.buffer_type.index()],
-            }),
-            1 => Err(Error::OutOfMemory {
-                buffer_type: request.buffer_type,
-                size: request.size,
-                banks: out.banks,
-                needed_per_bank: out.size_per_bank,
-                size_per_bank: pool.total_allocatable,
-                allocated_per_bank: pool.allocated,
-                free_per_bank: pool.free,
-                largest_free_block_per_bank: pool.largest_free,
-            }),
-            2 => Err(Error::BelowAddressLimit {
-                size: request.size,
-                limit: self.l1_limit,
-            }),
-            3 => Err(Error::AddressNotFree {
-                buffer_type: request.buffer_type,
-                address: request.address.unwrap_or(0),
-                size: request.size,
-            }),
-            5 => {
-                let layout = crate::device::PoolLayout {
-                    banks: out.banks,
-                    alignment: pool.alignment,
-                    granularity: self.granularity,
-                };
-                Err(Error::BufferTooLarge {
-                    buffer_type: request.buffer_type,
-                    size: request.size,
-                    page_size: request.page_size,
-                    banks: out.banks,
-                    needed_per_bank: layout.block_size(request.size, request.page_size, out.banks),
-                })
-            }
-            6 => Err(Error::AddressUnaligned {
-                buffer_type: request.buffer_type,
-                address: request.address.unwrap_or(0),
-                size: request.size,
-                granularity: self.granularity,
-                base: pool.base,
-            }),
-            _ => Err(Error::Rejected {
-                reason: format!(
-                    "the simulated allocator rejected {request:?}; this is a bug in tt-memguard's validation"
-                ),
-            }),
-        }
+impl Bridge for SimBridge {
+    fn allocate(&mut self, request: &Request) -> Result<AllocOutcome> {
+        self.inner
+            .pin_mut()
+            .allocate(&request.to_bridge(), request.label_str())
+            .map_err(cpp("allocating on the simulated device"))
     }
 
     fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
-        Ok(self.device().deallocate(slot, id))
+        Ok(self.inner.pin_mut().deallocate(slot, id))
     }
 
-    fn snapshot(&self) -> Result<Snapshot> {
-        Ok(snapshot_from_raw(&self.inner.snapshot()))
+    fn snapshot<T>(&self, read: impl FnOnce(&PoolSnapshot) -> T) -> Result<T> {
+        Ok(read(&self.inner.snapshot()))
     }
 
-    fn live(&self) -> Result<Vec<(Allocation, u64)>> {
-        let records = self.inner.live().map_err(cpp("listing live allocations"))?;
-        Ok(records
-            .into_iter()
-            .map(|r| allocation_from_record!(r, self.banks))
-            .collect())
+    fn live(&self) -> Result<Vec<AllocRecord>> {
+        self.inner.live().map_err(cpp("listing live allocations"))
     }
 
     fn live_count(&self) -> Result<u64> {
@@ -459,7 +386,10 @@ impl Backend for SimBackend {
     }
 
     fn mark_peak(&mut self) -> Result<u32> {
-        self.device().mark_peak().map_err(cpp("taking a peak mark"))
+        self.inner
+            .pin_mut()
+            .mark_peak()
+            .map_err(cpp("taking a peak mark"))
     }
 
     fn read_peak(&self, mark: u32) -> Result<Peaks> {
@@ -469,15 +399,15 @@ impl Backend for SimBackend {
     }
 
     fn release_peak(&mut self, mark: u32) {
-        self.device().release_peak(mark);
+        self.inner.pin_mut().release_peak(mark);
     }
 
     fn reset(&mut self) -> bool {
-        self.device().reset()
+        self.inner.pin_mut().reset()
     }
 
-    fn scan_snapshot(&self) -> Option<Snapshot> {
-        Some(snapshot_from_raw(&self.inner.scan_snapshot()))
+    fn scan_snapshot(&self) -> Option<PoolSnapshot> {
+        Some(self.inner.scan_snapshot())
     }
 }
 

@@ -11,12 +11,13 @@ use std::sync::Mutex;
 
 use cxx::UniquePtr;
 
-use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
+use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
+use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
 use crate::source::sim::Preset;
-use crate::source::{Backend, CarveOuts, Direction, Peaks, Placed, Request};
-use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
+use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
 /// TT-Metal (one MetalContext): they are done one at a time.
@@ -42,17 +43,39 @@ pub enum MockCluster {
 }
 
 impl MockCluster {
-    fn arch_and_chips(self) -> (i32, u32) {
+    /// The simulated preset with the geometry of one chip of the cluster.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{MockCluster, Preset};
+    ///
+    /// assert_eq!(MockCluster::WormholeN300.preset(), Preset::WormholeN300);
+    /// ```
+    pub fn preset(self) -> Preset {
         match self {
-            MockCluster::WormholeN150 => (ARCH_WORMHOLE_B0, 1),
-            MockCluster::WormholeN300 => (ARCH_WORMHOLE_B0, 2),
-            MockCluster::BlackholeP150 => (ARCH_BLACKHOLE, 1),
+            MockCluster::WormholeN150 => Preset::WormholeB0,
+            MockCluster::WormholeN300 => Preset::WormholeN300,
+            MockCluster::BlackholeP150 => Preset::BlackholeP150,
+        }
+    }
+
+    /// The chips of the cluster (mock mode opens the first).
+    fn chips(self) -> u32 {
+        match self {
+            MockCluster::WormholeN300 => 2,
+            MockCluster::WormholeN150 | MockCluster::BlackholeP150 => 1,
+        }
+    }
+
+    /// The chips' architecture.
+    fn arch(self) -> bridge::Arch {
+        match self.preset() {
+            Preset::WormholeB0 | Preset::WormholeN300 => bridge::Arch::WormholeB0,
+            Preset::BlackholeP150 => bridge::Arch::Blackhole,
         }
     }
 }
-
-const ARCH_WORMHOLE_B0: i32 = 2;
-const ARCH_BLACKHOLE: i32 = 3;
 
 /// How to open a TT-Metal device (`MeshDevice::create_unit_mesh`).
 ///
@@ -127,21 +150,21 @@ impl TtMetalDevice {
     /// is the simulated device's, with the largest value that fits).
     pub fn open(config: TtMetalConfig) -> Result<Device> {
         check_runtime_root()?;
-        let (mock_arch, mock_chips) = config.mock.map_or((0, 1), MockCluster::arch_and_chips);
         let options = bridge::TtOpenOptions {
             device_id: config.device_id,
             l1_small_size: config.l1_small_size,
             trace_region_size: config.trace_region_size,
             num_command_queues: config.num_command_queues,
             worker_l1_size: config.worker_l1_size,
-            mock_arch,
-            mock_chips,
+            mock: config.mock.is_some(),
+            mock_arch: config.mock.map_or(bridge::Arch::Unknown, MockCluster::arch),
+            mock_chips: config.mock.map_or(1, MockCluster::chips),
         };
         let handle = {
             let _open = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             bridge::tt_open(&options).map_err(|e| open_error(config.device_id, e.what()))?
         };
-        let device = TtMetalBackend::into_device(handle, &config, true)?;
+        let device = TtMetalBridge::into_device(handle, &config, true)?;
         if let Some(message) = carve_out_problem(&device, &config)? {
             device.close();
             return Err(Error::TtMetalOpen {
@@ -170,7 +193,7 @@ impl TtMetalDevice {
     pub unsafe fn adopt_mesh_device(mesh_device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_mesh_device(mesh_device as usize)
             .map_err(|e| tt_error("adopting a MeshDevice", e.what()))?;
-        TtMetalBackend::into_device(handle, &TtMetalConfig::default(), false)
+        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
     }
 
     /// Observes a device given as a `tt::tt_metal::IDevice*`, which must be a
@@ -190,7 +213,7 @@ impl TtMetalDevice {
     pub unsafe fn adopt_idevice(device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_idevice(device as usize)
             .map_err(|e| tt_error("adopting an IDevice", e.what()))?;
-        TtMetalBackend::into_device(handle, &TtMetalConfig::default(), false)
+        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
     }
 
     /// Starts observing TT-Metal's allocations made on the calling thread.
@@ -225,17 +248,16 @@ impl TtMetalDevice {
     /// [`Error::DeviceClosed`] after the device was closed.
     pub fn matching_preset(device: &Device) -> Result<Option<Preset>> {
         let snapshot = device.snapshot()?;
-        let key = (
-            snapshot.pool(BufferType::Dram).num_banks,
-            snapshot.pool(BufferType::L1).num_banks,
-            snapshot.pool(BufferType::Dram).alignment,
+        let (dram, l1) = (
+            snapshot.pool(BufferType::Dram),
+            snapshot.pool(BufferType::L1),
         );
-        Ok(match key {
-            (12, 64, 32) => Some(Preset::WormholeB0),
-            (12, 56, 32) => Some(Preset::WormholeN300),
-            (8, 110, 64) => Some(Preset::BlackholeP150),
-            _ => None,
-        })
+        Ok(Preset::ALL.into_iter().find(|preset| {
+            let g = preset.geometry();
+            g.dram_banks == dram.num_banks
+                && u64::from(g.dram_alignment) == dram.alignment
+                && g.grid.0.checked_mul(g.grid.1) == Some(l1.num_banks)
+        }))
     }
 }
 
@@ -314,56 +336,14 @@ fn open_error(device_id: i32, message: &str) -> Error {
     }
 }
 
-/// Maps TT-Metal's allocation errors onto the crate's: its out-of-memory
-/// message carries the numbers [`Error::OutOfMemory`] holds.
-fn allocation_error(request: &Request, message: &str) -> Error {
-    if message.contains("L1_SMALL only supports sharded allocations") {
-        return Error::L1SmallInterleaved;
-    }
-    if let Some(oom) = parse_out_of_memory(request.buffer_type, message) {
-        return oom;
-    }
-    tt_error(
-        &format!(
-            "allocating {} B of {} (page size {})",
-            request.size, request.buffer_type, request.page_size
-        ),
-        message,
-    )
-}
-
-/// "Out of Memory: Not enough space to allocate {size} B {type} buffer
-/// across {banks} banks, where each bank needs to store {per_bank} B, but
-/// bank size is {bank_size} B (allocated: {a} B, free: {f} B, largest free
-/// block: {l} B)".
-fn parse_out_of_memory(buffer_type: BufferType, message: &str) -> Option<Error> {
-    let text = message.split("Out of Memory:").nth(1)?;
-    let after = |key: &str| -> Option<u64> {
-        let rest = text.split(key).nth(1)?.trim_start();
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
-    };
-    Some(Error::OutOfMemory {
-        buffer_type,
-        size: after("allocate ")?,
-        banks: u32::try_from(after("across ")?).ok()?,
-        needed_per_bank: after("needs to store ")?,
-        size_per_bank: after("bank size is ")?,
-        allocated_per_bank: after("allocated: ")?,
-        free_per_bank: after("free: ")?,
-        largest_free_block_per_bank: after("largest free block: ")?,
-    })
-}
-
-/// The backend over the C++ shim.
-struct TtMetalBackend {
+/// The TT-Metal device's C++ half.
+struct TtMetalBridge {
     inner: UniquePtr<bridge::TtMetalHandle>,
-    banks: [u32; 4],
     /// Whether closing the backend closes the device (opened, not adopted).
     owned: bool,
 }
 
-impl TtMetalBackend {
+impl TtMetalBridge {
     /// Wraps an opened or adopted handle into a [`Device`].
     fn into_device(
         inner: UniquePtr<bridge::TtMetalHandle>,
@@ -371,47 +351,29 @@ impl TtMetalBackend {
         owned: bool,
     ) -> Result<Device> {
         let facts = inner.facts();
-        let snapshot = snapshot_from_raw(
-            &inner
-                .snapshot()
-                .map_err(|e| tt_error("reading the allocator", e.what()))?,
-        );
         let arch = match facts.arch {
-            ARCH_WORMHOLE_B0 => "wormhole_b0".to_string(),
-            ARCH_BLACKHOLE => "blackhole".to_string(),
-            other => format!("arch{other}"),
+            bridge::Arch::WormholeB0 => "wormhole_b0",
+            bridge::Arch::Blackhole => "blackhole",
+            _ => "unknown_arch",
         };
         let name = if owned {
             format!("tt-metal:{arch}#{}", config.device_id)
         } else {
             format!("tt-metal:{arch}:mesh{}", facts.mesh_id)
         };
-        let info = DeviceInfo {
+        let opened = Opened {
             name,
             kind: DeviceKind::TtMetal,
             compute_grid: (facts.grid_x, facts.grid_y),
             l1_small_size: config.l1_small_size,
             trace_region_size: config.trace_region_size,
-            pools: snapshot.pools.map(|p| PoolLayout {
-                banks: p.num_banks,
-                alignment: p.alignment,
-                granularity: snapshot.pool(BufferType::Dram).alignment,
-            }),
+            l1_interleaved_limit: None,
         };
-        let backend = TtMetalBackend {
-            inner,
-            banks: snapshot.pools.map(|p| p.num_banks),
-            owned,
-        };
-        Ok(Device::from_backend(info, Box::new(backend)))
-    }
-
-    fn handle(&mut self) -> std::pin::Pin<&mut bridge::TtMetalHandle> {
-        self.inner.pin_mut()
+        Adapter::into_device(TtMetalBridge { inner, owned }, opened)
     }
 }
 
-impl Drop for TtMetalBackend {
+impl Drop for TtMetalBridge {
     fn drop(&mut self) {
         // Closing the device is process-wide in TT-Metal, like opening it.
         let _close = self
@@ -421,26 +383,8 @@ impl Drop for TtMetalBackend {
     }
 }
 
-fn snapshot_from_raw(raw: &bridge::TtSnapshot) -> Snapshot {
-    Snapshot {
-        pools: BufferType::ALL.map(|buffer_type| {
-            let p = &raw.pools[buffer_type.index()];
-            PoolStats {
-                buffer_type,
-                num_banks: p.banks,
-                base_address: p.base,
-                alignment: p.alignment,
-                size_per_bank: p.total_allocatable,
-                allocated_per_bank: p.allocated,
-                free_per_bank: p.free,
-                largest_free_block_per_bank: p.largest_free,
-            }
-        }),
-    }
-}
-
-impl Backend for TtMetalBackend {
-    fn allocate(&mut self, request: &Request) -> Result<Placed> {
+impl Bridge for TtMetalBridge {
+    fn allocate(&mut self, request: &Request) -> Result<AllocOutcome> {
         if let Some(address) = request.address {
             return Err(Error::Rejected {
                 reason: format!(
@@ -448,55 +392,38 @@ impl Backend for TtMetalBackend {
                 ),
             });
         }
-        let raw = bridge::TtRequest {
-            pool: request.buffer_type.index() as u8,
-            size: request.size,
-            page_size: request.page_size,
-            shards: request.shards.unwrap_or(0),
-            direction: match request.direction {
-                Direction::Default => 0,
-                Direction::BottomUp => 1,
-                Direction::TopDown => 2,
-            },
-            tag: request.tag,
-        };
-        let label = request.label.as_deref().unwrap_or("");
-        let placed = self
-            .handle()
-            .allocate(&raw, label)
-            .map_err(|e| allocation_error(request, e.what()))?;
-        Ok(Placed {
-            id: placed.id,
-            slot: placed.slot,
-            address: placed.address,
-            per_bank_size: placed.per_bank_size,
-            num_banks: self.banks[request.buffer_type.index()],
-        })
+        // A buffer that does not fit comes back as an outcome with the
+        // pool's statistics; any other failure keeps TT-Metal's message.
+        self.inner
+            .pin_mut()
+            .allocate(&request.to_bridge(), request.label_str())
+            .map_err(|e| {
+                let context = format!(
+                    "allocating {} B of {} (page size {})",
+                    request.size, request.buffer_type, request.page_size
+                );
+                tt_error(&context, e.what())
+            })
     }
 
     fn deallocate(&mut self, id: u64, slot: u32) -> Result<bool> {
-        self.handle()
+        self.inner
+            .pin_mut()
             .deallocate(slot, id)
             .map_err(|e| tt_error("freeing a buffer", e.what()))
     }
 
-    fn snapshot(&self) -> Result<Snapshot> {
-        let raw = self
-            .inner
+    fn snapshot<T>(&self, read: impl FnOnce(&PoolSnapshot) -> T) -> Result<T> {
+        self.inner
             .snapshot()
-            .map_err(|e| tt_error("reading allocator statistics", e.what()))?;
-        Ok(snapshot_from_raw(&raw))
+            .map(|s| read(&s))
+            .map_err(|e| tt_error("reading allocator statistics", e.what()))
     }
 
-    fn live(&self) -> Result<Vec<(Allocation, u64)>> {
-        let records = self
-            .inner
+    fn live(&self) -> Result<Vec<AllocRecord>> {
+        self.inner
             .live()
-            .map_err(|e| tt_error("listing live allocations", e.what()))?;
-        Ok(records
-            .into_iter()
-            .map(|r| allocation_from_record!(r, self.banks))
-            .collect())
+            .map_err(|e| tt_error("listing live allocations", e.what()))
     }
 
     fn live_count(&self) -> Result<u64> {
@@ -508,7 +435,8 @@ impl Backend for TtMetalBackend {
     }
 
     fn mark_peak(&mut self) -> Result<u32> {
-        self.handle()
+        self.inner
+            .pin_mut()
             .mark_peak()
             .map_err(|e| tt_error("taking a peak mark", e.what()))
     }
@@ -520,7 +448,7 @@ impl Backend for TtMetalBackend {
     }
 
     fn release_peak(&mut self, mark: u32) {
-        self.handle().release_peak(mark);
+        self.inner.pin_mut().release_peak(mark);
     }
 
     fn native_device(&self) -> Option<usize> {
@@ -533,41 +461,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn out_of_memory_messages_are_parsed() {
-        let message = "Out of Memory: Not enough space to allocate 68719476736 B DRAM buffer across 12 banks, where each bank needs to store 5726623744 B, but bank size is 1071988672 B (allocated: 1138688 B, free: 1070849984 B, largest free block: 1070849984 B).";
-        let Some(Error::OutOfMemory {
-            size,
-            banks,
-            needed_per_bank,
-            size_per_bank,
-            allocated_per_bank,
-            free_per_bank,
-            largest_free_block_per_bank,
-            ..
-        }) = parse_out_of_memory(BufferType::Dram, message)
-        else {
-            panic!("not parsed")
-        };
+    fn every_mock_cluster_matches_its_preset_and_architecture() {
+        let clusters = [
+            MockCluster::WormholeN150,
+            MockCluster::WormholeN300,
+            MockCluster::BlackholeP150,
+        ];
+        let presets: Vec<Preset> = clusters.iter().map(|c| c.preset()).collect();
+        assert_eq!(presets, Preset::ALL);
         assert_eq!(
-            (
-                size,
-                banks,
-                needed_per_bank,
-                size_per_bank,
-                allocated_per_bank,
-                free_per_bank,
-                largest_free_block_per_bank
-            ),
-            (
-                68_719_476_736,
-                12,
-                5_726_623_744,
-                1_071_988_672,
-                1_138_688,
-                1_070_849_984,
-                1_070_849_984
-            )
+            clusters.map(|c| (c.arch(), c.chips())),
+            [
+                (bridge::Arch::WormholeB0, 1),
+                (bridge::Arch::WormholeB0, 2),
+                (bridge::Arch::Blackhole, 1),
+            ]
         );
-        assert!(parse_out_of_memory(BufferType::Dram, "Out of Memory: garbled").is_none());
     }
 }

@@ -1,19 +1,22 @@
 // A TT-Metal device as tt-memguard sees it: a MeshDevice (opened here or adopted), its
-// allocator's statistics, buffers allocated for tests, and an event log fed by a graph
-// processor so that every buffer TT-Metal allocates or frees on the device, whoever asks for
-// it, lands in the live set, the attribution and the peaks.
+// allocator's statistics, the buffers allocated for tests, and the device's event log
+// (tt_metal_events.hpp), so that every buffer TT-Metal allocates or frees on the device lands in
+// the live set, the attribution and the peaks.
 //
-// Plain C++17; the cxx shim (tt_metal_bridge.*) is the only code that sees Rust. Every TT-Metal
-// exception leaves this file as a memguard::ttm::Failure (a std::runtime_error) whose what() is
-// TT-Metal's message without its backtrace.
+// Plain C++17 (C++20 with the user's headers); the cxx shim (tt_metal_bridge.*) is the only code
+// that sees Rust. Every TT-Metal exception leaves this file as a Failure (tt_metal_abi.hpp) whose
+// what() is TT-Metal's message without its backtrace; an allocation that does not fit is an
+// outcome, not an exception.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "tt_metal_events.hpp"
+#include "vocab.hpp"
 
 namespace tt::tt_metal::distributed {
 class MeshDevice;
@@ -22,13 +25,9 @@ class MeshBuffer;
 
 namespace memguard::ttm {
 
-// Pools in tt-memguard's order (not TT-Metal's BufferType values).
-enum Pool : std::uint8_t { kDram = 0, kL1 = 1, kL1Small = 2, kTrace = 3, kPoolCount = 4 };
-
-class Failure : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
+// The chip architectures tt-memguard tells apart (mapped to TT-Metal's tt::ARCH in
+// tt_metal_device.cpp).
+enum class Arch : std::uint8_t { Unknown = 0, WormholeB0 = 1, Blackhole = 2 };
 
 struct OpenOptions {
     int device_id = 0;
@@ -36,18 +35,22 @@ struct OpenOptions {
     std::uint64_t trace_region_size = 0;
     std::uint32_t num_command_queues = 1;
     std::uint64_t worker_l1_size = 0;
-    int mock_arch = 0;  // 0: leave mock mode alone; else tt::ARCH (2 Wormhole B0, 3 Blackhole)
+    // Selects TT-Metal's mock device mode for `mock_chips` chips of `mock_arch`; otherwise an
+    // earlier mock registration is cleared.
+    bool mock = false;
+    Arch mock_arch = Arch::Unknown;
     std::uint32_t mock_chips = 1;
 };
 
 struct Facts {
-    int arch = 0;  // tt::ARCH
+    Arch arch = Arch::Unknown;
     std::uint32_t grid_x = 0;
     std::uint32_t grid_y = 0;
     int mesh_id = 0;
     std::uint64_t num_devices = 0;
 };
 
+// One pool's statistics (per bank) and layout.
 struct PoolInfo {
     std::uint32_t banks = 0;
     std::uint64_t base = 0;
@@ -59,36 +62,29 @@ struct PoolInfo {
 };
 
 struct Request {
-    Pool pool = kDram;
+    Pool pool = Pool::Dram;
     std::uint64_t size = 0;
     std::uint64_t page_size = 0;
-    std::uint32_t shards = 0;   // 0: interleaved
-    std::uint8_t direction = 0; // 0 pool default, 1 bottom-up, 2 top-down
+    std::uint32_t shards = 0;  // 0: interleaved
+    Direction direction = Direction::Default;
+    bool fixed_address = false;  // not available: TT-Metal would not reserve the range
     std::uint64_t tag = 0;
     std::string label;
 };
 
-struct Placed {
+// What became of a request: a placed buffer, or why none was placed.
+struct Outcome {
+    AllocStatus status = AllocStatus::Placed;
     std::uint64_t id = 0;
-    std::uint32_t slot = 0;
+    std::uint32_t slot = 0;  // the handle for deallocate()
     std::uint64_t address = 0;
-    std::uint64_t per_bank_size = 0;
+    std::uint64_t per_bank_size = 0;  // the allocator's reservation in every bank
+    // For a request that does not fit: the per-bank need before allocator rounding, the banks it
+    // is spread over, and the pool at the time.
+    std::uint64_t size_per_bank = 0;
+    std::uint32_t banks = 0;
+    PoolInfo pool;
 };
-
-// A live allocation as the event log knows it.
-struct Record {
-    std::uint64_t id = 0;
-    Pool pool = kDram;
-    std::uint64_t address = 0;
-    std::uint64_t size = 0;
-    std::uint64_t page_size = 0;
-    std::uint64_t per_bank_size = 0;
-    std::uint32_t shards = 0;
-    std::uint64_t tag = 0;  // 0 for buffers allocated by other code
-    std::string label;
-};
-
-class EventLog;  // per device; fed by the graph processor (tt_metal_shim.cpp)
 
 class MeshHandle {
 public:
@@ -101,7 +97,7 @@ public:
     MeshHandle& operator=(const MeshHandle&) = delete;
 
     Facts facts() const { return facts_; }
-    Placed allocate(const Request& request);
+    Outcome allocate(const Request& request);
     bool deallocate(std::uint32_t slot, std::uint64_t id);
     std::array<PoolInfo, kPoolCount> snapshot() const;
     std::vector<Record> live() const;
@@ -110,9 +106,6 @@ public:
     std::uint32_t mark_peak();
     std::array<std::uint64_t, kPoolCount> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
-    // Registers the graph processor on the calling thread (TT-Metal's processor stack is
-    // thread-local). Every method above does it too.
-    void observe_this_thread() const;
     tt::tt_metal::distributed::MeshDevice* mesh_device() const { return mesh_; }
 
 private:
@@ -124,9 +117,9 @@ private:
     MeshHandle(std::shared_ptr<tt::tt_metal::distributed::MeshDevice> owned,
                tt::tt_metal::distributed::MeshDevice* mesh);
     void release_owned() noexcept;
-    // Throws the Failure for a sharded request TT-Metal's shard spec cannot express.
-    [[noreturn]] void too_large_for_shard_spec(const Request& request, std::uint64_t pages,
-                                               std::uint64_t per_shard) const;
+    // The out-of-memory outcome when no free block of the pool holds the request (TT-Metal's
+    // allocator rule, read from its statistics); a placed outcome when one does.
+    Outcome fit(const Request& request) const;
 
     std::shared_ptr<tt::tt_metal::distributed::MeshDevice> owned_;  // empty when adopted
     tt::tt_metal::distributed::MeshDevice* mesh_;
@@ -138,8 +131,5 @@ private:
 
 // Adopts a device given as an IDevice*; throws Failure when it is not a MeshDevice.
 std::unique_ptr<MeshHandle> adopt_idevice(void* idevice);
-
-// TT-Metal's message without the TT_FATAL header and the backtrace.
-std::string clean_message(const char* what);
 
 }  // namespace memguard::ttm

@@ -1,0 +1,126 @@
+//! The vocabulary both device bridges share (`cpp/vocab.hpp`): pools,
+//! directions and allocation outcomes, and the records that carry them.
+//! `sim.rs` and `tt_metal.rs` use these types through aliases, so that each
+//! is defined once, on both sides of the bridge.
+
+#[cxx::bridge(namespace = "memguard")]
+pub(crate) mod bridge {
+    // ---- Shared types ----------------------------------------------------
+    // The enums are defined in C++ (`cpp/vocab.hpp`, declared below as
+    // C++ types): cxx checks that every value agrees with it.
+
+    /// The four allocator pools, in `BufferType` order.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum Pool {
+        Dram = 0,
+        L1 = 1,
+        L1Small = 2,
+        Trace = 3,
+    }
+
+    /// Where a pool places a buffer.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum Direction {
+        /// Bottom-up for DRAM and TRACE, top-down for L1 and L1_SMALL.
+        Default = 0,
+        BottomUp = 1,
+        TopDown = 2,
+    }
+
+    /// What became of an allocation request.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum AllocStatus {
+        Placed = 0,
+        /// No free block is large enough.
+        OutOfMemory = 1,
+        /// The only free block large enough lies below the interleaved L1
+        /// address limit.
+        BelowAddressLimit = 2,
+        /// The fixed address range is not free.
+        AddressNotFree = 3,
+        /// A request validation should have refused.
+        Invalid = 4,
+        /// The per-bank size does not fit in 64 bits.
+        TooLarge = 5,
+        /// A fixed address off the allocator's grid.
+        AddressUnaligned = 6,
+    }
+
+    /// One pool's TT-Metal statistics (per bank) plus its layout.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct PoolInfo {
+        banks: u32,
+        base: u64,
+        alignment: u64,
+        total_allocatable: u64,
+        allocated: u64,
+        free: u64,
+        largest_free: u64,
+    }
+
+    /// All four pools, in `Pool` order.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct PoolSnapshot {
+        pools: [PoolInfo; 4],
+    }
+
+    /// An allocation request; `shards` 0 is interleaved over every bank of
+    /// the pool, `address` is read when `fixed_address` is set.
+    #[derive(Debug, Clone, Copy)]
+    struct AllocRequest {
+        pool: Pool,
+        size: u64,
+        page_size: u64,
+        shards: u32,
+        direction: Direction,
+        fixed_address: bool,
+        address: u64,
+        /// Opaque caller data, returned with the record.
+        tag: u64,
+    }
+
+    /// A live allocation.
+    #[derive(Debug, Clone)]
+    struct AllocRecord {
+        id: u64,
+        pool: Pool,
+        address: u64,
+        size: u64,
+        page_size: u64,
+        per_bank_size: u64,
+        shards: u32,
+        tag: u64,
+        label: String,
+    }
+
+    /// What became of an allocation request. `id`, `slot`, `address` and
+    /// `per_bank_size` (the allocator's reservation) describe a placed
+    /// buffer; `size_per_bank` (before allocator rounding), `banks` and the
+    /// pool's statistics at the time describe a failure.
+    #[derive(Debug, Clone, Copy)]
+    struct AllocOutcome {
+        status: AllocStatus,
+        id: u64,
+        slot: u32,
+        address: u64,
+        per_bank_size: u64,
+        size_per_bank: u64,
+        banks: u32,
+        pool: PoolInfo,
+    }
+
+    // ---- C++ ---------------------------------------------------------------
+
+    unsafe extern "C++" {
+        include!("tt-memguard/cpp/vocab.hpp");
+
+        type Pool;
+        type Direction;
+        type AllocStatus;
+    }
+
+    impl Vec<AllocRecord> {}
+}
