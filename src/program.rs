@@ -1,0 +1,260 @@
+//! Programs and their circular buffers (CBs): most of a kernel's L1 on a core.
+//!
+//! TT-Metal reserves nothing when a CB is created. At the first enqueue of the program it lays
+//! every CB out in its cores' L1, growing up from the bottom of the L1 pool (one region per
+//! distinct core range), and on every enqueue it checks two things, in this order, range by
+//! range: that no region ends beyond a core's L1, and that no region ends above the lowest L1
+//! buffer (L1 buffers grow down from the top of every bank, in lock-step). The simulated device
+//! does exactly this; a TT-Metal device does it for real.
+
+use crate::cores::CoreRangeSet;
+use crate::error::{Error, Result};
+use crate::types::BufferType;
+
+/// Most pages a CB may have (TT-Metal: more would wrap its page counters).
+pub const MAX_CB_PAGES: u64 = 65_535;
+
+/// The configuration of one circular buffer: its total size and, per buffer index it serves,
+/// the page size. Several indices may share one CB's address space.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::CircularBufferConfig;
+///
+/// let cb = CircularBufferConfig::new(4 * 2048).page_size(0, 2048);
+/// assert_eq!((cb.total_size(), cb.indices().collect::<Vec<_>>()), (8192, vec![0]));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct CircularBufferConfig {
+    total_size: u64,
+    pages: Vec<(u8, u64)>,
+    backing: Option<Backing>,
+}
+
+/// An L1 buffer whose memory a CB uses instead of a place of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Backing {
+    pub buffer_id: u64,
+    pub buffer_type: BufferType,
+    pub address: u64,
+    pub size_per_bank: u64,
+    pub offset: u64,
+}
+
+impl CircularBufferConfig {
+    /// A CB of `total_size` bytes on every core it is created on.
+    pub fn new(total_size: u64) -> CircularBufferConfig {
+        CircularBufferConfig {
+            total_size,
+            pages: Vec::new(),
+            backing: None,
+        }
+    }
+
+    /// Serves buffer index `index` with pages of `page_size` bytes (TT-Metal's
+    /// `set_page_size`); call once per index.
+    pub fn page_size(mut self, index: u8, page_size: u64) -> Self {
+        match self.pages.iter_mut().find(|(i, _)| *i == index) {
+            Some(entry) => entry.1 = page_size,
+            None => self.pages.push((index, page_size)),
+        }
+        self
+    }
+
+    /// Uses the memory of an L1 (or L1_SMALL) buffer, `offset` bytes into it, instead of a place
+    /// in the CB region (TT-Metal's globally allocated CB). The buffer must outlive every enqueue
+    /// of the program.
+    pub fn backed_by(mut self, buffer: &crate::Buffer, offset: u64) -> Self {
+        self.backing = Some(Backing {
+            buffer_id: buffer.id(),
+            buffer_type: buffer.buffer_type(),
+            address: buffer.address(),
+            size_per_bank: buffer.size_per_bank(),
+            offset,
+        });
+        self
+    }
+
+    /// Total size in bytes.
+    pub fn total_size(&self) -> u64 {
+        self.total_size
+    }
+
+    /// The buffer indices served, in the order they were given.
+    pub fn indices(&self) -> impl Iterator<Item = u8> + '_ {
+        self.pages.iter().map(|(i, _)| *i)
+    }
+
+    /// Whether the CB uses an L1 buffer's memory.
+    pub fn is_backed(&self) -> bool {
+        self.backing.is_some()
+    }
+
+    pub(crate) fn backing(&self) -> Option<Backing> {
+        self.backing
+    }
+
+    /// The checks that need no device: a size, at least one index, page sizes that divide the
+    /// size into at most [`MAX_CB_PAGES`] pages, and a usable backing buffer.
+    pub(crate) fn validate(&self, cores: &CoreRangeSet, l1_alignment: u64) -> Result<()> {
+        if cores.is_empty() {
+            return Err(Error::EmptyCoreRangeSet);
+        }
+        if self.total_size == 0 {
+            return Err(Error::CircularBufferSizeZero);
+        }
+        if self.pages.is_empty() {
+            return Err(Error::CircularBufferWithoutIndex {
+                total_size: self.total_size,
+            });
+        }
+        for &(index, page_size) in &self.pages {
+            if page_size == 0 || self.total_size % page_size != 0 {
+                return Err(Error::CircularBufferPageSize {
+                    index,
+                    total_size: self.total_size,
+                    page_size,
+                });
+            }
+            if self.total_size / page_size > MAX_CB_PAGES {
+                return Err(Error::CircularBufferTooManyPages {
+                    index,
+                    pages: self.total_size / page_size,
+                });
+            }
+        }
+        if let Some(b) = self.backing {
+            if !matches!(b.buffer_type, BufferType::L1 | BufferType::L1Small) {
+                return Err(Error::CircularBufferBacking {
+                    reason: format!(
+                        "buffer {} is a {} buffer: only L1 and L1_SMALL buffers can back a circular buffer",
+                        b.buffer_id, b.buffer_type
+                    ),
+                });
+            }
+            if b.offset > b.size_per_bank {
+                return Err(Error::CircularBufferBacking {
+                    reason: format!(
+                        "offset {} B lies past the {} B that buffer {} holds per bank",
+                        b.offset, b.size_per_bank, b.buffer_id
+                    ),
+                });
+            }
+            if b.offset % l1_alignment != 0 {
+                return Err(Error::CircularBufferBacking {
+                    reason: format!(
+                        "offset {} B is not a multiple of the L1 alignment {l1_alignment} B",
+                        b.offset
+                    ),
+                });
+            }
+            if self.total_size > b.size_per_bank - b.offset {
+                return Err(Error::CircularBufferBacking {
+                    reason: format!(
+                        "{} B do not fit in the {} B of buffer {} per bank from offset {} B",
+                        self.total_size,
+                        b.size_per_bank - b.offset,
+                        b.buffer_id,
+                        b.offset
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A circular buffer of a program, as created.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircularBufferInfo {
+    /// Position in the program, from 0, in creation order.
+    pub handle: u32,
+    /// The cores it was created on (as given; TT-Metal merges adjacent rectangles).
+    pub cores: CoreRangeSet,
+    /// The buffer indices it serves.
+    pub indices: Vec<u8>,
+    /// Total size in bytes, on every one of its cores.
+    pub size: u64,
+    /// Address in L1 once laid out (or the backing buffer's address plus offset).
+    pub address: Option<u64>,
+    /// Whether an L1 buffer's memory backs it.
+    pub backed: bool,
+}
+
+impl CircularBufferInfo {
+    /// One past its last byte, once laid out.
+    pub fn end(&self) -> Option<u64> {
+        self.address.map(|a| a.saturating_add(self.size))
+    }
+}
+
+/// What one enqueue of a program took of the L1 of its cores.
+///
+/// L1 buffers are placed in lock-step, so every core holds the same L1 buffer bytes; the CB
+/// region differs per core. The numbers below are the worst core's.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueueReport {
+    /// The program's id on its device.
+    pub program: u64,
+    /// Whether this enqueue computed the layout (the first one does).
+    pub laid_out_now: bool,
+    /// Bottom of the CB region: the L1 pool's base.
+    pub base: u64,
+    /// Highest CB end over all cores.
+    pub cb_end: u64,
+    /// The first core (by column, then row) whose CBs end at `cb_end`.
+    pub cb_peak_core: CoreCoord,
+    /// CB region bytes of that core (`cb_end - base`; 0 without CBs).
+    pub cb_bytes_per_core: u64,
+    /// Bytes of L1 buffers in every bank at the enqueue.
+    pub l1_buffers_per_bank: u64,
+    /// Lowest address of an L1 buffer, if any is live.
+    pub lowest_l1_buffer: Option<u64>,
+    /// Bytes between the CB region's end and the lowest L1 buffer (or the end of a core's L1
+    /// when no L1 buffer is live).
+    pub headroom: u64,
+    /// Cores holding at least one CB of the program.
+    pub cores_with_cbs: u64,
+}
+
+impl EnqueueReport {
+    /// CB region plus L1 buffers on the worst core.
+    pub fn l1_total_per_core(&self) -> u64 {
+        self.cb_bytes_per_core.saturating_add(self.l1_buffers_per_bank)
+    }
+}
+
+/// A program: circular buffers on sets of cores, laid out and checked when it is enqueued on
+/// its device. Dropping it destroys it (TT-Metal then reports its CBs as freed).
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{CircularBufferConfig, CoreRange, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let mut program = dev.create_program()?;
+/// program.add_circular_buffer(CoreRange::new((0, 0), (7, 7))?, CircularBufferConfig::new(64 * KIB).page_size(0, 2048))?;
+/// let run = dev.enqueue(&mut program)?;
+/// assert_eq!((run.base, run.cb_bytes_per_core), (0x19D60, 64 * KIB));
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+pub struct Program {
+    device: Device,
+    id: u64,
+    cbs: Vec<CircularBufferInfo>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("device", &self.device.name())
+            .field("id", &self.id)
+            .field("circular_buffers", &self.cbs.len())
+            .finish()
+    }
+}
