@@ -20,6 +20,7 @@ const TT_METAL_SOURCES: [&str; 4] = [
 const SIM_SOURCES: &[&str] = &[
     "cpp/free_block_tree.cpp",
     "cpp/pool_allocator.cpp",
+    "cpp/circular_buffers.cpp",
     "cpp/sim_device.cpp",
     "cpp/sim_bridge.cpp",
 ];

@@ -85,7 +85,7 @@ std::vector<CoreRange> merge_ranges(const std::vector<CoreRange>& ranges) {
 CbCheck Program::add(const CircularBufferSpec& spec, std::uint32_t* handle) {
     CbCheck check;
     if (compiled_) {
-        check.status = CbStatus::kAlreadyCompiled;
+        check.status = CbStatus::AlreadyCompiled;
         return check;
     }
     CircularBuffer cb;
@@ -93,11 +93,13 @@ CbCheck Program::add(const CircularBufferSpec& spec, std::uint32_t* handle) {
     cb.size = spec.size;
     cb.backed = spec.backed;
     cb.address = spec.backed ? spec.backed_address : 0;
+    cb.backing_id = spec.backing_id;
+    cb.backing_slot = spec.backing_slot;
 
     std::uint64_t mask = 0;
     for (std::uint8_t index : spec.indices) {
         if (index >= max_cbs_ || index >= 64) {
-            check.status = CbStatus::kIndexTooLarge;
+            check.status = CbStatus::IndexTooLarge;
             check.value = index;
             check.limit = max_cbs_;
             return check;
@@ -113,7 +115,7 @@ CbCheck Program::add(const CircularBufferSpec& spec, std::uint32_t* handle) {
                     const std::uint64_t clash = it->second & mask;
                     std::uint64_t index = 0;
                     while (((clash >> index) & 1) == 0) ++index;
-                    check.status = CbStatus::kIndexTaken;
+                    check.status = CbStatus::IndexTaken;
                     check.range = r;
                     check.value = index;
                     check.limit = max_cbs_;
@@ -190,14 +192,14 @@ CbCheck Program::enqueue(CbAddr base, CbAddr alignment, CbAddr l1_size, std::opt
         if (a.regions.empty()) continue;
         const CbAddr end = a.end();
         if (end > l1_size) {
-            check.status = CbStatus::kBeyondL1;
+            check.status = CbStatus::BeyondL1;
             check.range = a.range;
             check.value = end;
             check.limit = l1_size;
             return check;
         }
         if (lowest_l1 && *lowest_l1 < end) {
-            check.status = CbStatus::kClash;
+            check.status = CbStatus::Clash;
             check.range = a.range;
             check.value = end;
             check.limit = *lowest_l1;

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vocab.hpp"
+
 namespace memguard::sim {
 
 using CbAddr = std::uint64_t;
@@ -49,30 +51,27 @@ struct CircularBufferSpec {
     std::vector<std::uint8_t> indices;    // buffer indices it serves on every one of its cores
     bool backed = false;                  // backed by an L1 buffer ("globally allocated")
     CbAddr backed_address = 0;            // that buffer's address plus the offset
+    std::uint64_t backing_id = 0;         // that buffer's allocation (registry slot and id)
+    std::uint32_t backing_slot = 0;
 };
 
 struct CircularBuffer {
     std::vector<CoreRange> ranges;  // merged
     std::uint64_t size = 0;
     bool backed = false;
+    std::uint64_t backing_id = 0;
+    std::uint32_t backing_slot = 0;
     CbAddr address = 0;  // valid once laid out (or backed)
 };
 
-enum class CbStatus : std::uint8_t {
-    kOk = 0,
-    kAlreadyCompiled = 1,  // a CB added after the first enqueue
-    kIndexTaken = 2,       // an index already used on one of the cores
-    kIndexTooLarge = 3,    // an index at or above the number of CBs a core has
-    kBeyondL1 = 4,         // enqueue: a region ends past the L1 of a core
-    kClash = 5,            // enqueue: a region ends above the lowest L1 buffer
-};
+using memguard::CbStatus;  // vocab.hpp
 
 // What an add or an enqueue found. For a failure, `range`, `value` and `limit` carry the
 // numbers of TT-Metal's message: the core range, the region end, and the L1 size or the
-// address of the lowest L1 buffer (for kIndexTaken / kIndexTooLarge, `value` is the index and
+// address of the lowest L1 buffer (for IndexTaken / IndexTooLarge, `value` is the index and
 // `limit` the number of CBs per core).
 struct CbCheck {
-    CbStatus status = CbStatus::kOk;
+    CbStatus status = CbStatus::Ok;
     CoreRange range;
     std::uint64_t value = 0;
     std::uint64_t limit = 0;

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "vocab.hpp"
+
 namespace memguard {
 
 // Per-pool peak marks, O(1) per allocation whatever the number of active
@@ -19,7 +21,8 @@ namespace memguard {
 // mark, so no interval is ever lost. Reading is O(newer active marks).
 class PeakMarks {
 public:
-    static constexpr std::size_t kPools = 4;
+    // One maximum per slot: the four pools, then the program figures (vocab.hpp).
+    static constexpr std::size_t kPools = kPeakSlots;
     using Peaks = std::array<std::uint64_t, kPools>;
 
     // Starts a mark whose peaks are `now`; returns its id. Throws

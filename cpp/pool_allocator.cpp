@@ -92,6 +92,13 @@ void PoolAllocator::deallocate(Addr address, Addr size) {
     }
 }
 
+std::optional<Addr> PoolAllocator::lowest_allocated() const {
+    if (allocated_ == 0) return std::nullopt;
+    FreeBlock first;
+    if (!free_.at(base_, first)) return base_;
+    return first.address + first.size;
+}
+
 PoolStatistics PoolAllocator::statistics() const {
     PoolStatistics stats;
     stats.total_allocatable = size_;

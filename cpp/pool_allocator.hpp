@@ -57,6 +57,9 @@ public:
     Addr size() const { return size_; }
     Addr allocated_bytes() const { return allocated_; }
     Addr largest_free() const { return free_.largest(); }
+    // The lowest address of an allocated block, if any (O(log n)): TT-Metal's
+    // "lowest occupied address" of a bank.
+    std::optional<Addr> lowest_allocated() const;
 
 private:
     void take(const FreeBlock& block, Addr address, Addr size);

@@ -31,6 +31,25 @@ AllocRecord to_bridge(const sim::Record& record, const std::string& label) {
     return out;
 }
 
+CoreBox to_bridge(const sim::CoreRange& r) {
+    CoreBox out;
+    out.x0 = r.x0;
+    out.y0 = r.y0;
+    out.x1 = r.x1;
+    out.y1 = r.y1;
+    return out;
+}
+
+CbCheck to_bridge(const sim::CbCheck& check, std::uint32_t handle) {
+    CbCheck out;
+    out.status = check.status;
+    out.range = to_bridge(check.range);
+    out.value = check.value;
+    out.limit = check.limit;
+    out.handle = handle;
+    return out;
+}
+
 }  // namespace
 
 std::unique_ptr<SimDevice> new_sim_device(const SimGeometry& g) {
@@ -46,6 +65,7 @@ std::unique_ptr<SimDevice> new_sim_device(const SimGeometry& g) {
     geometry.l1_small_size = g.l1_small_size;
     geometry.trace_region_size = g.trace_region_size;
     geometry.l1_interleaved_limit = g.l1_interleaved_limit;
+    geometry.max_circular_buffers = g.max_circular_buffers;
     return std::make_unique<SimDevice>(geometry);
 }
 
@@ -126,8 +146,57 @@ bool SimDevice::reset() { return device_.reset(); }
 
 std::uint32_t SimDevice::mark_peak() { return device_.mark_peak(); }
 
-std::array<std::uint64_t, 4> SimDevice::read_peak(std::uint32_t mark) const { return device_.read_peak(mark); }
+std::array<std::uint64_t, 7> SimDevice::read_peak(std::uint32_t mark) const { return device_.read_peak(mark); }
 
 void SimDevice::release_peak(std::uint32_t mark) { device_.release_peak(mark); }
+
+}  // namespace memguard::ffi
+
+namespace memguard::ffi {
+
+std::uint64_t SimDevice::create_program() { return device_.create_program(); }
+
+CbCheck SimDevice::add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges, std::uint64_t size,
+                                       rust::Slice<const std::uint8_t> indices, const CbBacking& backing) {
+    sim::CircularBufferSpec spec;
+    spec.ranges.reserve(ranges.size());
+    for (const CoreBox& r : ranges) spec.ranges.push_back(sim::CoreRange{r.x0, r.y0, r.x1, r.y1});
+    spec.size = size;
+    spec.indices.assign(indices.begin(), indices.end());
+    spec.backed = backing.id != 0;
+    spec.backed_address = backing.address;
+    spec.backing_id = backing.id;
+    spec.backing_slot = backing.slot;
+    std::uint32_t handle = 0;
+    const sim::CbCheck check = device_.add_circular_buffer(program, spec, &handle);
+    return to_bridge(check, handle);
+}
+
+EnqueueOutcome SimDevice::enqueue_program(std::uint64_t program) {
+    const sim::Device::Enqueued run = device_.enqueue(program);
+    EnqueueOutcome out;
+    out.check = to_bridge(run.check, 0);
+    out.laid_out_now = run.laid_out_now;
+    out.base = run.layout.base;
+    out.max_end = run.layout.max_end;
+    out.max_x = run.layout.max_x;
+    out.max_y = run.layout.max_y;
+    out.cores_with_cbs = run.layout.cores_with_cbs;
+    out.has_lowest_l1 = run.lowest_l1.has_value();
+    out.lowest_l1 = run.lowest_l1.value_or(0);
+    out.l1_size = run.l1_size;
+    out.l1_allocated = run.l1_allocated;
+    return out;
+}
+
+rust::Vec<std::uint64_t> SimDevice::program_addresses(std::uint64_t program) const {
+    rust::Vec<std::uint64_t> out;
+    const sim::Program* p = device_.program(program);
+    if (p == nullptr || !p->compiled()) return out;
+    for (const sim::CircularBuffer& cb : p->circular_buffers()) out.push_back(cb.address);
+    return out;
+}
+
+bool SimDevice::destroy_program(std::uint64_t program) { return device_.destroy_program(program); }
 
 }  // namespace memguard::ffi

@@ -14,11 +14,15 @@ struct AllocRequest;
 struct AllocOutcome;
 struct AllocRecord;
 struct PoolSnapshot;
+struct CoreBox;
+struct CbCheck;
+struct EnqueueOutcome;
 }  // namespace memguard
 
 namespace memguard::ffi {
 
 struct SimGeometry;
+struct CbBacking;
 
 class SimDevice {
 public:
@@ -33,8 +37,14 @@ public:
     std::uint64_t next_id() const;
     bool reset();
     std::uint32_t mark_peak();
-    std::array<std::uint64_t, 4> read_peak(std::uint32_t mark) const;
+    std::array<std::uint64_t, 7> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
+    std::uint64_t create_program();
+    CbCheck add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges, std::uint64_t size,
+                                rust::Slice<const std::uint8_t> indices, const CbBacking& backing);
+    EnqueueOutcome enqueue_program(std::uint64_t program);
+    rust::Vec<std::uint64_t> program_addresses(std::uint64_t program) const;
+    bool destroy_program(std::uint64_t program);
 
 private:
     sim::Device device_;

@@ -44,6 +44,7 @@ Layout compute_layout(const Geometry& g) {
     auto pow2 = [](Addr v) { return v != 0 && (v & (v - 1)) == 0; };
     require(g.dram_banks > 0, "dram_banks must be at least 1");
     require(g.l1_banks > 0, "l1_banks must be at least 1");
+    require(g.max_circular_buffers >= 1 && g.max_circular_buffers <= 64, "max_circular_buffers must be from 1 to 64");
     require(pow2(g.dram_alignment), "dram_alignment must be a power of two");
     require(pow2(g.l1_alignment), "l1_alignment must be a power of two");
     require(g.dram_base % g.dram_alignment == 0, "dram_base must be a multiple of dram_alignment");
@@ -192,11 +193,12 @@ bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
 }
 
 bool Device::reset() {
-    if (live_count_ != 0 || marks_.active() != 0) return false;
+    if (live_count_ != 0 || marks_.active() != 0 || !programs_.empty()) return false;
     records_.clear();
     free_slots_.clear();
     labels_.clear();
     next_id_ = 1;
+    next_program_ = 0;
     return true;
 }
 
@@ -252,13 +254,71 @@ std::vector<const Record*> Device::live() const {
     return out;
 }
 
+std::uint64_t Device::create_program() {
+    const std::uint64_t id = next_program_++;
+    programs_.emplace(id, Program(id, geometry_.max_circular_buffers));
+    return id;
+}
+
+CbCheck Device::add_circular_buffer(std::uint64_t program, const CircularBufferSpec& spec, std::uint32_t* handle) {
+    auto it = programs_.find(program);
+    if (it == programs_.end()) {
+        CbCheck check;
+        check.status = CbStatus::UnknownProgram;
+        return check;
+    }
+    return it->second.add(spec, handle);
+}
+
+Device::Enqueued Device::enqueue(std::uint64_t program) {
+    Enqueued out;
+    auto it = programs_.find(program);
+    if (it == programs_.end()) {
+        out.check.status = CbStatus::UnknownProgram;
+        return out;
+    }
+    // A CB backed by a buffer that was freed would use memory that is no longer its own.
+    std::uint32_t handle = 0;
+    for (const CircularBuffer& cb : it->second.circular_buffers()) {
+        if (cb.backed && (cb.backing_slot >= records_.size() || records_[cb.backing_slot].id != cb.backing_id)) {
+            out.check.status = CbStatus::BackingFreed;
+            out.check.value = handle;
+            out.check.limit = cb.backing_id;
+            return out;
+        }
+        ++handle;
+    }
+    const PoolAllocator& l1 = allocator(Pool::L1);
+    out.lowest_l1 = l1.lowest_allocated();
+    out.l1_size = geometry_.l1_bank_size;
+    out.l1_allocated = l1.allocated_bytes() + allocator(Pool::L1Small).allocated_bytes();
+    out.check = it->second.enqueue(l1.base(), geometry_.dram_alignment, out.l1_size, out.lowest_l1, &out.laid_out_now);
+    out.layout = it->second.layout();
+    if (out.check.status == CbStatus::Ok && out.layout.max_end > 0) {
+        const Addr cb_bytes = out.layout.max_end - out.layout.base;
+        const Addr limit = std::min(out.lowest_l1.value_or(out.l1_size), out.l1_size);
+        const Addr headroom = limit - out.layout.max_end;
+        marks_.note(kPeakCbBytes, cb_bytes);
+        marks_.note(kPeakL1Total, cb_bytes + out.l1_allocated);
+        marks_.note(kPeakHeadroomGap, UINT64_MAX - headroom);
+    }
+    return out;
+}
+
+const Program* Device::program(std::uint64_t id) const {
+    auto it = programs_.find(id);
+    return it == programs_.end() ? nullptr : &it->second;
+}
+
+bool Device::destroy_program(std::uint64_t id) { return programs_.erase(id) > 0; }
+
 std::uint32_t Device::mark_peak() {
     PeakMarks::Peaks now{};
     for (std::size_t p = 0; p < kPoolCount; ++p) now[p] = pools_[p].allocated_bytes();
     return marks_.start(now);
 }
 
-std::array<Addr, kPoolCount> Device::read_peak(std::uint32_t mark) const {
+PeakMarks::Peaks Device::read_peak(std::uint32_t mark) const {
     if (!marks_.is_active(mark)) {
         throw std::out_of_range("peak mark " + std::to_string(mark) + " is not active");
     }

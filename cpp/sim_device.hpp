@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "circular_buffers.hpp"
 #include "peak_marks.hpp"
 #include "pool_allocator.hpp"
 #include "vocab.hpp"
@@ -32,6 +33,8 @@ struct Geometry {
     Addr trace_region_size = 0;
     // Lowest address an interleaved L1 buffer may take; 0 means the L1 base.
     Addr l1_interleaved_limit = 0;
+    // Circular buffers a core has (32 on Wormhole, 64 on Blackhole).
+    std::uint32_t max_circular_buffers = 32;
 };
 
 struct AllocRequest {
@@ -115,8 +118,28 @@ public:
     // readers; any number may be active (even marks never released cost an
     // allocation nothing): see PeakMarks.
     std::uint32_t mark_peak();
-    std::array<Addr, kPoolCount> read_peak(std::uint32_t mark) const;
+    PeakMarks::Peaks read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
+
+    // Programs and their circular buffers (circular_buffers.hpp). Ids count from 0 per device.
+    std::uint64_t create_program();
+    // Adds a CB to a live program; UnknownProgram when there is none of that id.
+    CbCheck add_circular_buffer(std::uint64_t program, const CircularBufferSpec& spec, std::uint32_t* handle);
+    // What an enqueue found: the check, whether it laid the CBs out, the layout, and the L1 it
+    // was checked against. A passing enqueue raises the program figures of every peak mark.
+    struct Enqueued {
+        CbCheck check;
+        bool laid_out_now = false;
+        CbLayout layout;
+        std::optional<Addr> lowest_l1;
+        Addr l1_size = 0;
+        Addr l1_allocated = 0;  // per bank, L1 and L1_SMALL together
+    };
+    Enqueued enqueue(std::uint64_t program);
+    const Program* program(std::uint64_t id) const;
+    // Destroys a program; false when there is none of that id.
+    bool destroy_program(std::uint64_t id);
+    std::size_t program_count() const { return programs_.size(); }
 
     const Geometry& geometry() const { return geometry_; }
     std::uint32_t banks(Pool pool) const { return banks_[pool_index(pool)]; }
@@ -137,9 +160,11 @@ private:
     std::unordered_map<std::uint64_t, std::string> labels_;
     std::uint64_t next_id_ = 1;
     PeakMarks marks_;
+    std::unordered_map<std::uint64_t, Program> programs_;
+    std::uint64_t next_program_ = 0;
 };
 
-static_assert(PeakMarks::kPools == kPoolCount, "one peak per pool");
+static_assert(PeakMarks::kPools == kPeakSlots, "one peak per pool and program figure");
 
 // Derived layout, shared by the device and by geometry validation.
 struct Layout {

@@ -35,7 +35,7 @@ public:
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
     std::uint32_t mark_peak();
-    std::array<std::uint64_t, 4> read_peak(std::uint32_t mark) const;
+    std::array<std::uint64_t, 7> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     std::size_t mesh_device() const;
 

@@ -274,7 +274,7 @@ std::uint32_t MeshHandle::mark_peak() {
     return guarded([&] { return log_->mark_peak(); });
 }
 
-std::array<std::uint64_t, kPoolCount> MeshHandle::read_peak(std::uint32_t mark) const {
+PeakMarks::Peaks MeshHandle::read_peak(std::uint32_t mark) const {
     return log_->read_peak(mark);
 }
 

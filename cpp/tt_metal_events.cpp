@@ -150,7 +150,7 @@ std::uint32_t EventLog::mark_peak() {
     return marks_.start(now);
 }
 
-std::array<std::uint64_t, kPoolCount> EventLog::read_peak(std::uint32_t mark) const {
+PeakMarks::Peaks EventLog::read_peak(std::uint32_t mark) const {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!marks_.is_active(mark)) {
         throw Failure("peak mark " + std::to_string(mark) + " is not active");

@@ -53,7 +53,7 @@ public:
     std::uint64_t next_id() const;
     std::uint32_t mark_peak();
     // Throws Failure for a mark that is not active.
-    std::array<std::uint64_t, kPoolCount> read_peak(std::uint32_t mark) const;
+    PeakMarks::Peaks read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
 
     // The allocator's reservation per bank: TT-Metal's aligned size per bank, rounded up to the
@@ -73,7 +73,7 @@ private:
     PeakMarks marks_;
 };
 
-static_assert(PeakMarks::kPools == kPoolCount, "one peak per pool");
+static_assert(PeakMarks::kPools == kPeakSlots, "one peak per pool and program figure");
 
 // What tt-memguard asked for in the MeshBuffer::create running on this thread: its allocate event
 // carries the caller's tag, label and shard count, and reports the id back here.

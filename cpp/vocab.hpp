@@ -1,5 +1,5 @@
 // The words the simulated device, the TT-Metal shim and the Rust side share: pools, placement
-// directions and allocation outcomes. Each enum is defined here once; src/ffi/vocab.rs declares
+// directions, allocation outcomes and circular-buffer outcomes. Each enum is defined here once; src/ffi/vocab.rs declares
 // the same enums, and cxx checks at compile time that every value agrees with this file. The
 // records built from them (pool statistics, requests, outcomes, live allocations) are generated
 // by cxx from src/ffi/vocab.rs, and only the bridge shims (sim_bridge.*, tt_metal_bridge.*) see
@@ -48,5 +48,31 @@ enum class AllocStatus : std::uint8_t {
     // A fixed address off the allocator's grid (the granularity from the pool base).
     AddressUnaligned = 6,
 };
+
+// What became of adding a circular buffer to a program, or of enqueueing a program.
+enum class CbStatus : std::uint8_t {
+    Ok = 0,
+    // A CB added after the program's first enqueue.
+    AlreadyCompiled = 1,
+    // A buffer index already used on one of the CB's cores.
+    IndexTaken = 2,
+    // A buffer index at or above the number of CBs a core has.
+    IndexTooLarge = 3,
+    // Enqueue: a CB region ends past the L1 of a core.
+    BeyondL1 = 4,
+    // Enqueue: a CB region ends above the lowest L1 buffer.
+    Clash = 5,
+    // No such program on the device.
+    UnknownProgram = 6,
+    // Enqueue: the L1 buffer backing a CB is no longer allocated.
+    BackingFreed = 7,
+};
+
+// Peak marks keep, besides the four pools' per-bank allocated bytes, three figures of the
+// programs enqueued while they are active, each as a maximum.
+inline constexpr std::size_t kPeakCbBytes = kPoolCount;          // CB region bytes of a core
+inline constexpr std::size_t kPeakL1Total = kPoolCount + 1;      // that plus L1 buffers per bank
+inline constexpr std::size_t kPeakHeadroomGap = kPoolCount + 2;  // UINT64_MAX - headroom
+inline constexpr std::size_t kPeakSlots = kPoolCount + 3;
 
 }  // namespace memguard

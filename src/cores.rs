@@ -5,7 +5,42 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+/// A rectangle or set of cores that cannot be: the end before the start, or two ranges of a
+/// set sharing a core.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CoreRangeError {
+    /// The end lies left of or above the start.
+    #[error(
+        "invalid core range from {start} to {end}: the end must not lie left of or above the start"
+    )]
+    Backwards {
+        /// The first core given.
+        start: CoreCoord,
+        /// The last core given.
+        end: CoreCoord,
+    },
+    /// A grid of no column or no row.
+    #[error("a {x}x{y} grid has no core: give at least one column and one row")]
+    EmptyGrid {
+        /// Columns.
+        x: u32,
+        /// Rows.
+        y: u32,
+    },
+    /// Two ranges of a set share a core.
+    #[error(
+        "core ranges {first} and {second} overlap: a core range set holds every core once (TT-Metal refuses overlapping ranges too)"
+    )]
+    Overlapping {
+        /// One range.
+        first: CoreRange,
+        /// A later range sharing a core with it.
+        second: CoreRange,
+    },
+}
+
+type Result<T> = std::result::Result<T, CoreRangeError>;
 
 /// A logical worker core: column `x` and row `y` of the compute grid.
 ///
@@ -72,11 +107,11 @@ impl CoreRange {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCoreRange`] when `end` lies left of or above `start`.
+    /// [`CoreRangeError::Backwards`] when `end` lies left of or above `start`.
     pub fn new(start: impl Into<CoreCoord>, end: impl Into<CoreCoord>) -> Result<CoreRange> {
         let (start, end) = (start.into(), end.into());
         if end.x < start.x || end.y < start.y {
-            return Err(Error::InvalidCoreRange { start, end });
+            return Err(CoreRangeError::Backwards { start, end });
         }
         Ok(CoreRange { start, end })
     }
@@ -94,15 +129,12 @@ impl CoreRange {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidCoreRange`] for a grid with no column or no row.
+    /// [`CoreRangeError::EmptyGrid`] for a grid with no column or no row.
     pub fn grid(x: u32, y: u32) -> Result<CoreRange> {
-        if x == 0 || y == 0 {
-            return Err(Error::InvalidCoreRange {
-                start: CoreCoord::new(0, 0),
-                end: CoreCoord::new(x.wrapping_sub(1), y.wrapping_sub(1)),
-            });
+        match (x.checked_sub(1), y.checked_sub(1)) {
+            (Some(x1), Some(y1)) => CoreRange::new((0, 0), (x1, y1)),
+            _ => Err(CoreRangeError::EmptyGrid { x, y }),
         }
-        CoreRange::new((0, 0), (x - 1, y - 1))
     }
 
     /// Number of cores.
@@ -112,7 +144,8 @@ impl CoreRange {
 
     /// Whether the core lies in the range.
     pub fn contains(&self, core: CoreCoord) -> bool {
-        (self.start.x..=self.end.x).contains(&core.x) && (self.start.y..=self.end.y).contains(&core.y)
+        (self.start.x..=self.end.x).contains(&core.x)
+            && (self.start.y..=self.end.y).contains(&core.y)
     }
 
     /// Whether the two ranges share a core.
@@ -156,13 +189,16 @@ impl CoreRangeSet {
     ///
     /// # Errors
     ///
-    /// [`Error::OverlappingCoreRanges`] when two ranges share a core (TT-Metal refuses
-    /// them too).
+    /// [`CoreRangeError::Overlapping`] when two ranges share a core (TT-Metal refuses them
+    /// too).
     pub fn new(ranges: impl IntoIterator<Item = CoreRange>) -> Result<CoreRangeSet> {
         let ranges: Vec<CoreRange> = ranges.into_iter().collect();
         for (i, a) in ranges.iter().enumerate() {
             if let Some(b) = ranges[i + 1..].iter().find(|b| a.intersects(b)) {
-                return Err(Error::OverlappingCoreRanges { first: *a, second: *b });
+                return Err(CoreRangeError::Overlapping {
+                    first: *a,
+                    second: *b,
+                });
             }
         }
         Ok(CoreRangeSet { ranges })

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Error, Result};
+use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Peaks, Request};
 use crate::types::{Allocation, BufferType, SourceLocation};
 
@@ -406,6 +407,60 @@ impl Device {
             && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
     }
 
+    /// Runs `f` on the backend under the device lock.
+    pub(crate) fn with_backend_mut<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend) -> Result<T>,
+    ) -> Result<T> {
+        self.shared.with(f)
+    }
+
+    /// Creates an empty program on the device (TT-Metal's `CreateProgram`):
+    /// add circular buffers to it, then [`enqueue`](Self::enqueue) it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    pub fn create_program(&self) -> Result<Program> {
+        let id = self.shared.with(|b| b.create_program())?;
+        Ok(Program::new(self.clone(), id))
+    }
+
+    /// Enqueues a program: at its first enqueue its circular buffers are laid
+    /// out in their cores' L1, and every enqueue checks them the way TT-Metal
+    /// does (no region past a core's L1, none above the lowest L1 buffer).
+    /// Guards on the device record the enqueue's L1 per core.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CircularBuffers`] with TT-Metal's message and the explanation
+    /// when the CBs do not fit, [`Error::CircularBufferBackingFreed`], or
+    /// [`Error::ProgramOnOtherDevice`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, CircularBufferConfig, CoreRange, SimDevice, KIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let mut program = dev.create_program()?;
+    /// program.add_circular_buffer(CoreRange::grid(8, 8)?, CircularBufferConfig::new(512 * KIB).page_size(0, 2048))?;
+    /// let _l1 = dev.allocate(BufferType::L1, 64 * 900 * KIB, 2048)?; // 900 KiB per core, from the top
+    /// let e = dev.enqueue(&mut program).unwrap_err();
+    /// assert!(e.to_string().starts_with("Statically allocated circular buffers in program 0 clash with L1 buffers"));
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn enqueue(&self, program: &mut Program) -> Result<EnqueueReport> {
+        if !self.same_device(program.device()) {
+            return Err(Error::ProgramOnOtherDevice {
+                program: program.id(),
+                device: program.device().name().to_string(),
+                other: self.name().to_string(),
+            });
+        }
+        program.run()
+    }
+
     pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
         self.shared.lock().as_deref().and_then(f)
     }
@@ -456,6 +511,31 @@ impl PoolPeaks {
     /// (including the value at that moment).
     pub fn per_bank(&self, buffer_type: BufferType) -> u64 {
         self.0[buffer_type.index()]
+    }
+
+    /// Highest CB region bytes of one core over the programs enqueued since
+    /// the mark was taken (0 when none was).
+    pub fn cb_per_core(&self) -> u64 {
+        self.0[4]
+    }
+
+    /// Highest L1 of one core over those enqueues: its CB region plus the
+    /// L1 and L1_SMALL buffer bytes every bank held at the enqueue.
+    pub fn l1_total_per_core(&self) -> u64 {
+        self.0[5]
+    }
+
+    /// Least headroom over those enqueues, between the CB region's end and
+    /// the lowest L1 buffer (or the end of a core's L1); `None` when no
+    /// program with CBs was enqueued.
+    pub fn min_headroom(&self) -> Option<u64> {
+        (self.0[6] != 0).then(|| u64::MAX - self.0[6])
+    }
+
+    /// Whether a program with circular buffers was enqueued since the mark
+    /// was taken.
+    pub fn saw_programs(&self) -> bool {
+        self.0[6] != 0
     }
 }
 
@@ -700,6 +780,11 @@ impl fmt::Debug for Buffer {
 }
 
 impl Buffer {
+    /// The backend's handle of the allocation.
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
     /// The allocation's id on its device.
     pub fn id(&self) -> u64 {
         self.id

@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::budget::BudgetError;
+use crate::cb_failure::CircularBufferFailure;
+use crate::cores::{CoreRange, CoreRangeError};
 use crate::report::MemoryReport;
 use crate::types::{BufferType, ParseBufferTypeError};
 use crate::units::{SizeError, format_count};
@@ -170,6 +172,145 @@ pub enum Error {
         granularity: u64,
         /// The pool's lowest address.
         base: u64,
+    },
+
+    /// A core range or core range set that cannot be.
+    #[error(transparent)]
+    InvalidCores(#[from] CoreRangeError),
+
+    /// A core range set with no core.
+    #[error("a circular buffer needs at least one core: give a core range set that is not empty")]
+    EmptyCoreRangeSet,
+
+    /// Cores outside the device's compute grid.
+    #[error(
+        "core range {range} lies outside the {}x{} compute grid of {device}: use cores from [0-0 - {}-{}]",
+        grid.0, grid.1, grid.0.saturating_sub(1), grid.1.saturating_sub(1)
+    )]
+    CoresOutsideGrid {
+        /// The range given.
+        range: CoreRange,
+        /// The device.
+        device: String,
+        /// Its compute grid (x, y).
+        grid: (u32, u32),
+    },
+
+    /// A circular buffer of size 0.
+    #[error("a circular buffer of size 0 holds nothing: give it at least one page")]
+    CircularBufferSizeZero,
+
+    /// A circular buffer that serves no buffer index.
+    #[error(
+        "the circular buffer of {total_size} B serves no buffer index: give it one with .page_size(index, page_size)"
+    )]
+    CircularBufferWithoutIndex {
+        /// Its size.
+        total_size: u64,
+    },
+
+    /// A page size that does not divide the circular buffer (TT-Metal's message).
+    #[error(
+        "Failed allocation attempt on buffer index {index}. Total circular buffer size {total_size} B must be divisible by page size {page_size} B: choose a page size that divides it"
+    )]
+    CircularBufferPageSize {
+        /// The buffer index.
+        index: u8,
+        /// The CB's size.
+        total_size: u64,
+        /// The page size given.
+        page_size: u64,
+    },
+
+    /// More pages than TT-Metal's CB counters hold.
+    #[error(
+        "For buffer index {index}, number of CB pages {pages} is greater than 65535: use larger pages or a smaller circular buffer"
+    )]
+    CircularBufferTooManyPages {
+        /// The buffer index.
+        index: u8,
+        /// Pages asked for.
+        pages: u64,
+    },
+
+    /// A buffer index the device's cores do not have (TT-Metal's message).
+    #[error(
+        "Buffer index ({index}) exceeds max number of circular buffers per core ({max}): use indices 0 to {}",
+        max.saturating_sub(1)
+    )]
+    CircularBufferIndexTooLarge {
+        /// The index given.
+        index: u8,
+        /// Circular buffers a core has.
+        max: u32,
+    },
+
+    /// A buffer index already served on one of the cores (TT-Metal's message).
+    #[error(
+        "Invalid circular buffer index: Cannot add circular buffer at index {index}, another circular buffer already exists (on core range {range}): use another index, or cores that do not hold one"
+    )]
+    CircularBufferIndexTaken {
+        /// The index given.
+        index: u8,
+        /// The core range (as TT-Metal merged it) where it is taken.
+        range: CoreRange,
+    },
+
+    /// A backing buffer that cannot back a circular buffer.
+    #[error("buffer {buffer_id} cannot back this circular buffer: {problem}")]
+    CircularBufferBacking {
+        /// The buffer's id.
+        buffer_id: u64,
+        /// What is wrong and what would do.
+        problem: String,
+    },
+
+    /// A circular buffer whose backing buffer was freed before the enqueue.
+    #[error(
+        "circular buffer {handle} of program {program} is backed by buffer {buffer_id}, which was freed: keep the buffer alive while the program runs"
+    )]
+    CircularBufferBackingFreed {
+        /// The program.
+        program: u64,
+        /// The CB's position in it.
+        handle: u32,
+        /// The freed buffer's id.
+        buffer_id: u64,
+    },
+
+    /// A circular buffer added after the program's first enqueue (TT-Metal's message).
+    #[error(
+        "Cannot add circular buffer to an already compiled program {program}: add every circular buffer before the first enqueue"
+    )]
+    ProgramCompiled {
+        /// The program.
+        program: u64,
+    },
+
+    /// A program enqueued on a device other than its own.
+    #[error(
+        "program {program} belongs to {device}, not to {other}: create it on the device that runs it"
+    )]
+    ProgramOnOtherDevice {
+        /// The program.
+        program: u64,
+        /// Its device.
+        device: String,
+        /// The device it was enqueued on.
+        other: String,
+    },
+
+    /// A program whose circular buffers do not fit: TT-Metal's message, then the explanation.
+    #[error("{0}")]
+    CircularBuffers(Box<CircularBufferFailure>),
+
+    /// Something a backend cannot do.
+    #[error("{what} is not supported: {instead}")]
+    Unsupported {
+        /// What was asked.
+        what: &'static str,
+        /// What to do instead.
+        instead: &'static str,
     },
 
     /// A device geometry that cannot describe a device.

@@ -112,12 +112,15 @@
 //   <- check <- macros, trace, live <- monitor, harness.
 // Only `source` and `ffi` know that C++ exists.
 mod budget;
+mod cb_failure;
 mod check;
+mod cores;
 mod device;
 mod error;
 mod ffi;
 mod guard;
 mod mesh;
+mod program;
 pub mod render;
 mod report;
 mod source;
@@ -131,11 +134,14 @@ pub mod monitor;
 mod trace;
 
 pub use budget::{Budget, BudgetError, BudgetSource, CheckKind, Limit, PoolBudget, SizeArg};
+pub use cb_failure::{CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement};
 pub use check::{assert_memory, check};
+pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{ConfigError, Error, Result};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
+pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
 pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};

@@ -7,8 +7,13 @@
 //! buffer (L1 buffers grow down from the top of every bank, in lock-step). The simulated device
 //! does exactly this; a TT-Metal device does it for real.
 
-use crate::cores::CoreRangeSet;
+use serde::{Deserialize, Serialize};
+
+use crate::cb_failure::{CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement};
+use crate::cores::{CoreCoord, CoreRangeSet};
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::source::{CbProblem, CbRequest, Enqueued};
 use crate::types::BufferType;
 
 /// Most pages a CB may have (TT-Metal: more would wrap its page counters).
@@ -37,6 +42,7 @@ pub struct CircularBufferConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Backing {
     pub buffer_id: u64,
+    pub slot: u32,
     pub buffer_type: BufferType,
     pub address: u64,
     pub size_per_bank: u64,
@@ -69,6 +75,7 @@ impl CircularBufferConfig {
     pub fn backed_by(mut self, buffer: &crate::Buffer, offset: u64) -> Self {
         self.backing = Some(Backing {
             buffer_id: buffer.id(),
+            slot: buffer.slot(),
             buffer_type: buffer.buffer_type(),
             address: buffer.address(),
             size_per_bank: buffer.size_per_bank(),
@@ -111,7 +118,7 @@ impl CircularBufferConfig {
             });
         }
         for &(index, page_size) in &self.pages {
-            if page_size == 0 || self.total_size % page_size != 0 {
+            if page_size == 0 || !self.total_size.is_multiple_of(page_size) {
                 return Err(Error::CircularBufferPageSize {
                     index,
                     total_size: self.total_size,
@@ -128,35 +135,40 @@ impl CircularBufferConfig {
         if let Some(b) = self.backing {
             if !matches!(b.buffer_type, BufferType::L1 | BufferType::L1Small) {
                 return Err(Error::CircularBufferBacking {
-                    reason: format!(
-                        "buffer {} is a {} buffer: only L1 and L1_SMALL buffers can back a circular buffer",
-                        b.buffer_id, b.buffer_type
+                    buffer_id: b.buffer_id,
+                    problem: format!(
+                        "it is a {} buffer: only L1 and L1_SMALL buffers can back a circular buffer (TT-Metal: \"Only L1 buffers can have an associated circular buffer!\")",
+                        b.buffer_type
                     ),
                 });
             }
             if b.offset > b.size_per_bank {
                 return Err(Error::CircularBufferBacking {
-                    reason: format!(
-                        "offset {} B lies past the {} B that buffer {} holds per bank",
-                        b.offset, b.size_per_bank, b.buffer_id
+                    buffer_id: b.buffer_id,
+                    problem: format!(
+                        "offset {} B lies past the {} B it holds per bank: use an offset from 0 to {} B",
+                        b.offset, b.size_per_bank, b.size_per_bank
                     ),
                 });
             }
             if b.offset % l1_alignment != 0 {
                 return Err(Error::CircularBufferBacking {
-                    reason: format!(
-                        "offset {} B is not a multiple of the L1 alignment {l1_alignment} B",
-                        b.offset
+                    buffer_id: b.buffer_id,
+                    problem: format!(
+                        "offset {} B is not a multiple of the L1 alignment {l1_alignment} B: use {} B or {} B",
+                        b.offset,
+                        b.offset / l1_alignment * l1_alignment,
+                        b.offset.div_ceil(l1_alignment) * l1_alignment
                     ),
                 });
             }
             if self.total_size > b.size_per_bank - b.offset {
                 return Err(Error::CircularBufferBacking {
-                    reason: format!(
-                        "{} B do not fit in the {} B of buffer {} per bank from offset {} B",
+                    buffer_id: b.buffer_id,
+                    problem: format!(
+                        "the circular buffer's {} B do not fit in the {} B it holds per bank from offset {} B: shrink the circular buffer or back it with a larger buffer",
                         self.total_size,
                         b.size_per_bank - b.offset,
-                        b.buffer_id,
                         b.offset
                     ),
                 });
@@ -224,7 +236,8 @@ pub struct EnqueueReport {
 impl EnqueueReport {
     /// CB region plus L1 buffers on the worst core.
     pub fn l1_total_per_core(&self) -> u64 {
-        self.cb_bytes_per_core.saturating_add(self.l1_buffers_per_bank)
+        self.cb_bytes_per_core
+            .saturating_add(self.l1_buffers_per_bank)
     }
 }
 
@@ -256,5 +269,203 @@ impl std::fmt::Debug for Program {
             .field("id", &self.id)
             .field("circular_buffers", &self.cbs.len())
             .finish()
+    }
+}
+
+impl Program {
+    pub(crate) fn new(device: Device, id: u64) -> Program {
+        Program {
+            device,
+            id,
+            cbs: Vec::new(),
+        }
+    }
+
+    /// The program's id on its device (the number TT-Metal's messages show).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The device it belongs to.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Its circular buffers in creation order, with their addresses once laid out.
+    pub fn circular_buffers(&self) -> &[CircularBufferInfo] {
+        &self.cbs
+    }
+
+    /// Adds a circular buffer on `cores` (TT-Metal's `CreateCircularBuffer`); returns its
+    /// handle, its position in the program. Nothing is reserved until the program is
+    /// enqueued.
+    ///
+    /// # Errors
+    ///
+    /// Cores outside the device's grid or none at all, a size of 0, no buffer index, a page
+    /// size that does not divide the size, an index the cores do not have or already serve, a
+    /// backing buffer that is not L1 or that the CB does not fit in, or a program that was
+    /// already enqueued: each with TT-Metal's message where it has one.
+    pub fn add_circular_buffer(
+        &mut self,
+        cores: impl Into<CoreRangeSet>,
+        config: CircularBufferConfig,
+    ) -> Result<u32> {
+        let cores = cores.into();
+        let info = self.device.info();
+        config.validate(&cores, info.pools[BufferType::L1.index()].alignment)?;
+        let (x, y) = info.compute_grid;
+        if let Some(range) = cores.ranges().iter().find(|r| r.end.x >= x || r.end.y >= y) {
+            return Err(Error::CoresOutsideGrid {
+                range: *range,
+                device: info.name.clone(),
+                grid: info.compute_grid,
+            });
+        }
+        let backing = config.backing();
+        let request = CbRequest {
+            ranges: cores.ranges().to_vec(),
+            size: config.total_size(),
+            indices: config.indices().collect(),
+            backing: backing.map(|b| (b.buffer_id, b.slot, b.address.saturating_add(b.offset))),
+        };
+        let program = self.id;
+        let handle = match self
+            .device
+            .with_backend_mut(|b| b.add_circular_buffer(program, &request))?
+        {
+            Ok(handle) => handle,
+            Err(problem) => return Err(self.add_error(problem)),
+        };
+        self.cbs.push(CircularBufferInfo {
+            handle,
+            cores,
+            indices: request.indices,
+            size: request.size,
+            address: request.backing.map(|(_, _, address)| address),
+            backed: backing.is_some(),
+        });
+        Ok(handle)
+    }
+
+    fn add_error(&self, problem: CbProblem) -> Error {
+        match problem {
+            CbProblem::AlreadyCompiled => Error::ProgramCompiled { program: self.id },
+            CbProblem::IndexTaken { range, index } => {
+                Error::CircularBufferIndexTaken { index, range }
+            }
+            CbProblem::IndexTooLarge { index, max } => {
+                Error::CircularBufferIndexTooLarge { index, max }
+            }
+            other => Error::Rejected {
+                reason: format!("adding a circular buffer to program {}: {other:?}", self.id),
+            },
+        }
+    }
+
+    /// Runs the enqueue on the backend and turns what it found into a report or an error.
+    pub(crate) fn run(&mut self) -> Result<EnqueueReport> {
+        let program = self.id;
+        let (run, addresses) = self.device.with_backend_mut(|b| {
+            let run = b.enqueue_program(program)?;
+            let addresses = if run.laid_out_now {
+                Some(b.program_addresses(program)?)
+            } else {
+                None
+            };
+            Ok((run, addresses))
+        })?;
+        if let Some(addresses) = addresses {
+            for (cb, address) in self.cbs.iter_mut().zip(addresses) {
+                cb.address = Some(address);
+            }
+        }
+        if let Some(problem) = run.problem {
+            return Err(self.enqueue_error(problem, &run));
+        }
+        let limit = run.lowest_l1.unwrap_or(run.l1_size).min(run.l1_size);
+        let cb_end = run.max_end.max(run.base);
+        Ok(EnqueueReport {
+            program,
+            laid_out_now: run.laid_out_now,
+            base: run.base,
+            cb_end,
+            cb_peak_core: run.max_core,
+            cb_bytes_per_core: cb_end - run.base,
+            l1_buffers_per_bank: run.l1_allocated,
+            lowest_l1_buffer: run.lowest_l1,
+            headroom: limit.saturating_sub(cb_end),
+            cores_with_cbs: run.cores_with_cbs,
+        })
+    }
+
+    fn enqueue_error(&self, problem: CbProblem, run: &Enqueued) -> Error {
+        let (check, range, end, limit) = match problem {
+            CbProblem::BeyondL1 {
+                range,
+                end,
+                l1_size,
+            } => (CircularBufferCheck::BeyondL1, range, end, l1_size),
+            CbProblem::Clash { range, end, lowest } => {
+                (CircularBufferCheck::Clash, range, end, lowest)
+            }
+            CbProblem::BackingFreed { handle, buffer } => {
+                return Error::CircularBufferBackingFreed {
+                    program: self.id,
+                    handle,
+                    buffer_id: buffer,
+                };
+            }
+            other => {
+                return Error::Rejected {
+                    reason: format!("enqueueing program {}: {other:?}", self.id),
+                };
+            }
+        };
+        // The CBs laid out in the failing range's region: those on cores of that range.
+        let mut circular_buffers: Vec<CircularBufferPlacement> = self
+            .cbs
+            .iter()
+            .filter(|cb| !cb.backed && cb.cores.ranges().iter().any(|r| r.intersects(&range)))
+            .filter_map(|cb| {
+                Some(CircularBufferPlacement {
+                    handle: cb.handle,
+                    indices: cb.indices.clone(),
+                    size: cb.size,
+                    address: cb.address?,
+                    cores: cb.cores.to_string(),
+                })
+            })
+            .collect();
+        circular_buffers.sort_by_key(|cb| (cb.address, cb.handle));
+        let lowest_buffer = match check {
+            CircularBufferCheck::Clash => self.device.live_allocations().ok().and_then(|live| {
+                live.into_iter()
+                    .find(|a| a.buffer_type == BufferType::L1 && a.address == limit)
+            }),
+            CircularBufferCheck::BeyondL1 => None,
+        };
+        let info = self.device.info();
+        Error::CircularBuffers(Box::new(CircularBufferFailure {
+            check,
+            program: self.id,
+            device: info.name.clone(),
+            range,
+            region_end: end,
+            limit,
+            base: run.base,
+            circular_buffers,
+            lowest_buffer,
+            l1_small_size: info.l1_small_size,
+            granularity: info.pools[BufferType::Dram.index()].granularity,
+        }))
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let program = self.id;
+        // Nothing to report from drop: a closed device has no programs left.
+        let _ = self.device.with_backend_mut(|b| b.destroy_program(program));
     }
 }

@@ -20,6 +20,16 @@ pub(crate) mod bridge {
         l1_small_size: u64,
         trace_region_size: u64,
         l1_interleaved_limit: u64,
+        max_circular_buffers: u32,
+    }
+
+    /// The L1 buffer a circular buffer uses, if any: its allocation (`id`
+    /// 0: none) and the CB's address in it.
+    #[derive(Debug, Clone, Copy, Default)]
+    struct CbBacking {
+        id: u64,
+        slot: u32,
+        address: u64,
     }
 
     // ---- C++ ---------------------------------------------------------------
@@ -32,6 +42,9 @@ pub(crate) mod bridge {
         type AllocOutcome = crate::ffi::vocab::bridge::AllocOutcome;
         type AllocRecord = crate::ffi::vocab::bridge::AllocRecord;
         type PoolSnapshot = crate::ffi::vocab::bridge::PoolSnapshot;
+        type CoreBox = crate::ffi::vocab::bridge::CoreBox;
+        type CbCheck = crate::ffi::vocab::bridge::CbCheck;
+        type EnqueueOutcome = crate::ffi::vocab::bridge::EnqueueOutcome;
     }
 
     unsafe extern "C++" {
@@ -53,7 +66,20 @@ pub(crate) mod bridge {
         fn next_id(self: &SimDevice) -> u64;
         fn reset(self: Pin<&mut SimDevice>) -> bool;
         fn mark_peak(self: Pin<&mut SimDevice>) -> Result<u32>;
-        fn read_peak(self: &SimDevice, mark: u32) -> Result<[u64; 4]>;
+        fn read_peak(self: &SimDevice, mark: u32) -> Result<[u64; 7]>;
         fn release_peak(self: Pin<&mut SimDevice>, mark: u32);
+        fn create_program(self: Pin<&mut SimDevice>) -> u64;
+        fn add_circular_buffer(
+            self: Pin<&mut SimDevice>,
+            program: u64,
+            ranges: &[CoreBox],
+            size: u64,
+            indices: &[u8],
+            backing: &CbBacking,
+        ) -> CbCheck;
+        fn enqueue_program(self: Pin<&mut SimDevice>, program: u64) -> EnqueueOutcome;
+        /// Every CB's address in creation order, once laid out (else empty).
+        fn program_addresses(self: &SimDevice, program: u64) -> Vec<u64>;
+        fn destroy_program(self: Pin<&mut SimDevice>, program: u64) -> bool;
     }
 }

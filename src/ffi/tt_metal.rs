@@ -87,7 +87,7 @@ pub(crate) mod bridge {
         fn live_count(self: &TtMetalHandle) -> u64;
         fn next_id(self: &TtMetalHandle) -> u64;
         fn mark_peak(self: Pin<&mut TtMetalHandle>) -> Result<u32>;
-        fn read_peak(self: &TtMetalHandle, mark: u32) -> Result<[u64; 4]>;
+        fn read_peak(self: &TtMetalHandle, mark: u32) -> Result<[u64; 7]>;
         fn release_peak(self: Pin<&mut TtMetalHandle>, mark: u32);
         /// The `MeshDevice*` observed, as an address.
         fn mesh_device(self: &TtMetalHandle) -> usize;

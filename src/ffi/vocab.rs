@@ -112,6 +112,69 @@ pub(crate) mod bridge {
         pool: PoolInfo,
     }
 
+    /// What became of adding a circular buffer, or of enqueueing a program.
+    #[derive(Debug)]
+    #[repr(u8)]
+    enum CbStatus {
+        Ok = 0,
+        /// A CB added after the program's first enqueue.
+        AlreadyCompiled = 1,
+        /// A buffer index already used on one of the CB's cores.
+        IndexTaken = 2,
+        /// A buffer index at or above the number of CBs a core has.
+        IndexTooLarge = 3,
+        /// A CB region ends past the L1 of a core.
+        BeyondL1 = 4,
+        /// A CB region ends above the lowest L1 buffer.
+        Clash = 5,
+        /// No such program on the device.
+        UnknownProgram = 6,
+        /// The L1 buffer backing a CB is no longer allocated.
+        BackingFreed = 7,
+    }
+
+    /// An inclusive rectangle of worker cores.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct CoreBox {
+        x0: u32,
+        y0: u32,
+        x1: u32,
+        y1: u32,
+    }
+
+    /// What an add or an enqueue found. For a failure, `range`, `value` and
+    /// `limit` carry the numbers of TT-Metal's message (the core range, the
+    /// region end, and the L1 size or the lowest L1 buffer's address; for an
+    /// index problem, the index and the CBs a core has); `handle` is the
+    /// position of an added CB.
+    #[derive(Debug, Clone, Copy)]
+    struct CbCheck {
+        status: CbStatus,
+        range: CoreBox,
+        value: u64,
+        limit: u64,
+        handle: u32,
+    }
+
+    /// What one enqueue of a program found and took. `max_end` is the
+    /// highest CB end over all cores (0 without CBs), first reached on core
+    /// (`max_x`, `max_y`); `lowest_l1` is read when `has_lowest_l1`;
+    /// `l1_allocated` is the per-bank L1 and L1_SMALL buffer bytes.
+    #[derive(Debug, Clone, Copy)]
+    struct EnqueueOutcome {
+        check: CbCheck,
+        laid_out_now: bool,
+        base: u64,
+        max_end: u64,
+        max_x: u32,
+        max_y: u32,
+        cores_with_cbs: u64,
+        has_lowest_l1: bool,
+        lowest_l1: u64,
+        l1_size: u64,
+        l1_allocated: u64,
+    }
+
     // ---- C++ ---------------------------------------------------------------
 
     unsafe extern "C++" {
@@ -120,6 +183,7 @@ pub(crate) mod bridge {
         type Pool;
         type Direction;
         type AllocStatus;
+        type CbStatus;
     }
 
     impl Vec<AllocRecord> {}

@@ -6,6 +6,7 @@ pub(crate) mod sim;
 #[cfg(feature = "tt-metal")]
 pub(crate) mod tt_metal;
 
+use crate::cores::{CoreCoord, CoreRange};
 use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
 use crate::error::{Error, Result};
 use crate::ffi::vocab::bridge as vocab;
@@ -121,8 +122,65 @@ impl CarveOuts {
     }
 }
 
-/// Per-pool peak of per-bank allocated bytes since a mark was taken.
-pub(crate) type Peaks = [u64; 4];
+/// What a peak mark holds: per pool, the peak of per-bank allocated bytes
+/// since it was taken, then three maxima of the programs enqueued meanwhile
+/// (CB bytes of a core, that plus L1 buffer bytes per bank, and
+/// `u64::MAX - headroom`); see `cpp/vocab.hpp`.
+pub(crate) type Peaks = [u64; 7];
+
+/// A circular buffer as backends receive it: validated, ranges as given.
+#[derive(Debug, Clone)]
+pub(crate) struct CbRequest {
+    pub ranges: Vec<CoreRange>,
+    pub size: u64,
+    pub indices: Vec<u8>,
+    /// The backing buffer's allocation (id, slot) and the CB's address in it.
+    pub backing: Option<(u64, u32, u64)>,
+}
+
+/// Why a backend refused to add a CB or to run a program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CbProblem {
+    AlreadyCompiled,
+    IndexTaken {
+        range: CoreRange,
+        index: u8,
+    },
+    IndexTooLarge {
+        index: u8,
+        max: u32,
+    },
+    BeyondL1 {
+        range: CoreRange,
+        end: u64,
+        l1_size: u64,
+    },
+    Clash {
+        range: CoreRange,
+        end: u64,
+        lowest: u64,
+    },
+    UnknownProgram,
+    /// The CB at `handle` is backed by buffer `buffer`, which was freed.
+    BackingFreed {
+        handle: u32,
+        buffer: u64,
+    },
+}
+
+/// What one enqueue found and took (see `vocab::EnqueueOutcome`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Enqueued {
+    pub problem: Option<CbProblem>,
+    pub laid_out_now: bool,
+    pub base: u64,
+    pub max_end: u64,
+    pub max_core: CoreCoord,
+    pub cores_with_cbs: u64,
+    pub lowest_l1: Option<u64>,
+    pub l1_size: u64,
+    pub l1_allocated: u64,
+}
 
 /// What a bridged C++ device provides, in the bridge vocabulary
 /// (`ffi::vocab`). Each backend implements it as one C++ call per method,
@@ -154,6 +212,16 @@ pub(crate) trait Bridge: Send {
     fn reset(&mut self) -> bool {
         false
     }
+    /// Creates an empty program; returns its id.
+    fn create_program(&mut self) -> Result<u64>;
+    /// Adds a circular buffer to a program.
+    fn add_circular_buffer(&mut self, program: u64, cb: &CbRequest) -> Result<vocab::CbCheck>;
+    /// Lays a program's CBs out at its first enqueue and checks them.
+    fn enqueue_program(&mut self, program: u64) -> Result<vocab::EnqueueOutcome>;
+    /// Every CB's address in creation order once laid out, else empty.
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>>;
+    /// Destroys a program; false when there is none of that id.
+    fn destroy_program(&mut self, program: u64) -> Result<bool>;
     /// The native device pointer (a TT-Metal `MeshDevice*`) behind a real
     /// device.
     #[cfg(feature = "tt-metal")]
@@ -191,6 +259,20 @@ pub(crate) trait Backend: Send {
     fn release_peak(&mut self, mark: u32);
     /// See [`Bridge::reset`].
     fn reset(&mut self) -> bool;
+    /// See [`Bridge::create_program`].
+    fn create_program(&mut self) -> Result<u64>;
+    /// Adds a CB; returns its handle (position in the program) or why not.
+    fn add_circular_buffer(
+        &mut self,
+        program: u64,
+        cb: &CbRequest,
+    ) -> Result<std::result::Result<u32, CbProblem>>;
+    /// See [`Bridge::enqueue_program`].
+    fn enqueue_program(&mut self, program: u64) -> Result<Enqueued>;
+    /// See [`Bridge::program_addresses`].
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>>;
+    /// See [`Bridge::destroy_program`].
+    fn destroy_program(&mut self, program: u64) -> Result<bool>;
     /// See [`Bridge::native_device`].
     #[cfg(feature = "tt-metal")]
     fn native_device(&self) -> Option<usize>;
@@ -303,6 +385,45 @@ impl<B: Bridge> Backend for Adapter<B> {
         self.bridge.reset()
     }
 
+    fn create_program(&mut self) -> Result<u64> {
+        self.bridge.create_program()
+    }
+
+    fn add_circular_buffer(
+        &mut self,
+        program: u64,
+        cb: &CbRequest,
+    ) -> Result<std::result::Result<u32, CbProblem>> {
+        let check = self.bridge.add_circular_buffer(program, cb)?;
+        Ok(match cb_problem(&check)? {
+            None => Ok(check.handle),
+            Some(problem) => Err(problem),
+        })
+    }
+
+    fn enqueue_program(&mut self, program: u64) -> Result<Enqueued> {
+        let out = self.bridge.enqueue_program(program)?;
+        Ok(Enqueued {
+            problem: cb_problem(&out.check)?,
+            laid_out_now: out.laid_out_now,
+            base: out.base,
+            max_end: out.max_end,
+            max_core: CoreCoord::new(out.max_x, out.max_y),
+            cores_with_cbs: out.cores_with_cbs,
+            lowest_l1: out.has_lowest_l1.then_some(out.lowest_l1),
+            l1_size: out.l1_size,
+            l1_allocated: out.l1_allocated,
+        })
+    }
+
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>> {
+        self.bridge.program_addresses(program)
+    }
+
+    fn destroy_program(&mut self, program: u64) -> Result<bool> {
+        self.bridge.destroy_program(program)
+    }
+
     #[cfg(feature = "tt-metal")]
     fn native_device(&self) -> Option<usize> {
         self.bridge.native_device()
@@ -411,6 +532,63 @@ impl Request {
 
 // ---- the one conversion from the bridge records to the crate's types -------
 
+/// A core range in the bridge vocabulary.
+pub(crate) fn core_box(range: &CoreRange) -> vocab::CoreBox {
+    vocab::CoreBox {
+        x0: range.start.x,
+        y0: range.start.y,
+        x1: range.end.x,
+        y1: range.end.y,
+    }
+}
+
+fn core_range(b: &vocab::CoreBox) -> CoreRange {
+    CoreRange {
+        start: CoreCoord::new(b.x0, b.y0),
+        end: CoreCoord::new(b.x1, b.y1),
+    }
+}
+
+/// What a CB check found, in the crate's words.
+fn cb_problem(check: &vocab::CbCheck) -> Result<Option<CbProblem>> {
+    let range = core_range(&check.range);
+    // Indices are below 64 and handles below 2^32 whenever C++ reports one.
+    let small = |v: u64| u8::try_from(v).unwrap_or(u8::MAX);
+    Ok(Some(match check.status {
+        vocab::CbStatus::Ok => return Ok(None),
+        vocab::CbStatus::AlreadyCompiled => CbProblem::AlreadyCompiled,
+        vocab::CbStatus::IndexTaken => CbProblem::IndexTaken {
+            range,
+            index: small(check.value),
+        },
+        vocab::CbStatus::IndexTooLarge => CbProblem::IndexTooLarge {
+            index: small(check.value),
+            max: u32::try_from(check.limit).unwrap_or(u32::MAX),
+        },
+        vocab::CbStatus::BeyondL1 => CbProblem::BeyondL1 {
+            range,
+            end: check.value,
+            l1_size: check.limit,
+        },
+        vocab::CbStatus::Clash => CbProblem::Clash {
+            range,
+            end: check.value,
+            lowest: check.limit,
+        },
+        vocab::CbStatus::UnknownProgram => CbProblem::UnknownProgram,
+        vocab::CbStatus::BackingFreed => CbProblem::BackingFreed {
+            handle: u32::try_from(check.value).unwrap_or(u32::MAX),
+            buffer: check.limit,
+        },
+        other => {
+            return Err(Error::UnknownBridgeValue {
+                what: "circular buffer status",
+                value: other.repr,
+            });
+        }
+    }))
+}
+
 /// Every pool's statistics as the crate reports them.
 fn snapshot_from_bridge(raw: &vocab::PoolSnapshot) -> Snapshot {
     Snapshot {
@@ -496,6 +674,8 @@ mod tests {
     struct Canned {
         outcome: vocab::AllocOutcome,
         records: Vec<vocab::AllocRecord>,
+        /// What every CB add and enqueue answers.
+        check: vocab::CbCheck,
     }
 
     impl Bridge for Canned {
@@ -527,9 +707,36 @@ mod tests {
             Ok(0)
         }
         fn read_peak(&self, _: u32) -> Result<Peaks> {
-            Ok([0; 4])
+            Ok([0; 7])
         }
         fn release_peak(&mut self, _: u32) {}
+        fn create_program(&mut self) -> Result<u64> {
+            Ok(0)
+        }
+        fn add_circular_buffer(&mut self, _: u64, _: &CbRequest) -> Result<vocab::CbCheck> {
+            Ok(self.check)
+        }
+        fn enqueue_program(&mut self, _: u64) -> Result<vocab::EnqueueOutcome> {
+            Ok(vocab::EnqueueOutcome {
+                check: self.check,
+                laid_out_now: true,
+                base: 0,
+                max_end: 0,
+                max_x: 0,
+                max_y: 0,
+                cores_with_cbs: 0,
+                has_lowest_l1: false,
+                lowest_l1: 0,
+                l1_size: 0,
+                l1_allocated: 0,
+            })
+        }
+        fn program_addresses(&self, _: u64) -> Result<Vec<u64>> {
+            Ok(Vec::new())
+        }
+        fn destroy_program(&mut self, _: u64) -> Result<bool> {
+            Ok(true)
+        }
     }
 
     fn canned(status: vocab::AllocStatus, records: Vec<vocab::AllocRecord>) -> Device {
@@ -551,7 +758,22 @@ mod tests {
             trace_region_size: 0,
             l1_interleaved_limit: None,
         };
-        Adapter::into_device(Canned { outcome, records }, opened).unwrap()
+        let check = vocab::CbCheck {
+            status: vocab::CbStatus::Ok,
+            range: vocab::CoreBox::default(),
+            value: 0,
+            limit: 0,
+            handle: 0,
+        };
+        Adapter::into_device(
+            Canned {
+                outcome,
+                records,
+                check,
+            },
+            opened,
+        )
+        .unwrap()
     }
 
     fn record(pool: vocab::Pool) -> vocab::AllocRecord {

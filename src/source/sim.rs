@@ -9,8 +9,8 @@ use cxx::UniquePtr;
 use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::sim::bridge;
-use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
-use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, CbCheck, EnqueueOutcome, PoolSnapshot};
+use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request, core_box};
 use crate::types::Snapshot;
 
 /// The device models the simulator reproduces, with TT-Metal's default
@@ -83,6 +83,7 @@ impl Preset {
             l1_bank_size: 1_499_136,
             l1_base: 0x1_9D60,
             l1_alignment: 16,
+            max_circular_buffers: 32,
         };
         match self {
             Preset::WormholeB0 => WORMHOLE,
@@ -99,6 +100,7 @@ impl Preset {
                 l1_bank_size: 1_572_864,
                 l1_base: 0x1_B480,
                 l1_alignment: 16,
+                max_circular_buffers: 64,
             },
         }
     }
@@ -127,6 +129,9 @@ pub struct PresetGeometry {
     pub l1_base: u64,
     /// L1 page alignment in bytes.
     pub l1_alignment: u32,
+    /// Circular buffers a core has (buffer indices 0 to this minus 1): 32 on
+    /// Wormhole, 64 on Blackhole.
+    pub max_circular_buffers: u32,
 }
 
 impl fmt::Display for Preset {
@@ -317,6 +322,7 @@ impl SimDeviceBuilder {
             trace_region_size: self.trace_region_size,
             // 0: the L1 base.
             l1_interleaved_limit: self.l1_interleaved_limit.unwrap_or(0),
+            max_circular_buffers: g.max_circular_buffers,
         };
         // The carve-outs, with the numbers and the largest value that fits
         // (the C++ side checks them too, and everything else).
@@ -408,6 +414,37 @@ impl Bridge for SimBridge {
 
     fn scan_snapshot(&self) -> Option<PoolSnapshot> {
         Some(self.inner.scan_snapshot())
+    }
+
+    fn create_program(&mut self) -> Result<u64> {
+        Ok(self.inner.pin_mut().create_program())
+    }
+
+    fn add_circular_buffer(&mut self, program: u64, cb: &CbRequest) -> Result<CbCheck> {
+        let ranges: Vec<_> = cb.ranges.iter().map(core_box).collect();
+        let backing = match cb.backing {
+            Some((id, slot, address)) => bridge::CbBacking { id, slot, address },
+            None => bridge::CbBacking::default(),
+        };
+        Ok(self.inner.pin_mut().add_circular_buffer(
+            program,
+            &ranges,
+            cb.size,
+            &cb.indices,
+            &backing,
+        ))
+    }
+
+    fn enqueue_program(&mut self, program: u64) -> Result<EnqueueOutcome> {
+        Ok(self.inner.pin_mut().enqueue_program(program))
+    }
+
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>> {
+        Ok(self.inner.program_addresses(program))
+    }
+
+    fn destroy_program(&mut self, program: u64) -> Result<bool> {
+        Ok(self.inner.pin_mut().destroy_program(program))
     }
 }
 

@@ -15,8 +15,9 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
+use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome};
 use crate::source::sim::Preset;
-use crate::source::{Adapter, Bridge, CarveOuts, Opened, Peaks, Request};
+use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request};
 use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -453,6 +454,33 @@ impl Bridge for TtMetalBridge {
 
     fn native_device(&self) -> Option<usize> {
         Some(self.inner.mesh_device())
+    }
+
+    fn create_program(&mut self) -> Result<u64> {
+        Err(programs_unsupported())
+    }
+
+    fn add_circular_buffer(&mut self, _: u64, _: &CbRequest) -> Result<CbCheck> {
+        Err(programs_unsupported())
+    }
+
+    fn enqueue_program(&mut self, _: u64) -> Result<EnqueueOutcome> {
+        Err(programs_unsupported())
+    }
+
+    fn program_addresses(&self, _: u64) -> Result<Vec<u64>> {
+        Err(programs_unsupported())
+    }
+
+    fn destroy_program(&mut self, _: u64) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+fn programs_unsupported() -> Error {
+    Error::Unsupported {
+        what: "programs and circular buffers on a TT-Metal device",
+        instead: "run the check on the simulated device",
     }
 }
 
