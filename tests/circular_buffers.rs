@@ -1,0 +1,374 @@
+//! Programs and circular buffers on the simulated device: TT-Metal's layout, its two enqueue
+//! checks with its messages, the explanation of a failure, and bad input.
+
+use tt_memguard::{
+    BufferType, CircularBufferCheck, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error,
+    KIB, Preset, Program, SimDevice,
+};
+
+fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> CoreRange {
+    CoreRange::new((x0, y0), (x1, y1)).unwrap()
+}
+
+fn cb(size: u64, index: u8) -> CircularBufferConfig {
+    CircularBufferConfig::new(size).page_size(index, size)
+}
+
+/// The program of tt-metal-allocator.md's example: five CBs over overlapping and disjoint
+/// ranges, in this order.
+fn example_program(dev: &Device) -> Program {
+    let mut program = dev.create_program().unwrap();
+    let cbs = [
+        (range(0, 0, 3, 3), 4096),
+        (range(0, 0, 7, 7), 1000),
+        (range(4, 4, 7, 7), 2048),
+        (range(0, 0, 1, 1), 100),
+        (range(6, 0, 7, 1), 64),
+    ];
+    for (i, (cores, size)) in cbs.into_iter().enumerate() {
+        program
+            .add_circular_buffer(cores, cb(size, i as u8))
+            .unwrap();
+    }
+    program
+}
+
+fn addresses(program: &Program) -> Vec<u64> {
+    program
+        .circular_buffers()
+        .iter()
+        .map(|cb| cb.address.unwrap())
+        .collect()
+}
+
+#[test]
+fn layout_matches_tt_metal_on_wormhole_and_blackhole() {
+    // Wormhole: CB starts aligned to 32 B from the L1 base 0x19D60.
+    let dev = SimDevice::wormhole_b0();
+    let mut program = example_program(&dev);
+    assert!(program.circular_buffers()[0].address.is_none());
+    let run = dev.enqueue(&mut program).unwrap();
+    assert_eq!(
+        addresses(&program),
+        [0x19D60, 0x1AD60, 0x1B160, 0x1B160, 0x1B160]
+    );
+    assert!(run.laid_out_now);
+    assert_eq!(run.base, 0x19D60);
+    // The highest CB end over all cores is C's, on (4,4)-(7,7): 0x1B160 + 2048.
+    assert_eq!(run.cb_end, 0x1B160 + 2048);
+    assert_eq!(run.cb_peak_core, (4, 4).into());
+    assert_eq!(run.cb_bytes_per_core, 0x1B160 + 2048 - 0x19D60);
+    assert_eq!(run.cores_with_cbs, 64);
+    assert_eq!(run.lowest_l1_buffer, None);
+    assert_eq!(run.headroom, 1_499_136 - (0x1B160 + 2048));
+    // Later enqueues keep the layout.
+    assert!(!dev.enqueue(&mut program).unwrap().laid_out_now);
+
+    // Blackhole: base 0x1B480, starts aligned to 64 B.
+    let dev = SimDevice::blackhole_p150();
+    let mut program = example_program(&dev);
+    dev.enqueue(&mut program).unwrap();
+    assert_eq!(
+        addresses(&program),
+        [0x1B480, 0x1C480, 0x1C880, 0x1C880, 0x1C880]
+    );
+}
+
+#[test]
+fn every_program_starts_at_the_base_and_programs_do_not_add_up() {
+    let dev = SimDevice::wormhole_b0();
+    let mut first = dev.create_program().unwrap();
+    first
+        .add_circular_buffer(range(0, 0, 7, 7), cb(64 * KIB, 0))
+        .unwrap();
+    let mut second = dev.create_program().unwrap();
+    second
+        .add_circular_buffer(range(0, 0, 7, 7), cb(32 * KIB, 0))
+        .unwrap();
+    dev.enqueue(&mut first).unwrap();
+    dev.enqueue(&mut second).unwrap();
+    assert_eq!(first.circular_buffers()[0].address, Some(0x19D60));
+    assert_eq!(second.circular_buffers()[0].address, Some(0x19D60));
+    assert_eq!((first.id(), second.id()), (0, 1));
+}
+
+#[test]
+fn a_region_beyond_l1_is_tt_metals_error_with_the_explanation() {
+    let dev = SimDevice::wormhole_b0();
+    let mut program = dev.create_program().unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 3, 3), cb(800 * KIB, 0))
+        .unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 3, 3), cb(800 * KIB, 1))
+        .unwrap();
+    let e = dev.enqueue(&mut program).unwrap_err();
+    let end = 0x19D60 + 1_638_400;
+    let text = e.to_string();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!(
+            "Statically allocated circular buffers on core range [0-0 - 3-3] grow to {end} B which is beyond max L1 size of 1499136 B"
+        )
+    );
+    let Error::CircularBuffers(failure) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(failure.check, CircularBufferCheck::BeyondL1);
+    assert_eq!(failure.overlap(), end - 1_499_136);
+    assert_eq!(failure.circular_buffers.len(), 2);
+    assert!(
+        text.contains("to fit: shrink the circular buffers on [0-0 - 3-3] by 245,088 B"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_clash_names_both_sides_the_overlap_and_what_would_fit() {
+    // l1_small_size pushes L1 buffers down into the CB region: the classic trap.
+    let program_on = |dev: &Device| {
+        let mut p = dev.create_program().unwrap();
+        p.add_circular_buffer(range(0, 0, 7, 7), cb(600 * KIB, 0))
+            .unwrap();
+        p
+    };
+    let weights = |dev: &Device| {
+        dev.buffer(BufferType::L1, 64 * 700 * KIB)
+            .page_size(2048)
+            .label("weights")
+            .allocate()
+            .unwrap()
+    };
+    // Fits with the default carve-out.
+    let dev = SimDevice::wormhole_b0();
+    let _w = weights(&dev);
+    dev.enqueue(&mut program_on(&dev)).unwrap();
+
+    // 64 KiB of L1_SMALL lowers the weights by 64 KiB: they now clash.
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_small_size(64 * KIB)
+        .build()
+        .unwrap();
+    let w = weights(&dev);
+    let mut program = program_on(&dev);
+    let e = dev.enqueue(&mut program).unwrap_err();
+    let end = 0x19D60 + 600 * KIB;
+    let text = e.to_string();
+    assert_eq!(
+        text.lines().next().unwrap(),
+        format!(
+            "Statically allocated circular buffers in program 0 clash with L1 buffers on core range [0-0 - 7-7]. L1 buffer allocated at {} and static circular buffer region ends at {end}",
+            w.address()
+        )
+    );
+    let Error::CircularBuffers(failure) = &e else {
+        panic!("{e:?}")
+    };
+    let overlap = end - w.address();
+    assert_eq!(failure.overlap(), overlap);
+    let lowest = failure.lowest_buffer.as_ref().unwrap();
+    assert_eq!(lowest.label.as_deref(), Some("weights"));
+    assert!(
+        lowest
+            .location
+            .as_ref()
+            .unwrap()
+            .file
+            .ends_with("circular_buffers.rs")
+    );
+    assert!(text.contains("lowest L1 buffer: 'weights'"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "overlap: {} B",
+            tt_memguard::render::format_count(overlap)
+        )),
+        "{text}"
+    );
+    // 64 KiB less L1_SMALL would lift the weights back above the region.
+    let step = overlap.div_ceil(32) * 32;
+    assert!(
+        text.contains(&format!(
+            "open the device with l1_small_size at most {} B",
+            tt_memguard::render::format_count(64 * KIB - step)
+        )),
+        "{text}"
+    );
+    let lowered = SimDevice::builder(Preset::WormholeB0)
+        .l1_small_size(64 * KIB - step)
+        .build()
+        .unwrap();
+    let _w = weights(&lowered);
+    dev.enqueue(&mut program_on(&lowered))
+        .expect_err("a program of another device is refused");
+    lowered.enqueue(&mut program_on(&lowered)).unwrap();
+}
+
+#[test]
+fn a_clash_appears_when_an_l1_buffer_is_allocated_between_two_enqueues() {
+    let dev = SimDevice::wormhole_b0();
+    let mut program = dev.create_program().unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 7, 7), cb(512 * KIB, 0))
+        .unwrap();
+    dev.enqueue(&mut program).unwrap();
+    let big = dev.allocate(BufferType::L1, 64 * 900 * KIB, 2048).unwrap();
+    let e = dev.enqueue(&mut program).unwrap_err();
+    assert!(e.to_string().contains("clash with L1 buffers"), "{e}");
+    // It throws again at the next enqueue, and passes once the buffer is freed.
+    assert!(dev.enqueue(&mut program).is_err());
+    drop(big);
+    dev.enqueue(&mut program).unwrap();
+}
+
+#[test]
+fn cbs_backed_by_a_buffer_take_its_address_and_skip_the_layout() {
+    let dev = SimDevice::wormhole_b0();
+    let shard = dev
+        .allocate_sharded(BufferType::L1, 64 * 8 * KIB, 2048, 64)
+        .unwrap();
+    let mut program = dev.create_program().unwrap();
+    program
+        .add_circular_buffer(
+            range(0, 0, 7, 7),
+            CircularBufferConfig::new(4 * KIB)
+                .page_size(0, 2048)
+                .backed_by(&shard, 2 * KIB),
+        )
+        .unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 7, 7), cb(KIB, 1))
+        .unwrap();
+    let run = dev.enqueue(&mut program).unwrap();
+    assert_eq!(
+        addresses(&program),
+        [shard.address() + 2 * KIB, 0x19D60],
+        "the backed CB takes no room in the region"
+    );
+    assert_eq!(run.cb_bytes_per_core, KIB);
+    // A freed backing buffer is refused at the next enqueue.
+    drop(shard);
+    let e = dev.enqueue(&mut program).unwrap_err();
+    assert!(
+        matches!(e, Error::CircularBufferBackingFreed { handle: 0, .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn bad_circular_buffers_are_clear_errors() {
+    let dev = SimDevice::wormhole_b0();
+    let mut program = dev.create_program().unwrap();
+    let all = range(0, 0, 7, 7);
+
+    let e = program
+        .add_circular_buffer(CoreRangeSet::new([]).unwrap(), cb(KIB, 0))
+        .unwrap_err();
+    assert!(matches!(e, Error::EmptyCoreRangeSet), "{e}");
+
+    let e = program
+        .add_circular_buffer(range(0, 0, 8, 7), cb(KIB, 0))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "core range [0-0 - 8-7] lies outside the 8x8 compute grid of sim:wormhole_b0: use cores from [0-0 - 7-7]"
+    );
+
+    let e = program
+        .add_circular_buffer(all, CircularBufferConfig::new(0).page_size(0, 32))
+        .unwrap_err();
+    assert!(matches!(e, Error::CircularBufferSizeZero), "{e}");
+
+    let e = program
+        .add_circular_buffer(all, CircularBufferConfig::new(3000).page_size(2, 2048))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "Failed allocation attempt on buffer index 2. Total circular buffer size 3000 B must be divisible by page size 2048 B"
+        ),
+        "{e}"
+    );
+
+    let e = program
+        .add_circular_buffer(all, CircularBufferConfig::new(4096))
+        .unwrap_err();
+    assert!(matches!(e, Error::CircularBufferWithoutIndex { .. }), "{e}");
+
+    let e = program.add_circular_buffer(all, cb(KIB, 32)).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Buffer index (32) exceeds max number of circular buffers per core (32)"),
+        "{e}"
+    );
+
+    // A duplicate index on one shared core, and nothing is added.
+    program
+        .add_circular_buffer(range(0, 0, 3, 3), cb(KIB, 5))
+        .unwrap();
+    let e = program
+        .add_circular_buffer(range(3, 3, 4, 4), cb(KIB, 5))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(
+            "Invalid circular buffer index: Cannot add circular buffer at index 5, another circular buffer already exists"
+        ),
+        "{e}"
+    );
+    assert_eq!(program.circular_buffers().len(), 1);
+    // The same index on disjoint cores is fine.
+    program
+        .add_circular_buffer(range(4, 4, 7, 7), cb(KIB, 5))
+        .unwrap();
+
+    // Backing buffers must be L1 and hold the CB.
+    let dram = dev.allocate(BufferType::Dram, 64 * KIB, 2048).unwrap();
+    let e = program
+        .add_circular_buffer(all, cb(KIB, 6).backed_by(&dram, 0))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("only L1 and L1_SMALL buffers"),
+        "{e}"
+    );
+    let l1 = dev.allocate(BufferType::L1, 64 * 2 * KIB, 2048).unwrap();
+    let e = program
+        .add_circular_buffer(all, cb(4 * KIB, 6).backed_by(&l1, 0))
+        .unwrap_err();
+    assert!(e.to_string().contains("do not fit"), "{e}");
+    let e = program
+        .add_circular_buffer(all, cb(KIB, 6).backed_by(&l1, 8))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not a multiple of the L1 alignment 16 B"),
+        "{e}"
+    );
+
+    // Core ranges themselves.
+    assert!(CoreRange::new((3, 0), (2, 0)).is_err());
+    assert!(CoreRangeSet::new([range(0, 0, 3, 3), range(3, 3, 4, 4)]).is_err());
+
+    // After the first enqueue nothing can be added.
+    dev.enqueue(&mut program).unwrap();
+    let e = program.add_circular_buffer(all, cb(KIB, 7)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "Cannot add circular buffer to an already compiled program {}: add every circular buffer before the first enqueue",
+            program.id()
+        )
+    );
+}
+
+#[test]
+fn adjacent_ranges_are_merged_the_way_tt_metal_merges_them() {
+    // Two 4x8 halves merge into the whole grid: one region, so a later CB on the whole grid
+    // stacks above the first.
+    let dev = SimDevice::wormhole_b0();
+    let mut program = dev.create_program().unwrap();
+    let halves = CoreRangeSet::new([range(0, 0, 3, 7), range(4, 0, 7, 7)]).unwrap();
+    program.add_circular_buffer(halves, cb(KIB, 0)).unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 7, 7), cb(KIB, 1))
+        .unwrap();
+    dev.enqueue(&mut program).unwrap();
+    assert_eq!(addresses(&program), [0x19D60, 0x19D60 + 1024]);
+}
