@@ -57,6 +57,15 @@ pub enum CheckKind {
     Retained,
     /// Largest free block at the end must be at least the limit.
     LargestFree,
+    /// Highest circular-buffer region of one core over the programs
+    /// enqueued in the scope.
+    CbPeakPerCore,
+    /// Highest L1 of one core over those enqueues: its CB region plus the
+    /// L1 and L1_SMALL buffers of its bank.
+    L1PeakPerCore,
+    /// Least headroom over those enqueues between the CB region's end and
+    /// the lowest L1 buffer must be at least the limit.
+    MinCbHeadroom,
 }
 
 impl CheckKind {
@@ -66,6 +75,9 @@ impl CheckKind {
             CheckKind::Peak => "peak",
             CheckKind::Retained => "retained",
             CheckKind::LargestFree => "min_largest_free",
+            CheckKind::CbPeakPerCore => "cb_peak_per_core",
+            CheckKind::L1PeakPerCore => "l1_peak_per_core",
+            CheckKind::MinCbHeadroom => "min_cb_headroom",
         }
     }
 }
@@ -105,6 +117,7 @@ impl PoolBudget {
             (CheckKind::Retained, false) => self.retained.as_ref(),
             (CheckKind::Retained, true) => self.retained_per_bank.as_ref(),
             (CheckKind::LargestFree, _) => self.min_largest_free.as_ref(),
+            _ => None,
         }
     }
 
@@ -115,11 +128,58 @@ impl PoolBudget {
             (CheckKind::Retained, false) => &mut self.retained,
             (CheckKind::Retained, true) => &mut self.retained_per_bank,
             (CheckKind::LargestFree, _) => &mut self.min_largest_free,
+            // Every caller routes the per-core checks to `CoreBudget` first.
+            _ => unreachable!("per-core checks are kept in CoreBudget"),
         }
     }
 
     fn is_empty(&self) -> bool {
         SLOTS.iter().all(|&(k, p)| self.get(k, p).is_none())
+    }
+}
+
+/// The limits of one core's L1 over the programs enqueued in a scope:
+/// circular buffers are laid out per core, so these are never sums over
+/// cores.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreBudget {
+    /// Highest CB region of a core.
+    pub cb_peak: Option<Limit>,
+    /// Highest CB region plus L1 buffers of a core.
+    pub l1_peak: Option<Limit>,
+    /// Least headroom between the CB region and the lowest L1 buffer.
+    pub min_headroom: Option<Limit>,
+}
+
+/// The per-core checks, in report order.
+pub(crate) const CORE_CHECKS: [CheckKind; 3] = [
+    CheckKind::CbPeakPerCore,
+    CheckKind::L1PeakPerCore,
+    CheckKind::MinCbHeadroom,
+];
+
+impl CoreBudget {
+    /// The limit of one per-core check.
+    pub fn get(&self, kind: CheckKind) -> Option<&Limit> {
+        match kind {
+            CheckKind::CbPeakPerCore => self.cb_peak.as_ref(),
+            CheckKind::L1PeakPerCore => self.l1_peak.as_ref(),
+            CheckKind::MinCbHeadroom => self.min_headroom.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn slot(&mut self, kind: CheckKind) -> Option<&mut Option<Limit>> {
+        match kind {
+            CheckKind::CbPeakPerCore => Some(&mut self.cb_peak),
+            CheckKind::L1PeakPerCore => Some(&mut self.l1_peak),
+            CheckKind::MinCbHeadroom => Some(&mut self.min_headroom),
+            _ => None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        CORE_CHECKS.iter().all(|&k| self.get(k).is_none())
     }
 }
 
@@ -192,6 +252,7 @@ impl SizeArg {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Budget {
     pools: [PoolBudget; 4],
+    cores: CoreBudget,
     tolerance: u64,
     /// The first size that could not be read.
     error: Option<BudgetError>,
@@ -284,6 +345,50 @@ impl Budget {
         self.set(buffer_type, CheckKind::LargestFree, size.into(), true)
     }
 
+    fn set_core(mut self, kind: CheckKind, size: SizeArg) -> Self {
+        match size.resolve() {
+            Ok(bytes) => {
+                if let Some(slot) = self.cores.slot(kind) {
+                    *slot = Some(Limit {
+                        bytes,
+                        per_bank: true,
+                        source: BudgetSource::Code,
+                    });
+                }
+            }
+            Err(source) => {
+                if self.error.is_none() {
+                    let limit = format!("{} budget", kind.name());
+                    self.error = Some(BudgetError { limit, source });
+                }
+            }
+        }
+        self
+    }
+
+    /// Limits the circular-buffer region of any one core over the programs
+    /// enqueued in the scope (CBs on different cores are never summed).
+    pub fn cb_peak_per_core(self, size: impl Into<SizeArg>) -> Self {
+        self.set_core(CheckKind::CbPeakPerCore, size.into())
+    }
+
+    /// Limits the whole L1 of any one core at an enqueue: its CB region
+    /// plus the L1 and L1_SMALL buffers every bank holds.
+    pub fn l1_peak_per_core(self, size: impl Into<SizeArg>) -> Self {
+        self.set_core(CheckKind::L1PeakPerCore, size.into())
+    }
+
+    /// Requires at least `size` bytes between the CB region's end and the
+    /// lowest L1 buffer at every enqueue: room for the next change to fit.
+    pub fn min_cb_headroom(self, size: impl Into<SizeArg>) -> Self {
+        self.set_core(CheckKind::MinCbHeadroom, size.into())
+    }
+
+    /// The per-core limits.
+    pub fn cores(&self) -> &CoreBudget {
+        &self.cores
+    }
+
     /// Shorthand for [`peak`](Self::peak) of L1.
     pub fn l1_peak(self, size: impl Into<SizeArg>) -> Self {
         self.peak(BufferType::L1, size)
@@ -349,6 +454,11 @@ impl Budget {
                 }
             }
         }
+        for kind in CORE_CHECKS {
+            if let (Some(limit), Some(slot)) = (other.cores.get(kind), self.cores.slot(kind)) {
+                *slot = Some(limit.clone());
+            }
+        }
         if other.tolerance > 0 {
             self.tolerance = other.tolerance;
         }
@@ -361,6 +471,13 @@ impl Budget {
     /// Sets one limit with an explicit source (budget files, environment);
     /// `limit.per_bank` chooses the total or the per-bank slot.
     pub fn with_limit(mut self, buffer_type: BufferType, kind: CheckKind, limit: Limit) -> Budget {
+        if let Some(slot) = self.cores.slot(kind) {
+            *slot = Some(Limit {
+                per_bank: true,
+                ..limit
+            });
+            return self;
+        }
         let per_bank = limit.per_bank;
         *self.pools[buffer_type.index()].slot(kind, per_bank) = Some(limit);
         self
@@ -368,6 +485,6 @@ impl Budget {
 
     /// Whether the budget sets no limit at all.
     pub fn is_empty(&self) -> bool {
-        self.tolerance == 0 && self.pools.iter().all(PoolBudget::is_empty)
+        self.tolerance == 0 && self.pools.iter().all(PoolBudget::is_empty) && self.cores.is_empty()
     }
 }

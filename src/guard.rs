@@ -5,11 +5,11 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::budget::{Budget, BudgetSource, CheckKind, Limit};
+use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
 use crate::device::{Device, PeakMark, PoolPeaks};
 use crate::error::{Error, Result};
 use crate::mesh::MemorySource;
-use crate::report::{DeviceReport, MemoryReport, PoolReport, Verdict};
+use crate::report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 use crate::types::{Allocation, BufferType, Snapshot};
 
 /// Allocations a scope may leave behind on purpose (caches, persistent
@@ -402,8 +402,12 @@ impl MemoryGuard {
             // The last reading and the mark's release in one step.
             let (after, peaks) = scope.device.close_scope(&mut scope.mark)?;
             let measured = self.measure_with(&scope, &after, peaks)?;
-            let (pools, leaked, persistent) = &measured;
-            if leaked.is_empty() && persistent.is_empty() && pools.iter().all(PoolReport::passed) {
+            let (pools, leaked, persistent, cores) = &measured;
+            if leaked.is_empty()
+                && persistent.is_empty()
+                && cores.is_none()
+                && pools.iter().all(PoolReport::passed)
+            {
                 return Ok(LeanOutcome::Clean(clean(pools)));
             }
             let device = self.device_report(&scope, measured);
@@ -461,23 +465,34 @@ impl MemoryGuard {
                 .iter()
                 .any(|v| v.check == CheckKind::Retained && !v.passed)
         });
-        Ok((pools, leaked, persistent))
+        Ok((pools, leaked, persistent, core_report(&peaks, budget)))
     }
 
-    fn device_report(&self, scope: &Scope, (pools, leaked, persistent): Measured) -> DeviceReport {
+    fn device_report(
+        &self,
+        scope: &Scope,
+        (pools, leaked, persistent, cores): Measured,
+    ) -> DeviceReport {
         DeviceReport {
             device: scope.device.name().to_string(),
-            passed: pools.iter().all(PoolReport::passed),
+            passed: pools.iter().all(PoolReport::passed)
+                && cores.as_ref().is_none_or(CoreReport::passed),
             inherited: scope.inherited,
             pools: pools.into(),
             leaked,
             persistent,
+            cores,
         }
     }
 }
 
 /// Pool figures, leaked and persistent allocations of one device.
-type Measured = ([PoolReport; 4], Vec<Allocation>, Vec<Allocation>);
+type Measured = (
+    [PoolReport; 4],
+    Vec<Allocation>,
+    Vec<Allocation>,
+    Option<CoreReport>,
+);
 
 /// How a scope ended, for the runner.
 pub(crate) enum LeanOutcome<R> {
@@ -486,6 +501,52 @@ pub(crate) enum LeanOutcome<R> {
     Clean(R),
     /// The full report (a failure, several devices, or a panicked body).
     Report(MemoryReport),
+}
+
+/// One core's L1 over the scope's enqueues and its per-core checks; `None`
+/// when no program with CBs ran and no per-core limit is set.
+fn core_report(peaks: &PoolPeaks, budget: &Budget) -> Option<CoreReport> {
+    let limits = budget.cores();
+    let any_limit = CORE_CHECKS.iter().any(|&k| limits.get(k).is_some());
+    if !peaks.saw_programs() && !any_limit {
+        return None;
+    }
+    let mut report = CoreReport {
+        enqueued: peaks.saw_programs(),
+        cb_peak_per_core: peaks.cb_per_core(),
+        l1_peak_per_core: peaks.l1_total_per_core(),
+        min_headroom: peaks.min_headroom(),
+        checks: Vec::new(),
+    };
+    for kind in CORE_CHECKS {
+        let Some(limit) = limits.get(kind) else {
+            continue;
+        };
+        let (actual, passed) = match kind {
+            CheckKind::CbPeakPerCore => (
+                report.cb_peak_per_core,
+                report.cb_peak_per_core <= limit.bytes,
+            ),
+            CheckKind::L1PeakPerCore => (
+                report.l1_peak_per_core,
+                report.l1_peak_per_core <= limit.bytes,
+            ),
+            // Without an enqueue there is no region, and nothing to be short of.
+            _ => match report.min_headroom {
+                Some(h) => (h, h >= limit.bytes),
+                None => (0, true),
+            },
+        };
+        report.checks.push(Verdict {
+            check: kind,
+            per_bank: true,
+            limit: limit.bytes,
+            actual,
+            passed,
+            source: limit.source.clone(),
+        });
+    }
+    Some(report)
 }
 
 fn pool_report(
@@ -539,6 +600,10 @@ fn pool_report(
             CheckKind::Peak => report.peak_per_bank - report.before_per_bank,
             CheckKind::Retained => report.retained_total() / banks.max(1),
             CheckKind::LargestFree => report.largest_free_block_after_per_bank,
+            // Pools hold no per-core limits (they are in `CoreBudget`).
+            CheckKind::CbPeakPerCore | CheckKind::L1PeakPerCore | CheckKind::MinCbHeadroom => {
+                continue;
+            }
         };
         let (actual, slack) = if per_bank {
             (per_bank_actual, tolerance.div_ceil(banks.max(1)))

@@ -133,7 +133,9 @@ pub mod live;
 pub mod monitor;
 mod trace;
 
-pub use budget::{Budget, BudgetError, BudgetSource, CheckKind, Limit, PoolBudget, SizeArg};
+pub use budget::{
+    Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
+};
 pub use cb_failure::{CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement};
 pub use check::{assert_memory, check};
 pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
@@ -142,7 +144,7 @@ pub use error::{ConfigError, Error, Result};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
-pub use report::{DeviceReport, MemoryReport, PoolReport, Verdict};
+pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]

@@ -128,6 +128,36 @@ pub struct DeviceReport {
     pub leaked: Vec<Allocation>,
     /// Allocations made in the scope, still live, but allowed to persist.
     pub persistent: Vec<Allocation>,
+    /// One core's L1 over the programs enqueued in the scope, when any with
+    /// circular buffers was (or a per-core limit was set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<CoreReport>,
+}
+
+/// One core's L1 over the programs enqueued in a scope: circular buffers
+/// are laid out per core, so every figure is the worst core's, never a sum
+/// over cores.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreReport {
+    /// Whether a program with circular buffers was enqueued.
+    pub enqueued: bool,
+    /// Highest CB region of a core.
+    pub cb_peak_per_core: u64,
+    /// Highest CB region plus the L1 and L1_SMALL buffers of its bank.
+    pub l1_peak_per_core: u64,
+    /// Least headroom between a CB region's end and the lowest L1 buffer
+    /// (or the end of a core's L1), when a program was enqueued.
+    pub min_headroom: Option<u64>,
+    /// The per-core budget checks.
+    pub checks: Vec<Verdict>,
+}
+
+impl CoreReport {
+    /// Whether every per-core check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|v| v.passed)
+    }
 }
 
 impl DeviceReport {
@@ -364,6 +394,26 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if let Some(c) = &d.cores {
+        let checks: Vec<String> = c.checks.iter().map(|v| render_verdict(v, color)).collect();
+        let line = if c.enqueued {
+            format!(
+                "    per core: CB peak {}, L1 peak {}, least CB headroom {}  {}",
+                format_bytes(c.cb_peak_per_core),
+                format_bytes(c.l1_peak_per_core),
+                c.min_headroom
+                    .map(format_bytes)
+                    .unwrap_or_else(|| "-".into()),
+                checks.join("; ")
+            )
+        } else {
+            format!(
+                "    per core: no program with circular buffers enqueued  {}",
+                checks.join("; ")
+            )
+        };
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
     if !d.leaked.is_empty() {
         let total = d
             .leaked
@@ -413,10 +463,26 @@ fn render_verdict(v: &Verdict, color: bool) -> String {
         CheckKind::Peak => format!("peak {actual} of {limit}{unit} ({:.0}%)", v.usage() * 100.0),
         CheckKind::Retained => format!("retained {actual}{unit}, allowed {limit}"),
         CheckKind::LargestFree => format!("largest free block {actual}{unit}, needs {limit}"),
+        CheckKind::CbPeakPerCore => {
+            format!(
+                "CB peak {actual} of {limit} per core ({:.0}%)",
+                v.usage() * 100.0
+            )
+        }
+        CheckKind::L1PeakPerCore => {
+            format!(
+                "L1 peak {actual} of {limit} per core ({:.0}%)",
+                v.usage() * 100.0
+            )
+        }
+        CheckKind::MinCbHeadroom => format!("CB headroom {actual}, needs {limit}"),
     };
     let text = format!("{text} [{}]", v.source);
     if v.passed {
-        if v.check == CheckKind::Peak {
+        if matches!(
+            v.check,
+            CheckKind::Peak | CheckKind::CbPeakPerCore | CheckKind::L1PeakPerCore
+        ) {
             paint(&text, Level::of(v.usage()), color)
         } else {
             text

@@ -372,3 +372,96 @@ fn adjacent_ranges_are_merged_the_way_tt_metal_merges_them() {
     dev.enqueue(&mut program).unwrap();
     assert_eq!(addresses(&program), [0x19D60, 0x19D60 + 1024]);
 }
+
+#[test]
+fn guards_keep_per_core_peaks_nested_correctly_and_never_sum_cores() {
+    use tt_memguard::{Budget, MemoryGuard};
+    let dev = SimDevice::wormhole_b0();
+    let outer = MemoryGuard::new(&dev).budget(Budget::new().cb_peak_per_core("300 KiB"));
+    // 256 KiB on the left half and 256 KiB on the right half: 256 KiB per core, not 512.
+    let mut halves = dev.create_program().unwrap();
+    halves
+        .add_circular_buffer(range(0, 0, 3, 7), cb(256 * KIB, 0))
+        .unwrap();
+    halves
+        .add_circular_buffer(range(4, 0, 7, 7), cb(256 * KIB, 0))
+        .unwrap();
+    let _l1 = dev.allocate(BufferType::L1, 64 * 100 * KIB, 2048).unwrap();
+    dev.enqueue(&mut halves).unwrap();
+    {
+        let inner = MemoryGuard::new(&dev);
+        let mut small = dev.create_program().unwrap();
+        small
+            .add_circular_buffer(range(0, 0, 0, 0), cb(8 * KIB, 0))
+            .unwrap();
+        dev.enqueue(&mut small).unwrap();
+        let report = inner.finish().unwrap();
+        let cores = report.device().cores.as_ref().unwrap();
+        // The inner scope saw only the small program.
+        assert_eq!(cores.cb_peak_per_core, 8 * KIB);
+        assert_eq!(cores.l1_peak_per_core, 8 * KIB + 100 * KIB);
+        assert_eq!(
+            cores.min_headroom,
+            Some(1_499_136 - 100 * KIB - (0x19D60 + 8 * KIB))
+        );
+    }
+    drop(_l1);
+    let report = outer.finish().unwrap();
+    let cores = report.device().cores.as_ref().unwrap();
+    assert_eq!(cores.cb_peak_per_core, 256 * KIB);
+    assert_eq!(cores.l1_peak_per_core, 356 * KIB);
+    assert_eq!(
+        cores.min_headroom,
+        Some(1_499_136 - 100 * KIB - (0x19D60 + 256 * KIB))
+    );
+    assert!(cores.passed(), "{report}");
+    assert!(
+        report.to_string().contains("per core: CB peak 256.0 KiB"),
+        "{report}"
+    );
+}
+
+#[test]
+fn per_core_budgets_fail_with_the_numbers() {
+    use tt_memguard::{Budget, CheckKind, MemoryGuard};
+    let dev = SimDevice::blackhole_p150();
+    let guard = MemoryGuard::new(&dev).budget(
+        Budget::new()
+            .cb_peak_per_core("128 KiB")
+            .l1_peak_per_core("1 MiB")
+            .min_cb_headroom("1.25 MiB"),
+    );
+    let mut program = dev.create_program().unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 10, 9), cb(200 * KIB, 0))
+        .unwrap();
+    dev.enqueue(&mut program).unwrap();
+    let e = guard.finish().unwrap_err();
+    let report = e.memory_report().unwrap();
+    let cores = report.device().cores.as_ref().unwrap();
+    let failed: Vec<CheckKind> = cores
+        .checks
+        .iter()
+        .filter(|v| !v.passed)
+        .map(|v| v.check)
+        .collect();
+    // 200 KiB of CBs is over 128 KiB; 1,572,864 - 0x1B480 - 200 KiB of headroom is under 1.25 MiB.
+    assert_eq!(failed, [CheckKind::CbPeakPerCore, CheckKind::MinCbHeadroom]);
+    let text = e.to_string();
+    assert!(
+        text.contains("CB peak 200.0 KiB of 128.0 KiB per core"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL"), "{text}");
+
+    // A scope without programs passes its per-core limits and says so.
+    let guard = MemoryGuard::new(&dev).budget(Budget::new().cb_peak_per_core("1 KiB"));
+    let report = guard.finish().unwrap();
+    assert!(!report.device().cores.as_ref().unwrap().enqueued);
+    // Bad sizes name the limit.
+    let e = Budget::new()
+        .min_cb_headroom("lots")
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.limit(), "min_cb_headroom budget");
+}
