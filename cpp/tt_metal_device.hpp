@@ -104,7 +104,7 @@ public:
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
     std::uint32_t mark_peak();
-    std::array<std::uint64_t, kPoolCount> read_peak(std::uint32_t mark) const;
+    PeakMarks::Peaks read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     tt::tt_metal::distributed::MeshDevice* mesh_device() const { return mesh_; }
 
