@@ -116,8 +116,11 @@ macro_rules! try_assert_no_leak {
 
 /// Fails when the block's peak above its baseline exceeds a limit, or when
 /// it leaks. Limits are device totals per pool (`dram`, `l1`, `l1_small`,
-/// `trace`) or per bank (`dram_per_bank`, `l1_per_bank`, ...), as byte
-/// counts or text such as `"512 KiB"`.
+/// `trace`) or per bank (`dram_per_bank`, `l1_per_bank`, ...), or per core
+/// over the programs the block enqueues (`cb_per_core <= ..` for the
+/// circular-buffer region, `l1_per_core <= ..` for that plus the L1 buffers,
+/// `cb_headroom >= ..` for the least room left between them), as byte counts
+/// or text such as `"512 KiB"`.
 ///
 /// # Panics
 ///
@@ -141,10 +144,10 @@ macro_rules! try_assert_no_leak {
 /// ```
 #[macro_export]
 macro_rules! assert_memory_budget {
-    ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
+    ($source:expr, $($pool:ident $op:tt $limit:expr),+ , $body:block) => {{
         let __memguard = $crate::__private::macro_guard(
             &$source,
-            $crate::__memguard_budget_options!($($pool <= $limit),+),
+            $crate::__memguard_budget_options!($($pool $op $limit),+),
             "assert_memory_budget!",
         );
         let __memguard_value = $body;
@@ -158,10 +161,10 @@ macro_rules! assert_memory_budget {
 /// [`try_assert_no_leak!`](crate::try_assert_no_leak).
 #[macro_export]
 macro_rules! try_assert_memory_budget {
-    ($source:expr, $($pool:ident <= $limit:expr),+ , $body:block) => {{
+    ($source:expr, $($pool:ident $op:tt $limit:expr),+ , $body:block) => {{
         match $crate::__private::macro_try_guard(
             &$source,
-            $crate::__memguard_budget_options!($($pool <= $limit),+),
+            $crate::__memguard_budget_options!($($pool $op $limit),+),
             "try_assert_memory_budget!",
         ) {
             ::core::result::Result::Ok(__memguard) => {
@@ -179,9 +182,9 @@ macro_rules! try_assert_memory_budget {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __memguard_budget_options {
-    ($($pool:ident <= $limit:expr),+) => {{
+    ($($pool:ident $op:tt $limit:expr),+) => {{
         let __memguard_budget = $crate::Budget::new();
-        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool, $limit);)+
+        $(let __memguard_budget = $crate::__memguard_limit!(__memguard_budget, $pool $op, $limit);)+
         $crate::GuardOptions::new().budget(__memguard_budget)
     }};
 }
@@ -189,29 +192,38 @@ macro_rules! __memguard_budget_options {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __memguard_limit {
-    ($b:expr, dram, $l:expr) => {
+    ($b:expr, dram <=, $l:expr) => {
         $b.peak($crate::BufferType::Dram, $l)
     };
-    ($b:expr, l1, $l:expr) => {
+    ($b:expr, l1 <=, $l:expr) => {
         $b.peak($crate::BufferType::L1, $l)
     };
-    ($b:expr, l1_small, $l:expr) => {
+    ($b:expr, l1_small <=, $l:expr) => {
         $b.peak($crate::BufferType::L1Small, $l)
     };
-    ($b:expr, trace, $l:expr) => {
+    ($b:expr, trace <=, $l:expr) => {
         $b.peak($crate::BufferType::Trace, $l)
     };
-    ($b:expr, dram_per_bank, $l:expr) => {
+    ($b:expr, dram_per_bank <=, $l:expr) => {
         $b.peak_per_bank($crate::BufferType::Dram, $l)
     };
-    ($b:expr, l1_per_bank, $l:expr) => {
+    ($b:expr, l1_per_bank <=, $l:expr) => {
         $b.peak_per_bank($crate::BufferType::L1, $l)
     };
-    ($b:expr, l1_small_per_bank, $l:expr) => {
+    ($b:expr, l1_small_per_bank <=, $l:expr) => {
         $b.peak_per_bank($crate::BufferType::L1Small, $l)
     };
-    ($b:expr, trace_per_bank, $l:expr) => {
+    ($b:expr, trace_per_bank <=, $l:expr) => {
         $b.peak_per_bank($crate::BufferType::Trace, $l)
+    };
+    ($b:expr, cb_per_core <=, $l:expr) => {
+        $b.cb_peak_per_core($l)
+    };
+    ($b:expr, l1_per_core <=, $l:expr) => {
+        $b.l1_peak_per_core($l)
+    };
+    ($b:expr, cb_headroom >=, $l:expr) => {
+        $b.min_cb_headroom($l)
     };
 }
 

@@ -465,3 +465,29 @@ fn per_core_budgets_fail_with_the_numbers() {
         .unwrap_err();
     assert_eq!(e.limit(), "min_cb_headroom budget");
 }
+
+#[test]
+fn the_budget_macro_takes_per_core_limits() {
+    use tt_memguard::try_assert_memory_budget;
+    let dev = SimDevice::wormhole_b0();
+    let run = |cb_size: u64| {
+        try_assert_memory_budget!(
+            dev,
+            l1 <= "1 MiB",
+            cb_per_core <= "64 KiB",
+            cb_headroom >= "1 MiB",
+            {
+                let mut program = dev.create_program()?;
+                program.add_circular_buffer(range(0, 0, 7, 7), cb(cb_size, 0))?;
+                dev.enqueue(&mut program)?.cb_bytes_per_core
+            }
+        )
+    };
+    assert_eq!(run(32 * KIB).unwrap(), 32 * KIB);
+    let e = run(128 * KIB).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("CB peak 128.0 KiB of 64.0 KiB per core"),
+        "{e}"
+    );
+}
