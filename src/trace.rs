@@ -10,10 +10,11 @@
 //! alloc w0 DRAM 1048576 2048 def
 //! alloc s0 L1_SMALL 8192 1024 td shards 4
 //! free w0
+//! alloc out L1 524288 2048 td shards 64
 //! program mm                # an empty program (reserves nothing)
 //! cb mm 0,0-7,7 65536 index=0 page=2048
 //! cb mm 0,0-3,3+4,4-7,7 8192 index=1,2 page=1024
-//! cb mm 0,0-7,7 4096 index=16 page=2048 backed=s0+2048
+//! cb mm 0,0-7,7 4096 index=16 page=2048 backed=out+2048
 //! enqueue mm                # lays the CBs out (first time) and checks them
 //! destroy mm
 //! ```
@@ -197,7 +198,7 @@ impl Trace {
     /// between it and the lowest L1 buffer (or the end of L1):
     ///
     /// ```text
-    /// 7 cbs:0x19d60,0x29d60,0x39d60 DRAM:... TRACE:... cb_end=0x41d60 headroom=1230848
+    /// 14 cbs:0x19d60,0x59d60,0x99d60 DRAM:... TRACE:... cb_end=0xb9d60 headroom=21152
     /// ```
     ///
     /// One that does not fit prints `ERR:cb_beyond_l1` or `ERR:cb_clash`
