@@ -4,6 +4,8 @@
 //!   full block scan (what TT-Metal does for its statistics);
 //! - allocate + free pairs per second with the same live sets, against a
 //!   linear first-fit free list;
+//! - enqueue validation of a 32-CB program over five core ranges, enqueued
+//!   again after its first layout, against a bare snapshot;
 //! - host memory of a 100,000-buffer workload.
 //!
 //! Run with `cargo bench --bench sim`.
@@ -12,7 +14,10 @@ mod common;
 
 use std::hint::black_box;
 
-use tt_memguard::{__private::scan_snapshot, Buffer, BufferType, Device, SimDevice};
+use tt_memguard::{
+    __private::scan_snapshot, Buffer, BufferType, CircularBufferConfig, CoreRange, Device, KIB,
+    Program, SimDevice,
+};
 
 /// A device with `live` DRAM buffers and as many free holes between them.
 fn populated(live: usize) -> (Device, Vec<Buffer>) {
@@ -76,6 +81,31 @@ fn linear_populated(live: usize) -> LinearFirstFit {
         }
     }
     a
+}
+
+/// 32 circular buffers of 4 KiB: indices 0-7 on the whole 8x8 grid, then
+/// indices 8-13 on each quadrant (five core ranges, one region each).
+fn program_of_32_cbs(dev: &Device) -> Program {
+    let range = |x0, y0, x1, y1| CoreRange::new((x0, y0), (x1, y1)).unwrap();
+    let cb = |index| CircularBufferConfig::new(4 * KIB).page_size(index, 2 * KIB);
+    let mut program = dev.create_program().unwrap();
+    for index in 0..8 {
+        program
+            .add_circular_buffer(range(0, 0, 7, 7), cb(index))
+            .unwrap();
+    }
+    for quadrant in [
+        range(0, 0, 3, 3),
+        range(4, 0, 7, 3),
+        range(0, 4, 3, 7),
+        range(4, 4, 7, 7),
+    ] {
+        for index in 8..14 {
+            program.add_circular_buffer(quadrant, cb(index)).unwrap();
+        }
+    }
+    assert_eq!(program.circular_buffers().len(), 32);
+    program
 }
 
 fn resident_bytes() -> u64 {
@@ -149,6 +179,37 @@ fn main() {
     println!(
         "  (TT-Metal's MeshBuffer create + deallocate measured 350-585 k pairs/s; target: 5x that)"
     );
+
+    println!();
+    println!(
+        "enqueue validation for a 32-CB program (simulated Wormhole, 5 core ranges, 100 live L1 buffers)"
+    );
+    println!(
+        "{:>16} {:>22} {:>8}",
+        "enqueue", "bare snapshot (base)", "ratio"
+    );
+    {
+        let dev = SimDevice::wormhole_b0();
+        // Live L1 buffers, so that the clash check has a lowest one to find.
+        let _l1: Vec<Buffer> = (0..100)
+            .map(|_| dev.allocate(BufferType::L1, 64 * 2 * KIB, 2048).unwrap())
+            .collect();
+        let mut program = program_of_32_cbs(&dev);
+        assert!(dev.enqueue(&mut program).unwrap().laid_out_now);
+        let enqueue = common::time_per_call(20_000, || {
+            black_box(dev.enqueue(&mut program).unwrap());
+        });
+        let snapshot = common::time_per_call(20_000, || {
+            black_box(dev.snapshot().unwrap());
+        });
+        println!(
+            "{:>13.1} ns {:>19.1} ns {:>7.1}x",
+            enqueue.as_secs_f64() * 1e9,
+            snapshot.as_secs_f64() * 1e9,
+            enqueue.as_secs_f64() / snapshot.as_secs_f64()
+        );
+        println!("  (ratio: an enqueue's validation over one snapshot of all pools)");
+    }
 
     println!();
     let count = if quick { 1_000 } else { 100_000 };

@@ -1,31 +1,55 @@
 //! Replays an allocation trace on the simulated device (or, with the
 //! `tt-metal` feature, on a TT-Metal device) and prints the allocator's state
 //! after every step. Both devices print the same lines for the same trace.
+//! `--preset wh|n300|bh` replays it on another simulated model than its
+//! `device` line names: the same circular buffers, for instance, land at other
+//! addresses on Blackhole.
 //!
 //! ```text
 //! cargo run --example replay -- tests/data/worked_example.trace
+//! cargo run --example replay -- --preset bh tests/data/circular_buffers.trace
 //! cargo run --features tt-metal --example replay -- --device tt-metal tests/data/worked_example.trace
 //! ```
 
 use std::process::ExitCode;
 
-use tt_memguard::{Device, Trace};
+use tt_memguard::{Device, Preset, Trace};
 
-const USAGE: &str = "usage: replay [--device sim|tt-metal] TRACE_FILE";
+const USAGE: &str = "usage: replay [--device sim|tt-metal] [--preset wh|n300|bh] TRACE_FILE";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (device, path) = match args.as_slice() {
-        [path] => ("sim", path),
-        [flag, device, path] if flag == "--device" => (device.as_str(), path),
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+    let mut args = std::env::args().skip(1);
+    let (mut device, mut preset, mut path) = ("sim".to_string(), None, None);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), path.is_none()) {
+            ("--device", true) => match args.next() {
+                Some(d) => device = d,
+                None => return usage("--device needs sim or tt-metal"),
+            },
+            ("--preset", true) => match args.next().as_deref() {
+                Some("wh") => preset = Some(Preset::WormholeB0),
+                Some("n300") => preset = Some(Preset::WormholeN300),
+                Some("bh") => preset = Some(Preset::BlackholeP150),
+                Some(other) => {
+                    return usage(&format!(
+                        "unknown preset {other:?}: expected wh, n300 or bh"
+                    ));
+                }
+                None => return usage("--preset needs wh, n300 or bh"),
+            },
+            (_, true) if !arg.starts_with("--") => path = Some(arg),
+            _ => return usage(&format!("unexpected argument {arg:?}")),
         }
+    }
+    let Some(path) = path else {
+        return usage("no trace file given");
     };
     let run = || -> tt_memguard::Result<()> {
-        let trace = Trace::from_file(path)?;
-        let device = match device {
+        let mut trace = Trace::from_file(&path)?;
+        if let Some(preset) = preset {
+            trace.preset = preset;
+        }
+        let device = match device.as_str() {
             "sim" => trace.open_sim()?,
             "tt-metal" => open_tt_metal(&trace)?,
             other => {
@@ -42,6 +66,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("{problem}; {USAGE}");
+    ExitCode::from(2)
 }
 
 /// The TT-Metal device TT-Metal's environment names, with the trace's

@@ -1,6 +1,6 @@
-//! Allocation traces: a small text format for a sequence of allocations and
-//! frees, and a replayer that runs one on a device and prints what the
-//! allocator did after every step.
+//! Allocation traces: a small text format for a sequence of allocations,
+//! frees and program enqueues, and a replayer that runs one on a device and
+//! prints what the allocator did after every step.
 //!
 //! ```text
 //! # comment lines and blank lines are ignored
@@ -10,16 +10,35 @@
 //! alloc w0 DRAM 1048576 2048 def
 //! alloc s0 L1_SMALL 8192 1024 td shards 4
 //! free w0
+//! alloc out L1 524288 2048 td shards 64
+//! program mm                # an empty program (reserves nothing)
+//! cb mm 0,0-7,7 65536 index=0 page=2048
+//! cb mm 0,0-3,3+4,4-7,7 8192 index=1,2 page=1024
+//! cb mm 0,0-7,7 4096 index=16 page=2048 backed=out+2048
+//! enqueue mm                # lays the CBs out (first time) and checks them
+//! destroy mm
 //! ```
 //!
 //! `DIR` is `bu` (bottom-up), `td` (top-down) or `def` (the pool's default);
 //! `shards S` shards the buffer over the first S cores.
+//!
+//! A `cb` line adds a circular buffer of `SIZE` bytes on each of its `CORES`
+//! to a program: `CORES` is a core `X,Y`, a rectangle `X0,Y0-X1,Y1`, or
+//! several joined by `+`; `index=` lists the buffer indices it serves, all
+//! with pages of `page=` bytes; `backed=BUFFER+OFFSET` (or `backed=BUFFER`,
+//! offset 0) uses the memory of a live L1 buffer of the trace instead of a
+//! place in the CB region. A program must be created by a `program` line
+//! before its `cb`, `enqueue` and `destroy` lines, and its id is free again
+//! after `destroy`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use crate::cb_failure::CircularBufferCheck;
+use crate::cores::{CoreRange, CoreRangeSet};
 use crate::device::{Buffer, Device};
 use crate::error::{Error, Result};
+use crate::program::{CircularBufferConfig, Program};
 use crate::source::Direction;
 use crate::source::sim::{Preset, SimDevice};
 use crate::types::{BufferType, Snapshot};
@@ -35,6 +54,7 @@ use crate::types::{BufferType, Snapshot};
 /// assert_eq!(trace.ops, [(1, TraceOp::Free { id: "w".to_string() })]);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceOp {
     /// Allocate a buffer and call it `id`.
@@ -56,6 +76,38 @@ pub enum TraceOp {
     Free {
         /// The trace's name for the buffer.
         id: String,
+    },
+    /// Create an empty program and call it `id`.
+    Program {
+        /// The trace's name for the program.
+        id: String,
+    },
+    /// Add a circular buffer to a program.
+    Cb {
+        /// The trace's name for the program.
+        program: String,
+        /// The cores it is created on.
+        cores: CoreRangeSet,
+        /// Total size in bytes, on each of its cores.
+        size: u64,
+        /// The buffer indices it serves.
+        indices: Vec<u8>,
+        /// Page size in bytes, for every index.
+        page_size: u64,
+        /// The trace's name of the L1 buffer backing it, and the offset into
+        /// that buffer.
+        backed: Option<(String, u64)>,
+    },
+    /// Enqueue a program: lay its circular buffers out (the first time) and
+    /// check them.
+    Enqueue {
+        /// The trace's name for the program.
+        program: String,
+    },
+    /// Destroy a program.
+    Destroy {
+        /// The trace's name for the program.
+        program: String,
     },
 }
 
@@ -137,18 +189,45 @@ impl Trace {
     /// largest-free bytes. An `ERR:other` line ends with `# ` and the
     /// reason (the request's error message), e.g.
     /// `3 ERR:other DRAM:... TRACE:... # size 3000 B is not a multiple of
-    /// the page size 2048 B: ...`. Every buffer still live at the end is
-    /// freed.
+    /// the page size 2048 B: ...`.
+    ///
+    /// `program`, `cb` and `destroy` lines print `-` (a refused `cb` prints
+    /// `ERR:other` and the reason). An `enqueue` that fits prints its CBs'
+    /// addresses in creation order (`cbs:-` for none), then the pools, then
+    /// where the CB region ends on the worst core and the bytes left
+    /// between it and the lowest L1 buffer (or the end of L1):
+    ///
+    /// ```text
+    /// 14 cbs:0x19d60,0x59d60,0x99d60 DRAM:... TRACE:... cb_end=0xb9d60 headroom=21152
+    /// ```
+    ///
+    /// One that does not fit prints `ERR:cb_beyond_l1` or `ERR:cb_clash`
+    /// and, after `# `, TT-Metal's message (the first line of
+    /// [`Error::CircularBuffers`]). Every buffer and program still live at
+    /// the end is freed.
     ///
     /// # Errors
     ///
     /// [`Error::TraceSyntax`] when an `alloc` reuses the name of a live
-    /// buffer; errors of the device itself (closed, C++ exception).
+    /// buffer, a `cb` is backed by a buffer that is not live, or an
+    /// operation names a program that does not exist (only possible in a
+    /// trace built by hand: [`Trace::parse`] refuses it); errors of the
+    /// device itself (closed, C++ exception, programs unsupported).
     pub fn replay(&self, device: &Device, mut out: impl FnMut(&str)) -> Result<()> {
         let mut live: HashMap<&str, Buffer> = HashMap::new();
+        // Declared after `live`: programs go before the buffers backing them.
+        let mut programs: HashMap<&str, Program> = HashMap::new();
         out(&format_line(0, "-", &device.snapshot()?));
         for (step, (line, op)) in self.ops.iter().enumerate() {
             let mut reason = None;
+            let mut suffix = None;
+            let trace_error = |text: String, reason: String| Error::TraceSyntax {
+                path: None,
+                line: *line,
+                text,
+                reason,
+                source: None,
+            };
             let field = match op {
                 TraceOp::Alloc {
                     id,
@@ -159,15 +238,12 @@ impl Trace {
                     shards,
                 } => {
                     if live.contains_key(id.as_str()) {
-                        return Err(Error::TraceSyntax {
-                            path: None,
-                            line: *line,
-                            text: format!("alloc {id}"),
-                            reason: format!(
+                        return Err(trace_error(
+                            format!("alloc {id}"),
+                            format!(
                                 "buffer {id:?} is already live: free it first or use another id"
                             ),
-                            source: None,
-                        });
+                        ));
                     }
                     let mut request = device
                         .buffer(*buffer_type, *size)
@@ -188,7 +264,7 @@ impl Trace {
                             | Error::BufferTooLarge { .. },
                         ) => "ERR:oom".to_string(),
                         Err(Error::L1SmallInterleaved) => "ERR:l1small_interleaved".to_string(),
-                        Err(e @ (Error::DeviceClosed { .. } | Error::Cpp { .. })) => return Err(e),
+                        Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
                             reason = Some(e.to_string());
                             "ERR:other".to_string()
@@ -201,8 +277,96 @@ impl Trace {
                     }
                     "-".to_string()
                 }
+                TraceOp::Program { id } => {
+                    if programs.contains_key(id.as_str()) {
+                        return Err(trace_error(
+                            format!("program {id}"),
+                            format!(
+                                "program {id:?} already exists: destroy it first or use another id"
+                            ),
+                        ));
+                    }
+                    programs.insert(id.as_str(), device.create_program()?);
+                    "-".to_string()
+                }
+                TraceOp::Cb {
+                    program,
+                    cores,
+                    size,
+                    indices,
+                    page_size,
+                    backed,
+                } => {
+                    let Some(p) = programs.get_mut(program.as_str()) else {
+                        return Err(trace_error(format!("cb {program}"), no_program(program)));
+                    };
+                    let mut config = CircularBufferConfig::new(*size);
+                    for &index in indices {
+                        config = config.page_size(index, *page_size);
+                    }
+                    if let Some((buffer, offset)) = backed {
+                        let Some(b) = live.get(buffer.as_str()) else {
+                            return Err(trace_error(
+                                format!("cb {program} ... backed={buffer}"),
+                                format!(
+                                    "buffer {buffer:?} is not live here: allocate it (with an alloc line that succeeds) before the cb line"
+                                ),
+                            ));
+                        };
+                        config = config.backed_by(b, *offset);
+                    }
+                    match p.add_circular_buffer(cores.clone(), config) {
+                        Ok(_) => "-".to_string(),
+                        Err(e) if fatal(&e) => return Err(e),
+                        Err(e) => {
+                            reason = Some(e.to_string());
+                            "ERR:other".to_string()
+                        }
+                    }
+                }
+                TraceOp::Enqueue { program } => {
+                    let Some(p) = programs.get_mut(program.as_str()) else {
+                        return Err(trace_error(
+                            format!("enqueue {program}"),
+                            no_program(program),
+                        ));
+                    };
+                    match device.enqueue(p) {
+                        Ok(run) => {
+                            suffix = Some(format!(
+                                " cb_end={:#x} headroom={}",
+                                run.cb_end, run.headroom
+                            ));
+                            cb_addresses(p)
+                        }
+                        Err(Error::CircularBuffers(failure)) => {
+                            reason = Some(failure.tt_metal_message());
+                            match failure.check {
+                                CircularBufferCheck::BeyondL1 => "ERR:cb_beyond_l1".to_string(),
+                                CircularBufferCheck::Clash => "ERR:cb_clash".to_string(),
+                            }
+                        }
+                        Err(e) if fatal(&e) => return Err(e),
+                        Err(e) => {
+                            reason = Some(e.to_string());
+                            "ERR:other".to_string()
+                        }
+                    }
+                }
+                TraceOp::Destroy { program } => {
+                    if programs.remove(program.as_str()).is_none() {
+                        return Err(trace_error(
+                            format!("destroy {program}"),
+                            no_program(program),
+                        ));
+                    }
+                    "-".to_string()
+                }
             };
             let mut text = format_line(step + 1, &field, &device.snapshot()?);
+            if let Some(suffix) = suffix {
+                text.push_str(&suffix);
+            }
             if let Some(reason) = reason {
                 text.push_str(" # ");
                 // One line per step, whatever the message.
@@ -211,6 +375,33 @@ impl Trace {
             out(&text);
         }
         Ok(())
+    }
+}
+
+/// Errors that stop a replay: the device itself failed, or cannot do what
+/// the trace asks.
+fn fatal(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::DeviceClosed { .. } | Error::Cpp { .. } | Error::Unsupported { .. }
+    )
+}
+
+fn no_program(program: &str) -> String {
+    format!("no program {program:?} exists here: create it with \"program {program}\" first")
+}
+
+/// `cbs:ADDR,ADDR,...` in creation order, `cbs:-` for a program without any.
+fn cb_addresses(program: &Program) -> String {
+    let addresses: Vec<String> = program
+        .circular_buffers()
+        .iter()
+        .map(|cb| cb.address.map_or("-".to_string(), |a| format!("{a:#x}")))
+        .collect();
+    if addresses.is_empty() {
+        "cbs:-".to_string()
+    } else {
+        format!("cbs:{}", addresses.join(","))
     }
 }
 
@@ -235,6 +426,9 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
         trace_region_size: 0,
         ops: Vec::new(),
     };
+    // Programs are created and destroyed unconditionally: which exist at a
+    // line is known before the replay.
+    let mut programs: HashSet<&str> = HashSet::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let content = raw.split('#').next().unwrap_or("").trim();
@@ -252,7 +446,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
         let header = matches!(words[0], "device" | "l1_small" | "trace");
         if header && !trace.ops.is_empty() {
             return Err(fail(format!(
-                "{:?} must come before the first alloc or free",
+                "{:?} must come before the first operation (alloc, free, program, cb, enqueue, destroy)",
                 words[0]
             )));
         }
@@ -309,15 +503,147 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                 ));
             }
             ["free", id] => trace.ops.push((line, TraceOp::Free { id: id.to_string() })),
-            _ => {
-                return Err(fail(
-                    "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID"
-                        .into(),
+            ["program", id] => {
+                if !programs.insert(id) {
+                    return Err(fail(format!(
+                        "program {id:?} already exists: destroy it first or use another id"
+                    )));
+                }
+                trace
+                    .ops
+                    .push((line, TraceOp::Program { id: id.to_string() }));
+            }
+            ["cb", program, cores, size, options @ ..] => {
+                if !programs.contains(program) {
+                    return Err(fail(no_program(program)));
+                }
+                let cores = core_set(cores).map_err(fail)?;
+                let size = number(size, "size").map_err(fail)?;
+                let (indices, page_size, backed) = cb_options(options).map_err(fail)?;
+                trace.ops.push((
+                    line,
+                    TraceOp::Cb {
+                        program: program.to_string(),
+                        cores,
+                        size,
+                        indices,
+                        page_size,
+                        backed,
+                    },
                 ));
+            }
+            ["enqueue", program] => {
+                if !programs.contains(program) {
+                    return Err(fail(no_program(program)));
+                }
+                trace.ops.push((
+                    line,
+                    TraceOp::Enqueue {
+                        program: program.to_string(),
+                    },
+                ));
+            }
+            ["destroy", program] => {
+                if !programs.remove(program) {
+                    return Err(fail(no_program(program)));
+                }
+                trace.ops.push((
+                    line,
+                    TraceOp::Destroy {
+                        program: program.to_string(),
+                    },
+                ));
+            }
+            _ => {
+                return Err(fail(format!("expected one of: {LINE_KINDS}")));
             }
         }
     }
     Ok(trace)
+}
+
+/// Every kind of line, as the error for an unknown one lists them.
+const LINE_KINDS: &str = "device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P";
+
+/// `X,Y`, `X0,Y0-X1,Y1`, or several of them joined by `+`.
+fn core_set(text: &str) -> std::result::Result<CoreRangeSet, String> {
+    let malformed = || {
+        format!(
+            "cores {text:?} are not X,Y or X0,Y0-X1,Y1 joined by +: e.g. 0,0-7,7 or 0,0-3,3+4,4-7,7"
+        )
+    };
+    let coord = |part: &str| -> std::result::Result<(u32, u32), String> {
+        let (x, y) = part.split_once(',').ok_or_else(malformed)?;
+        let n = |v: &str| v.parse::<u32>().map_err(|_| malformed());
+        Ok((n(x)?, n(y)?))
+    };
+    let mut ranges = Vec::new();
+    for part in text.split('+') {
+        let range = match part.split_once('-') {
+            Some((start, end)) => {
+                CoreRange::new(coord(start)?, coord(end)?).map_err(|e| e.to_string())?
+            }
+            None => CoreRange::core(coord(part)?),
+        };
+        ranges.push(range);
+    }
+    CoreRangeSet::new(ranges).map_err(|e| e.to_string())
+}
+
+/// The circular buffer's index list, page size and backing buffer, from
+/// `index=I[,J...] page=N [backed=ID[+OFFSET]]` in any order.
+type CbOptions = (Vec<u8>, u64, Option<(String, u64)>);
+
+fn cb_options(words: &[&str]) -> std::result::Result<CbOptions, String> {
+    let (mut indices, mut page, mut backed) = (None, None, None);
+    for word in words {
+        let expected = || {
+            format!(
+                "unexpected {word:?} after the size: expected index=I[,J...] page=N [backed=ID[+OFFSET]]"
+            )
+        };
+        let (key, value) = word.split_once('=').ok_or_else(expected)?;
+        let twice = || format!("{key}= is given twice: give it once");
+        match key {
+            "index" => {
+                let list = value
+                    .split(',')
+                    .map(|i| {
+                        i.parse::<u8>().map_err(|_| {
+                            format!("buffer index {i:?} is not a whole number from 0 to 255")
+                        })
+                    })
+                    .collect::<std::result::Result<Vec<u8>, String>>()?;
+                if indices.replace(list).is_some() {
+                    return Err(twice());
+                }
+            }
+            "page" => {
+                if page.replace(number(value, "page size")?).is_some() {
+                    return Err(twice());
+                }
+            }
+            "backed" => {
+                let (id, offset) = match value.rsplit_once('+') {
+                    Some((id, offset)) => (id, number(offset, "backing offset")?),
+                    None => (value, 0),
+                };
+                if id.is_empty() {
+                    return Err(format!(
+                        "backed={value} names no buffer: give backed=ID or backed=ID+OFFSET"
+                    ));
+                }
+                if backed.replace((id.to_string(), offset)).is_some() {
+                    return Err(twice());
+                }
+            }
+            _ => return Err(expected()),
+        }
+    }
+    match (indices, page) {
+        (Some(indices), Some(page)) => Ok((indices, page, backed)),
+        _ => Err("a cb line needs index=I[,J...] and page=N after the size".to_string()),
+    }
 }
 
 fn number(text: &str, what: &str) -> std::result::Result<u64, String> {

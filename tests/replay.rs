@@ -1,6 +1,7 @@
-//! The trace replayer: the worked example line for line, and bad traces.
+//! The trace replayer: the worked example line for line, circular buffers on
+//! two geometries, and bad traces.
 
-use tt_memguard::{Error, Trace};
+use tt_memguard::{Error, Preset, Trace, TraceOp};
 
 fn replay(text: &str) -> Vec<String> {
     let trace = Trace::parse(text).unwrap();
@@ -97,12 +98,12 @@ fn malformed_lines_name_the_line_and_the_text() {
         (
             "alloc a DRAM 2048 2048 def\ndevice bh\n",
             2,
-            "\"device\" must come before the first alloc or free",
+            "\"device\" must come before the first operation (alloc, free, program, cb, enqueue, destroy)",
         ),
         (
             "malloc 5\n",
             1,
-            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID",
+            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P",
         ),
     ];
     for (text, line, reason) in cases {
@@ -291,4 +292,344 @@ fn replay_example_prints_the_reason_of_a_refused_request() {
         ),
         "{stdout}"
     );
+}
+
+/// The pools part of a line: everything from the third field up to the
+/// first field that is not a pool.
+fn pools(line: &str) -> Vec<&str> {
+    line.split(' ')
+        .skip(2)
+        .take_while(|w| w.contains(':') && w.contains('/'))
+        .collect()
+}
+
+fn replay_on(path: &str, preset: Option<Preset>) -> Vec<String> {
+    let mut trace = Trace::from_file(path).unwrap();
+    if let Some(preset) = preset {
+        trace.preset = preset;
+    }
+    let dev = trace.open_sim().unwrap();
+    let mut lines = Vec::new();
+    trace.replay(&dev, |l| lines.push(l.to_string())).unwrap();
+    lines
+}
+
+#[test]
+fn circular_buffers_replay_at_each_geometrys_addresses() {
+    let path = "tests/data/circular_buffers.trace";
+    let wh = replay_on(path, None);
+    let bh = replay_on(path, Some(Preset::BlackholeP150));
+    assert_eq!((wh.len(), bh.len()), (24, 24));
+    // program, cb and destroy lines reserve nothing.
+    for step in [1, 2, 6, 8, 10, 13, 16, 17, 20] {
+        assert_eq!(wh[step].split(' ').nth(1), Some("-"), "{}", wh[step]);
+        assert_eq!(pools(&wh[step]), pools(&wh[step - 1]), "{}", wh[step]);
+    }
+    let tail = |line: &str| line.rsplit_once(" TRACE:0/0/0").unwrap().1.to_string();
+    // The allocator notes' example: CB starts aligned to 32 B from 0x19D60
+    // on Wormhole, to 64 B from 0x1B480 on Blackhole; headroom up to the end
+    // of L1 (1,499,136 B and 1,572,864 B) without an L1 buffer.
+    let enqueue = |l: &str| l.split(' ').nth(1).unwrap().to_string();
+    assert_eq!(
+        enqueue(&wh[7]),
+        "cbs:0x19d60,0x1ad60,0x1b160,0x1b160,0x1b160"
+    );
+    assert_eq!(
+        tail(&wh[7]),
+        format!(" cb_end=0x1b960 headroom={}", 1_499_136 - 0x1b960)
+    );
+    assert_eq!(
+        enqueue(&bh[7]),
+        "cbs:0x1b480,0x1c480,0x1c880,0x1c880,0x1c880"
+    );
+    assert_eq!(
+        tail(&bh[7]),
+        format!(" cb_end=0x1d080 headroom={}", 1_572_864 - 0x1d080)
+    );
+    // The matmul-shaped program fits under the L1 output on both, with the
+    // headroom up to the output's address; a second enqueue keeps the layout.
+    assert!(wh[9].starts_with("9 0xbf000 "), "{}", wh[9]);
+    assert_eq!(enqueue(&wh[14]), "cbs:0x19d60,0x59d60,0x99d60");
+    assert_eq!(
+        tail(&wh[14]),
+        format!(" cb_end=0xb9d60 headroom={}", 0xbf000 - 0xb9d60)
+    );
+    assert_eq!(
+        wh[15].split_once(' ').unwrap().1,
+        wh[14].split_once(' ').unwrap().1
+    );
+    assert_eq!(enqueue(&bh[14]), "cbs:0x1b480,0x5b480,0x9b480");
+    // The bigger program clashes with the output on Wormhole only (Blackhole
+    // spreads the output over more banks), and fits once it is freed.
+    assert_eq!(
+        tail(&wh[21]),
+        " # Statically allocated circular buffers in program 2 clash with L1 buffers on core range [0-0 - 3-3]. L1 buffer allocated at 782336 and static circular buffer region ends at 892256"
+    );
+    assert!(wh[21].starts_with("21 ERR:cb_clash DRAM:"), "{}", wh[21]);
+    assert_eq!(pools(&wh[21]), pools(&wh[20]));
+    assert!(bh[21].starts_with("21 cbs:0x1b480,"), "{}", bh[21]);
+    assert_eq!(
+        tail(&wh[23]),
+        format!(" cb_end=0xd9d60 headroom={}", 1_499_136 - 0xd9d60)
+    );
+}
+
+#[test]
+fn refused_circular_buffers_and_enqueues_say_why() {
+    let lines = replay(
+        "alloc s L1 131072 2048 def shards 64
+         program p
+         cb p 0,0-8,7 1024 index=0 page=1024
+         cb p 0,0-7,7 1024 index=32 page=1024
+         cb p 0,0-7,7 3000 index=0 page=2048
+         cb p 0,0-7,7 1024 index=0 page=1024 backed=s+520
+         cb p 0,0-7,7 1024 index=1 page=1024 backed=s
+         cb p 0,0-7,7 1024 index=2 page=512
+         enqueue p
+         cb p 0,0 1024 index=3 page=1024
+         free s
+         enqueue p
+         program q
+         cb q 0,0-1,1 1048576 index=0,1 page=2048
+         cb q 0,0-1,1 1048576 index=2 page=2048
+         enqueue q
+         program e
+         enqueue e
+",
+    );
+    let field = |step: usize| lines[step].split(' ').nth(1).unwrap();
+    let reason = |step: usize| lines[step].split_once(" # ").map(|(_, r)| r).unwrap_or("");
+    assert_eq!(
+        reason(3),
+        "core range [0-0 - 8-7] lies outside the 8x8 compute grid of sim:wormhole_b0: use cores from [0-0 - 7-7]"
+    );
+    assert!(
+        reason(4)
+            .starts_with("Buffer index (32) exceeds max number of circular buffers per core (32)"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        reason(5).starts_with("Failed allocation attempt on buffer index 0."),
+        "{}",
+        lines[5]
+    );
+    assert!(
+        reason(6).contains("not a multiple of the L1 alignment"),
+        "{}",
+        lines[6]
+    );
+    for line in &lines[3..=6] {
+        assert_eq!(line.split(' ').nth(1), Some("ERR:other"), "{line}");
+    }
+    // The backed CB takes the shard's address; the other one starts the region.
+    let shard = u64::from_str_radix(field(1).trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(field(9), format!("cbs:{shard:#x},0x19d60"));
+    assert!(
+        lines[9].ends_with(&format!(" cb_end=0x1a160 headroom={}", shard - 0x1a160)),
+        "{}",
+        lines[9]
+    );
+    assert!(
+        reason(10).starts_with("Cannot add circular buffer to an already compiled program 0"),
+        "{}",
+        lines[10]
+    );
+    assert_eq!(field(12), "ERR:other");
+    assert!(reason(12).contains("freed"), "{}", lines[12]);
+    assert_eq!(field(16), "ERR:cb_beyond_l1");
+    assert_eq!(
+        reason(16),
+        format!(
+            "Statically allocated circular buffers on core range [0-0 - 1-1] grow to {} B which is beyond max L1 size of 1499136 B",
+            0x19d60 + 2 * 1_048_576
+        )
+    );
+    // A program without circular buffers takes nothing.
+    assert!(lines[18].starts_with("18 cbs:- "), "{}", lines[18]);
+    assert!(
+        lines[18].ends_with(&format!(" cb_end=0x19d60 headroom={}", 1_499_136 - 0x19d60)),
+        "{}",
+        lines[18]
+    );
+}
+
+#[test]
+fn malformed_program_lines_name_the_line_and_the_text() {
+    let cases = [
+        (
+            "cb p 0,0 1024 index=0 page=1024\n",
+            1,
+            "no program \"p\" exists here: create it with \"program p\" first",
+        ),
+        (
+            "enqueue p\n",
+            1,
+            "no program \"p\" exists here: create it with \"program p\" first",
+        ),
+        (
+            "program p\ndestroy p\nenqueue p\n",
+            3,
+            "no program \"p\" exists here: create it with \"program p\" first",
+        ),
+        (
+            "program p\ndestroy p\ndestroy p\n",
+            3,
+            "no program \"p\" exists here: create it with \"program p\" first",
+        ),
+        (
+            "program p\n\nprogram p\n",
+            3,
+            "program \"p\" already exists: destroy it first or use another id",
+        ),
+        (
+            "program p\ncb p 0,0-7 1024 index=0 page=1024\n",
+            2,
+            "cores \"0,0-7\" are not X,Y or X0,Y0-X1,Y1 joined by +: e.g. 0,0-7,7 or 0,0-3,3+4,4-7,7",
+        ),
+        (
+            "program p\ncb p 0,0+x 1024 index=0 page=1024\n",
+            2,
+            "cores \"0,0+x\" are not X,Y or X0,Y0-X1,Y1 joined by +: e.g. 0,0-7,7 or 0,0-3,3+4,4-7,7",
+        ),
+        (
+            "program p\ncb p 4,0-3,0 1024 index=0 page=1024\n",
+            2,
+            "invalid core range from (x=4,y=0) to (x=3,y=0): the end must not lie left of or above the start",
+        ),
+        (
+            "program p\ncb p 0,0-3,3+3,3-4,4 1024 index=0 page=1024\n",
+            2,
+            "core ranges [0-0 - 3-3] and [3-3 - 4-4] overlap: a core range set holds every core once (TT-Metal refuses overlapping ranges too)",
+        ),
+        (
+            "program p\ncb p 0,0 1k index=0 page=1024\n",
+            2,
+            "size \"1k\" is not a number of bytes (decimal or 0x hex)",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0\n",
+            2,
+            "a cb line needs index=I[,J...] and page=N after the size",
+        ),
+        (
+            "program p\ncb p 0,0 1024 page=1024\n",
+            2,
+            "a cb line needs index=I[,J...] and page=N after the size",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0 page=1024 pages=2\n",
+            2,
+            "unexpected \"pages=2\" after the size: expected index=I[,J...] page=N [backed=ID[+OFFSET]]",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0 page=1024 page=512\n",
+            2,
+            "page= is given twice: give it once",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0,256 page=1024\n",
+            2,
+            "buffer index \"256\" is not a whole number from 0 to 255",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0 page=0x\n",
+            2,
+            "page size \"0x\" is not a number of bytes (decimal or 0x hex)",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0 page=1024 backed=+64\n",
+            2,
+            "backed=+64 names no buffer: give backed=ID or backed=ID+OFFSET",
+        ),
+        (
+            "program p\ncb p 0,0 1024 index=0 page=1024 backed=w+x\n",
+            2,
+            "backing offset \"x\" is not a number of bytes (decimal or 0x hex)",
+        ),
+        (
+            "program p\nl1_small 4096\n",
+            2,
+            "\"l1_small\" must come before the first operation (alloc, free, program, cb, enqueue, destroy)",
+        ),
+    ];
+    for (text, line, reason) in cases {
+        let e = Trace::parse(text).unwrap_err();
+        let Error::TraceSyntax {
+            line: l,
+            reason: r,
+            text: t,
+            ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
+        assert_eq!(t, text.lines().nth(line - 1).unwrap());
+    }
+    // A program can be created again once destroyed.
+    Trace::parse("program p\ndestroy p\nprogram p\nenqueue p\n").unwrap();
+}
+
+#[test]
+fn a_backing_buffer_that_is_not_live_stops_the_replay() {
+    // The allocation is refused, so "w" never becomes live.
+    let trace = Trace::parse(
+        "alloc w L1 999999999999 2048 def\nprogram p\ncb p 0,0 1024 index=0 page=1024 backed=w+0\n",
+    )
+    .unwrap();
+    let dev = trace.open_sim().unwrap();
+    let mut lines = Vec::new();
+    let e = trace
+        .replay(&dev, |l| lines.push(l.to_string()))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 3: buffer \"w\" is not live here: allocate it (with an alloc line that succeeds) before the cb line: \"cb p ... backed=w\""
+    );
+    assert_eq!(lines.len(), 3);
+    // A trace built by hand may name a program no line created.
+    let trace = Trace {
+        ops: vec![(
+            7,
+            TraceOp::Enqueue {
+                program: "p".to_string(),
+            },
+        )],
+        ..Trace::parse("").unwrap()
+    };
+    let e = trace.replay(&dev, |_| {}).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 7: no program \"p\" exists here: create it with \"program p\" first: \"enqueue p\""
+    );
+}
+
+#[test]
+fn replay_example_replays_circular_buffers_on_another_preset() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "-q",
+            "--example",
+            "replay",
+            "--",
+            "--preset",
+            "bh",
+            "tests/data/circular_buffers.trace",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected = replay_on(
+        "tests/data/circular_buffers.trace",
+        Some(Preset::BlackholeP150),
+    );
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+    assert!(stdout.contains("7 cbs:0x1b480,0x1c480,"), "{stdout}");
 }
