@@ -77,6 +77,33 @@
 //! are read in O(1). [`Trace`] replays a recorded allocation sequence on any
 //! model.
 //!
+//! # Circular buffers: a kernel's whole L1
+//!
+//! Most of a kernel's L1 is circular buffers, which TT-Metal's allocator
+//! never counts. A [`Program`] holds them; [`Device::enqueue`] lays them out
+//! at the bottom of every core's L1 the way TT-Metal does and runs its two
+//! checks (no region past a core's L1, none above the lowest L1 buffer),
+//! failing with TT-Metal's message and what would make it fit. Guards
+//! account one core's L1 over the programs they see:
+//!
+//! ```
+//! use tt_memguard::{Budget, BufferType, CircularBufferConfig, CoreRange, MemoryGuard, SimDevice, KIB};
+//!
+//! let dev = SimDevice::wormhole_b0();
+//! let guard = MemoryGuard::new(&dev).budget(Budget::new().l1_peak_per_core("1 MiB"));
+//! let out = dev.allocate(BufferType::L1, 64 * 256 * KIB, 2048)?; // 256 KiB in every core
+//! let mut matmul = dev.create_program()?;
+//! let grid = CoreRange::grid(8, 8)?;
+//! matmul.add_circular_buffer(grid, CircularBufferConfig::new(128 * KIB).page_size(0, 2048))?;
+//! matmul.add_circular_buffer(grid, CircularBufferConfig::new(128 * KIB).page_size(1, 2048))?;
+//! let run = dev.enqueue(&mut matmul)?;
+//! assert_eq!((run.cb_bytes_per_core, run.l1_total_per_core()), (256 * KIB, 512 * KIB));
+//! drop(out);
+//! let cores = guard.finish()?.device().cores.clone().unwrap();
+//! assert_eq!(cores.l1_peak_per_core, 512 * KIB);
+//! # Ok::<(), tt_memguard::Error>(())
+//! ```
+//!
 //! # Modules
 //!
 //! - [`prelude`]: what a test file needs, in one `use`.
@@ -102,6 +129,8 @@
 //!   the simulator refuses without side effects.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
+//! - Programs and circular buffers run on the simulated device; a TT-Metal
+//!   device refuses them with [`Error::Unsupported`] for now.
 //! - The runner's overhead on trivial tests is 2.05-2.25x plain libtest-mimic
 //!   trials (target 2x; a fixed ~0.6 us per test).
 #![deny(missing_docs)]
