@@ -3,24 +3,96 @@
 //! libtest-mimic, with each test's memory summary on its result line
 //! (`test conv ... ok     L1 peak 256.0 KiB/512.0 KiB  DRAM peak ...`).
 //! Listing, JSON output and log files go through libtest-mimic itself.
+//!
+//! Which tests run is decided once ([`Plan`]); workers take the next test
+//! from a counter and write its whole result line themselves, under the
+//! lock that also keeps the tally, so no line is split and no result waits
+//! for another thread to print it.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Mutex;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
+use libtest_mimic::{Arguments, Conclusion, FormatSetting};
 
-use crate::render::{Level, paint};
+use crate::render::{Level, painted};
 
-/// One test to run.
-pub(crate) struct Job<T> {
-    /// Index among all the harness's tests (for the memory summary).
+/// The tests of a run, by index.
+pub(crate) trait Suite: Sync {
+    /// The test's name.
+    fn name(&self, index: usize) -> &str;
+    /// Runs the test: `Err` holds its failure message.
+    fn run(&self, index: usize) -> Result<(), String>;
+    /// The memory summary of a finished test, for its result line.
+    fn summary(&self, index: usize) -> Option<String>;
+}
+
+/// One test that passed the filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
     pub index: usize,
-    pub name: std::sync::Arc<str>,
+    /// Shown as ignored, not run.
     pub ignored: bool,
-    /// What the runner function needs to run the test.
-    pub payload: T,
+}
+
+/// The tests a run goes through, in declaration order, and how many the
+/// filters left out: libtest-mimic's rules for plain (non-bench) tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub entries: Vec<Entry>,
+    pub filtered_out: u64,
+}
+
+impl Plan {
+    /// The plan for tests given as (name, marked ignored).
+    pub(crate) fn new<'a>(
+        args: &Arguments,
+        tests: impl IntoIterator<Item = (&'a str, bool)>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        for (index, (name, ignored)) in tests.into_iter().enumerate() {
+            if filtered_out(args, name, ignored) {
+                plan.filtered_out += 1;
+            } else {
+                plan.entries.push(Entry {
+                    index,
+                    ignored: (ignored && !args.ignored && !args.include_ignored) || args.bench,
+                });
+            }
+        }
+        plan
+    }
+
+    /// The tests that run (neither filtered out nor ignored).
+    pub(crate) fn to_run(&self) -> impl Iterator<Item = usize> + '_ {
+        self.entries.iter().filter(|e| !e.ignored).map(|e| e.index)
+    }
+}
+
+/// Whether the name filter, `--skip` or `--ignored` leave a test out,
+/// as `Arguments::is_filtered_out` decides it for a test without a kind
+/// (checked against it in this module's tests).
+fn filtered_out(args: &Arguments, name: &str, ignored: bool) -> bool {
+    if let Some(filter) = &args.filter {
+        let matches = if args.exact {
+            name == filter
+        } else {
+            name.contains(filter.as_str())
+        };
+        if !matches {
+            return true;
+        }
+    }
+    let skipped = |skip: &String| {
+        if args.exact {
+            name == skip
+        } else {
+            name.contains(skip.as_str())
+        }
+    };
+    args.skip.iter().any(skipped) || (args.ignored && !ignored)
 }
 
 enum Status {
@@ -29,120 +101,122 @@ enum Status {
     Ignored,
 }
 
-/// Whether libtest-mimic's arguments leave this job out (name filter,
-/// `--skip`, `--ignored`), exactly as libtest-mimic decides it.
-fn filtered_out<T>(args: &Arguments, job: &Job<T>) -> bool {
-    let probe = Trial::test(job.name.to_string(), || Ok(())).with_ignored_flag(job.ignored);
-    args.is_filtered_out(&probe)
-}
-
-/// Whether the job is ignored rather than run: libtest-mimic's rule for
-/// plain (non-bench) tests.
-fn ignored<T>(args: &Arguments, job: &Job<T>) -> bool {
-    (job.ignored && !args.ignored && !args.include_ignored) || args.bench
-}
-
-/// Whether the job runs: neither filtered out nor ignored.
-pub(crate) fn selected<T>(args: &Arguments, job: &Job<T>) -> bool {
-    let filters = args.filter.is_some() || !args.skip.is_empty() || args.ignored;
-    if ignored(args, job) {
-        return false;
-    }
-    !filters || !filtered_out(args, job)
-}
-
-/// Runs the jobs and prints libtest's lines; `annotate` gives the memory
-/// summary of a finished test by its index.
-pub(crate) fn run<T: Send>(
-    args: &Arguments,
-    mut jobs: Vec<Job<T>>,
-    runner: &(dyn Fn(usize, T) -> Result<(), String> + Sync),
+/// Writes the run's lines and keeps its tally.
+struct Printer {
+    terse: bool,
     color: bool,
-    annotate: &(dyn Fn(usize) -> Option<String> + Sync),
-) -> Conclusion {
-    let start = Instant::now();
-    let mut conclusion = Conclusion {
-        num_filtered_out: 0,
-        num_passed: 0,
-        num_failed: 0,
-        num_ignored: 0,
-        num_measured: 0,
-    };
-    if args.filter.is_some() || !args.skip.is_empty() || args.ignored {
-        let before = jobs.len();
-        jobs.retain(|job| !filtered_out(args, job));
-        conclusion.num_filtered_out = (before - jobs.len()) as u64;
-    }
-    let terse = args.quiet || matches!(args.format, Some(FormatSetting::Terse));
-    let width = jobs
-        .iter()
-        .map(|j| j.name.chars().count())
-        .max()
-        .unwrap_or(0);
-    // Stdout is locked per write only (a test body may print too). It is
-    // line-buffered: terse dots are not flushed one by one.
-    let emit = |text: &str| {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    };
-    let flush = || {
-        let _ = std::io::stdout().lock().flush();
-    };
-    let plural = if jobs.len() == 1 { "" } else { "s" };
-    emit(&format!("\nrunning {} test{plural}\n", jobs.len()));
+    /// The longest name, in characters.
+    width: usize,
+    shared: Mutex<Shared>,
+}
 
-    let mut failures: Vec<(std::sync::Arc<str>, String)> = Vec::new();
-    let mut report = |prefix: String, index: usize, name: &str, status: Status| {
+struct Shared {
+    out: anstream::AutoStream<std::io::Stdout>,
+    conclusion: Conclusion,
+    /// (test, message), in the order they finished.
+    failures: Vec<(usize, String)>,
+}
+
+impl Printer {
+    fn write(&self, text: &str, flush: bool) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = shared.out.write_all(text.as_bytes());
+        if flush {
+            let _ = shared.out.flush();
+        }
+    }
+
+    /// `test NAME ... `, as a pretty line starts.
+    fn prefix(&self, name: &str) -> String {
+        format!("test {name:<width$} ... ", width = self.width)
+    }
+
+    /// Writes a finished test's result, after its `test NAME ... ` unless
+    /// that was `announced` before it ran, and counts it.
+    fn report(&self, suite: &impl Suite, index: usize, announced: bool, status: Status) {
         let (word, level) = match &status {
             Status::Passed => ("ok", Level::Green),
             Status::Failed(_) => ("FAILED", Level::Red),
             Status::Ignored => ("ignored", Level::Yellow),
         };
-        if terse {
+        let line = if self.terse {
             let c = match status {
                 Status::Passed => ".",
                 Status::Failed(_) => "F",
                 Status::Ignored => "i",
             };
-            emit(&paint(c, level, color));
+            painted(c, level, self.color).to_string()
         } else {
+            let mut line = if announced {
+                String::new()
+            } else {
+                self.prefix(suite.name(index))
+            };
             let summary = match status {
                 Status::Ignored => None,
-                _ => annotate(index),
+                _ => suite.summary(index),
             };
-            let line = match summary {
-                Some(summary) => format!(
-                    "{prefix}{}{summary}\n",
-                    paint(&format!("{word:<7}"), level, color)
+            let _ = match summary {
+                Some(summary) => writeln!(
+                    line,
+                    "{}{summary}",
+                    painted(format_args!("{word:<7}"), level, self.color)
                 ),
-                None => format!("{prefix}{}\n", paint(word, level, color)),
+                None => writeln!(line, "{}", painted(word, level, self.color)),
             };
-            emit(&line);
-        }
-        match status {
-            Status::Passed => conclusion.num_passed += 1,
-            Status::Failed(message) => {
-                conclusion.num_failed += 1;
-                failures.push((std::sync::Arc::from(name), message));
-            }
-            Status::Ignored => conclusion.num_ignored += 1,
-        }
-    };
-    let prefix = |name: &str| {
-        if terse {
-            String::new()
-        } else {
-            format!("test {name:<width$} ... ")
-        }
-    };
-    let execute = |job: Job<T>| -> (usize, std::sync::Arc<str>, Status) {
-        if ignored(args, &job) {
-            return (job.index, job.name, Status::Ignored);
-        }
-        let status = match runner(job.index, job.payload) {
-            Ok(()) => Status::Passed,
-            Err(message) => Status::Failed(message),
+            line
         };
-        (job.index, job.name, status)
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = shared.out.write_all(line.as_bytes());
+        match status {
+            Status::Passed => shared.conclusion.num_passed += 1,
+            Status::Failed(message) => {
+                shared.conclusion.num_failed += 1;
+                shared.failures.push((index, message));
+            }
+            Status::Ignored => shared.conclusion.num_ignored += 1,
+        }
+    }
+}
+
+/// Runs the plan's tests and prints libtest's lines.
+pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool) -> Conclusion {
+    let start = Instant::now();
+    let printer = Printer {
+        terse: args.quiet || matches!(args.format, Some(FormatSetting::Terse)),
+        color,
+        width: plan
+            .entries
+            .iter()
+            .map(|e| suite.name(e.index).chars().count())
+            .max()
+            .unwrap_or(0),
+        shared: Mutex::new(Shared {
+            out: crate::render::stdout(color),
+            conclusion: Conclusion {
+                num_filtered_out: plan.filtered_out,
+                num_passed: 0,
+                num_failed: 0,
+                num_ignored: 0,
+                num_measured: 0,
+            },
+            failures: Vec::new(),
+        }),
+    };
+    let plural = if plan.entries.len() == 1 { "" } else { "s" };
+    printer.write(
+        &format!("\nrunning {} test{plural}\n", plan.entries.len()),
+        false,
+    );
+    let execute = |entry: Entry| {
+        if entry.ignored {
+            Status::Ignored
+        } else {
+            match suite.run(entry.index) {
+                Ok(()) => Status::Passed,
+                Err(message) => Status::Failed(message),
+            }
+        }
     };
 
     let threads = args
@@ -151,60 +225,51 @@ pub(crate) fn run<T: Send>(
         .unwrap_or(1)
         .max(1);
     if threads == 1 {
-        for job in jobs {
+        for &entry in &plan.entries {
             // Sequential: announce the test before it runs, as libtest does.
-            if !terse {
-                emit(&prefix(&job.name));
-                flush();
+            if !printer.terse {
+                printer.write(&printer.prefix(suite.name(entry.index)), true);
             }
-            let (index, name, status) = execute(job);
-            report(String::new(), index, &name, status);
+            printer.report(suite, entry.index, true, execute(entry));
         }
     } else {
-        // Workers take the next job; results are printed as they finish,
-        // a whole line at a time.
-        let total = jobs.len();
-        let queue = Mutex::new(jobs.into_iter());
-        let (sender, receiver) = mpsc::channel();
+        // Workers take the next test and print its line when it finishes.
+        let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            for _ in 0..threads.min(total.max(1)) {
-                let sender = sender.clone();
-                let queue = &queue;
-                let execute = &execute;
-                scope.spawn(move || {
-                    loop {
-                        let Some(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).next()
-                        else {
-                            break;
-                        };
-                        if sender.send(execute(job)).is_err() {
-                            break;
-                        }
+            for _ in 0..threads.min(plan.entries.len()) {
+                scope.spawn(|| {
+                    while let Some(&entry) = plan.entries.get(next.fetch_add(1, Ordering::Relaxed))
+                    {
+                        printer.report(suite, entry.index, false, execute(entry));
                     }
                 });
-            }
-            drop(sender);
-            for (index, name, status) in receiver.iter().take(total) {
-                report(prefix(&name), index, &name, status);
             }
         });
     }
 
+    let Shared {
+        mut out,
+        conclusion,
+        failures,
+    } = printer
+        .shared
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     let mut tail = String::new();
     if !failures.is_empty() {
         tail.push_str("\nfailures:\n\n");
-        for (name, message) in &failures {
-            tail.push_str(&format!("---- {name} ----\n{message}\n\n"));
+        for (index, message) in &failures {
+            tail.push_str(&format!("---- {} ----\n{message}\n\n", suite.name(*index)));
         }
         tail.push_str("\nfailures:\n");
-        for (name, _) in &failures {
-            tail.push_str(&format!("    {name}\n"));
+        for (index, _) in &failures {
+            tail.push_str(&format!("    {}\n", suite.name(*index)));
         }
     }
     let verdict = if conclusion.has_failed() {
-        paint("FAILED", Level::Red, color)
+        painted("FAILED", Level::Red, color)
     } else {
-        paint("ok", Level::Green, color)
+        painted("ok", Level::Green, color)
     };
     tail.push_str(&format!(
         "\ntest result: {verdict}. {} passed; {} failed; {} ignored; {} measured; {} filtered out; finished in {:.2}s\n\n",
@@ -215,7 +280,64 @@ pub(crate) fn run<T: Send>(
         conclusion.num_filtered_out,
         start.elapsed().as_secs_f64()
     ));
-    emit(&tail);
-    flush();
+    let _ = out.write_all(tail.as_bytes());
+    let _ = out.flush();
     conclusion
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The plan leaves out and ignores exactly the tests libtest-mimic
+    /// would, for every kind of filter.
+    #[test]
+    fn plans_follow_libtest_mimic() {
+        let tests = [
+            ("kernels::matmul", false),
+            ("kernels::conv", true),
+            ("matmul_large", false),
+            ("conv", false),
+        ];
+        let cases: &[&[&str]] = &[
+            &[],
+            &["matmul"],
+            &["--exact", "conv"],
+            &["--exact", "kernels::conv"],
+            &["--skip", "kernels"],
+            &["--exact", "--skip", "conv"],
+            &["--ignored"],
+            &["--include-ignored", "conv"],
+            &["--ignored", "--exact", "kernels::conv"],
+            &["--bench"],
+        ];
+        for args in cases {
+            let arguments =
+                Arguments::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+                    .unwrap();
+            let plan = Plan::new(&arguments, tests);
+            let expected: Vec<Entry> = tests
+                .iter()
+                .enumerate()
+                .filter_map(|(index, &(name, ignored))| {
+                    let trial =
+                        libtest_mimic::Trial::test(name, || Ok(())).with_ignored_flag(ignored);
+                    let filters = arguments.filter.is_some()
+                        || !arguments.skip.is_empty()
+                        || arguments.ignored;
+                    (!filters || !arguments.is_filtered_out(&trial)).then(|| Entry {
+                        index,
+                        ignored: arguments.is_ignored(&trial),
+                    })
+                })
+                .collect();
+            assert_eq!(plan.entries, expected, "{args:?}");
+            assert_eq!(
+                plan.filtered_out as usize,
+                tests.len() - expected.len(),
+                "{args:?}"
+            );
+        }
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::render::{Level, paint};
+use crate::render::{Level, painted};
 use crate::report::{MemoryReport, PoolReport};
 use crate::types::BufferType;
 use crate::units::format_bytes;
@@ -396,19 +396,20 @@ impl PeakCell {
     }
 }
 
-/// One row of the memory table (one per test and device).
+/// One test's row of the memory table (its name is the test's).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
-    name: std::sync::Arc<str>,
     failed: bool,
+    /// Whether the test ran on a device and its memory was measured.
+    measured: bool,
     l1: PeakCell,
     dram: PeakCell,
     leaked: u64,
 }
 
 impl Row {
-    /// The row of a test that passed on one device, from its pools.
-    pub(crate) fn from_pools(name: std::sync::Arc<str>, failed: bool, pools: &[PoolReport]) -> Row {
+    /// The row of a test that ran on one device, from its pools.
+    pub(crate) fn from_pools(failed: bool, pools: &[PoolReport]) -> Row {
         let cell = |t: BufferType| {
             let p = &pools[t.index()];
             // The total peak budget when set, else the per-bank one.
@@ -433,17 +434,36 @@ impl Row {
             }
         };
         Row {
-            name,
             failed,
+            measured: true,
             l1: cell(BufferType::L1),
             dram: cell(BufferType::Dram),
             leaked: pools.iter().map(PoolReport::retained_total).sum(),
         }
     }
 
-    /// The memory summary printed on the test's result line:
+    /// The row of a test from its report: the runner's guard covers one
+    /// device (no report: the test's memory was not measured).
+    pub(crate) fn of(failed: bool, memory: Option<&MemoryReport>) -> Row {
+        match memory.and_then(|m| m.devices.first()) {
+            Some(device) => Row::from_pools(failed, &device.pools),
+            None => Row {
+                failed,
+                measured: false,
+                l1: PeakCell::EMPTY,
+                dram: PeakCell::EMPTY,
+                leaked: 0,
+            },
+        }
+    }
+
+    /// The memory summary printed on the test's result line, when its
+    /// memory was measured:
     /// `L1 peak 256.0 KiB/512.0 KiB  DRAM peak 8.0 MiB  leaked 0 B`.
-    pub(crate) fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> Option<String> {
+        if !self.measured {
+            return None;
+        }
         let cell = |c: &PeakCell| match c.limit() {
             Some((limit, _, _)) => format!(
                 "{}/{}{}",
@@ -453,53 +473,36 @@ impl Row {
             ),
             None => format_bytes(c.peak),
         };
-        format!(
+        Some(format!(
             "L1 peak {}  DRAM peak {}  leaked {}",
             cell(&self.l1),
             cell(&self.dram),
             format_bytes(self.leaked)
-        )
-    }
-
-    /// The row of a test from its report: the runner's guard covers one
-    /// device (an empty row when there is no report).
-    pub(crate) fn of(
-        name: &std::sync::Arc<str>,
-        failed: bool,
-        memory: Option<&MemoryReport>,
-    ) -> Row {
-        match memory.and_then(|m| m.devices.first()) {
-            Some(device) => Row::from_pools(name.clone(), failed, &device.pools),
-            None => Row {
-                name: name.clone(),
-                failed,
-                l1: PeakCell::EMPTY,
-                dram: PeakCell::EMPTY,
-                leaked: 0,
-            },
-        }
+        ))
     }
 }
 
-/// The table printed after a run: one row per test with its verdict, L1
-/// and DRAM peaks above baseline (with budget use) and leaked bytes. Long
-/// runs show the failures and the largest peaks only.
-pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
+/// The table printed after a run: one row per test (name, row) with its
+/// verdict, L1 and DRAM peaks above baseline (with budget use) and leaked
+/// bytes (`-` where the test's memory was not measured). Long runs show the
+/// failures and the largest peaks only.
+pub(crate) fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a Row)>, color: bool) -> String {
     const FULL_UP_TO: usize = 100;
     const TOP: usize = 20;
+    let mut rows: Vec<(&str, &Row)> = rows.collect();
     let mut note = String::new();
     if rows.len() > FULL_UP_TO {
         // Pick before sorting: only the rows shown are put in order.
         let total = rows.len();
-        let (mut failed, mut passed): (Vec<Row>, Vec<Row>) =
-            rows.into_iter().partition(|r| r.failed);
-        let peak = |r: &Row| std::cmp::Reverse(r.l1.peak + r.dram.peak);
+        let (mut failed, mut passed): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|(_, r)| r.failed);
+        let peak = |(_, r): &(&str, &Row)| std::cmp::Reverse(r.l1.peak + r.dram.peak);
         if passed.len() > TOP {
             passed.select_nth_unstable_by_key(TOP, peak);
             passed.truncate(TOP);
         }
-        passed.sort_by(|a, b| peak(a).cmp(&peak(b)).then_with(|| a.name.cmp(&b.name)));
-        failed.sort_by(|a, b| a.name.cmp(&b.name));
+        passed.sort_by(|a, b| peak(a).cmp(&peak(b)).then_with(|| a.0.cmp(b.0)));
+        failed.sort_by(|a, b| a.0.cmp(b.0));
         note = format!(
             "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
             failed.len(),
@@ -508,7 +511,7 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
         failed.extend(passed);
         rows = failed;
     } else {
-        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows.sort_by(|a, b| a.0.cmp(b.0));
     }
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
@@ -520,37 +523,38 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
     let cell = |c: &PeakCell| match c.limit() {
         Some((limit, passed, usage)) => {
             let text = format!(
-                "{:>22}",
-                format!(
-                    "{}/{}{}",
-                    format_bytes(c.peak),
-                    format_bytes(limit),
-                    if c.per_bank { "/bank" } else { "" }
-                )
+                "{}/{}{}",
+                format_bytes(c.peak),
+                format_bytes(limit),
+                if c.per_bank { "/bank" } else { "" }
             );
-            paint(
-                &text,
-                if passed { Level::of(usage) } else { Level::Red },
-                color,
-            )
+            let level = if passed { Level::of(usage) } else { Level::Red };
+            painted(format!("{text:>22}"), level, color).to_string()
         }
         None => format!("{:>22}", format_bytes(c.peak)),
     };
-    for r in &rows {
-        let result = if r.failed {
-            paint(&format!("{:<7}", "FAILED"), Level::Red, color)
+    for (name, r) in &rows {
+        let (word, level) = if r.failed {
+            ("FAILED", Level::Red)
         } else {
-            paint(&format!("{:<7}", "ok"), Level::Green, color)
+            ("ok", Level::Green)
         };
-        let _ = writeln!(
-            out,
-            "  {:<40} {} {} {} {:>12}",
-            r.name,
-            result,
-            cell(&r.l1),
-            cell(&r.dram),
-            format_bytes(r.leaked)
-        );
+        let result = painted(format!("{word:<7}"), level, color);
+        let _ = if r.measured {
+            writeln!(
+                out,
+                "  {name:<40} {result} {} {} {:>12}",
+                cell(&r.l1),
+                cell(&r.dram),
+                format_bytes(r.leaked)
+            )
+        } else {
+            writeln!(
+                out,
+                "  {name:<40} {result} {:>22} {:>22} {:>12}",
+                "-", "-", "-"
+            )
+        };
     }
     out.push_str(&note);
     out
