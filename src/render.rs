@@ -63,16 +63,48 @@ impl ColorChoice {
 }
 
 /// Standard output for text painted when `color` is on (see
-/// [`ColorChoice::for_stdout`]): escape codes pass through, or become
-/// console calls on a Windows console without ANSI support; with colour off
-/// any escape code is stripped.
-pub(crate) fn stdout(color: bool) -> anstream::AutoStream<std::io::Stdout> {
-    let choice = if color {
-        anstream::ColorChoice::Always
-    } else {
-        anstream::ColorChoice::Never
-    };
-    anstream::AutoStream::new(std::io::stdout(), choice)
+/// [`ColorChoice::for_stdout`]), written a whole text at a time from any
+/// thread. With colour on it goes through anstream, whose escape codes
+/// pass through or become console calls on a Windows console without ANSI
+/// support; with colour off nothing is painted, and the text goes straight
+/// to standard output.
+pub(crate) enum Stdout {
+    Plain(std::io::Stdout),
+    Painted(std::sync::Mutex<anstream::AutoStream<std::io::Stdout>>),
+}
+
+impl Stdout {
+    pub(crate) fn new(color: bool) -> Stdout {
+        if color {
+            Stdout::Painted(std::sync::Mutex::new(anstream::AutoStream::always(
+                std::io::stdout(),
+            )))
+        } else {
+            Stdout::Plain(std::io::stdout())
+        }
+    }
+
+    /// Writes `text` whole (flushed when `flush`); errors are ignored, as
+    /// `print!` would panic on them.
+    pub(crate) fn write(&self, text: &str, flush: bool) {
+        use std::io::Write as _;
+        match self {
+            Stdout::Plain(out) => {
+                let mut out = out.lock();
+                let _ = out.write_all(text.as_bytes());
+                if flush {
+                    let _ = out.flush();
+                }
+            }
+            Stdout::Painted(out) => {
+                let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = out.write_all(text.as_bytes());
+                if flush {
+                    let _ = out.flush();
+                }
+            }
+        }
+    }
 }
 
 /// Utilisation level, with the thresholds of the memory monitor: green under

@@ -414,6 +414,9 @@ impl BudgetConfig {
     /// # Ok::<(), tt_memguard::Error>(())
     /// ```
     pub fn unmatched_sections<'a>(&self, tests: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
         let tests: Vec<&str> = tests.into_iter().collect();
         let mut unmatched: Vec<&Entry> = self
             .entries

@@ -5,19 +5,17 @@
 //! Listing, JSON output and log files go through libtest-mimic itself.
 //!
 //! Which tests run is decided once ([`Plan`]); workers take the next test
-//! from a counter and write its whole result line themselves, under the
-//! lock that also keeps the tally, so no line is split and no result waits
-//! for another thread to print it.
+//! from a counter, write its whole result line themselves (no line is
+//! split, no result waits for another thread to print it) and count it.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Conclusion, FormatSetting};
 
-use crate::render::{Level, painted};
+use crate::render::{Level, Stdout, painted};
 
 /// The tests of a run, by index.
 pub(crate) trait Suite: Sync {
@@ -49,10 +47,13 @@ impl Plan {
     /// The plan for tests given as (name, marked ignored).
     pub(crate) fn new<'a>(
         args: &Arguments,
-        tests: impl IntoIterator<Item = (&'a str, bool)>,
+        tests: impl ExactSizeIterator<Item = (&'a str, bool)>,
     ) -> Plan {
-        let mut plan = Plan::default();
-        for (index, (name, ignored)) in tests.into_iter().enumerate() {
+        let mut plan = Plan {
+            entries: Vec::with_capacity(tests.len()),
+            filtered_out: 0,
+        };
+        for (index, (name, ignored)) in tests.enumerate() {
             if filtered_out(args, name, ignored) {
                 plan.filtered_out += 1;
             } else {
@@ -101,31 +102,21 @@ enum Status {
     Ignored,
 }
 
-/// Writes the run's lines and keeps its tally.
+/// Writes the run's lines and keeps its tally, from any thread.
 struct Printer {
     terse: bool,
     color: bool,
     /// The longest name, in characters.
     width: usize,
-    shared: Mutex<Shared>,
-}
-
-struct Shared {
-    out: anstream::AutoStream<std::io::Stdout>,
-    conclusion: Conclusion,
+    out: Stdout,
+    passed: AtomicU64,
+    failed: AtomicU64,
+    ignored: AtomicU64,
     /// (test, message), in the order they finished.
-    failures: Vec<(usize, String)>,
+    failures: Mutex<Vec<(usize, String)>>,
 }
 
 impl Printer {
-    fn write(&self, text: &str, flush: bool) {
-        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = shared.out.write_all(text.as_bytes());
-        if flush {
-            let _ = shared.out.flush();
-        }
-    }
-
     /// `test NAME ... `, as a pretty line starts.
     fn prefix(&self, name: &str) -> String {
         format!("test {name:<width$} ... ", width = self.width)
@@ -139,13 +130,18 @@ impl Printer {
             Status::Failed(_) => ("FAILED", Level::Red),
             Status::Ignored => ("ignored", Level::Yellow),
         };
-        let line = if self.terse {
+        if self.terse {
             let c = match status {
                 Status::Passed => ".",
                 Status::Failed(_) => "F",
                 Status::Ignored => "i",
             };
-            painted(c, level, self.color).to_string()
+            if self.color {
+                self.out
+                    .write(&painted(c, level, self.color).to_string(), false);
+            } else {
+                self.out.write(c, false);
+            }
         } else {
             let mut line = if announced {
                 String::new()
@@ -164,47 +160,47 @@ impl Printer {
                 ),
                 None => writeln!(line, "{}", painted(word, level, self.color)),
             };
-            line
-        };
-        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = shared.out.write_all(line.as_bytes());
-        match status {
-            Status::Passed => shared.conclusion.num_passed += 1,
-            Status::Failed(message) => {
-                shared.conclusion.num_failed += 1;
-                shared.failures.push((index, message));
-            }
-            Status::Ignored => shared.conclusion.num_ignored += 1,
+            self.out.write(&line, false);
         }
+        let count = match status {
+            Status::Passed => &self.passed,
+            Status::Failed(message) => {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((index, message));
+                &self.failed
+            }
+            Status::Ignored => &self.ignored,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Runs the plan's tests and prints libtest's lines.
 pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool) -> Conclusion {
     let start = Instant::now();
+    let terse = args.quiet || matches!(args.format, Some(FormatSetting::Terse));
     let printer = Printer {
-        terse: args.quiet || matches!(args.format, Some(FormatSetting::Terse)),
+        terse,
         color,
-        width: plan
-            .entries
-            .iter()
-            .map(|e| suite.name(e.index).chars().count())
-            .max()
-            .unwrap_or(0),
-        shared: Mutex::new(Shared {
-            out: crate::render::stdout(color),
-            conclusion: Conclusion {
-                num_filtered_out: plan.filtered_out,
-                num_passed: 0,
-                num_failed: 0,
-                num_ignored: 0,
-                num_measured: 0,
-            },
-            failures: Vec::new(),
-        }),
+        width: if terse {
+            0
+        } else {
+            plan.entries
+                .iter()
+                .map(|e| suite.name(e.index).chars().count())
+                .max()
+                .unwrap_or(0)
+        },
+        out: Stdout::new(color),
+        passed: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        ignored: AtomicU64::new(0),
+        failures: Mutex::new(Vec::new()),
     };
     let plural = if plan.entries.len() == 1 { "" } else { "s" };
-    printer.write(
+    printer.out.write(
         &format!("\nrunning {} test{plural}\n", plan.entries.len()),
         false,
     );
@@ -228,7 +224,9 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
         for &entry in &plan.entries {
             // Sequential: announce the test before it runs, as libtest does.
             if !printer.terse {
-                printer.write(&printer.prefix(suite.name(entry.index)), true);
+                printer
+                    .out
+                    .write(&printer.prefix(suite.name(entry.index)), true);
             }
             printer.report(suite, entry.index, true, execute(entry));
         }
@@ -247,23 +245,26 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
         });
     }
 
-    let Shared {
-        mut out,
-        conclusion,
-        failures,
-    } = printer
-        .shared
+    let conclusion = Conclusion {
+        num_filtered_out: plan.filtered_out,
+        num_passed: printer.passed.into_inner(),
+        num_failed: printer.failed.into_inner(),
+        num_ignored: printer.ignored.into_inner(),
+        num_measured: 0,
+    };
+    let failures = printer
+        .failures
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     let mut tail = String::new();
     if !failures.is_empty() {
         tail.push_str("\nfailures:\n\n");
         for (index, message) in &failures {
-            tail.push_str(&format!("---- {} ----\n{message}\n\n", suite.name(*index)));
+            let _ = write!(tail, "---- {} ----\n{message}\n\n", suite.name(*index));
         }
         tail.push_str("\nfailures:\n");
         for (index, _) in &failures {
-            tail.push_str(&format!("    {}\n", suite.name(*index)));
+            let _ = writeln!(tail, "    {}", suite.name(*index));
         }
     }
     let verdict = if conclusion.has_failed() {
@@ -271,7 +272,8 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
     } else {
         painted("ok", Level::Green, color)
     };
-    tail.push_str(&format!(
+    let _ = write!(
+        tail,
         "\ntest result: {verdict}. {} passed; {} failed; {} ignored; {} measured; {} filtered out; finished in {:.2}s\n\n",
         conclusion.num_passed,
         conclusion.num_failed,
@@ -279,9 +281,8 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
         conclusion.num_measured,
         conclusion.num_filtered_out,
         start.elapsed().as_secs_f64()
-    ));
-    let _ = out.write_all(tail.as_bytes());
-    let _ = out.flush();
+    );
+    printer.out.write(&tail, true);
     conclusion
 }
 
@@ -316,7 +317,7 @@ mod tests {
             let arguments =
                 Arguments::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
                     .unwrap();
-            let plan = Plan::new(&arguments, tests);
+            let plan = Plan::new(&arguments, tests.into_iter());
             let expected: Vec<Entry> = tests
                 .iter()
                 .enumerate()

@@ -237,7 +237,9 @@ struct Context {
     budget: Arc<Budget>,
     budget_is_empty: bool,
     provider: DeviceProvider,
-    config: BudgetConfig,
+    /// The budget file and the environment's budgets (`None` when they set
+    /// nothing).
+    config: Option<BudgetConfig>,
     /// The test binary and the device key, as reports name them.
     binary: String,
     device: String,
@@ -271,13 +273,13 @@ impl Context {
             None if self.budget_is_empty => None,
             None => Some(Arc::clone(&self.budget)),
         };
-        if self.config.is_empty() {
+        let Some(config) = &self.config else {
             return code;
-        }
+        };
         let code = code
             .as_deref()
             .unwrap_or_else(|| crate::guard::empty_budget());
-        Some(Arc::new(self.config.budget_for(&test.name, code)))
+        Some(Arc::new(config.budget_for(&test.name, code)))
     }
 }
 
@@ -477,7 +479,7 @@ impl Harness {
             budget_is_empty: self.budget.is_empty(),
             budget: self.budget,
             provider,
-            config,
+            config: (!config.is_empty()).then_some(config),
             binary: binary_name(),
             device,
             snapshot_dir: std::env::var_os("TT_MEMGUARD_SNAPSHOT_DIR")
@@ -499,39 +501,39 @@ impl Harness {
         // 4. Before the first test: the reports are written unfinished,
         //    naming the tests to run (a bad path fails here, not after the
         //    run), and the exit handler is armed (see `exit.rs`).
-        let mut run_info = RunInfo {
-            binary: context.binary.clone(),
-            device: context.device.clone(),
-            build: output::digest(context.tests.iter().map(|t| &*t.name)),
-            selection: String::new(),
-            started_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            pid: std::process::id(),
-            finished: false,
-            pending: Vec::new(),
-        };
-        let mut report_paths = Vec::new();
+        let mut reports = None;
         let armed = if arguments.list {
             None
         } else {
             let mut placeholders = Vec::new();
             if context.keep_reports {
                 let selected = || context.plan.to_run().map(|i| &*context.tests[i].name);
-                run_info.selection = output::digest(selected());
-                run_info.pending = selected().map(str::to_string).collect();
+                let run_info = RunInfo {
+                    binary: context.binary.clone(),
+                    device: context.device.clone(),
+                    build: output::digest(context.tests.iter().map(|t| &*t.name)),
+                    selection: output::digest(selected()),
+                    started_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                    pid: std::process::id(),
+                    finished: false,
+                    pending: selected().map(str::to_string).collect(),
+                };
                 let placeholder = RunReport::new(Some(run_info.clone()), Vec::new());
+                let mut paths = Vec::new();
                 if let Some(path) = &flags.report {
                     placeholder.write(path)?;
-                    report_paths.push(path.clone());
+                    paths.push(path.clone());
                 }
                 if let Some(dir) = &flags.report_dir {
-                    report_paths.push(placeholder.write_into_dir(dir)?);
+                    paths.push(placeholder.write_into_dir(dir)?);
                 }
-                placeholders = report_paths
+                placeholders = paths
                     .iter()
                     .map(|p| (p.clone(), placeholder.clone()))
                     .collect();
+                reports = Some((run_info, paths));
             }
             Some(exit::arm(exit::ActiveRun {
                 context: Arc::clone(&context),
@@ -591,17 +593,18 @@ impl Harness {
                 .filter_map(|(row, test)| Some((&*test.name, row.get()?)))
         };
         if pretty && rows().next().is_some() {
-            use std::io::Write as _;
-            let mut out = crate::render::stdout(color);
-            let _ = writeln!(out, "{}", output::table(rows(), color));
+            let table = output::table(rows(), color);
+            crate::render::Stdout::new(color).write(&format!("{table}\n"), true);
         }
-        let records =
-            std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
-        run_info.finished = true;
-        run_info.pending.clear();
-        let report = RunReport::new(Some(run_info), records);
-        for path in &report_paths {
-            report.write(path)?;
+        if let Some((mut run_info, paths)) = reports {
+            let records =
+                std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
+            run_info.finished = true;
+            run_info.pending.clear();
+            let report = RunReport::new(Some(run_info), records);
+            for path in &paths {
+                report.write(path)?;
+            }
         }
         let outcomes = context
             .snapshot_outcomes

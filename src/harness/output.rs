@@ -489,19 +489,40 @@ impl Row {
 pub(crate) fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a Row)>, color: bool) -> String {
     const FULL_UP_TO: usize = 100;
     const TOP: usize = 20;
-    let mut rows: Vec<(&str, &Row)> = rows.collect();
-    let mut note = String::new();
-    if rows.len() > FULL_UP_TO {
-        // Pick before sorting: only the rows shown are put in order.
-        let total = rows.len();
-        let (mut failed, mut passed): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(_, r)| r.failed);
-        let peak = |(_, r): &(&str, &Row)| std::cmp::Reverse(r.l1.peak + r.dram.peak);
-        if passed.len() > TOP {
-            passed.select_nth_unstable_by_key(TOP, peak);
+    // Largest peak first, then by name: the same rows on every run.
+    let by_peak = |a: &(&str, &Row), b: &(&str, &Row)| {
+        let peak = |r: &Row| r.l1.peak + r.dram.peak;
+        peak(b.1).cmp(&peak(a.1)).then_with(|| a.0.cmp(b.0))
+    };
+    // One pass. Past FULL_UP_TO rows only the TOP largest peaks of the
+    // passed rows are kept, in order: most rows are compared with the
+    // smallest of them only.
+    let (mut failed, mut passed) = (Vec::new(), Vec::new());
+    let mut total = 0;
+    for row in rows {
+        total += 1;
+        if total == FULL_UP_TO + 1 {
+            passed.sort_by(by_peak);
             passed.truncate(TOP);
         }
-        passed.sort_by(|a, b| peak(a).cmp(&peak(b)).then_with(|| a.0.cmp(b.0)));
+        if row.1.failed {
+            failed.push(row);
+        } else if total <= FULL_UP_TO {
+            passed.push(row);
+        } else if passed.len() < TOP
+            || passed
+                .last()
+                .is_some_and(|last| by_peak(&row, last).is_lt())
+        {
+            let at = passed.partition_point(|kept| by_peak(kept, &row).is_lt());
+            passed.insert(at, row);
+            passed.truncate(TOP);
+        }
+    }
+    let mut note = String::new();
+    let rows = if total > FULL_UP_TO {
+        passed.sort_by(by_peak);
+        passed.truncate(TOP);
         failed.sort_by(|a, b| a.0.cmp(b.0));
         note = format!(
             "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
@@ -509,10 +530,12 @@ pub(crate) fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a Row)>, color: b
             passed.len()
         );
         failed.extend(passed);
-        rows = failed;
+        failed
     } else {
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-    }
+        failed.extend(passed);
+        failed.sort_by(|a, b| a.0.cmp(b.0));
+        failed
+    };
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
     let _ = writeln!(
@@ -728,4 +751,65 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(failed: bool, l1_peak: u64) -> Row {
+        Row {
+            failed,
+            measured: true,
+            l1: PeakCell {
+                peak: l1_peak,
+                ..PeakCell::EMPTY
+            },
+            dram: PeakCell::EMPTY,
+            leaked: 0,
+        }
+    }
+
+    fn names(table: &str) -> Vec<&str> {
+        table
+            .lines()
+            .skip(3)
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| !n.starts_with('('))
+            .collect()
+    }
+
+    /// A long run's table shows its failures by name, then the 20 largest
+    /// peaks (ties by name): the same rows whatever order tests finish in.
+    #[test]
+    fn long_tables_show_failures_and_the_largest_peaks() {
+        // Failed: t0007, t0100 (the 101st row), t0407, t0807.
+        let tests: Vec<(String, Row)> = (0..1000u64)
+            .map(|i| {
+                let failed = i % 400 == 7 || i == 100;
+                (format!("t{i:04}"), row(failed, (i * 37) % 50))
+            })
+            .collect();
+        let table = |order: &mut dyn Iterator<Item = &(String, Row)>| {
+            super::table(order.map(|(n, r)| (n.as_str(), r)), false)
+        };
+        let forward = table(&mut tests.iter());
+        let backward = table(&mut tests.iter().rev());
+        assert_eq!(forward, backward);
+        let shown = names(&forward);
+        let mut expected = vec!["t0007", "t0100", "t0407", "t0807"];
+        let mut passed: Vec<&(String, Row)> = tests.iter().filter(|(_, r)| !r.failed).collect();
+        passed.sort_by(|a, b| b.1.l1.peak.cmp(&a.1.l1.peak).then(a.0.cmp(&b.0)));
+        expected.extend(passed.iter().take(20).map(|(n, _)| n.as_str()));
+        assert_eq!(shown, expected, "{forward}");
+        assert!(
+            forward.ends_with("  (1000 rows: showing 4 failed and the 20 largest peaks; the JSON report (--memory-report) has all)\n"),
+            "{forward}"
+        );
+        // Up to 100 rows, all of them by name.
+        let short = table(&mut tests[..100].iter().rev());
+        let shown = names(&short);
+        assert_eq!(shown.len(), 100);
+        assert!(shown.windows(2).all(|w| w[0] < w[1]), "{short}");
+    }
 }

@@ -58,7 +58,9 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
         live.test_start(device, &test.name);
         live.watch(device, Some(&test.name))
     });
-    let mut options = GuardOptions::new().name(test.name.clone());
+    // The guard is not named: a clean test's name is never read, and a
+    // report is named below, when one is made.
+    let mut options = GuardOptions::new();
     if let Some(budget) = context.budget_of(test) {
         options = options.budget(budget);
     }
@@ -97,15 +99,19 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
     }
     // The lean path: a clean test whose report nobody asked for is kept as
     // a table row only, without building its report.
+    let named = |mut report: MemoryReport| {
+        report.name = Some(test.name.to_string());
+        Memory::Report(report)
+    };
     let memory = if error.is_none() && !context.wants_reports() {
         match guard.finish_lean(|pools| Row::from_pools(false, pools)) {
             Ok(LeanOutcome::Clean(row)) => Memory::Clean(row),
-            Ok(LeanOutcome::Report(report)) => Memory::Report(report),
+            Ok(LeanOutcome::Report(report)) => named(report),
             Err(e) => Memory::Error(e.to_string()),
         }
     } else {
         match guard.into_report() {
-            Ok(report) => Memory::Report(report),
+            Ok(report) => named(report),
             Err(e) => Memory::Error(e.to_string()),
         }
     };
@@ -132,7 +138,10 @@ pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> R
     let (memory, memory_error) = match memory {
         Memory::Clean(row) => {
             // Only a test without error takes the lean path.
-            drop((watch, lease));
+            drop(watch);
+            if let Some(lease) = lease {
+                lease.release();
+            }
             let _ = context.rows[index].set(row);
             return Ok(());
         }
@@ -194,7 +203,9 @@ pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> R
         );
     }
     // The device goes back (a simulated one is reused when left clean).
-    drop(lease);
+    if let Some(lease) = lease {
+        lease.release();
+    }
     let _ = context.rows[index].set(Row::of(status == TestStatus::Failed, memory.as_ref()));
     if context.keep_reports {
         context
