@@ -477,6 +477,37 @@ fn help_lists_memory_flags_and_variables() {
     );
 }
 
+/// An argument that is not UTF-8 is refused by the parser (exit code 2),
+/// not a panic; a path that is not UTF-8 is taken as it is.
+#[cfg(unix)]
+#[test]
+fn arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let filter = std::ffi::OsStr::from_bytes(b"fits\xff");
+    let out = Command::new(demo())
+        .arg(filter)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: invalid UTF-8 was detected in one or more arguments"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tmp("not-utf8");
+    let path = dir.join(std::ffi::OsStr::from_bytes(b"m\xff.json"));
+    let out = Command::new(demo())
+        .args(["--exact", "fits_in_l1", "--memory-report"])
+        .arg(&path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(RunReport::read(&path).unwrap().tests.len(), 1);
+}
+
 /// Issue 10, item 4: colours come from `--color`, else from anstream's
 /// rules: `CLICOLOR_FORCE` colours a pipe, `NO_COLOR` wins over it.
 #[test]

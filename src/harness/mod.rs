@@ -380,18 +380,22 @@ impl Harness {
     #[track_caller]
     pub fn run(self) -> ExitCode {
         let caller = Location::caller();
-        self.run_from(caller, std::env::args().collect())
+        self.run_from(caller, std::env::args_os().collect())
     }
 
     /// Runs with explicit arguments (the first is the program name).
     #[track_caller]
     pub fn run_with_args(self, args: Vec<String>) -> ExitCode {
         let caller = Location::caller();
-        self.run_from(caller, args)
+        self.run_from(caller, args.into_iter().map(Into::into).collect())
     }
 
     /// `caller`: where `run` was called, the user's test file.
-    fn run_from(self, caller: &'static Location<'static>, args: Vec<String>) -> ExitCode {
+    fn run_from(
+        self,
+        caller: &'static Location<'static>,
+        args: Vec<std::ffi::OsString>,
+    ) -> ExitCode {
         // One parser for libtest's flags and the runner's: `--help` lists
         // both, an unknown flag gets clap's message (exit code 2).
         let cli = match cli::Cli::try_parse_from(args) {
