@@ -43,20 +43,11 @@ pub enum ColorChoice {
 impl ColorChoice {
     /// Resolves the choice for standard output.
     pub fn for_stdout(self) -> bool {
-        self.resolve(&std::io::stdout())
-    }
-
-    /// Resolves the choice for standard error.
-    pub fn for_stderr(self) -> bool {
-        self.resolve(&std::io::stderr())
-    }
-
-    fn resolve<S: anstream::stream::RawStream>(self, stream: &S) -> bool {
         match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
             }
         }
     }
