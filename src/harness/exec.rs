@@ -21,26 +21,33 @@ use crate::render::{Level, Stdout, painted};
 pub(crate) trait Suite: Sync {
     /// The test's name.
     fn name(&self, index: usize) -> &str;
-    /// Runs the test: `Err` holds its failure message.
-    fn run(&self, index: usize) -> Result<(), String>;
-    /// The memory summary of a finished test, for its result line.
-    fn summary(&self, index: usize) -> Option<String>;
+    /// Whether the test is marked ignored.
+    fn marked_ignored(&self, index: usize) -> bool;
+    /// Runs the test on `worker` (0 to the number of workers): `Err`
+    /// holds its failure message; the memory summary for its result line
+    /// comes with it when `summary` is asked for.
+    fn run(&self, index: usize, worker: usize, summary: bool) -> Finished;
 }
 
-/// One test that passed the filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub index: usize,
-    /// Shown as ignored, not run.
-    pub ignored: bool,
+/// How a test ended, for its result line.
+pub(crate) struct Finished {
+    pub result: Result<(), String>,
+    pub summary: Option<String>,
 }
 
 /// The tests a run goes through, in declaration order, and how many the
 /// filters left out: libtest-mimic's rules for plain (non-bench) tests.
+/// Without a filter every test is in it, and nothing is listed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
-    pub entries: Vec<Entry>,
+    /// The tests that passed the filters; `None`: all `count` tests.
+    selected: Option<Vec<usize>>,
+    count: usize,
     pub filtered_out: u64,
+    /// Marked tests are shown ignored (no `--ignored`/`--include-ignored`).
+    ignore_marked: bool,
+    /// Every test is shown ignored (`--bench`: there are no benchmarks).
+    ignore_all: bool,
 }
 
 impl Plan {
@@ -49,26 +56,55 @@ impl Plan {
         args: &Arguments,
         tests: impl ExactSizeIterator<Item = (&'a str, bool)>,
     ) -> Plan {
-        let mut plan = Plan {
-            entries: Vec::with_capacity(tests.len()),
-            filtered_out: 0,
-        };
-        for (index, (name, ignored)) in tests.enumerate() {
-            if filtered_out(args, name, ignored) {
-                plan.filtered_out += 1;
-            } else {
-                plan.entries.push(Entry {
-                    index,
-                    ignored: (ignored && !args.ignored && !args.include_ignored) || args.bench,
-                });
-            }
+        let count = tests.len();
+        let selected =
+            (args.filter.is_some() || !args.skip.is_empty() || args.ignored).then(|| {
+                tests
+                    .enumerate()
+                    .filter(|(_, (name, ignored))| !filtered_out(args, name, *ignored))
+                    .map(|(index, _)| index)
+                    .collect::<Vec<_>>()
+            });
+        Plan {
+            filtered_out: selected.as_ref().map_or(0, |s| (count - s.len()) as u64),
+            selected,
+            count,
+            ignore_marked: !args.ignored && !args.include_ignored,
+            ignore_all: args.bench,
         }
-        plan
     }
 
-    /// The tests that run (neither filtered out nor ignored).
-    pub(crate) fn to_run(&self) -> impl Iterator<Item = usize> + '_ {
-        self.entries.iter().filter(|e| !e.ignored).map(|e| e.index)
+    /// How many tests passed the filters.
+    pub(crate) fn len(&self) -> usize {
+        self.selected.as_ref().map_or(self.count, Vec::len)
+    }
+
+    /// The test at `position` among those that passed the filters.
+    fn get(&self, position: usize) -> Option<usize> {
+        match &self.selected {
+            Some(selected) => selected.get(position).copied(),
+            None => (position < self.count).then_some(position),
+        }
+    }
+
+    /// The tests that passed the filters.
+    pub(crate) fn tests(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len()).filter_map(|position| self.get(position))
+    }
+
+    /// Whether a test that passed the filters is shown ignored, not run.
+    pub(crate) fn ignores(&self, marked_ignored: bool) -> bool {
+        self.ignore_all || (marked_ignored && self.ignore_marked)
+    }
+
+    /// The tests that run (neither filtered out nor ignored), given
+    /// whether each is marked ignored.
+    pub(crate) fn to_run<'a>(
+        &'a self,
+        marked_ignored: impl Fn(usize) -> bool + 'a,
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.tests()
+            .filter(move |&index| !self.ignores(marked_ignored(index)))
     }
 }
 
@@ -124,7 +160,13 @@ impl Printer {
 
     /// Writes a finished test's result, after its `test NAME ... ` unless
     /// that was `announced` before it ran, and counts it.
-    fn report(&self, suite: &impl Suite, index: usize, announced: bool, status: Status) {
+    fn report(
+        &self,
+        suite: &impl Suite,
+        index: usize,
+        announced: bool,
+        (status, summary): (Status, Option<String>),
+    ) {
         let (word, level) = match &status {
             Status::Passed => ("ok", Level::Green),
             Status::Failed(_) => ("FAILED", Level::Red),
@@ -147,10 +189,6 @@ impl Printer {
                 String::new()
             } else {
                 self.prefix(suite.name(index))
-            };
-            let summary = match status {
-                Status::Ignored => None,
-                _ => suite.summary(index),
             };
             let _ = match summary {
                 Some(summary) => writeln!(
@@ -177,8 +215,23 @@ impl Printer {
     }
 }
 
-/// Runs the plan's tests and prints libtest's lines.
-pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool) -> Conclusion {
+/// The number of workers for `args`: `--test-threads`, else one per CPU.
+pub(crate) fn threads(args: &Arguments) -> usize {
+    args.test_threads
+        .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Runs the plan's tests on `threads` workers (see [`threads`]) and prints
+/// libtest's lines.
+pub(crate) fn run(
+    args: &Arguments,
+    plan: &Plan,
+    suite: &impl Suite,
+    threads: usize,
+    color: bool,
+) -> Conclusion {
     let start = Instant::now();
     let terse = args.quiet || matches!(args.format, Some(FormatSetting::Terse));
     let printer = Printer {
@@ -187,9 +240,8 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
         width: if terse {
             0
         } else {
-            plan.entries
-                .iter()
-                .map(|e| suite.name(e.index).chars().count())
+            plan.tests()
+                .map(|index| suite.name(index).chars().count())
                 .max()
                 .unwrap_or(0)
         },
@@ -199,46 +251,39 @@ pub(crate) fn run(args: &Arguments, plan: &Plan, suite: &impl Suite, color: bool
         ignored: AtomicU64::new(0),
         failures: Mutex::new(Vec::new()),
     };
-    let plural = if plan.entries.len() == 1 { "" } else { "s" };
-    printer.out.write(
-        &format!("\nrunning {} test{plural}\n", plan.entries.len()),
-        false,
-    );
-    let execute = |entry: Entry| {
-        if entry.ignored {
-            Status::Ignored
-        } else {
-            match suite.run(entry.index) {
-                Ok(()) => Status::Passed,
-                Err(message) => Status::Failed(message),
-            }
+    let plural = if plan.len() == 1 { "" } else { "s" };
+    printer
+        .out
+        .write(&format!("\nrunning {} test{plural}\n", plan.len()), false);
+    let execute = |index: usize, worker: usize| {
+        if plan.ignores(suite.marked_ignored(index)) {
+            return (Status::Ignored, None);
         }
+        let finished = suite.run(index, worker, !terse);
+        let status = match finished.result {
+            Ok(()) => Status::Passed,
+            Err(message) => Status::Failed(message),
+        };
+        (status, finished.summary)
     };
 
-    let threads = args
-        .test_threads
-        .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
-        .unwrap_or(1)
-        .max(1);
     if threads == 1 {
-        for &entry in &plan.entries {
+        for index in plan.tests() {
             // Sequential: announce the test before it runs, as libtest does.
-            if !printer.terse {
-                printer
-                    .out
-                    .write(&printer.prefix(suite.name(entry.index)), true);
+            if !terse {
+                printer.out.write(&printer.prefix(suite.name(index)), true);
             }
-            printer.report(suite, entry.index, true, execute(entry));
+            printer.report(suite, index, true, execute(index, 0));
         }
     } else {
         // Workers take the next test and print its line when it finishes.
         let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            for _ in 0..threads.min(plan.entries.len()) {
-                scope.spawn(|| {
-                    while let Some(&entry) = plan.entries.get(next.fetch_add(1, Ordering::Relaxed))
-                    {
-                        printer.report(suite, entry.index, false, execute(entry));
+            for worker in 0..threads.min(plan.len()) {
+                let (next, printer, execute) = (&next, &printer, &execute);
+                scope.spawn(move || {
+                    while let Some(index) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        printer.report(suite, index, false, execute(index, worker));
                     }
                 });
             }
@@ -318,7 +363,11 @@ mod tests {
                 Arguments::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
                     .unwrap();
             let plan = Plan::new(&arguments, tests.into_iter());
-            let expected: Vec<Entry> = tests
+            let entries: Vec<(usize, bool)> = plan
+                .tests()
+                .map(|index| (index, plan.ignores(tests[index].1)))
+                .collect();
+            let expected: Vec<(usize, bool)> = tests
                 .iter()
                 .enumerate()
                 .filter_map(|(index, &(name, ignored))| {
@@ -327,13 +376,12 @@ mod tests {
                     let filters = arguments.filter.is_some()
                         || !arguments.skip.is_empty()
                         || arguments.ignored;
-                    (!filters || !arguments.is_filtered_out(&trial)).then(|| Entry {
-                        index,
-                        ignored: arguments.is_ignored(&trial),
-                    })
+                    (!filters || !arguments.is_filtered_out(&trial))
+                        .then(|| (index, arguments.is_ignored(&trial)))
                 })
                 .collect();
-            assert_eq!(plan.entries, expected, "{args:?}");
+            assert_eq!(entries, expected, "{args:?}");
+            assert_eq!(plan.len(), expected.len(), "{args:?}");
             assert_eq!(
                 plan.filtered_out as usize,
                 tests.len() - expected.len(),

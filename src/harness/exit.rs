@@ -61,10 +61,10 @@ fn on_early_exit() {
         return;
     };
     let context = &run.context;
-    let pending: Vec<String> = context
-        .plan
-        .to_run()
-        .filter(|&index| context.rows[index].get().is_none())
+    let reported = context.reported();
+    let selected = || context.plan.to_run(|i| context.tests[i].ignored);
+    let pending: Vec<String> = selected()
+        .filter(|&index| !reported[index])
         .map(|index| context.tests[index].name.to_string())
         .collect();
     let mut reports = Vec::new();
@@ -83,7 +83,7 @@ fn on_early_exit() {
     let mut message = format!(
         "\nerror: the process is exiting in the middle of the memguard run: a test called std::process::exit (or something else ended the process); {} of {} tests never reported: {}{more}\n",
         pending.len(),
-        context.plan.to_run().count(),
+        selected().count(),
         shown.join(", ")
     );
     if !reports.is_empty() {

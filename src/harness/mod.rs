@@ -16,7 +16,7 @@ mod trial;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use clap::Parser as _;
 
@@ -253,8 +253,9 @@ struct Context {
     /// Whether full reports are kept for a JSON report.
     keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
-    /// One row per test, by test index: written without contention.
-    rows: Vec<OnceLock<Row>>,
+    /// What each worker recorded (the tests that reported, the table's
+    /// rows): a worker locks only its own.
+    recorded: Vec<Mutex<output::Recorded>>,
     live: Option<LiveStream>,
 }
 
@@ -283,17 +284,44 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Keeps the row of test `index`, recorded by `worker`; returns its
+    /// memory summary when asked for.
+    fn keep(&self, index: usize, worker: usize, row: Row, summary: bool) -> Option<String> {
+        let summary = if summary { row.summary() } else { None };
+        let name = |i: usize| &*self.tests[i].name;
+        self.recorded[worker]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(index, row, &name);
+        summary
+    }
+
+    /// The tests that reported.
+    fn reported(&self) -> Vec<bool> {
+        let mut reported = vec![false; self.tests.len()];
+        for recorded in &self.recorded {
+            let recorded = recorded.lock().unwrap_or_else(|e| e.into_inner());
+            for &index in &recorded.reported {
+                reported[index] = true;
+            }
+        }
+        reported
+    }
+}
+
 impl exec::Suite for Context {
     fn name(&self, index: usize) -> &str {
         &self.tests[index].name
     }
 
-    fn run(&self, index: usize) -> std::result::Result<(), String> {
-        trial::record(self, index, trial::run(self, &self.tests[index]))
+    fn marked_ignored(&self, index: usize) -> bool {
+        self.tests[index].ignored
     }
 
-    fn summary(&self, index: usize) -> Option<String> {
-        self.rows[index].get().and_then(Row::summary)
+    fn run(&self, index: usize, worker: usize, summary: bool) -> exec::Finished {
+        let outcome = trial::run(self, &self.tests[index]);
+        trial::record(self, index, worker, summary, outcome)
     }
 }
 
@@ -476,8 +504,9 @@ impl Harness {
             exec::Plan::new(&arguments, self.tests.iter().map(|t| (&*t.name, t.ignored)))
         };
         let device = provider.key();
+        let threads = exec::threads(&arguments);
         let context = Arc::new(Context {
-            rows: (0..self.tests.len()).map(|_| OnceLock::new()).collect(),
+            recorded: (0..threads).map(|_| Mutex::default()).collect(),
             tests: self.tests,
             plan,
             budget_is_empty: self.budget.is_empty(),
@@ -511,7 +540,12 @@ impl Harness {
         } else {
             let mut placeholders = Vec::new();
             if context.keep_reports {
-                let selected = || context.plan.to_run().map(|i| &*context.tests[i].name);
+                let selected = || {
+                    context
+                        .plan
+                        .to_run(|i| context.tests[i].ignored)
+                        .map(|i| &*context.tests[i].name)
+                };
                 let run_info = RunInfo {
                     binary: context.binary.clone(),
                     device: context.device.clone(),
@@ -558,14 +592,16 @@ impl Harness {
             && arguments.logfile.is_none()
             && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         let conclusion = if own_loop {
-            exec::run(&arguments, &context.plan, &*context, color)
+            exec::run(&arguments, &context.plan, &*context, threads, color)
         } else {
             let trials = (0..context.tests.len())
                 .map(|index| {
                     let test = &context.tests[index];
                     let context = Arc::clone(&context);
                     libtest_mimic::Trial::test(test.name.to_string(), move || {
-                        exec::Suite::run(&*context, index).map_err(Into::into)
+                        // libtest-mimic's threads share the first record.
+                        let finished = exec::Suite::run(&*context, index, 0, false);
+                        finished.result.map_err(Into::into)
                     })
                     .with_ignored_flag(test.ignored)
                 })
@@ -589,17 +625,18 @@ impl Harness {
         // 6. The memory table, the reports and the snapshot summary.
         let json = matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         let pretty = !arguments.quiet && !json;
-        let rows = || {
-            context
-                .rows
-                .iter()
-                .zip(&context.tests)
-                .filter_map(|(row, test)| Some((&*test.name, row.get()?)))
-        };
-        if pretty && rows().next().is_some() {
-            let table = output::table(rows(), color);
+        let recorded: Vec<_> = context
+            .recorded
+            .iter()
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        if pretty && recorded.iter().any(|r| !r.reported.is_empty()) {
+            let recorded: Vec<&output::Recorded> = recorded.iter().map(|r| &**r).collect();
+            let name = |i: usize| &*context.tests[i].name;
+            let table = output::table(&recorded, &name, color);
             crate::render::Stdout::new(color).write(&format!("{table}\n"), true);
         }
+        drop(recorded);
         if let Some((mut run_info, paths)) = reports {
             let records =
                 std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));

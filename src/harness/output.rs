@@ -482,59 +482,108 @@ impl Row {
     }
 }
 
-/// The table printed after a run: one row per test (name, row) with its
-/// verdict, L1 and DRAM peaks above baseline (with budget use) and leaked
-/// bytes (`-` where the test's memory was not measured). Long runs show the
-/// failures and the largest peaks only.
-pub(crate) fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a Row)>, color: bool) -> String {
-    const FULL_UP_TO: usize = 100;
-    const TOP: usize = 20;
-    // Largest peak first, then by name: the same rows on every run.
-    let by_peak = |a: &(&str, &Row), b: &(&str, &Row)| {
+/// Up to this many rows the memory table shows every test.
+const FULL_UP_TO: usize = 100;
+/// Past [`FULL_UP_TO`] rows it shows the failures and this many of the
+/// largest peaks.
+const TOP: usize = 20;
+
+/// What one worker recorded: the tests that reported, and the rows the
+/// memory table can show. A worker that saw more than [`FULL_UP_TO`] rows
+/// keeps its failures and its [`TOP`] largest peaks only: the table then
+/// shows no other (its memory stays small however many tests run).
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    /// The tests that reported, by index.
+    pub reported: Vec<usize>,
+    failed: Vec<(usize, Row)>,
+    passed: Vec<(usize, Row)>,
+    /// Past FULL_UP_TO rows: `passed` holds the largest peaks only, in the
+    /// table's order.
+    top_only: bool,
+}
+
+/// The table's order of passed rows: largest peak first, then by name, so
+/// that a run shows the same rows whatever order its tests finish in.
+fn by_peak<'a>(
+    name: &'a (dyn Fn(usize) -> &'a str + 'a),
+) -> impl Fn(&(usize, Row), &(usize, Row)) -> std::cmp::Ordering + 'a {
+    move |a, b| {
         let peak = |r: &Row| r.l1.peak + r.dram.peak;
-        peak(b.1).cmp(&peak(a.1)).then_with(|| a.0.cmp(b.0))
-    };
-    // One pass. Past FULL_UP_TO rows only the TOP largest peaks of the
-    // passed rows are kept, in order: most rows are compared with the
-    // smallest of them only.
-    let (mut failed, mut passed) = (Vec::new(), Vec::new());
-    let mut total = 0;
-    for row in rows {
-        total += 1;
-        if total == FULL_UP_TO + 1 {
-            passed.sort_by(by_peak);
-            passed.truncate(TOP);
+        peak(&b.1)
+            .cmp(&peak(&a.1))
+            .then_with(|| name(a.0).cmp(name(b.0)))
+    }
+}
+
+impl Recorded {
+    /// Records test `index` and its row; `name` gives a test's name.
+    pub(crate) fn push<'a>(
+        &mut self,
+        index: usize,
+        row: Row,
+        name: &'a (dyn Fn(usize) -> &'a str + 'a),
+    ) {
+        self.reported.push(index);
+        if row.failed {
+            self.failed.push((index, row));
+            return;
         }
-        if row.1.failed {
-            failed.push(row);
-        } else if total <= FULL_UP_TO {
-            passed.push(row);
-        } else if passed.len() < TOP
-            || passed
-                .last()
-                .is_some_and(|last| by_peak(&row, last).is_lt())
-        {
-            let at = passed.partition_point(|kept| by_peak(kept, &row).is_lt());
-            passed.insert(at, row);
-            passed.truncate(TOP);
+        let order = by_peak(name);
+        let row = (index, row);
+        if self.reported.len() <= FULL_UP_TO {
+            self.passed.push(row);
+        } else {
+            if !self.top_only {
+                self.passed.sort_by(&order);
+                self.passed.truncate(TOP);
+                self.top_only = true;
+            }
+            // Most rows are compared with the smallest peak kept only.
+            if self.passed.len() < TOP
+                || self
+                    .passed
+                    .last()
+                    .is_some_and(|last| order(&row, last).is_lt())
+            {
+                let at = self
+                    .passed
+                    .partition_point(|kept| order(kept, &row).is_lt());
+                self.passed.insert(at, row);
+                self.passed.truncate(TOP);
+            }
         }
     }
+}
+
+/// The table printed after a run, from what the workers recorded: one row
+/// per test with its verdict, L1 and DRAM peaks above baseline (with budget
+/// use) and leaked bytes (`-` where the test's memory was not measured).
+/// Long runs show the failures and the largest peaks only.
+pub(crate) fn table<'a>(
+    recorded: &[&Recorded],
+    name: &'a (dyn Fn(usize) -> &'a str + 'a),
+    color: bool,
+) -> String {
+    let total: usize = recorded.iter().map(|r| r.reported.len()).sum();
+    let mut failed: Vec<&(usize, Row)> = recorded.iter().flat_map(|r| &r.failed).collect();
+    let mut passed: Vec<&(usize, Row)> = recorded.iter().flat_map(|r| &r.passed).collect();
+    let order = by_peak(name);
+    failed.sort_by(|a, b| name(a.0).cmp(name(b.0)));
     let mut note = String::new();
-    let rows = if total > FULL_UP_TO {
-        passed.sort_by(by_peak);
+    let rows: Vec<&(usize, Row)> = if total > FULL_UP_TO {
+        passed.sort_by(|a, b| order(a, b));
         passed.truncate(TOP);
-        failed.sort_by(|a, b| a.0.cmp(b.0));
         note = format!(
             "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
             failed.len(),
             passed.len()
         );
-        failed.extend(passed);
-        failed
+        failed.into_iter().chain(passed).collect()
     } else {
-        failed.extend(passed);
-        failed.sort_by(|a, b| a.0.cmp(b.0));
-        failed
+        let mut all: Vec<_> = failed.into_iter().chain(passed).collect();
+        all.sort_by(|a, b| name(a.0).cmp(name(b.0)));
+        all
     };
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
@@ -556,7 +605,8 @@ pub(crate) fn table<'a>(rows: impl Iterator<Item = (&'a str, &'a Row)>, color: b
         }
         None => format!("{:>22}", format_bytes(c.peak)),
     };
-    for (name, r) in &rows {
+    for (index, r) in rows {
+        let name = name(*index);
         let (word, level) = if r.failed {
             ("FAILED", Level::Red)
         } else {
@@ -779,8 +829,19 @@ mod tests {
             .collect()
     }
 
+    /// The table of `tests` recorded in `order` by `workers` workers.
+    fn table_of(tests: &[(String, Row)], order: &[usize], workers: usize) -> String {
+        let name = |i: usize| tests[i].0.as_str();
+        let mut recorded: Vec<Recorded> = (0..workers).map(|_| Recorded::default()).collect();
+        for (n, &i) in order.iter().enumerate() {
+            recorded[n % workers].push(i, tests[i].1.clone(), &name);
+        }
+        table(&recorded.iter().collect::<Vec<_>>(), &name, false)
+    }
+
     /// A long run's table shows its failures by name, then the 20 largest
-    /// peaks (ties by name): the same rows whatever order tests finish in.
+    /// peaks (ties by name): the same rows whatever order tests finish in
+    /// and however many workers ran them.
     #[test]
     fn long_tables_show_failures_and_the_largest_peaks() {
         // Failed: t0007, t0100 (the 101st row), t0407, t0807.
@@ -790,24 +851,42 @@ mod tests {
                 (format!("t{i:04}"), row(failed, (i * 37) % 50))
             })
             .collect();
-        let table = |order: &mut dyn Iterator<Item = &(String, Row)>| {
-            super::table(order.map(|(n, r)| (n.as_str(), r)), false)
-        };
-        let forward = table(&mut tests.iter());
-        let backward = table(&mut tests.iter().rev());
-        assert_eq!(forward, backward);
-        let shown = names(&forward);
+        let forward: Vec<usize> = (0..tests.len()).collect();
+        let backward: Vec<usize> = forward.iter().rev().copied().collect();
+        let table = table_of(&tests, &forward, 1);
+        assert_eq!(table, table_of(&tests, &backward, 3));
+        assert_eq!(table, table_of(&tests, &forward, 2));
+        let shown = names(&table);
         let mut expected = vec!["t0007", "t0100", "t0407", "t0807"];
         let mut passed: Vec<&(String, Row)> = tests.iter().filter(|(_, r)| !r.failed).collect();
         passed.sort_by(|a, b| b.1.l1.peak.cmp(&a.1.l1.peak).then(a.0.cmp(&b.0)));
         expected.extend(passed.iter().take(20).map(|(n, _)| n.as_str()));
-        assert_eq!(shown, expected, "{forward}");
+        assert_eq!(shown, expected, "{table}");
         assert!(
-            forward.ends_with("  (1000 rows: showing 4 failed and the 20 largest peaks; the JSON report (--memory-report) has all)\n"),
-            "{forward}"
+            table.ends_with("  (1000 rows: showing 4 failed and the 20 largest peaks; the JSON report (--memory-report) has all)\n"),
+            "{table}"
         );
+        // A worker past 100 rows with few passed rows among them still
+        // keeps the right ones: 15 passed, 90 failed, then 30 passed.
+        let mixed: Vec<(String, Row)> = (0..135u64)
+            .map(|i| {
+                let failed = (15..105).contains(&i);
+                (format!("m{i:03}"), row(failed, (i * 7919) % 97))
+            })
+            .collect();
+        let order: Vec<usize> = (0..mixed.len()).collect();
+        let shown_mixed = table_of(&mixed, &order, 1);
+        let mut passed: Vec<&(String, Row)> = mixed.iter().filter(|(_, r)| !r.failed).collect();
+        passed.sort_by(|a, b| b.1.l1.peak.cmp(&a.1.l1.peak).then(a.0.cmp(&b.0)));
+        let expected: Vec<&str> = mixed
+            .iter()
+            .filter(|(_, r)| r.failed)
+            .chain(passed.into_iter().take(20))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names(&shown_mixed), expected, "{shown_mixed}");
         // Up to 100 rows, all of them by name.
-        let short = table(&mut tests[..100].iter().rev());
+        let short = table_of(&tests[..100], &backward[900..], 2);
         let shown = names(&short);
         assert_eq!(shown.len(), 100);
         assert!(shown.windows(2).all(|w| w[0] < w[1]), "{short}");

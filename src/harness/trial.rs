@@ -5,6 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use super::exec::Finished;
 use super::output::{self, Row, TestRecord, TestStatus};
 use super::provider::Lease;
 use super::{Context, Test};
@@ -123,11 +124,18 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
     }
 }
 
-/// Records the outcome of test `index`: its row, its record in the JSON
-/// report, its snapshot and its end in the live stream. Returns its
-/// failure message when it failed: the body's error or panic, with the
-/// memory report when a check failed (else its summary line).
-pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> Result<(), String> {
+/// Records the outcome of test `index`, run by `worker`: its row, its
+/// record in the JSON report, its snapshot and its end in the live stream.
+/// Returns its failure message when it failed (the body's error or panic,
+/// with the memory report when a check failed, else its summary line),
+/// and the summary of its memory for its result line when asked for.
+pub(crate) fn record(
+    context: &Context,
+    index: usize,
+    worker: usize,
+    summary: bool,
+    outcome: Outcome<'_>,
+) -> Finished {
     let test = &context.tests[index];
     let Outcome {
         lease,
@@ -142,8 +150,10 @@ pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> R
             if let Some(lease) = lease {
                 lease.release();
             }
-            let _ = context.rows[index].set(row);
-            return Ok(());
+            return Finished {
+                result: Ok(()),
+                summary: context.keep(index, worker, row, summary),
+            };
         }
         Memory::Report(report) => (Some(report), None),
         Memory::Error(e) => (None, Some(e)),
@@ -206,7 +216,8 @@ pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> R
     if let Some(lease) = lease {
         lease.release();
     }
-    let _ = context.rows[index].set(Row::of(status == TestStatus::Failed, memory.as_ref()));
+    let row = Row::of(status == TestStatus::Failed, memory.as_ref());
+    let summary = context.keep(index, worker, row, summary);
     if context.keep_reports {
         context
             .records
@@ -221,9 +232,12 @@ pub(crate) fn record(context: &Context, index: usize, outcome: Outcome<'_>) -> R
                 memory,
             });
     }
-    if message.is_empty() {
-        Ok(())
-    } else {
-        Err(message.trim_end().to_string())
+    Finished {
+        result: if message.is_empty() {
+            Ok(())
+        } else {
+            Err(message.trim_end().to_string())
+        },
+        summary,
     }
 }
