@@ -165,7 +165,8 @@ impl Printer {
         suite: &impl Suite,
         index: usize,
         announced: bool,
-        (status, summary): (Status, Option<String>),
+        status: Status,
+        summary: Option<String>,
     ) {
         let (word, level) = match &status {
             Status::Passed => ("ok", Level::Green),
@@ -273,7 +274,8 @@ pub(crate) fn run(
             if !terse {
                 printer.out.write(&printer.prefix(suite.name(index)), true);
             }
-            printer.report(suite, index, true, execute(index, 0));
+            let (status, summary) = execute(index, 0);
+            printer.report(suite, index, true, status, summary);
         }
     } else {
         // Workers take the next test and print its line when it finishes.
@@ -283,7 +285,8 @@ pub(crate) fn run(
                 let (next, printer, execute) = (&next, &printer, &execute);
                 scope.spawn(move || {
                     while let Some(index) = plan.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        printer.report(suite, index, false, execute(index, worker));
+                        let (status, summary) = execute(index, worker);
+                        printer.report(suite, index, false, status, summary);
                     }
                 });
             }
