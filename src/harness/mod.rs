@@ -61,7 +61,7 @@ type Body = Box<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync
 /// One test of the harness, with its own budget and options.
 #[must_use]
 pub struct Test {
-    name: Arc<str>,
+    name: String,
     body: Body,
     budget: Option<Box<Budget>>,
     allow: Vec<Allow>,
@@ -86,7 +86,7 @@ impl Test {
         R: TestOutcome,
     {
         Test {
-            name: Arc::from(name.into()),
+            name: name.into(),
             body: Box::new(move |dev| body(dev).into_outcome()),
             budget: None,
             allow: Vec::new(),
