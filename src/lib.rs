@@ -102,7 +102,7 @@
 //!   the simulator refuses without side effects.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
-//! - The runner's overhead on trivial tests is 1.5-1.9x plain libtest-mimic
+//! - The runner's overhead on trivial tests is 1.3-1.9x plain libtest-mimic
 //!   trials on two cores (target 2x, next 1.5x); about half of its work per
 //!   test is the guard's (two snapshots and four pool reports).
 #![deny(missing_docs)]
