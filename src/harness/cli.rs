@@ -52,6 +52,19 @@ pub(crate) struct Cli {
     pub memguard_config: Option<PathBuf>,
 }
 
+impl Cli {
+    /// Parses `args` (the first is the program), naming the program
+    /// `binary` in messages (cargo's test binaries carry a hash).
+    pub(crate) fn parse(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+        binary: &str,
+    ) -> std::result::Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut matches = Cli::command().bin_name(binary).try_get_matches_from(args)?;
+        Cli::from_arg_matches_mut(&mut matches)
+    }
+}
+
 /// The text after the flags in `--help`.
 fn after_help() -> String {
     format!(
@@ -127,7 +140,12 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tests").chain(args.iter().copied()))
+        Cli::parse(
+            std::iter::once("tests-0123456789abcdef")
+                .chain(args.iter().copied())
+                .map(Into::into),
+            "tests",
+        )
     }
 
     /// What cargo test and cargo nextest pass, with the runner's flags in
@@ -166,6 +184,11 @@ mod tests {
         assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
         let text = e.to_string();
         assert!(text.contains("'--memory-report'"), "{text}");
+        // Messages name the test binary without cargo's hash.
+        assert!(
+            text.contains("Usage: tests --memory-report <PATH>"),
+            "{text}"
+        );
         let e = parse(&["--memory-report"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
         assert!(e.to_string().contains("--memory-report <PATH>"), "{e}");

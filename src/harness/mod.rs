@@ -18,8 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser as _;
-
 pub use config::BudgetConfig;
 use output::{Row, SnapshotAssertion, SnapshotOutcome};
 pub use output::{RunInfo, RunReport, SkippedReport, TestRecord, TestStatus};
@@ -426,7 +424,7 @@ impl Harness {
     ) -> ExitCode {
         // One parser for libtest's flags and the runner's: `--help` lists
         // both, an unknown flag gets clap's message (exit code 2).
-        let cli = match cli::Cli::try_parse_from(args) {
+        let cli = match cli::Cli::parse(args, &binary_name()) {
             Ok(cli) => cli,
             Err(e) => {
                 let _ = e.print();
