@@ -1,7 +1,8 @@
 //! Runner overhead: 10,000 trivial memory-checked tests through the memguard
 //! harness (a fresh simulated device and a guard per test) against the same
 //! 10,000 as plain libtest-mimic trials, both measured in this run as child
-//! processes with their output discarded. Target: under 2x.
+//! processes with their output discarded, in alternating rounds (so that a
+//! change of load on the machine falls on both). Target: under 2x.
 //!
 //! Run with `cargo bench --bench runner`.
 
@@ -37,21 +38,21 @@ fn child(mode: &str) {
     }
 }
 
-fn time_child(mode: &str, runs: usize) -> Duration {
+/// The time of one run of a child process.
+fn time_child(mode: &str) -> Duration {
     let exe = std::env::current_exe().expect("own path");
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            let status = Command::new(&exe)
-                .args(["--child", mode])
-                .env_remove("TT_MEMGUARD_DEVICE")
-                .stdout(Stdio::null())
-                .status()
-                .expect("child runs");
-            assert!(status.success(), "{mode} run failed");
-            start.elapsed()
-        })
-        .collect();
+    let start = Instant::now();
+    let status = Command::new(&exe)
+        .args(["--child", mode])
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .stdout(Stdio::null())
+        .status()
+        .expect("child runs");
+    assert!(status.success(), "{mode} run failed");
+    start.elapsed()
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
@@ -63,13 +64,17 @@ fn main() {
         return;
     }
     let runs = if args.iter().any(|a| a == "--bench") {
-        5
+        11
     } else {
         1
     };
-    let plain = time_child("plain", runs);
-    let memguard = time_child("memguard", runs);
-    println!("{TESTS} trivial tests, median of {runs} runs (process start included in both)");
+    let (plain, memguard): (Vec<Duration>, Vec<Duration>) = (0..runs)
+        .map(|_| (time_child("plain"), time_child("memguard")))
+        .unzip();
+    let (plain, memguard) = (median(plain), median(memguard));
+    println!(
+        "{TESTS} trivial tests, median of {runs} alternating runs (process start included in both)"
+    );
     println!(
         "  plain libtest-mimic trials : {:>8.1} ms",
         plain.as_secs_f64() * 1e3

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --example custom_harness -- --test-threads 1
+//! cargo run --example custom_harness -- --help   # libtest's flags, the runner's, the variables
 //! ```
 //!
 //! The ignored `exits_the_process` ends the process in the middle of the

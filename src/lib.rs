@@ -131,8 +131,9 @@
 //!   opened the device are not observed by TT-Metal's graph tracking.
 //! - Programs and circular buffers run on the simulated device; a TT-Metal
 //!   device refuses them with [`Error::Unsupported`] for now.
-//! - The runner's overhead on trivial tests is 2.05-2.25x plain libtest-mimic
-//!   trials (target 2x; a fixed ~0.6 us per test).
+//! - The runner's overhead on trivial tests is 1.3-1.9x plain libtest-mimic
+//!   trials on two cores (target 2x, next 1.5x); about half of its work per
+//!   test is the guard's (two snapshots and four pool reports).
 #![deny(missing_docs)]
 
 // Dependencies point one way, bottom to top:

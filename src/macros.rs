@@ -231,6 +231,11 @@ macro_rules! __memguard_limit {
 /// function `fn(&Device) -> TestResult` (or `-> ()`) becomes a memory-checked
 /// test on a fresh simulated Wormhole B0.
 ///
+/// A test is named by its path as written, as libtest names a `#[test]` by
+/// its module path: `main!(kernels::matmul)` runs the test
+/// `kernels::matmul` (a leading `crate::` or `self::` is left out), which
+/// filters, `--exact`, `memguard.toml` sections and reports use.
+///
 /// A test target without `harness = false` is built with libtest's own
 /// harness, which never calls this `main`: its tests would silently not
 /// run. `main!` makes that build fail, naming the fix.
@@ -243,7 +248,16 @@ macro_rules! __memguard_limit {
 ///     Ok(())
 /// }
 ///
-/// tt_memguard::main!(fits_in_l1);
+/// mod kernels {
+///     use tt_memguard::prelude::*;
+///
+///     pub fn matmul(dev: &Device) -> TestResult {
+///         let _a = dev.allocate(BufferType::Dram, MIB, 2048)?;
+///         Ok(())
+///     }
+/// }
+///
+/// tt_memguard::main!(fits_in_l1, kernels::matmul);
 /// ```
 ///
 /// The full form takes a configured [`Harness`](crate::runner::Harness):
@@ -262,7 +276,7 @@ macro_rules! __memguard_limit {
 /// ```
 #[macro_export]
 macro_rules! main {
-    (harness = $harness:expr; tests = $($test:ident),+ $(,)?) => {
+    (harness = $harness:expr; tests = $($test:path),+ $(,)?) => {
         // Built with libtest's harness (`harness = false` forgotten), this
         // `main` is never called; libtest runs this test instead, which
         // fails naming the fix in a test target (cargo sets
@@ -279,11 +293,11 @@ macro_rules! main {
                 .__snapshot_assertion(|name, text| {
                     $crate::__private::insta::assert_snapshot!(name, text)
                 })
-                $(.test(stringify!($test), $test))+
+                $(.__test_at_path(stringify!($test), $test))+
                 .run()
         }
     };
-    ($($test:ident),+ $(,)?) => {
+    ($($test:path),+ $(,)?) => {
         $crate::main! { harness = $crate::runner::Harness::new(); tests = $($test),+ }
     };
 }

@@ -14,7 +14,8 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+
+use anstyle::{AnsiColor, Style};
 
 use crate::types::{PoolStats, Snapshot};
 pub use crate::units::{format_bytes, format_count};
@@ -23,9 +24,14 @@ pub use crate::units::{format_bytes, format_count};
 const BAR_WIDTH: usize = 40;
 
 /// When to colour output.
+///
+/// `Auto` follows the rules of the anstream crate (which libtest-mimic and
+/// clap use too): colour on a terminal that supports it, never when
+/// `NO_COLOR` is set (or `CLICOLOR=0`), always when `CLICOLOR_FORCE` is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorChoice {
-    /// Colour when the stream is a terminal and `NO_COLOR` is not set.
+    /// Colour when the stream is a colour terminal, `NO_COLOR` is not set
+    /// and `CLICOLOR` is not `0`; or when `CLICOLOR_FORCE` is set.
     #[default]
     Auto,
     /// Always colour.
@@ -41,8 +47,52 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stdout().is_terminal()
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+            }
+        }
+    }
+}
+
+/// Standard output for text painted when `color` is on (see
+/// [`ColorChoice::for_stdout`]), written a whole text at a time from any
+/// thread. With colour on it goes through anstream, whose escape codes
+/// pass through or become console calls on a Windows console without ANSI
+/// support; with colour off nothing is painted, and the text goes straight
+/// to standard output.
+pub(crate) enum Stdout {
+    Plain(std::io::Stdout),
+    Painted(std::sync::Mutex<anstream::AutoStream<std::io::Stdout>>),
+}
+
+impl Stdout {
+    pub(crate) fn new(color: bool) -> Stdout {
+        if color {
+            Stdout::Painted(std::sync::Mutex::new(anstream::AutoStream::always(
+                std::io::stdout(),
+            )))
+        } else {
+            Stdout::Plain(std::io::stdout())
+        }
+    }
+
+    /// Writes `text` whole (flushed when `flush`); errors are ignored, as
+    /// `print!` would panic on them.
+    pub(crate) fn write(&self, text: &str, flush: bool) {
+        use std::io::Write as _;
+        match self {
+            Stdout::Plain(out) => {
+                let mut out = out.lock();
+                let _ = out.write_all(text.as_bytes());
+                if flush {
+                    let _ = out.flush();
+                }
+            }
+            Stdout::Painted(out) => {
+                let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = out.write_all(text.as_bytes());
+                if flush {
+                    let _ = out.flush();
+                }
             }
         }
     }
@@ -82,22 +132,45 @@ impl Level {
         }
     }
 
-    fn ansi(self) -> &'static str {
-        match self {
-            Level::Green => "\x1b[32m",
-            Level::Yellow => "\x1b[33m",
-            Level::Red => "\x1b[31m",
-        }
+    /// The level's style: its colour as the text's foreground.
+    fn style(self) -> Style {
+        let color = match self {
+            Level::Green => AnsiColor::Green,
+            Level::Yellow => AnsiColor::Yellow,
+            Level::Red => AnsiColor::Red,
+        };
+        Style::new().fg_color(Some(color.into()))
     }
 }
 
-/// Wraps `text` in the colour of `level` when `color` is on.
-pub(crate) fn paint(text: &str, level: Level, color: bool) -> String {
-    if color {
-        format!("{}{text}\x1b[0m", level.ansi())
-    } else {
-        text.to_string()
+/// `text` in the colour of `level` when `color` is on, written where it is
+/// formatted (no string of its own).
+pub(crate) fn painted<T: std::fmt::Display>(text: T, level: Level, color: bool) -> Painted<T> {
+    Painted {
+        text,
+        style: if color { level.style() } else { Style::new() },
     }
+}
+
+/// Text with a style; see [`painted`].
+pub(crate) struct Painted<T> {
+    text: T,
+    style: Style,
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Painted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A plain style writes no escape codes at all. Pad inside the text
+        // (`painted(format_args!("{word:<7}"), ..)`): the escape codes
+        // count as no width.
+        let style = self.style;
+        write!(f, "{style}{}{style:#}", self.text)
+    }
+}
+
+/// `text` in the colour of `level` when `color` is on.
+pub(crate) fn paint(text: &str, level: Level, color: bool) -> String {
+    painted(text, level, color).to_string()
 }
 
 /// A usage bar of 40 cells: `[#####...............]`.

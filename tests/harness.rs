@@ -24,7 +24,13 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
             cmd.env_remove(var);
         }
     }
-    for var in ["NO_COLOR", "INSTA_UPDATE", "INSTA_FORCE_PASS"] {
+    for var in [
+        "NO_COLOR",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
+        "INSTA_UPDATE",
+        "INSTA_FORCE_PASS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(envs.iter().copied());
@@ -247,9 +253,23 @@ fn bad_environment_values_are_named() {
 
 #[test]
 fn bad_flags_are_named() {
-    assert_eq!(
-        stderr_of_failed_setup(&["--memory-report"], &[]),
-        "error: command-line flag --memory-report: expects a path: give it as `--flag PATH` or `--flag=PATH`"
+    // One parser reads libtest's flags and the runner's: clap names the
+    // flag, and the closest one for a misspelt flag.
+    assert!(
+        stderr_of_failed_setup(&["--memory-report"], &[]).starts_with(
+            "error: a value is required for '--memory-report <PATH>' but none was supplied"
+        )
+    );
+    let e = stderr_of_failed_setup(&["--memory-reprot", "m.json"], &[]);
+    assert!(
+        e.starts_with("error: unexpected argument '--memory-reprot' found")
+            && e.contains("tip: a similar argument exists: '--memory-report'"),
+        "{e}"
+    );
+    let e = stderr_of_failed_setup(&["--frobnicate"], &[]);
+    assert!(
+        e.starts_with("error: unexpected argument '--frobnicate' found"),
+        "{e}"
     );
     assert!(
         stderr_of_failed_setup(&["--memguard-config", "no/such.toml"], &[])
@@ -423,6 +443,188 @@ fn terse_and_json_formats() {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Issue 10, item 4: `--help` lists libtest's flags, the runner's and the
+/// environment variables, from one parser.
+#[test]
+fn help_lists_memory_flags_and_variables() {
+    let out = run(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expected in [
+        "--exact",
+        "--test-threads <TEST_THREADS>",
+        "--memory-report <PATH>",
+        "--memory-report-dir <DIR>",
+        "--merge-memory-reports <DIR>",
+        "--memory-snapshots",
+        "--memguard-config <PATH>",
+        "TT_MEMGUARD_REPORT=PATH",
+        "TT_MEMGUARD_DEVICE=DEVICE",
+        "TT_MEMGUARD_LIVE_RUN=ID",
+        "TT_MEMGUARD_<POOL>_<CHECK>=SIZE",
+        "NO_COLOR, CLICOLOR_FORCE",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from\n{text}");
+    }
+    insta::assert_snapshot!("demo_help", text);
+    // `-h` is the short form, with the same flags and variables.
+    let short = stdout(&run(&["-h"], &[]));
+    assert!(
+        short.contains("--memory-report <PATH>") && short.contains("TT_MEMGUARD_SNAPSHOT_DIR=DIR"),
+        "{short}"
+    );
+}
+
+/// An argument that is not UTF-8 is refused by the parser (exit code 2),
+/// not a panic; a path that is not UTF-8 is taken as it is.
+#[cfg(unix)]
+#[test]
+fn arguments_that_are_not_utf8() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let filter = std::ffi::OsStr::from_bytes(b"fits\xff");
+    let out = Command::new(demo())
+        .arg(filter)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: invalid UTF-8 was detected in one or more arguments"),
+        "{}",
+        stderr(&out)
+    );
+    let dir = tmp("not-utf8");
+    let path = dir.join(std::ffi::OsStr::from_bytes(b"m\xff.json"));
+    let out = Command::new(demo())
+        .args(["--exact", "fits_in_l1", "--memory-report"])
+        .arg(&path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(RunReport::read(&path).unwrap().tests.len(), 1);
+}
+
+/// Issue 10, item 4: colours come from `--color`, else from anstream's
+/// rules: `CLICOLOR_FORCE` colours a pipe, `NO_COLOR` wins over it.
+#[test]
+fn colours_follow_the_flag_and_the_environment() {
+    let green_ok = "... \x1b[32mok     \x1b[0mL1 peak 256.0 KiB/512.0 KiB";
+    let colored = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut all = vec!["--exact", "fits_in_l1"];
+        all.extend(args);
+        let out = run(&all, envs);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("fits_in_l1 ... ok") || text.contains(green_ok),
+            "{text:?}"
+        );
+        text.contains(green_ok)
+    };
+    assert!(colored(&["--color", "always"], &[]));
+    assert!(!colored(&[], &[]), "stdout is not a terminal");
+    assert!(colored(&[], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!colored(&[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+    assert!(!colored(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]));
+    // The memory table is painted by the same rules.
+    let out = run(&["--exact", "fits_in_l1", "--color", "always"], &[]);
+    assert!(
+        stdout(&out).contains("\x1b[32mok     \x1b[0m \x1b[32m   256.0 KiB/512.0 KiB\x1b[0m"),
+        "{:?}",
+        stdout(&out)
+    );
+}
+
+/// A test whose device cannot be opened fails with the reason, and is in
+/// the JSON report and the memory table like every test that ran.
+#[test]
+fn a_test_whose_device_cannot_open_is_reported() {
+    let dir = tmp("no-device");
+    let path = dir.join("m.json");
+    let out = run(
+        &[
+            "--exact",
+            "fits_in_l1",
+            "--color",
+            "never",
+            "--memory-report",
+            path.to_str().unwrap(),
+        ],
+        &[("TT_MEMGUARD_L1_SMALL_SIZE", "100MiB")],
+    );
+    assert_eq!(out.status.code(), Some(101));
+    let text = stdout(&out);
+    assert!(text.contains("test fits_in_l1 ... FAILED\n"), "{text}");
+    assert!(
+        text.contains("---- fits_in_l1 ----\ncannot open the test's device: invalid device geometry: l1_small_size 104857600 B"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "  {:<40} FAILED  {:>22} {:>22} {:>12}",
+            "fits_in_l1", "-", "-", "-"
+        )),
+        "{text}"
+    );
+    let report = RunReport::read(&path).unwrap();
+    assert_eq!(report.tests.len(), 1, "{report:?}");
+    let record = &report.tests[0];
+    assert_eq!(
+        (record.name.as_str(), record.status),
+        ("fits_in_l1", TestStatus::Failed)
+    );
+    assert!(record.memory.is_none());
+    assert!(
+        record
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cannot open the test's device: ")),
+        "{record:?}"
+    );
+}
+
+/// Issue 10, item 4: `main!` takes paths; a test is named by its path, as
+/// libtest names tests, for listing, filters and `--exact`.
+#[test]
+fn main_macro_tests_are_named_by_their_path() {
+    let exe = test_binary("memguard_suite");
+    let list = Command::new(&exe)
+        .args(["--list", "--format", "terse"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
+    let names = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        names.contains("\nkernels::sharded_fits_the_budget: test\n"),
+        "{names}"
+    );
+    let out = Command::new(&exe)
+        .args([
+            "--exact",
+            "kernels::sharded_fits_the_budget",
+            "--color",
+            "never",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TT_MEMGUARD_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("test kernels::sharded_fits_the_budget ... ok     L1 peak 1.0 MiB  DRAM peak 0 B/256.0 MiB  leaked 0 B"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 passed; 0 failed; 0 ignored; 0 measured; 3 filtered out"),
+        "{text}"
+    );
 }
 
 /// Issue 9, item 3: the carve-out variables apply to `sim-shared` too, and

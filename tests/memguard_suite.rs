@@ -22,11 +22,18 @@ fn conv_does_not_leak(dev: &Device) -> TestResult {
     Ok(())
 }
 
-fn sharded_fits_the_budget(dev: &Device) -> TestResult {
-    assert_memory_budget!(dev, l1_per_bank <= "16 KiB", {
-        let _s = dev.allocate_sharded(BufferType::L1, 64 * 16 * KIB, 4 * KIB, 64)?;
-    });
-    Ok(())
+/// A test in a module is named by its path, as libtest names it:
+/// `main!(kernels::sharded_fits_the_budget)` runs the test
+/// `kernels::sharded_fits_the_budget`.
+mod kernels {
+    use tt_memguard::prelude::*;
+
+    pub fn sharded_fits_the_budget(dev: &Device) -> TestResult {
+        assert_memory_budget!(dev, l1_per_bank <= "16 KiB", {
+            let _s = dev.allocate_sharded(BufferType::L1, 64 * 16 * KIB, 4 * KIB, 64)?;
+        });
+        Ok(())
+    }
 }
 
 fn nothing_allocated(_dev: &Device) {}
@@ -35,5 +42,5 @@ fn nothing_allocated(_dev: &Device) {}
 // custom_harness example.
 tt_memguard::main! {
     harness = Harness::new().config_file("tests/data/memguard_suite.toml");
-    tests = matmul_fits_in_l1, conv_does_not_leak, sharded_fits_the_budget, nothing_allocated
+    tests = matmul_fits_in_l1, conv_does_not_leak, kernels::sharded_fits_the_budget, nothing_allocated
 }

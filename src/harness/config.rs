@@ -414,6 +414,9 @@ impl BudgetConfig {
     /// # Ok::<(), tt_memguard::Error>(())
     /// ```
     pub fn unmatched_sections<'a>(&self, tests: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        if self.entries.is_empty() {
+            return Vec::new();
+        }
         let tests: Vec<&str> = tests.into_iter().collect();
         let mut unmatched: Vec<&Entry> = self
             .entries
@@ -507,25 +510,112 @@ fn read_budget(
     Ok(budget)
 }
 
-/// The `TT_MEMGUARD_*` variables tt-memguard reads besides the budget keys.
-const SETTINGS: [&str; 14] = [
-    // The runner.
-    "TT_MEMGUARD_CONFIG",
-    "TT_MEMGUARD_DEVICE",
-    "TT_MEMGUARD_L1_SMALL_SIZE",
-    "TT_MEMGUARD_TRACE_REGION_SIZE",
-    "TT_MEMGUARD_REPORT",
-    "TT_MEMGUARD_REPORT_DIR",
-    "TT_MEMGUARD_SNAPSHOTS",
-    "TT_MEMGUARD_SNAPSHOT_DIR",
-    "TT_MEMGUARD_LIVE",
-    "TT_MEMGUARD_LIVE_INTERVAL_MS",
+/// A `TT_MEMGUARD_*` variable tt-memguard reads besides the budget keys:
+/// its name, the value it takes and what it does; the runner's own are
+/// listed in `--help` (see [`environment_help`]).
+pub(crate) struct Setting {
+    pub name: &'static str,
+    pub value: &'static str,
+    /// What it does, for `--help`; `None` for the variables of the build
+    /// script and of tt-memguard's own tests and CI.
+    pub help: Option<&'static str>,
+}
+
+const fn runner(name: &'static str, value: &'static str, help: &'static str) -> Setting {
+    Setting {
+        name,
+        value,
+        help: Some(help),
+    }
+}
+
+const fn other(name: &'static str) -> Setting {
+    Setting {
+        name,
+        value: "",
+        help: None,
+    }
+}
+
+/// Every `TT_MEMGUARD_*` variable tt-memguard reads besides the budget keys.
+pub(crate) const SETTINGS: [Setting; 15] = [
+    runner("TT_MEMGUARD_REPORT", "PATH", "as --memory-report"),
+    runner("TT_MEMGUARD_REPORT_DIR", "DIR", "as --memory-report-dir"),
+    runner(
+        "TT_MEMGUARD_SNAPSHOTS",
+        "1",
+        "as --memory-snapshots (1 or 0, true/false, yes/no)",
+    ),
+    runner("TT_MEMGUARD_CONFIG", "PATH", "as --memguard-config"),
+    runner(
+        "TT_MEMGUARD_SNAPSHOT_DIR",
+        "DIR",
+        "where memory snapshots live (default: tests/snapshots in the package)",
+    ),
+    runner(
+        "TT_MEMGUARD_DEVICE",
+        "DEVICE",
+        "the tests' device: sim (a fresh one per test), sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one shared by all tests), tt-metal[:ID] (with the tt-metal feature)",
+    ),
+    runner(
+        "TT_MEMGUARD_L1_SMALL_SIZE",
+        "SIZE",
+        "L1_SMALL carve-out per bank of the devices the runner opens",
+    ),
+    runner(
+        "TT_MEMGUARD_TRACE_REGION_SIZE",
+        "SIZE",
+        "TRACE carve-out of the devices the runner opens",
+    ),
+    runner(
+        "TT_MEMGUARD_LIVE",
+        "PATH",
+        "write a live stream of events and snapshots for the memory monitor",
+    ),
+    runner(
+        "TT_MEMGUARD_LIVE_INTERVAL_MS",
+        "MS",
+        "the live stream's snapshot period (default 100)",
+    ),
+    runner(
+        "TT_MEMGUARD_LIVE_RUN",
+        "ID",
+        "processes with the same id write one live stream (default: NEXTEST_RUN_ID)",
+    ),
     // The build script, and tt-memguard's own test suite and CI.
-    "TT_MEMGUARD_TTNN_LIB_DIR",
-    "TT_MEMGUARD_CI_CACHE",
-    "TT_MEMGUARD_EXPECT_MOCK",
-    "TT_MEMGUARD_DIFF_TRACE_DIR",
+    other("TT_MEMGUARD_TTNN_LIB_DIR"),
+    other("TT_MEMGUARD_CI_CACHE"),
+    other("TT_MEMGUARD_EXPECT_MOCK"),
+    other("TT_MEMGUARD_DIFF_TRACE_DIR"),
 ];
+
+/// The environment section of the runner's `--help`: its variables, the
+/// budget keys, and the colour variables.
+pub(crate) fn environment_help() -> String {
+    let mut rows: Vec<(String, &str)> = SETTINGS
+        .iter()
+        .filter_map(|s| Some((format!("{}={}", s.name, s.value), s.help?)))
+        .collect();
+    rows.push((
+        "TT_MEMGUARD_<POOL>_<CHECK>=SIZE".to_string(),
+        "a budget of every test, over memguard.toml and code (e.g. TT_MEMGUARD_L1_PEAK=256KiB): POOL is DRAM, L1, L1_SMALL or TRACE; CHECK is PEAK, PEAK_PER_BANK, RETAINED, RETAINED_PER_BANK or MIN_LARGEST_FREE",
+    ));
+    rows.push((
+        "TT_MEMGUARD_TOLERANCE=SIZE".to_string(),
+        "slack added to every peak and retained limit",
+    ));
+    rows.push((
+        "NO_COLOR, CLICOLOR_FORCE".to_string(),
+        "--color auto: no colours / colours even when not a terminal",
+    ));
+    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut out = String::from("Environment:\n");
+    for (name, help) in rows {
+        out.push_str(&format!("  {name:<width$}  {help}\n"));
+    }
+    out.push_str("Any other TT_MEMGUARD_* variable stops the run, naming the closest known one.");
+    out
+}
 
 /// Fails on a `TT_MEMGUARD_*` variable that tt-memguard does not read: a
 /// misspelt budget (`TT_MEMGUARD_L1_PEEK`) would otherwise leave CI
@@ -539,7 +629,7 @@ pub(crate) fn check_variables(vars: impl IntoIterator<Item = (String, String)>) 
     vars.sort();
     for (var, value) in vars {
         let budget = parse_key(&var["TT_MEMGUARD_".len()..].to_ascii_lowercase()).is_some();
-        if budget || SETTINGS.contains(&var.as_str()) {
+        if budget || SETTINGS.iter().any(|s| s.name == var) {
             continue;
         }
         let known = known_variables();
@@ -553,7 +643,12 @@ pub(crate) fn check_variables(vars: impl IntoIterator<Item = (String, String)>) 
             value,
             reason: format!(
                 "not a tt-memguard variable; did you mean {closest}? Fix the name or unset it (tt-memguard reads {} and the budget keys TT_MEMGUARD_<POOL>_<CHECK>, e.g. TT_MEMGUARD_L1_PEAK)",
-                SETTINGS[..10].join(", ")
+                SETTINGS
+                    .iter()
+                    .filter(|s| s.help.is_some())
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             source: None,
         });
@@ -563,7 +658,7 @@ pub(crate) fn check_variables(vars: impl IntoIterator<Item = (String, String)>) 
 
 /// Every variable name tt-memguard reads, budget keys included.
 fn known_variables() -> Vec<String> {
-    let mut known: Vec<String> = SETTINGS.iter().map(|s| s.to_string()).collect();
+    let mut known: Vec<String> = SETTINGS.iter().map(|s| s.name.to_string()).collect();
     for (pool, _) in POOLS {
         for (check, _, _) in CHECKS {
             known.push(format!("TT_MEMGUARD_{pool}_{check}").to_ascii_uppercase());
@@ -613,6 +708,47 @@ mod tests {
         // Budget keys are read in any case; other variables are not ours.
         assert_eq!(check("TT_MEMGUARD_l1_peak"), Ok(()));
         assert_eq!(check("TT_METAL_HOME"), Ok(()));
+    }
+
+    /// Every `TT_MEMGUARD_*` variable the crate reads is known: one it
+    /// reads but does not know (`TT_MEMGUARD_LIVE_RUN` was) stops every run
+    /// that sets it.
+    #[test]
+    fn every_variable_the_crate_reads_is_known() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("build.rs")];
+        let mut dirs = vec![root.join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut read = std::collections::BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            // The code, not its tests (which spell names wrong on purpose).
+            let text = text.split("#[cfg(test)]").next().unwrap();
+            for (start, _) in text.match_indices("\"TT_MEMGUARD_") {
+                let name: String = text[start + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                // Whole names only: not the prefix, not a budget-key
+                // template.
+                if !name.ends_with('_') && text[start + 1 + name.len()..].starts_with('"') {
+                    read.insert(name);
+                }
+            }
+        }
+        assert!(read.contains("TT_MEMGUARD_LIVE_RUN"), "{read:?}");
+        for var in &read {
+            assert_eq!(check(var), Ok(()), "{var}");
+        }
     }
 
     #[test]

@@ -28,9 +28,8 @@ use super::output::RunReport;
 
 /// The run in progress, for the exit handler.
 pub(crate) struct ActiveRun {
+    /// The run's tests, its plan and what has been recorded.
     pub context: Arc<Context>,
-    /// The tests to run: (index, name).
-    pub selected: Vec<(usize, Arc<str>)>,
     /// The unfinished reports written at the start, to rewrite.
     pub placeholders: Vec<(PathBuf, RunReport)>,
 }
@@ -61,11 +60,12 @@ fn on_early_exit() {
     let Some(run) = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };
-    let pending: Vec<String> = run
-        .selected
-        .iter()
-        .filter(|(index, _)| run.context.rows[*index].get().is_none())
-        .map(|(_, name)| name.to_string())
+    let context = &run.context;
+    let reported = context.reported();
+    let selected = || context.plan.to_run(|i| context.tests[i].ignored);
+    let pending: Vec<String> = selected()
+        .filter(|&index| !reported[index])
+        .map(|index| context.tests[index].name.to_string())
         .collect();
     let mut reports = Vec::new();
     for (path, mut report) in run.placeholders {
@@ -83,7 +83,7 @@ fn on_early_exit() {
     let mut message = format!(
         "\nerror: the process is exiting in the middle of the memguard run: a test called std::process::exit (or something else ended the process); {} of {} tests never reported: {}{more}\n",
         pending.len(),
-        run.selected.len(),
+        selected().count(),
         shown.join(", ")
     );
     if !reports.is_empty() {

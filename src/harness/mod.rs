@@ -5,16 +5,18 @@
 //! on [`Harness`]; `exit.rs` describes how a test that ends the process is
 //! caught.
 
+mod cli;
 mod config;
 mod exec;
 mod exit;
 mod output;
 mod provider;
+mod trial;
 
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 pub use config::BudgetConfig;
 use output::{Row, SnapshotAssertion, SnapshotOutcome};
@@ -24,7 +26,7 @@ pub use provider::{DeviceProvider, SharedDevice};
 use crate::budget::Budget;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::guard::{Allow, GuardOptions, LeanOutcome, MemoryGuard};
+use crate::guard::Allow;
 use crate::live::{LiveEvent, LiveStream};
 use crate::render::ColorChoice;
 use crate::source::sim::Preset;
@@ -50,12 +52,14 @@ impl<E: std::fmt::Display> TestOutcome for std::result::Result<(), E> {
 /// The usual return type of a test: `?` works on any error.
 pub type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
-type Body = Arc<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync>;
+/// A test's body (a function item or a closure without captures takes
+/// no allocation).
+type Body = Box<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync>;
 
 /// One test of the harness, with its own budget and options.
 #[must_use]
 pub struct Test {
-    name: Arc<str>,
+    name: String,
     body: Body,
     budget: Option<Box<Budget>>,
     allow: Vec<Allow>,
@@ -80,8 +84,8 @@ impl Test {
         R: TestOutcome,
     {
         Test {
-            name: Arc::from(name.into()),
-            body: Arc::new(move |dev| body(dev).into_outcome()),
+            name: name.into(),
+            body: Box::new(move |dev| body(dev).into_outcome()),
             budget: None,
             allow: Vec::new(),
             warmup: 0,
@@ -130,7 +134,8 @@ impl Test {
 /// that names the fix; a hand-written `main` cannot be checked.
 ///
 /// Runner flags, accepted besides libtest's own (`--list`, `--exact`,
-/// `--ignored`, filters, ...):
+/// `--ignored`, filters, ...) by one parser, and listed with them and the
+/// variables by `--help` (`cargo test --test NAME -- --help`):
 ///
 /// | flag | environment | effect |
 /// | --- | --- | --- |
@@ -143,7 +148,12 @@ impl Test {
 /// | | `TT_MEMGUARD_DEVICE` | device provider (`sim`, `sim:blackhole_p150`, `sim-shared`, ...) |
 /// | | `TT_MEMGUARD_L1_SMALL_SIZE`, `TT_MEMGUARD_TRACE_REGION_SIZE` | carve-outs of the devices the runner opens |
 /// | | `TT_MEMGUARD_LIVE` | write a live stream of events and snapshots for the memory monitor |
+/// | | `TT_MEMGUARD_LIVE_INTERVAL_MS`, `TT_MEMGUARD_LIVE_RUN` | its snapshot period; the run id shared by processes writing one stream |
 /// | | `TT_MEMGUARD_<POOL>_<CHECK>` | a budget of every test (see [`BudgetConfig`]) |
+/// | `--color auto\|always\|never` | `NO_COLOR`, `CLICOLOR_FORCE` | colours (auto: on a colour terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` forces them) |
+///
+/// An unknown or misspelt flag stops the run with clap's message, which
+/// suggests the closest flag.
 ///
 /// Any other `TT_MEMGUARD_*` variable stops the run before the first test,
 /// naming the closest known one: a misspelt budget (`TT_MEMGUARD_L1_PEEK`)
@@ -215,79 +225,19 @@ impl std::fmt::Debug for Harness {
     }
 }
 
-/// Runner options from the command line and the environment.
-#[derive(Debug, Default)]
-struct RunnerFlags {
-    report: Option<PathBuf>,
-    report_dir: Option<PathBuf>,
-    merge: Option<PathBuf>,
-    snapshots: bool,
-    config: Option<PathBuf>,
-}
-
-impl RunnerFlags {
-    /// Takes the runner's own flags out of `args`, leaving libtest's.
-    fn extract(args: &mut Vec<String>) -> Result<RunnerFlags> {
-        let mut flags = RunnerFlags::default();
-        let mut rest = Vec::with_capacity(args.len());
-        let mut iter = std::mem::take(args).into_iter();
-        while let Some(arg) = iter.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = |flag: &str| -> Result<PathBuf> {
-                match inline.clone().or_else(|| iter.next()) {
-                    Some(v) if !v.is_empty() && !v.starts_with("--") => Ok(PathBuf::from(v)),
-                    _ => Err(Error::Cli {
-                        flag: flag.to_string(),
-                        reason: "expects a path: give it as `--flag PATH` or `--flag=PATH`"
-                            .to_string(),
-                    }),
-                }
-            };
-            match name.as_str() {
-                "--memory-report" => flags.report = Some(value("--memory-report")?),
-                "--memory-report-dir" => flags.report_dir = Some(value("--memory-report-dir")?),
-                "--merge-memory-reports" => flags.merge = Some(value("--merge-memory-reports")?),
-                "--memguard-config" => flags.config = Some(value("--memguard-config")?),
-                "--memory-snapshots" => flags.snapshots = true,
-                _ => rest.push(arg),
-            }
-        }
-        *args = rest;
-        let env_path = |var: &str| {
-            std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        flags.report = flags.report.or_else(|| env_path("TT_MEMGUARD_REPORT"));
-        flags.report_dir = flags
-            .report_dir
-            .or_else(|| env_path("TT_MEMGUARD_REPORT_DIR"));
-        flags.config = flags.config.or_else(|| env_path("TT_MEMGUARD_CONFIG"));
-        if let Ok(v) = std::env::var("TT_MEMGUARD_SNAPSHOTS") {
-            match v.as_str() {
-                "1" | "true" | "yes" => flags.snapshots = true,
-                "0" | "false" | "no" | "" => {}
-                _ => {
-                    return Err(Error::Env {
-                        var: "TT_MEMGUARD_SNAPSHOTS".to_string(),
-                        value: v,
-                        reason: "expected 1 or 0 (true/false, yes/no)".to_string(),
-                        source: None,
-                    });
-                }
-            }
-        }
-        Ok(flags)
-    }
-}
-
-/// Everything a running trial needs, shared by the worker threads.
+/// Everything a running test needs, shared by the worker threads.
 struct Context {
+    /// The target's tests, by index.
+    tests: Vec<Test>,
+    /// The tests this run goes through.
+    plan: exec::Plan,
+    /// The harness's default budget, and whether it sets no limit.
+    budget: Arc<Budget>,
+    budget_is_empty: bool,
     provider: DeviceProvider,
-    config: BudgetConfig,
+    /// The budget file and the environment's budgets (`None` when they set
+    /// nothing).
+    config: Option<BudgetConfig>,
     /// The test binary and the device key, as reports name them.
     binary: String,
     device: String,
@@ -301,9 +251,76 @@ struct Context {
     /// Whether full reports are kept for a JSON report.
     keep_reports: bool,
     records: Mutex<Vec<TestRecord>>,
-    /// One row per test, by test index: written without contention.
-    rows: Vec<OnceLock<Row>>,
+    /// What each worker recorded (the tests that reported, the table's
+    /// rows): a worker locks only its own.
+    recorded: Vec<Mutex<output::Recorded>>,
     live: Option<LiveStream>,
+}
+
+impl Context {
+    /// Whether every test's full report is used (JSON, snapshots, live
+    /// stream), not only a clean test's table row.
+    fn wants_reports(&self) -> bool {
+        self.keep_reports || self.snapshots || self.live.is_some()
+    }
+
+    /// The budget of `test`: its own over the harness's, overridden by the
+    /// budget file and the environment.
+    fn budget_of(&self, test: &Test) -> Option<Arc<Budget>> {
+        let code = match &test.budget {
+            Some(own) => Some(Arc::new((*self.budget).clone().overlay(own))),
+            None if self.budget_is_empty => None,
+            None => Some(Arc::clone(&self.budget)),
+        };
+        let Some(config) = &self.config else {
+            return code;
+        };
+        let code = code
+            .as_deref()
+            .unwrap_or_else(|| crate::guard::empty_budget());
+        Some(Arc::new(config.budget_for(&test.name, code)))
+    }
+}
+
+impl Context {
+    /// Keeps the row of test `index`, recorded by `worker`; returns its
+    /// memory summary when asked for.
+    fn keep(&self, index: usize, worker: usize, row: Row, summary: bool) -> Option<String> {
+        let summary = if summary { row.summary() } else { None };
+        let name = |i: usize| &*self.tests[i].name;
+        self.recorded[worker]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(index, row, &name);
+        summary
+    }
+
+    /// The tests that reported.
+    fn reported(&self) -> Vec<bool> {
+        let mut reported = vec![false; self.tests.len()];
+        for recorded in &self.recorded {
+            let recorded = recorded.lock().unwrap_or_else(|e| e.into_inner());
+            for &index in &recorded.reported {
+                reported[index] = true;
+            }
+        }
+        reported
+    }
+}
+
+impl exec::Suite for Context {
+    fn name(&self, index: usize) -> &str {
+        &self.tests[index].name
+    }
+
+    fn marked_ignored(&self, index: usize) -> bool {
+        self.tests[index].ignored
+    }
+
+    fn run(&self, index: usize, worker: usize, summary: bool) -> exec::Finished {
+        let outcome = trial::run(self, &self.tests[index]);
+        trial::record(self, index, worker, summary, outcome)
+    }
 }
 
 impl Harness {
@@ -366,6 +383,18 @@ impl Harness {
         self.add_test(Test::new(name, body))
     }
 
+    /// Not public API: the test [`main!`](crate::main) adds for a path
+    /// (`kernels::matmul`), named as libtest names tests: by the path
+    /// from the crate root, without a leading `crate::` or `self::`.
+    #[doc(hidden)]
+    pub fn __test_at_path<F, R>(self, path: &str, body: F) -> Self
+    where
+        F: Fn(&Device) -> R + Send + Sync + 'static,
+        R: TestOutcome,
+    {
+        self.test(test_name(path), body)
+    }
+
     /// Adds a configured test.
     pub fn add_test(mut self, test: Test) -> Self {
         self.tests.push(test);
@@ -377,19 +406,32 @@ impl Harness {
     #[track_caller]
     pub fn run(self) -> ExitCode {
         let caller = Location::caller();
-        self.run_from(caller, std::env::args().collect())
+        self.run_from(caller, std::env::args_os().collect())
     }
 
     /// Runs with explicit arguments (the first is the program name).
     #[track_caller]
     pub fn run_with_args(self, args: Vec<String>) -> ExitCode {
         let caller = Location::caller();
-        self.run_from(caller, args)
+        self.run_from(caller, args.into_iter().map(Into::into).collect())
     }
 
     /// `caller`: where `run` was called, the user's test file.
-    fn run_from(self, caller: &'static Location<'static>, mut args: Vec<String>) -> ExitCode {
-        match self.try_run(caller, &mut args) {
+    fn run_from(
+        self,
+        caller: &'static Location<'static>,
+        args: Vec<std::ffi::OsString>,
+    ) -> ExitCode {
+        // One parser for libtest's flags and the runner's: `--help` lists
+        // both, an unknown flag gets clap's message (exit code 2).
+        let cli = match cli::Cli::parse(args, &binary_name()) {
+            Ok(cli) => cli,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+            }
+        };
+        match self.try_run(caller, cli) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -398,14 +440,10 @@ impl Harness {
         }
     }
 
-    fn try_run(
-        self,
-        caller: &'static Location<'static>,
-        args: &mut Vec<String>,
-    ) -> Result<ExitCode> {
-        // 1. Runner flags out, libtest's flags to libtest-mimic; a
-        //    `TT_MEMGUARD_*` variable that is not ours stops the run.
-        let flags = RunnerFlags::extract(args)?;
+    fn try_run(self, caller: &'static Location<'static>, cli: cli::Cli) -> Result<ExitCode> {
+        // 1. The runner's flags (else their variables); a `TT_MEMGUARD_*`
+        //    variable that is not ours stops the run.
+        let (arguments, flags) = cli.resolve()?;
         config::check_variables(std::env::vars_os().filter_map(|(var, value)| {
             Some((
                 var.into_string().ok()?,
@@ -419,7 +457,6 @@ impl Harness {
         if let Some(dir) = &flags.merge {
             return merge(dir, flags.report.as_deref());
         }
-        let arguments = libtest_mimic::Arguments::from_iter(args.iter());
 
         // 2. Budgets and device: code < file < environment.
         let explicit_config = flags
@@ -458,11 +495,22 @@ impl Harness {
         }
         .for_stdout();
 
-        // 3. One trial per test, each inside its own guard.
+        // 3. The tests to run, and what they share.
+        let plan = if arguments.list {
+            exec::Plan::default()
+        } else {
+            exec::Plan::new(&arguments, self.tests.iter().map(|t| (&*t.name, t.ignored)))
+        };
         let device = provider.key();
+        let threads = exec::threads(&arguments);
         let context = Arc::new(Context {
+            recorded: (0..threads).map(|_| Mutex::default()).collect(),
+            tests: self.tests,
+            plan,
+            budget_is_empty: self.budget.is_empty(),
+            budget: self.budget,
             provider,
-            config,
+            config: (!config.is_empty()).then_some(config),
             binary: binary_name(),
             device,
             snapshot_dir: std::env::var_os("TT_MEMGUARD_SNAPSHOT_DIR")
@@ -474,113 +522,92 @@ impl Harness {
             snapshot_outcomes: Mutex::new(Vec::new()),
             keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
             records: Mutex::new(Vec::new()),
-            rows: (0..self.tests.len()).map(|_| OnceLock::new()).collect(),
             live: if arguments.list {
                 None
             } else {
                 LiveStream::from_env()?
             },
         });
-        let jobs: Vec<exec::Job<(Test, Option<Arc<Budget>>)>> = self
-            .tests
-            .into_iter()
-            .enumerate()
-            .map(|(index, test)| {
-                let code_budget = match &test.budget {
-                    Some(own) => Some(Arc::new((*self.budget).clone().overlay(own))),
-                    None if self.budget.is_empty() => None,
-                    None => Some(Arc::clone(&self.budget)),
-                };
-                exec::Job {
-                    index,
-                    name: Arc::clone(&test.name),
-                    ignored: test.ignored,
-                    payload: (test, code_budget),
-                }
-            })
-            .collect();
 
-        // Before the first test: the reports are written unfinished, naming
-        // the tests to run (a bad path fails here, not after the run), and
-        // the exit handler is armed (see `exit.rs`).
-        let mut run_info = RunInfo {
-            binary: context.binary.clone(),
-            device: context.device.clone(),
-            build: output::digest(jobs.iter().map(|j| &*j.name)),
-            selection: String::new(),
-            started_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            pid: std::process::id(),
-            finished: false,
-            pending: Vec::new(),
-        };
-        let mut report_paths = Vec::new();
-        let _armed = if arguments.list {
+        // 4. Before the first test: the reports are written unfinished,
+        //    naming the tests to run (a bad path fails here, not after the
+        //    run), and the exit handler is armed (see `exit.rs`).
+        let mut reports = None;
+        let armed = if arguments.list {
             None
         } else {
-            let selected: Vec<(usize, Arc<str>)> = jobs
-                .iter()
-                .filter(|job| exec::selected(&arguments, job))
-                .map(|job| (job.index, Arc::clone(&job.name)))
-                .collect();
             let mut placeholders = Vec::new();
             if context.keep_reports {
-                run_info.selection = output::digest(selected.iter().map(|(_, name)| &**name));
-                run_info.pending = selected.iter().map(|(_, name)| name.to_string()).collect();
+                let selected = || {
+                    context
+                        .plan
+                        .to_run(|i| context.tests[i].ignored)
+                        .map(|i| &*context.tests[i].name)
+                };
+                let run_info = RunInfo {
+                    binary: context.binary.clone(),
+                    device: context.device.clone(),
+                    build: output::digest(context.tests.iter().map(|t| &*t.name)),
+                    selection: output::digest(selected()),
+                    started_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                    pid: std::process::id(),
+                    finished: false,
+                    pending: selected().map(str::to_string).collect(),
+                };
                 let placeholder = RunReport::new(Some(run_info.clone()), Vec::new());
+                let mut paths = Vec::new();
                 if let Some(path) = &flags.report {
                     placeholder.write(path)?;
-                    report_paths.push(path.clone());
+                    paths.push(path.clone());
                 }
                 if let Some(dir) = &flags.report_dir {
-                    report_paths.push(placeholder.write_into_dir(dir)?);
+                    paths.push(placeholder.write_into_dir(dir)?);
                 }
-                placeholders = report_paths
+                placeholders = paths
                     .iter()
                     .map(|p| (p.clone(), placeholder.clone()))
                     .collect();
+                reports = Some((run_info, paths));
             }
             Some(exit::arm(exit::ActiveRun {
                 context: Arc::clone(&context),
-                selected,
                 placeholders,
             }))
         };
         if let Some(live) = &context.live {
             live.emit(LiveEvent::RunStart {
                 pid: std::process::id(),
-                tests: jobs.len(),
+                tests: context.tests.len(),
             });
         }
-        // libtest's pretty and terse lines come from the runner's own loop,
-        // with each test's memory on its line; listing, JSON and log files
-        // from libtest-mimic.
+
+        // 5. The run. libtest's pretty and terse lines come from the
+        //    runner's own loop, with each test's memory on its line;
+        //    listing, JSON and log files from libtest-mimic.
         let own_loop = !arguments.list
             && arguments.logfile.is_none()
             && !matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         let conclusion = if own_loop {
-            let annotate = |index: usize| context.rows[index].get().map(Row::summary);
-            let runner = |index: usize, (test, budget): (Test, Option<Arc<Budget>>)| {
-                run_test(&context, index, test, budget)
-            };
-            exec::run(&arguments, jobs, &runner, color, &annotate)
+            exec::run(&arguments, &context.plan, &*context, threads, color)
         } else {
-            let trials = jobs
-                .into_iter()
-                .map(|job| {
+            let trials = (0..context.tests.len())
+                .map(|index| {
+                    let test = &context.tests[index];
                     let context = Arc::clone(&context);
-                    let (index, (test, budget)) = (job.index, job.payload);
-                    libtest_mimic::Trial::test(job.name.to_string(), move || {
-                        run_test(&context, index, test, budget).map_err(Into::into)
+                    libtest_mimic::Trial::test(test.name.to_string(), move || {
+                        // libtest-mimic's threads share the first record.
+                        let finished = exec::Suite::run(&*context, index, 0, false);
+                        finished.result.map_err(Into::into)
                     })
-                    .with_ignored_flag(job.ignored)
+                    .with_ignored_flag(test.ignored)
                 })
                 .collect();
             libtest_mimic::run(&arguments, trials)
         };
         // Every test reported: the run reached its end.
-        drop(_armed);
+        drop(armed);
         if let Some(live) = &context.live {
             live.finish(conclusion.num_passed, conclusion.num_failed);
         }
@@ -593,24 +620,30 @@ impl Harness {
             return Ok(ExitCode::SUCCESS);
         }
 
-        // 4. The memory table, the reports and the snapshot summary.
-        let rows: Vec<Row> = context
-            .rows
-            .iter()
-            .filter_map(|r| r.get().cloned())
-            .collect();
+        // 6. The memory table, the reports and the snapshot summary.
         let json = matches!(arguments.format, Some(libtest_mimic::FormatSetting::Json));
         let pretty = !arguments.quiet && !json;
-        if pretty && !rows.is_empty() {
-            println!("{}", output::table(rows, color));
+        let recorded: Vec<_> = context
+            .recorded
+            .iter()
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        if pretty && recorded.iter().any(|r| !r.reported.is_empty()) {
+            let recorded: Vec<&output::Recorded> = recorded.iter().map(|r| &**r).collect();
+            let name = |i: usize| &*context.tests[i].name;
+            let table = output::table(&recorded, &name, color);
+            crate::render::Stdout::new(color).write(&format!("{table}\n"), true);
         }
-        let records =
-            std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
-        run_info.finished = true;
-        run_info.pending.clear();
-        let report = RunReport::new(Some(run_info), records);
-        for path in &report_paths {
-            report.write(path)?;
+        drop(recorded);
+        if let Some((mut run_info, paths)) = reports {
+            let records =
+                std::mem::take(&mut *context.records.lock().unwrap_or_else(|e| e.into_inner()));
+            run_info.finished = true;
+            run_info.pending.clear();
+            let report = RunReport::new(Some(run_info), records);
+            for path in &paths {
+                report.write(path)?;
+            }
         }
         let outcomes = context
             .snapshot_outcomes
@@ -662,6 +695,22 @@ fn merge(dir: &Path, report: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The name of the test at `path` as `stringify!` gives it: the path
+/// without spaces, a leading `::`, `crate::` or `self::`.
+fn test_name(path: &str) -> String {
+    let path: String = path.split_whitespace().collect();
+    let mut name = path.as_str();
+    loop {
+        let rest = ["::", "crate::", "self::"]
+            .iter()
+            .find_map(|prefix| name.strip_prefix(prefix));
+        match rest {
+            Some(rest) => name = rest,
+            None => return name.to_string(),
+        }
+    }
+}
+
 /// The test binary's name, without the hash cargo appends to test
 /// binaries (`harness-1a2b3c4d5e6f7a8b` is `harness`).
 fn binary_name() -> String {
@@ -704,162 +753,6 @@ fn source_file(manifest_dir: &Path, file: &str) -> Option<(PathBuf, String)> {
     Some((path, shown.replace('\\', "/")))
 }
 
-/// Runs one test: device, guard, warm-up, body (panics caught), report,
-/// snapshot; a failure message carries the whole memory report.
-fn run_test(
-    context: &Context,
-    index: usize,
-    test: Test,
-    code_budget: Option<Arc<Budget>>,
-) -> std::result::Result<(), String> {
-    let lease = context
-        .provider
-        .acquire()
-        .map_err(|e| format!("cannot open the test's device: {e}"))?;
-    let device = &lease.device;
-    let watch = context.live.as_ref().map(|live| {
-        live.test_start(device, &test.name);
-        live.watch(device, Some(&test.name))
-    });
-    let budget = if context.config.is_empty() {
-        code_budget
-    } else {
-        let code = code_budget
-            .as_deref()
-            .unwrap_or_else(|| crate::guard::empty_budget());
-        Some(Arc::new(context.config.budget_for(&test.name, code)))
-    };
-    let mut options = GuardOptions::new().name(test.name.clone());
-    if let Some(budget) = budget {
-        options = options.budget(budget);
-    }
-    for allow in &test.allow {
-        options = options.allow(allow.clone());
-    }
-    // The body's failure message, and whether it was a panic.
-    let run_body = || match catch_unwind(AssertUnwindSafe(|| (test.body)(device))) {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some((e, false)),
-        Err(payload) => Some((panic_message(payload.as_ref()), true)),
-    };
-    let mut error = None;
-    for _ in 0..test.warmup {
-        if let Some((e, _)) = run_body() {
-            error = Some(format!("warm-up run failed: {e}"));
-            break;
-        }
-    }
-    let mut guard = MemoryGuard::start(std::iter::once(device.clone()), options, None)
-        .map_err(|e| format!("cannot start the memory guard: {e}"))?;
-    if error.is_none()
-        && let Some((e, panicked)) = run_body()
-    {
-        error = Some(e);
-        if panicked {
-            guard.mark_panicked();
-        }
-    }
-    // The lean path: a clean test whose report nobody asked for is recorded
-    // as a table row only, without building its report.
-    let lean =
-        error.is_none() && !context.keep_reports && !context.snapshots && context.live.is_none();
-    let report = if lean {
-        let name = &test.name;
-        match guard.finish_lean(|pools| Row::from_pools(name.clone(), false, pools)) {
-            Ok(LeanOutcome::Clean(row)) => {
-                drop(watch);
-                let _ = context.rows[index].set(row);
-                return Ok(());
-            }
-            Ok(LeanOutcome::Report(report)) => Ok(report),
-            Err(e) => Err(e),
-        }
-    } else {
-        guard.into_report()
-    };
-    let (memory, memory_error) = match report {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    let mut message = String::new();
-    if let Some(e) = &error {
-        message.push_str(e);
-        message.push('\n');
-    }
-    if let Some(e) = &memory_error {
-        message.push_str(&format!("memory check error: {e}\n"));
-    }
-    if let Some(report) = &memory {
-        if report.devices.iter().any(|d| !d.passed) {
-            message.push_str(&report.to_string());
-        } else if error.is_some() {
-            message.push_str(&format!("memory: {}\n", report.summary_line()));
-        }
-        if context.snapshots && error.is_none() {
-            let outcome = output::assert_snapshot(
-                context.snapshot_assertion,
-                &context.snapshot_dir,
-                context
-                    .source_file
-                    .as_ref()
-                    .map(|(path, shown)| (path.as_path(), shown.as_str())),
-                &test.name,
-                report,
-            );
-            if let Some(failure) = outcome.failure() {
-                message.push_str(&failure);
-                message.push('\n');
-            }
-            context
-                .snapshot_outcomes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(outcome);
-        }
-    }
-    let status = if message.is_empty() {
-        TestStatus::Passed
-    } else {
-        TestStatus::Failed
-    };
-    drop(watch);
-    if let Some(live) = &context.live {
-        live.test_end(
-            device,
-            &test.name,
-            status == TestStatus::Passed,
-            memory
-                .as_ref()
-                .map(|m| m.summary_line())
-                .unwrap_or_default(),
-        );
-    }
-    let _ = context.rows[index].set(Row::of(
-        &test.name,
-        status == TestStatus::Failed,
-        memory.as_ref(),
-    ));
-    if context.keep_reports {
-        context
-            .records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(TestRecord {
-                name: test.name.to_string(),
-                binary: context.binary.clone(),
-                device: context.device.clone(),
-                status,
-                error,
-                memory,
-            });
-    }
-    if message.is_empty() {
-        Ok(())
-    } else {
-        Err(message.trim_end().to_string())
-    }
-}
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("panicked: {s}")
@@ -884,5 +777,20 @@ pub fn harness_false_missing(target_tmpdir: Option<&str>) {
             "this test target uses tt_memguard::main! but is built with libtest's own harness, which never calls the memguard runner: none of its memory-checked tests ran. Add `harness = false` to its [[test]] section in Cargo.toml:\n\n[[test]]\nname = \"{}\"\nharness = false\n",
             binary_name()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_are_named_by_their_path_from_the_crate_root() {
+        assert_eq!(test_name("fits_in_l1"), "fits_in_l1");
+        assert_eq!(test_name("kernels::matmul"), "kernels::matmul");
+        assert_eq!(test_name("kernels :: matmul"), "kernels::matmul");
+        assert_eq!(test_name("crate::kernels::matmul"), "kernels::matmul");
+        assert_eq!(test_name("self::matmul"), "matmul");
+        assert_eq!(test_name("::kernels::matmul"), "kernels::matmul");
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::render::{Level, paint};
+use crate::render::{Level, painted};
 use crate::report::{MemoryReport, PoolReport};
 use crate::types::BufferType;
 use crate::units::format_bytes;
@@ -396,19 +396,20 @@ impl PeakCell {
     }
 }
 
-/// One row of the memory table (one per test and device).
+/// One test's row of the memory table (its name is the test's).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
-    name: std::sync::Arc<str>,
     failed: bool,
+    /// Whether the test ran on a device and its memory was measured.
+    measured: bool,
     l1: PeakCell,
     dram: PeakCell,
     leaked: u64,
 }
 
 impl Row {
-    /// The row of a test that passed on one device, from its pools.
-    pub(crate) fn from_pools(name: std::sync::Arc<str>, failed: bool, pools: &[PoolReport]) -> Row {
+    /// The row of a test that ran on one device, from its pools.
+    pub(crate) fn from_pools(failed: bool, pools: &[PoolReport]) -> Row {
         let cell = |t: BufferType| {
             let p = &pools[t.index()];
             // The total peak budget when set, else the per-bank one.
@@ -433,17 +434,36 @@ impl Row {
             }
         };
         Row {
-            name,
             failed,
+            measured: true,
             l1: cell(BufferType::L1),
             dram: cell(BufferType::Dram),
             leaked: pools.iter().map(PoolReport::retained_total).sum(),
         }
     }
 
-    /// The memory summary printed on the test's result line:
+    /// The row of a test from its report: the runner's guard covers one
+    /// device (no report: the test's memory was not measured).
+    pub(crate) fn of(failed: bool, memory: Option<&MemoryReport>) -> Row {
+        match memory.and_then(|m| m.devices.first()) {
+            Some(device) => Row::from_pools(failed, &device.pools),
+            None => Row {
+                failed,
+                measured: false,
+                l1: PeakCell::EMPTY,
+                dram: PeakCell::EMPTY,
+                leaked: 0,
+            },
+        }
+    }
+
+    /// The memory summary printed on the test's result line, when its
+    /// memory was measured:
     /// `L1 peak 256.0 KiB/512.0 KiB  DRAM peak 8.0 MiB  leaked 0 B`.
-    pub(crate) fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> Option<String> {
+        if !self.measured {
+            return None;
+        }
         let cell = |c: &PeakCell| match c.limit() {
             Some((limit, _, _)) => format!(
                 "{}/{}{}",
@@ -453,63 +473,118 @@ impl Row {
             ),
             None => format_bytes(c.peak),
         };
-        format!(
+        Some(format!(
             "L1 peak {}  DRAM peak {}  leaked {}",
             cell(&self.l1),
             cell(&self.dram),
             format_bytes(self.leaked)
-        )
+        ))
     }
+}
 
-    /// The row of a test from its report: the runner's guard covers one
-    /// device (an empty row when there is no report).
-    pub(crate) fn of(
-        name: &std::sync::Arc<str>,
-        failed: bool,
-        memory: Option<&MemoryReport>,
-    ) -> Row {
-        match memory.and_then(|m| m.devices.first()) {
-            Some(device) => Row::from_pools(name.clone(), failed, &device.pools),
-            None => Row {
-                name: name.clone(),
-                failed,
-                l1: PeakCell::EMPTY,
-                dram: PeakCell::EMPTY,
-                leaked: 0,
-            },
+/// Up to this many rows the memory table shows every test.
+const FULL_UP_TO: usize = 100;
+/// Past [`FULL_UP_TO`] rows it shows the failures and this many of the
+/// largest peaks.
+const TOP: usize = 20;
+
+/// What one worker recorded: the tests that reported, and the rows the
+/// memory table can show. A worker that saw more than [`FULL_UP_TO`] rows
+/// keeps its failures and its [`TOP`] largest peaks only: the table then
+/// shows no other (its memory stays small however many tests run).
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    /// The tests that reported, by index.
+    pub reported: Vec<usize>,
+    failed: Vec<(usize, Row)>,
+    passed: Vec<(usize, Row)>,
+    /// Past FULL_UP_TO rows: `passed` holds the largest peaks only, in the
+    /// table's order.
+    top_only: bool,
+}
+
+/// The table's order of passed rows: largest peak first, then by name, so
+/// that a run shows the same rows whatever order its tests finish in.
+fn by_peak<'a>(
+    name: &'a (dyn Fn(usize) -> &'a str + 'a),
+) -> impl Fn(&(usize, Row), &(usize, Row)) -> std::cmp::Ordering + 'a {
+    move |a, b| {
+        let peak = |r: &Row| r.l1.peak + r.dram.peak;
+        peak(&b.1)
+            .cmp(&peak(&a.1))
+            .then_with(|| name(a.0).cmp(name(b.0)))
+    }
+}
+
+impl Recorded {
+    /// Records test `index` and its row; `name` gives a test's name.
+    pub(crate) fn push<'a>(
+        &mut self,
+        index: usize,
+        row: Row,
+        name: &'a (dyn Fn(usize) -> &'a str + 'a),
+    ) {
+        self.reported.push(index);
+        if row.failed {
+            self.failed.push((index, row));
+            return;
+        }
+        let order = by_peak(name);
+        let row = (index, row);
+        if self.reported.len() <= FULL_UP_TO {
+            self.passed.push(row);
+        } else {
+            if !self.top_only {
+                self.passed.sort_by(&order);
+                self.passed.truncate(TOP);
+                self.top_only = true;
+            }
+            // Most rows are compared with the smallest peak kept only.
+            if self.passed.len() < TOP
+                || self
+                    .passed
+                    .last()
+                    .is_some_and(|last| order(&row, last).is_lt())
+            {
+                let at = self
+                    .passed
+                    .partition_point(|kept| order(kept, &row).is_lt());
+                self.passed.insert(at, row);
+                self.passed.truncate(TOP);
+            }
         }
     }
 }
 
-/// The table printed after a run: one row per test with its verdict, L1
-/// and DRAM peaks above baseline (with budget use) and leaked bytes. Long
-/// runs show the failures and the largest peaks only.
-pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
-    const FULL_UP_TO: usize = 100;
-    const TOP: usize = 20;
+/// The table printed after a run, from what the workers recorded: one row
+/// per test with its verdict, L1 and DRAM peaks above baseline (with budget
+/// use) and leaked bytes (`-` where the test's memory was not measured).
+/// Long runs show the failures and the largest peaks only.
+pub(crate) fn table<'a>(
+    recorded: &[&Recorded],
+    name: &'a (dyn Fn(usize) -> &'a str + 'a),
+    color: bool,
+) -> String {
+    let total: usize = recorded.iter().map(|r| r.reported.len()).sum();
+    let mut failed: Vec<&(usize, Row)> = recorded.iter().flat_map(|r| &r.failed).collect();
+    let mut passed: Vec<&(usize, Row)> = recorded.iter().flat_map(|r| &r.passed).collect();
+    let order = by_peak(name);
+    failed.sort_by(|a, b| name(a.0).cmp(name(b.0)));
     let mut note = String::new();
-    if rows.len() > FULL_UP_TO {
-        // Pick before sorting: only the rows shown are put in order.
-        let total = rows.len();
-        let (mut failed, mut passed): (Vec<Row>, Vec<Row>) =
-            rows.into_iter().partition(|r| r.failed);
-        let peak = |r: &Row| std::cmp::Reverse(r.l1.peak + r.dram.peak);
-        if passed.len() > TOP {
-            passed.select_nth_unstable_by_key(TOP, peak);
-            passed.truncate(TOP);
-        }
-        passed.sort_by(|a, b| peak(a).cmp(&peak(b)).then_with(|| a.name.cmp(&b.name)));
-        failed.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows: Vec<&(usize, Row)> = if total > FULL_UP_TO {
+        passed.sort_by(|a, b| order(a, b));
+        passed.truncate(TOP);
         note = format!(
             "  ({total} rows: showing {} failed and the {} largest peaks; the JSON report (--memory-report) has all)\n",
             failed.len(),
             passed.len()
         );
-        failed.extend(passed);
-        rows = failed;
+        failed.into_iter().chain(passed).collect()
     } else {
-        rows.sort_by(|a, b| a.name.cmp(&b.name));
-    }
+        let mut all: Vec<_> = failed.into_iter().chain(passed).collect();
+        all.sort_by(|a, b| name(a.0).cmp(name(b.0)));
+        all
+    };
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
     let _ = writeln!(
@@ -520,37 +595,39 @@ pub(crate) fn table(mut rows: Vec<Row>, color: bool) -> String {
     let cell = |c: &PeakCell| match c.limit() {
         Some((limit, passed, usage)) => {
             let text = format!(
-                "{:>22}",
-                format!(
-                    "{}/{}{}",
-                    format_bytes(c.peak),
-                    format_bytes(limit),
-                    if c.per_bank { "/bank" } else { "" }
-                )
+                "{}/{}{}",
+                format_bytes(c.peak),
+                format_bytes(limit),
+                if c.per_bank { "/bank" } else { "" }
             );
-            paint(
-                &text,
-                if passed { Level::of(usage) } else { Level::Red },
-                color,
-            )
+            let level = if passed { Level::of(usage) } else { Level::Red };
+            painted(format!("{text:>22}"), level, color).to_string()
         }
         None => format!("{:>22}", format_bytes(c.peak)),
     };
-    for r in &rows {
-        let result = if r.failed {
-            paint(&format!("{:<7}", "FAILED"), Level::Red, color)
+    for (index, r) in rows {
+        let name = name(*index);
+        let (word, level) = if r.failed {
+            ("FAILED", Level::Red)
         } else {
-            paint(&format!("{:<7}", "ok"), Level::Green, color)
+            ("ok", Level::Green)
         };
-        let _ = writeln!(
-            out,
-            "  {:<40} {} {} {} {:>12}",
-            r.name,
-            result,
-            cell(&r.l1),
-            cell(&r.dram),
-            format_bytes(r.leaked)
-        );
+        let result = painted(format!("{word:<7}"), level, color);
+        let _ = if r.measured {
+            writeln!(
+                out,
+                "  {name:<40} {result} {} {} {:>12}",
+                cell(&r.l1),
+                cell(&r.dram),
+                format_bytes(r.leaked)
+            )
+        } else {
+            writeln!(
+                out,
+                "  {name:<40} {result} {:>22} {:>22} {:>12}",
+                "-", "-", "-"
+            )
+        };
     }
     out.push_str(&note);
     out
@@ -724,4 +801,94 @@ fn sanitize(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(failed: bool, l1_peak: u64) -> Row {
+        Row {
+            failed,
+            measured: true,
+            l1: PeakCell {
+                peak: l1_peak,
+                ..PeakCell::EMPTY
+            },
+            dram: PeakCell::EMPTY,
+            leaked: 0,
+        }
+    }
+
+    fn names(table: &str) -> Vec<&str> {
+        table
+            .lines()
+            .skip(3)
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| !n.starts_with('('))
+            .collect()
+    }
+
+    /// The table of `tests` recorded in `order` by `workers` workers.
+    fn table_of(tests: &[(String, Row)], order: &[usize], workers: usize) -> String {
+        let name = |i: usize| tests[i].0.as_str();
+        let mut recorded: Vec<Recorded> = (0..workers).map(|_| Recorded::default()).collect();
+        for (n, &i) in order.iter().enumerate() {
+            recorded[n % workers].push(i, tests[i].1.clone(), &name);
+        }
+        table(&recorded.iter().collect::<Vec<_>>(), &name, false)
+    }
+
+    /// A long run's table shows its failures by name, then the 20 largest
+    /// peaks (ties by name): the same rows whatever order tests finish in
+    /// and however many workers ran them.
+    #[test]
+    fn long_tables_show_failures_and_the_largest_peaks() {
+        // Failed: t0007, t0100 (the 101st row), t0407, t0807.
+        let tests: Vec<(String, Row)> = (0..1000u64)
+            .map(|i| {
+                let failed = i % 400 == 7 || i == 100;
+                (format!("t{i:04}"), row(failed, (i * 37) % 50))
+            })
+            .collect();
+        let forward: Vec<usize> = (0..tests.len()).collect();
+        let backward: Vec<usize> = forward.iter().rev().copied().collect();
+        let table = table_of(&tests, &forward, 1);
+        assert_eq!(table, table_of(&tests, &backward, 3));
+        assert_eq!(table, table_of(&tests, &forward, 2));
+        let shown = names(&table);
+        let mut expected = vec!["t0007", "t0100", "t0407", "t0807"];
+        let mut passed: Vec<&(String, Row)> = tests.iter().filter(|(_, r)| !r.failed).collect();
+        passed.sort_by(|a, b| b.1.l1.peak.cmp(&a.1.l1.peak).then(a.0.cmp(&b.0)));
+        expected.extend(passed.iter().take(20).map(|(n, _)| n.as_str()));
+        assert_eq!(shown, expected, "{table}");
+        assert!(
+            table.ends_with("  (1000 rows: showing 4 failed and the 20 largest peaks; the JSON report (--memory-report) has all)\n"),
+            "{table}"
+        );
+        // A worker past 100 rows with few passed rows among them still
+        // keeps the right ones: 15 passed, 90 failed, then 30 passed.
+        let mixed: Vec<(String, Row)> = (0..135u64)
+            .map(|i| {
+                let failed = (15..105).contains(&i);
+                (format!("m{i:03}"), row(failed, (i * 7919) % 97))
+            })
+            .collect();
+        let order: Vec<usize> = (0..mixed.len()).collect();
+        let shown_mixed = table_of(&mixed, &order, 1);
+        let mut passed: Vec<&(String, Row)> = mixed.iter().filter(|(_, r)| !r.failed).collect();
+        passed.sort_by(|a, b| b.1.l1.peak.cmp(&a.1.l1.peak).then(a.0.cmp(&b.0)));
+        let expected: Vec<&str> = mixed
+            .iter()
+            .filter(|(_, r)| r.failed)
+            .chain(passed.into_iter().take(20))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(names(&shown_mixed), expected, "{shown_mixed}");
+        // Up to 100 rows, all of them by name.
+        let short = table_of(&tests[..100], &backward[900..], 2);
+        let shown = names(&short);
+        assert_eq!(shown.len(), 100);
+        assert!(shown.windows(2).all(|w| w[0] < w[1]), "{short}");
+    }
 }

@@ -328,16 +328,19 @@ pub(crate) struct Lease<'a> {
     _turn: Option<MutexGuard<'a, ()>>,
 }
 
-impl Drop for Lease<'_> {
-    fn drop(&mut self) {
-        // A device the test left with nothing live, and that nobody else
-        // holds, is reset to its freshly opened state (ids restart at 1) and
-        // kept for this thread's next test: it is indistinguishable from a
-        // new one. A device with leaks is dropped.
-        if let Some(key) = self.recycle
-            && self.device.reset_if_unshared()
+impl Lease<'_> {
+    /// Gives the device back. A simulated device the test left with nothing
+    /// live, and that nobody else holds, is reset to its freshly opened
+    /// state (ids restart at 1) and kept for this thread's next test: it is
+    /// indistinguishable from a new one. A device with leaks is dropped, as
+    /// is a lease dropped without `release`.
+    pub(crate) fn release(self) {
+        let Lease {
+            device, recycle, ..
+        } = self;
+        if let Some(key) = recycle
+            && device.reset_if_unshared()
         {
-            let device = self.device.clone();
             SPARE.with(|s| *s.borrow_mut() = Some((key, device)));
         }
     }
