@@ -206,8 +206,9 @@ pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
 pub mod prelude {
     pub use crate::runner::TestResult;
     pub use crate::{
-        Allow, Budget, Buffer, BufferType, ByteSize, Device, Error, GIB, GuardOptions, KIB, MIB,
-        MemoryGuard, MemoryReport, Mesh, Preset, Result, SimDevice,
+        Allow, Budget, Buffer, BufferType, ByteSize, CircularBufferConfig, CoreCoord, CoreRange,
+        CoreRangeSet, Device, Error, GIB, GuardOptions, KIB, MIB, MemoryGuard, MemoryReport, Mesh,
+        Preset, Program, Result, SimDevice,
     };
     pub use crate::{
         assert_memory_budget, assert_no_leak, try_assert_memory_budget, try_assert_no_leak,

@@ -491,3 +491,73 @@ fn the_budget_macro_takes_per_core_limits() {
         "{e}"
     );
 }
+
+#[test]
+fn per_core_limits_come_from_budget_files_and_the_environment() {
+    use std::path::Path;
+    use tt_memguard::runner::BudgetConfig;
+    use tt_memguard::{Budget, BudgetSource, CheckKind};
+    let config = BudgetConfig::parse(
+        "[defaults]\ncb_peak_per_core = \"96 KiB\"\n[tests.\"matmul*\"]\nmin_cb_headroom = \"16 KiB\"\n",
+        Path::new("memguard.toml"),
+    )
+    .unwrap();
+    let budget = config.budget_for("matmul_8x8", &Budget::new().l1_peak_per_core("1 MiB"));
+    let cores = budget.cores();
+    assert_eq!(cores.get(CheckKind::CbPeakPerCore).unwrap().bytes, 96 * KIB);
+    assert_eq!(cores.get(CheckKind::MinCbHeadroom).unwrap().bytes, 16 * KIB);
+    assert_eq!(
+        cores.get(CheckKind::L1PeakPerCore).unwrap().source,
+        BudgetSource::Code
+    );
+    assert!(matches!(
+        cores.get(CheckKind::CbPeakPerCore).unwrap().source,
+        BudgetSource::File(_)
+    ));
+
+    let env = BudgetConfig::from_env([(
+        "TT_MEMGUARD_L1_PEAK_PER_CORE".to_string(),
+        "512KiB".to_string(),
+    )])
+    .unwrap();
+    assert_eq!(
+        env.cores().get(CheckKind::L1PeakPerCore).unwrap().source,
+        BudgetSource::Env("TT_MEMGUARD_L1_PEAK_PER_CORE".into())
+    );
+    let e = BudgetConfig::parse(
+        "[defaults]\ncb_peak_per_kore = 1\n",
+        Path::new("memguard.toml"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("cb_peak_per_core"), "{e}");
+}
+
+#[test]
+fn a_clash_lists_the_circular_buffers_of_the_failing_range() {
+    let dev = SimDevice::wormhole_b0();
+    let mut program = dev.create_program().unwrap();
+    for index in 0..3 {
+        program
+            .add_circular_buffer(CoreRange::grid(8, 8).unwrap(), cb(256 * KIB, index))
+            .unwrap();
+    }
+    let _out = dev.allocate(BufferType::L1, 64 * 800 * KIB, 2048).unwrap();
+    let e = dev.enqueue(&mut program).unwrap_err();
+    let Error::CircularBuffers(failure) = &e else {
+        panic!("{e:?}")
+    };
+    let listed: Vec<(u32, u64)> = failure
+        .circular_buffers
+        .iter()
+        .map(|c| (c.handle, c.address))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (0, 0x19D60),
+            (1, 0x19D60 + 256 * KIB),
+            (2, 0x19D60 + 512 * KIB)
+        ],
+        "{e}"
+    );
+}

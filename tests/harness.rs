@@ -1147,3 +1147,38 @@ fn snapshots_of_a_main_macro_target_name_its_test_file() {
         "{header}"
     );
 }
+
+/// Kernel-shaped tests (`examples/kernel_suite.rs`): the result line and the
+/// memory table carry the CB peak per core, per-core budgets come from the
+/// suite's budget file, and a clash fails with TT-Metal's message and the
+/// explanation.
+#[test]
+fn circular_buffer_peaks_on_result_lines_and_in_the_table() {
+    let bin = common::example_binary("kernel_suite");
+    let out = Command::new(bin)
+        .args(["--test-threads", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{text}");
+    assert!(
+        text.contains("test matmul_fits           ... ok     L1 peak 32.0 MiB  DRAM peak 0 B  leaked 0 B  CB peak 192.0 KiB/256.0 KiB per core"),
+        "{text}"
+    );
+    assert!(
+        text.contains("CB peak 384.0 KiB of 256.0 KiB per core (150%) [kernel_suite.toml [defaults]] FAIL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Statically allocated circular buffers in program 0 clash with L1 buffers on core range [0-0 - 7-7]. L1 buffer allocated at 679936 and static circular buffer region ends at 892256"),
+        "{text}"
+    );
+    assert!(text.contains("    CB 2 (index 2) on {[0-0 - 7-7]}: 262,144 B at 0x99d60..0xd9d60"), "{text}");
+    let header = text.lines().find(|l| l.contains("RESULT")).unwrap();
+    assert!(header.ends_with("CB PEAK/CORE"), "{text}");
+    let fits = text.lines().rfind(|l| l.trim_start().starts_with("matmul_fits")).unwrap();
+    assert!(fits.ends_with("192.0 KiB/256.0 KiB"), "{text}");
+}

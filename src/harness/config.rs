@@ -53,9 +53,20 @@ const CHECKS: [(&str, CheckKind, bool); 5] = [
     ("min_largest_free", CheckKind::LargestFree, true),
 ];
 
+/// Limits of one core's L1 over the programs a test enqueues.
+const CORE_KEYS: [(&str, CheckKind); 3] = [
+    ("cb_peak_per_core", CheckKind::CbPeakPerCore),
+    ("l1_peak_per_core", CheckKind::L1PeakPerCore),
+    ("min_cb_headroom", CheckKind::MinCbHeadroom),
+];
+
 fn parse_key(key: &str) -> Option<Key> {
     if key == "tolerance" {
         return Some(Key::Tolerance);
+    }
+    if let Some(&(_, kind)) = CORE_KEYS.iter().find(|(name, _)| *name == key) {
+        // Per-core limits are kept apart from the pools' (`Budget::with_limit`).
+        return Some(Key::Limit(BufferType::L1, kind, true));
     }
     for (pool_name, pool) in POOLS {
         if let Some(check) = key
@@ -73,7 +84,7 @@ fn parse_key(key: &str) -> Option<Key> {
 }
 
 fn accepted_keys() -> String {
-    "<pool>_<check> with pool dram, l1, l1_small or trace and check peak, peak_per_bank, retained, retained_per_bank or min_largest_free (e.g. l1_peak), or tolerance".to_string()
+    "<pool>_<check> with pool dram, l1, l1_small or trace and check peak, peak_per_bank, retained, retained_per_bank or min_largest_free (e.g. l1_peak), cb_peak_per_core, l1_peak_per_core, min_cb_headroom, or tolerance".to_string()
 }
 
 fn apply(budget: Budget, key: Key, bytes: u64, source: BudgetSource) -> Budget {
@@ -601,6 +612,10 @@ pub(crate) fn environment_help() -> String {
         "a budget of every test, over memguard.toml and code (e.g. TT_MEMGUARD_L1_PEAK=256KiB): POOL is DRAM, L1, L1_SMALL or TRACE; CHECK is PEAK, PEAK_PER_BANK, RETAINED, RETAINED_PER_BANK or MIN_LARGEST_FREE",
     ));
     rows.push((
+        "TT_MEMGUARD_CB_PEAK_PER_CORE=SIZE".to_string(),
+        "per core, over the programs a test enqueues: the circular-buffer region (likewise TT_MEMGUARD_L1_PEAK_PER_CORE, CBs plus L1 buffers, and TT_MEMGUARD_MIN_CB_HEADROOM, the least room between them)",
+    ));
+    rows.push((
         "TT_MEMGUARD_TOLERANCE=SIZE".to_string(),
         "slack added to every peak and retained limit",
     ));
@@ -663,6 +678,9 @@ fn known_variables() -> Vec<String> {
         for (check, _, _) in CHECKS {
             known.push(format!("TT_MEMGUARD_{pool}_{check}").to_ascii_uppercase());
         }
+    }
+    for (key, _) in CORE_KEYS {
+        known.push(format!("TT_MEMGUARD_{key}").to_ascii_uppercase());
     }
     known.push("TT_MEMGUARD_TOLERANCE".to_string());
     known

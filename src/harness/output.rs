@@ -405,6 +405,9 @@ pub(crate) struct Row {
     l1: PeakCell,
     dram: PeakCell,
     leaked: u64,
+    /// One core's CB peak over the programs the test enqueued, with its
+    /// budget (limit, passed) when one was set.
+    cb: Option<(u64, Option<(u64, bool)>)>,
 }
 
 impl Row {
@@ -439,6 +442,7 @@ impl Row {
             l1: cell(BufferType::L1),
             dram: cell(BufferType::Dram),
             leaked: pools.iter().map(PoolReport::retained_total).sum(),
+            cb: None,
         }
     }
 
@@ -446,13 +450,24 @@ impl Row {
     /// device (no report: the test's memory was not measured).
     pub(crate) fn of(failed: bool, memory: Option<&MemoryReport>) -> Row {
         match memory.and_then(|m| m.devices.first()) {
-            Some(device) => Row::from_pools(failed, &device.pools),
+            Some(device) => Row {
+                cb: device.cores.as_ref().filter(|c| c.enqueued).map(|c| {
+                    let limit = c
+                        .checks
+                        .iter()
+                        .find(|v| v.check == crate::budget::CheckKind::CbPeakPerCore)
+                        .map(|v| (v.limit, v.passed));
+                    (c.cb_peak_per_core, limit)
+                }),
+                ..Row::from_pools(failed, &device.pools)
+            },
             None => Row {
                 failed,
                 measured: false,
                 l1: PeakCell::EMPTY,
                 dram: PeakCell::EMPTY,
                 leaked: 0,
+                cb: None,
             },
         }
     }
@@ -473,8 +488,19 @@ impl Row {
             ),
             None => format_bytes(c.peak),
         };
+        let cb = match self.cb {
+            Some((peak, Some((limit, _)))) => {
+                format!(
+                    "  CB peak {}/{} per core",
+                    format_bytes(peak),
+                    format_bytes(limit)
+                )
+            }
+            Some((peak, None)) => format!("  CB peak {} per core", format_bytes(peak)),
+            None => String::new(),
+        };
         Some(format!(
-            "L1 peak {}  DRAM peak {}  leaked {}",
+            "L1 peak {}  DRAM peak {}  leaked {}{cb}",
             cell(&self.l1),
             cell(&self.dram),
             format_bytes(self.leaked)
@@ -585,13 +611,33 @@ pub(crate) fn table<'a>(
         all.sort_by(|a, b| name(a.0).cmp(name(b.0)));
         all
     };
+    // The CB column appears when a shown test enqueued programs.
+    let with_cb = rows.iter().any(|(_, r)| r.cb.is_some());
     let mut out = String::new();
     let _ = writeln!(out, "\nmemory summary:");
-    let _ = writeln!(
-        out,
+    let header = format!(
         "  {:<40} {:<7} {:>22} {:>22} {:>12}",
         "TEST", "RESULT", "L1 PEAK", "DRAM PEAK", "LEAKED"
     );
+    let _ = if with_cb {
+        writeln!(out, "{header} {:>22}", "CB PEAK/CORE")
+    } else {
+        writeln!(out, "{header}")
+    };
+    let cb_cell = |cb: Option<(u64, Option<(u64, bool)>)>| match cb {
+        Some((peak, Some((limit, passed)))) => {
+            let text = format!("{}/{}", format_bytes(peak), format_bytes(limit));
+            let usage = if limit == 0 {
+                1.0
+            } else {
+                peak as f64 / limit as f64
+            };
+            let level = if passed { Level::of(usage) } else { Level::Red };
+            format!(" {}", painted(format!("{text:>22}"), level, color))
+        }
+        Some((peak, None)) => format!(" {:>22}", format_bytes(peak)),
+        None => format!(" {:>22}", "-"),
+    };
     let cell = |c: &PeakCell| match c.limit() {
         Some((limit, passed, usage)) => {
             let text = format!(
@@ -613,10 +659,15 @@ pub(crate) fn table<'a>(
             ("ok", Level::Green)
         };
         let result = painted(format!("{word:<7}"), level, color);
+        let cb = if with_cb {
+            cb_cell(r.cb)
+        } else {
+            String::new()
+        };
         let _ = if r.measured {
             writeln!(
                 out,
-                "  {name:<40} {result} {} {} {:>12}",
+                "  {name:<40} {result} {} {} {:>12}{cb}",
                 cell(&r.l1),
                 cell(&r.dram),
                 format_bytes(r.leaked)
@@ -624,7 +675,7 @@ pub(crate) fn table<'a>(
         } else {
             writeln!(
                 out,
-                "  {name:<40} {result} {:>22} {:>22} {:>12}",
+                "  {name:<40} {result} {:>22} {:>22} {:>12}{cb}",
                 "-", "-", "-"
             )
         };
@@ -817,6 +868,7 @@ mod tests {
             },
             dram: PeakCell::EMPTY,
             leaked: 0,
+            cb: None,
         }
     }
 
@@ -837,6 +889,30 @@ mod tests {
             recorded[n % workers].push(i, tests[i].1.clone(), &name);
         }
         table(&recorded.iter().collect::<Vec<_>>(), &name, false)
+    }
+
+    /// The CB peak per core is on the result line and in a table column of
+    /// its own, which appears only when a shown test enqueued programs.
+    #[test]
+    fn circular_buffer_peaks_show_where_programs_ran() {
+        let plain = row(false, 1024);
+        let with_cb = Row {
+            cb: Some((256 * 1024, Some((512 * 1024, true)))),
+            ..row(false, 2048)
+        };
+        assert_eq!(
+            with_cb.summary().unwrap(),
+            "L1 peak 2.0 KiB  DRAM peak 0 B  leaked 0 B  CB peak 256.0 KiB/512.0 KiB per core"
+        );
+        assert!(!plain.summary().unwrap().contains("CB"));
+        let without = table_of(&[("a".into(), plain.clone())], &[0], 1);
+        assert!(!without.contains("CB PEAK/CORE"), "{without}");
+        let tests = [("a".to_string(), plain), ("b".to_string(), with_cb)];
+        let table = table_of(&tests, &[0, 1], 1);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[2].ends_with("CB PEAK/CORE"), "{table}");
+        assert!(lines[3].trim_end().ends_with(" -"), "{table}");
+        assert!(lines[4].ends_with("256.0 KiB/512.0 KiB"), "{table}");
     }
 
     /// A long run's table shows its failures by name, then the 20 largest
