@@ -372,15 +372,6 @@ pub enum Error {
         source: Option<Cause>,
     },
 
-    /// A bad command-line flag of the memguard runner.
-    #[error("command-line flag {flag}: {reason}")]
-    Cli {
-        /// The flag.
-        flag: String,
-        /// What is wrong and what is accepted.
-        reason: String,
-    },
-
     /// A file that is not a memguard JSON report.
     #[error("{} is not a memguard report: {reason}", path.display())]
     ReportFormat {

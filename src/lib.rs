@@ -137,9 +137,10 @@
 #![deny(missing_docs)]
 
 // Dependencies point one way, bottom to top:
-//   units, types <- budget, render <- report <- error
-//   <- source + device (a backend hands out a Device) <- mesh <- guard
-//   <- check <- macros, trace, live <- monitor, harness.
+//   units, types, cores <- budget, render, cb_failure <- report <- error
+//   <- source + device + program (a backend hands out a Device, a Device
+//   its Programs) <- mesh <- guard <- check <- macros, trace, live
+//   <- monitor, harness.
 // Only `source` and `ffi` know that C++ exists.
 mod budget;
 mod cb_failure;

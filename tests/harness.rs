@@ -1169,16 +1169,24 @@ fn circular_buffer_peaks_on_result_lines_and_in_the_table() {
         "{text}"
     );
     assert!(
-        text.contains("CB peak 384.0 KiB of 256.0 KiB per core (150%) [kernel_suite.toml [defaults]] FAIL"),
+        text.contains(
+            "CB peak 384.0 KiB of 256.0 KiB per core (150%) [kernel_suite.toml [defaults]] FAIL"
+        ),
         "{text}"
     );
     assert!(
         text.contains("Statically allocated circular buffers in program 0 clash with L1 buffers on core range [0-0 - 7-7]. L1 buffer allocated at 679936 and static circular buffer region ends at 892256"),
         "{text}"
     );
-    assert!(text.contains("    CB 2 (index 2) on {[0-0 - 7-7]}: 262,144 B at 0x99d60..0xd9d60"), "{text}");
+    assert!(
+        text.contains("    CB 2 (index 2) on {[0-0 - 7-7]}: 262,144 B at 0x99d60..0xd9d60"),
+        "{text}"
+    );
     let header = text.lines().find(|l| l.contains("RESULT")).unwrap();
     assert!(header.ends_with("CB PEAK/CORE"), "{text}");
-    let fits = text.lines().rfind(|l| l.trim_start().starts_with("matmul_fits")).unwrap();
+    let fits = text
+        .lines()
+        .rfind(|l| l.trim_start().starts_with("matmul_fits"))
+        .unwrap();
     assert!(fits.ends_with("192.0 KiB/256.0 KiB"), "{text}");
 }
