@@ -34,6 +34,25 @@ pub struct CircularBufferPlacement {
     pub cores: String,
 }
 
+/// The enqueue that made a scope's CB peak: which program, on which core, and the circular
+/// buffers that core held.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramPeak {
+    /// The program's id on its device.
+    pub program: u64,
+    /// The first core (by column, then row) whose CB region was the largest.
+    pub core: crate::cores::CoreCoord,
+    /// That core's CB region bytes.
+    pub cb_bytes: u64,
+    /// L1 and L1_SMALL buffer bytes of every bank at the enqueue.
+    pub l1_buffers_per_bank: u64,
+    /// Bytes between the region's end and the lowest L1 buffer (or the end of a core's L1).
+    pub headroom: u64,
+    /// The circular buffers on that core, by address.
+    pub circular_buffers: Vec<CircularBufferPlacement>,
+}
+
 /// A program whose circular buffers do not fit in the L1 of their cores: TT-Metal's message
 /// and the explanation (the CBs of the failing core range, the L1 buffer in the way, the bytes
 /// of overlap, and what would make it fit).

@@ -5,6 +5,7 @@ use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use crate::cb_failure::ProgramPeak;
 use crate::error::{Error, Result};
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Peaks, Request};
@@ -115,7 +116,22 @@ struct Shared {
     /// place, so that a notification clones one `Arc`.
     observers: RwLock<Arc<Vec<(ObserverToken, Observer)>>>,
     next_observer: AtomicU64,
+    /// The last enqueues that laid out circular buffers, by sequence number,
+    /// so that a guard can name the one that made its CB peak.
+    enqueues: Mutex<EnqueueLog>,
+    /// The next enqueue's sequence number: read without a lock by guards
+    /// starting.
+    enqueue_seq: AtomicU64,
 }
+
+/// A bounded log of enqueues: sequence numbers count every logged enqueue.
+#[derive(Default)]
+pub(crate) struct EnqueueLog {
+    entries: std::collections::VecDeque<(u64, Arc<ProgramPeak>)>,
+}
+
+/// Enqueues a device remembers for guards.
+const ENQUEUE_LOG: usize = 1024;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Backend>>> {
@@ -180,6 +196,8 @@ impl Device {
                 observed: AtomicBool::new(false),
                 observers: RwLock::new(Arc::new(Vec::new())),
                 next_observer: AtomicU64::new(1),
+                enqueues: Mutex::new(EnqueueLog::default()),
+                enqueue_seq: AtomicU64::new(0),
             }),
         }
     }
@@ -405,6 +423,42 @@ impl Device {
     pub(crate) fn reset_if_unshared(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
             && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
+    }
+
+    /// The sequence number the next enqueue will get.
+    pub(crate) fn next_enqueue(&self) -> u64 {
+        self.shared.enqueue_seq.load(Ordering::Relaxed)
+    }
+
+    /// Records an enqueue that laid out circular buffers.
+    pub(crate) fn log_enqueue(&self, peak: ProgramPeak) {
+        let mut log = self
+            .shared
+            .enqueues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let seq = self.shared.enqueue_seq.fetch_add(1, Ordering::Relaxed);
+        if log.entries.len() == ENQUEUE_LOG {
+            log.entries.pop_front();
+        }
+        log.entries.push_back((seq, Arc::new(peak)));
+    }
+
+    /// The remembered enqueue since sequence number `since` with the largest
+    /// CB region (the first of equals).
+    pub(crate) fn cb_peak_since(&self, since: u64) -> Option<Arc<ProgramPeak>> {
+        let log = self
+            .shared
+            .enqueues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut best: Option<&Arc<ProgramPeak>> = None;
+        for (_, p) in log.entries.iter().filter(|(seq, _)| *seq >= since) {
+            if best.is_none_or(|b| p.cb_bytes > b.cb_bytes) {
+                best = Some(p);
+            }
+        }
+        best.cloned()
     }
 
     /// Runs `f` on the backend under the device lock.

@@ -142,6 +142,8 @@ struct Scope {
     first_id: u64,
     inherited: u64,
     mark: PeakMark,
+    /// The sequence number of the scope's first enqueue.
+    first_enqueue: u64,
 }
 
 /// An RAII memory check. Created on a [`MemorySource`] (a device or a mesh),
@@ -249,6 +251,7 @@ impl MemoryGuard {
         location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
         let open = |device: Device| -> Result<Scope> {
+            let first_enqueue = device.next_enqueue();
             let (mark, before, first_id, inherited) = device.begin_scope()?;
             Ok(Scope {
                 device,
@@ -256,6 +259,7 @@ impl MemoryGuard {
                 first_id,
                 inherited,
                 mark,
+                first_enqueue,
             })
         };
         let mut devices = devices.into_iter();
@@ -465,7 +469,15 @@ impl MemoryGuard {
                 .iter()
                 .any(|v| v.check == CheckKind::Retained && !v.passed)
         });
-        Ok((pools, leaked, persistent, core_report(&peaks, budget)))
+        let mut cores = core_report(&peaks, budget);
+        // A failed per-core check names the enqueue that made the CB peak.
+        if let Some(c) = cores.as_mut().filter(|c| !c.passed()) {
+            c.at_peak = scope
+                .device
+                .cb_peak_since(scope.first_enqueue)
+                .map(|p| (*p).clone());
+        }
+        Ok((pools, leaked, persistent, cores))
     }
 
     fn device_report(
@@ -517,6 +529,7 @@ fn core_report(peaks: &PoolPeaks, budget: &Budget) -> Option<CoreReport> {
         l1_peak_per_core: peaks.l1_total_per_core(),
         min_headroom: peaks.min_headroom(),
         checks: Vec::new(),
+        at_peak: None,
     };
     for kind in CORE_CHECKS {
         let Some(limit) = limits.get(kind) else {

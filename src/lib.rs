@@ -167,7 +167,9 @@ mod trace;
 pub use budget::{
     Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
 };
-pub use cb_failure::{CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement};
+pub use cb_failure::{
+    CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement, ProgramPeak,
+};
 pub use check::{assert_memory, check};
 pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};

@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cb_failure::{CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement};
+use crate::cb_failure::{
+    CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement, ProgramPeak,
+};
 use crate::cores::{CoreCoord, CoreRangeSet};
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -385,6 +387,32 @@ impl Program {
         }
         let limit = run.lowest_l1.unwrap_or(run.l1_size).min(run.l1_size);
         let cb_end = run.max_end.max(run.base);
+        if run.max_end > 0 {
+            // Remembered for guards: the core with the largest region and its CBs.
+            let mut circular_buffers: Vec<CircularBufferPlacement> = self
+                .cbs
+                .iter()
+                .filter(|cb| !cb.backed && cb.cores.contains(run.max_core))
+                .filter_map(|cb| {
+                    Some(CircularBufferPlacement {
+                        handle: cb.handle,
+                        indices: cb.indices.clone(),
+                        size: cb.size,
+                        address: cb.address?,
+                        cores: cb.cores.to_string(),
+                    })
+                })
+                .collect();
+            circular_buffers.sort_by_key(|cb| (cb.address, cb.handle));
+            self.device.log_enqueue(ProgramPeak {
+                program,
+                core: run.max_core,
+                cb_bytes: cb_end - run.base,
+                l1_buffers_per_bank: run.l1_allocated,
+                headroom: limit.saturating_sub(cb_end),
+                circular_buffers,
+            });
+        }
         Ok(EnqueueReport {
             program,
             laid_out_now: run.laid_out_now,

@@ -9,6 +9,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::budget::{BudgetSource, CheckKind};
+use crate::cb_failure::ProgramPeak;
 use crate::render::{Level, paint};
 use crate::types::{Allocation, BufferType};
 use crate::units::{format_bytes, format_count};
@@ -151,6 +152,10 @@ pub struct CoreReport {
     pub min_headroom: Option<u64>,
     /// The per-core budget checks.
     pub checks: Vec<Verdict>,
+    /// The enqueue that made the CB peak, when a per-core check failed and the
+    /// device still remembered it (it keeps its last 1,024 enqueues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_peak: Option<ProgramPeak>,
 }
 
 impl CoreReport {
@@ -413,6 +418,44 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
             )
         };
         let _ = writeln!(out, "{}", line.trim_end());
+        if let Some(p) = &c.at_peak {
+            let over = c
+                .checks
+                .iter()
+                .filter(|v| !v.passed && v.check == CheckKind::CbPeakPerCore)
+                .map(|v| v.actual.saturating_sub(v.limit))
+                .max();
+            let _ = writeln!(
+                out,
+                "    the CB peak: program {} on core {}, {} B of circular buffers next to {} B of L1 buffers, {} B of headroom:",
+                p.program,
+                p.core,
+                format_count(p.cb_bytes),
+                format_count(p.l1_buffers_per_bank),
+                format_count(p.headroom)
+            );
+            for cb in &p.circular_buffers {
+                let indices: Vec<String> = cb.indices.iter().map(u8::to_string).collect();
+                let _ = writeln!(
+                    out,
+                    "      CB {} (index {}) on {}: {} B at {:#x}..{:#x}",
+                    cb.handle,
+                    indices.join(", "),
+                    cb.cores,
+                    format_count(cb.size),
+                    cb.address,
+                    cb.address.saturating_add(cb.size)
+                );
+            }
+            if let Some(over) = over {
+                let _ = writeln!(
+                    out,
+                    "    to fit: shrink the circular buffers on core {} by {} B",
+                    p.core,
+                    format_count(over)
+                );
+            }
+        }
     }
     if !d.leaked.is_empty() {
         let total = d

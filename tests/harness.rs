@@ -1182,6 +1182,15 @@ fn circular_buffer_peaks_on_result_lines_and_in_the_table() {
         text.contains("    CB 2 (index 2) on {[0-0 - 7-7]}: 262,144 B at 0x99d60..0xd9d60"),
         "{text}"
     );
+    // The failed per-core budget names the enqueue that made the peak.
+    assert!(
+        text.contains("the CB peak: program 0 on core (x=0,y=0), 393,216 B of circular buffers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("to fit: shrink the circular buffers on core (x=0,y=0) by 131,072 B"),
+        "{text}"
+    );
     let header = text.lines().find(|l| l.contains("RESULT")).unwrap();
     assert!(header.ends_with("CB PEAK/CORE"), "{text}");
     let fits = text
