@@ -284,7 +284,7 @@ fn bad_budget_files_name_file_line_key_and_value() {
             &["--memguard-config", "tests/data/bad_unknown_key.toml"],
             &[]
         ),
-        "error: tests/data/bad_unknown_key.toml:3: l1_peek = \"1 MiB\": unknown key; expected <pool>_<check> with pool dram, l1, l1_small or trace and check peak, peak_per_bank, retained, retained_per_bank or min_largest_free (e.g. l1_peak), or tolerance"
+        "error: tests/data/bad_unknown_key.toml:3: l1_peek = \"1 MiB\": unknown key; expected <pool>_<check> with pool dram, l1, l1_small or trace and check peak, peak_per_bank, retained, retained_per_bank or min_largest_free (e.g. l1_peak), cb_peak_per_core, l1_peak_per_core, min_cb_headroom, or tolerance"
     );
     assert!(
         stderr_of_failed_setup(&["--memguard-config", "tests/data/bad_size.toml"], &[])
