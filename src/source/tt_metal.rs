@@ -17,7 +17,7 @@ use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
 use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome};
 use crate::source::sim::Preset;
-use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request};
+use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request, core_box};
 use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -457,30 +457,50 @@ impl Bridge for TtMetalBridge {
     }
 
     fn create_program(&mut self) -> Result<u64> {
-        Err(programs_unsupported())
+        self.inner
+            .pin_mut()
+            .create_program()
+            .map_err(|e| tt_error("creating a program", e.what()))
     }
 
-    fn add_circular_buffer(&mut self, _: u64, _: &CbRequest) -> Result<CbCheck> {
-        Err(programs_unsupported())
+    fn add_circular_buffer(&mut self, program: u64, cb: &CbRequest) -> Result<CbCheck> {
+        if cb.backing.is_some() {
+            return Err(Error::Unsupported {
+                what: "circular buffers backed by a buffer on a TT-Metal device",
+                instead: "give the circular buffer its own place (no backed_by), or run the check on the simulated device",
+            });
+        }
+        let ranges: Vec<_> = cb.ranges.iter().map(core_box).collect();
+        self.inner
+            .pin_mut()
+            .add_circular_buffer(program, &ranges, cb.size, &cb.indices)
+            .map_err(|e| {
+                tt_error(
+                    &format!(
+                        "adding a circular buffer of {} B to program {program}",
+                        cb.size
+                    ),
+                    e.what(),
+                )
+            })
     }
 
-    fn enqueue_program(&mut self, _: u64) -> Result<EnqueueOutcome> {
-        Err(programs_unsupported())
+    fn enqueue_program(&mut self, program: u64) -> Result<EnqueueOutcome> {
+        self.inner
+            .pin_mut()
+            .enqueue_program(program)
+            .map_err(|e| tt_error(&format!("enqueueing program {program}"), e.what()))
     }
 
-    fn program_addresses(&self, _: u64) -> Result<Vec<u64>> {
-        Err(programs_unsupported())
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>> {
+        Ok(self.inner.program_addresses(program))
     }
 
-    fn destroy_program(&mut self, _: u64) -> Result<bool> {
-        Ok(false)
-    }
-}
-
-fn programs_unsupported() -> Error {
-    Error::Unsupported {
-        what: "programs and circular buffers on a TT-Metal device",
-        instead: "run the check on the simulated device",
+    fn destroy_program(&mut self, program: u64) -> Result<bool> {
+        self.inner
+            .pin_mut()
+            .destroy_program(program)
+            .map_err(|e| tt_error(&format!("destroying program {program}"), e.what()))
     }
 }
 
