@@ -5,6 +5,33 @@
 //! attribution and the peaks come from a graph processor that sees every
 //! buffer TT-Metal allocates or frees on the device, including buffers made
 //! by the caller's own C++ code or by ops.
+//!
+//! Programs and circular buffers: a [`Program`](crate::Program) of this
+//! crate becomes a real TT-Metal program whose CBs are created with
+//! `CreateCircularBuffer`. Enqueueing it runs TT-Metal's compile step
+//! (`MeshWorkloadImpl::compile`, the first thing `EnqueueMeshWorkload`
+//! does): the layout at the first enqueue, then both checks (beyond L1,
+//! clash with L1 buffers) at every enqueue. Nothing is dispatched: a program
+//! without kernels cannot be (TT-Metal 0.81.1 crashes assembling its
+//! commands). What TT-Metal reports, and when:
+//!
+//! - `track_allocate_cb` (address, size, cores) once per CB, in creation
+//!   order, only when a layout is computed: at the first enqueue, before the
+//!   checks, so also when that enqueue fails; later enqueues report nothing.
+//!   The CB addresses the crate shows are these.
+//! - `track_deallocate_cb` once when a compiled program with CBs is
+//!   destroyed (dropping the [`Program`](crate::Program)); some TT-Metal
+//!   versions emit no deallocation events at all, and a program never
+//!   enqueued reports neither.
+//!
+//! The outcome of an enqueue is computed from those addresses, the lowest
+//! L1 buffer (`lowest_occupied_compute_l1_address`) and the L1 size of a
+//! core (`l1_size_per_core`), with the simulator's rule; TT-Metal must agree
+//! (it throws exactly when a check fails, and its message carries the same
+//! region end), or the enqueue is an [`Error::TtMetal`] with its message.
+//! Buffer-index problems are refused before TT-Metal sees the CB. CBs backed
+//! by a buffer are not supported on this backend ([`Error::Unsupported`]).
+//! Program ids are TT-Metal's own (a process-wide counter).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
