@@ -832,3 +832,27 @@ fn a_backed_circular_buffer_is_unsupported_on_tt_metal() {
     assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
     assert!(e.to_string().contains("backed by a buffer"), "{e}");
 }
+
+#[test]
+#[serial]
+fn an_enqueue_raises_the_peak_marks_program_figures_as_on_the_simulator() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let banks = u64::from(dev.snapshot().unwrap().pool(BufferType::L1).num_banks);
+    let mut figures = Vec::new();
+    for d in [&dev, &sim] {
+        let mark = d.peak_mark().unwrap();
+        let _weights = d.allocate(BufferType::L1, banks * 64 * KIB, 2048).unwrap();
+        let mut program = example_program(d);
+        d.enqueue(&mut program).unwrap();
+        let peaks = mark.read().unwrap();
+        figures.push((
+            peaks.cb_per_core(),
+            peaks.l1_total_per_core(),
+            peaks.min_headroom(),
+        ));
+    }
+    assert_eq!(figures[0], figures[1]);
+    let (cb, total, headroom) = figures[0];
+    assert!(cb > 0 && total > cb && headroom.is_some(), "{figures:?}");
+}

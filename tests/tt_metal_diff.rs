@@ -6,6 +6,8 @@
 
 mod common;
 
+use serial_test::serial;
+
 use tt_memguard::{
     Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error, KIB, Preset,
     Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
@@ -111,7 +113,9 @@ fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
     text
 }
 
+// TT-Metal has one context per process: one device at a time.
 #[test]
+#[serial]
 fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
     let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
     let preset = TtMetalDevice::matching_preset(&probe)
@@ -219,6 +223,7 @@ fn random_range(rng: &mut Rng, grid: (u32, u32)) -> CoreRange {
 }
 
 #[test]
+#[serial]
 fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_metal() {
     let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
     let preset = TtMetalDevice::matching_preset(&probe)
