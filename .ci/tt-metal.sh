@@ -153,11 +153,14 @@ for KIND in n150 p150 n300; do
     grep -q '^STATUS 0$' "$LOG" || { tail -n 40 "$LOG" >&2; echo "error: the tt-metal tests failed on mock $KIND" >&2; exit 1; }
     PASSED=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
     OPS=$(sed -n 's/^differential: .* \([0-9][0-9]*\) operations.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
+    CB_RUNS=$(sed -n 's/^differential: .* circular buffers: \([0-9][0-9]*\) enqueues.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
     DIFFS=$(sed -n 's/^differential: .* \([0-9][0-9]*\) differences.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
     SECS=$(awk -v a="$START" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
     [ "$DIFFS" -eq 0 ] || { echo "error: the differential test found $DIFFS differences on $KIND" >&2; exit 1; }
     [ "$PASSED" -gt 0 ] || { echo "error: no tt-metal test ran on mock $KIND" >&2; exit 1; }
     [ "$OPS" -ge 10000 ] || { echo "error: the differential test ran $OPS operations on $KIND (< 10,000)" >&2; exit 1; }
+    [ "$CB_RUNS" -ge 500 ] \
+        || { echo "error: the circular-buffer differential test ran $CB_RUNS enqueues on $KIND (< 500)" >&2; exit 1; }
 
     # The replayer prints the same lines on the simulated and the real device.
     TRACE=tests/data/worked_example.trace
@@ -181,7 +184,7 @@ for KIND in n150 p150 n300; do
             || { cat "$SCRATCH/runner.log" >&2; echo "error: the runner did not pass 4 tests on $KIND" >&2; exit 1; }
         RUNNER="runner suite 4 passed on the TT-Metal device"
     fi
-    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
+    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations and $CB_RUNS program enqueues with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
 done
 
 echo "== tt-metal: nothing written outside the scratch directory"

@@ -11,6 +11,9 @@
 #include "tt_metal_abi.hpp"
 
 #include <cstring>
+#include <map>
+#include <new>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -50,6 +53,26 @@ metal::BufferShardingArgs height_sharded(metal::CoreRangeSet grid, std::uint32_t
                                 {pages, 1});
     return metal::BufferShardingArgs(spec, metal::TensorMemoryLayout::HEIGHT_SHARDED);
 }
+
+void create_circular_buffer(metal::Program& program, const std::vector<metal::CoreRange>& ranges,
+                            std::uint32_t total_size, const std::vector<std::uint8_t>& indices) {
+    std::map<std::uint8_t, tt::DataFormat> formats;
+    for (std::uint8_t index : indices) formats.emplace(index, tt::DataFormat::Float16_b);
+    metal::CircularBufferConfig config(total_size, formats);
+    for (std::uint8_t index : indices) config.set_page_size(index, total_size);
+    std::vector<metal::CoreRange> copy = ranges;
+    metal::CreateCircularBuffer(program, metal::CoreRangeSet(std::move(copy)), config);
+}
+
+std::uint64_t program_id(const metal::Program& program) { return program.get_id(); }
+
+std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist::MeshDevice* mesh) {
+    auto workload = std::make_unique<dist::MeshWorkload>();
+    workload->add_program(dist::MeshCoordinateRange(mesh->shape()), std::move(program));
+    return workload;
+}
+
+void compile(dist::MeshWorkload& workload, dist::MeshDevice* mesh) { workload.impl().compile(mesh); }
 
 #else
 
@@ -143,6 +166,98 @@ metal::BufferShardingArgs height_sharded(metal::CoreRangeSet grid, std::uint32_t
                                 {pages, 1}};
     return metal::BufferShardingArgs(spec, metal::TensorMemoryLayout::HEIGHT_SHARDED);
 }
+
+namespace {
+
+// The three std::unordered_set<uint8_t> of buffer indices inside a CircularBufferConfig (all,
+// local, remote), found in the 0.81.1 binary; the only members that own memory.
+constexpr std::size_t kCbIndexSets[] = {4248, 4304, 4360};
+using IndexSet = std::unordered_set<std::uint8_t>;
+static_assert(sizeof(IndexSet) == 56);
+
+// Whether a libstdc++ unordered_set sits at `at`: its max load factor (1.0 unless changed) at
+// +32, and its bucket array either its own single bucket (+48) or on the heap.
+bool looks_like_index_set(const unsigned char* at) {
+    float load = 0;
+    std::memcpy(&load, at + 32, sizeof load);
+    const void* buckets = nullptr;
+    std::memcpy(&buckets, at, sizeof buckets);
+    std::size_t bucket_count = 0;
+    std::memcpy(&bucket_count, at + 8, sizeof bucket_count);
+    return load == 1.0f && bucket_count >= 1 && buckets != nullptr;
+}
+
+// A CircularBufferConfig built here and destroyed here (the library has no destructor for it).
+class CbConfig {
+public:
+    CbConfig(std::uint32_t total_size, const std::map<std::uint8_t, tt::DataFormat>& formats) {
+        config_ = new (storage_) metal::CircularBufferConfig(total_size, formats);
+        std::uint32_t total = 0;
+        std::memcpy(&total, storage_ + 8, sizeof total);
+        bool sets = true;
+        for (std::size_t at : kCbIndexSets) sets = sets && looks_like_index_set(storage_ + at);
+        if (total != total_size || !sets) {
+            // Leak rather than free what may not be a set: the layout is not the pinned one.
+            config_ = nullptr;
+            throw Failure(
+                "TT-Metal's CircularBufferConfig does not have the layout tt-memguard's declarations were checked "
+                "against (ttnn 0.81.1): build against your install's headers with TT_METAL_HOME");
+        }
+    }
+    ~CbConfig() {
+        if (config_ == nullptr) return;
+        for (std::size_t at : kCbIndexSets) reinterpret_cast<IndexSet*>(storage_ + at)->~IndexSet();
+    }
+    CbConfig(const CbConfig&) = delete;
+    CbConfig& operator=(const CbConfig&) = delete;
+    metal::CircularBufferConfig& get() { return *config_; }
+
+private:
+    alignas(8) unsigned char storage_[sizeof(metal::CircularBufferConfig)];
+    metal::CircularBufferConfig* config_ = nullptr;
+};
+
+}  // namespace
+
+void create_circular_buffer(metal::Program& program, const std::vector<metal::CoreRange>& ranges,
+                            std::uint32_t total_size, const std::vector<std::uint8_t>& indices) {
+    std::map<std::uint8_t, tt::DataFormat> formats;
+    for (std::uint8_t index : indices) formats.emplace(index, tt::DataFormat::Float16_b);
+    CbConfig config(total_size, formats);
+    guarded([&] {
+        for (std::uint8_t index : indices) config.get().set_page_size(index, total_size);
+        std::vector<metal::CoreRange> copy = ranges;
+        const metal::CoreSpec cores{ranges.size() == 1 ? metal::CoreRangeSet(ranges.front())
+                                                       : metal::CoreRangeSet(std::move(copy))};
+        metal::CreateCircularBuffer(program, cores, config.get());
+    });
+}
+
+std::uint64_t program_id(const metal::Program& program) { return program.impl_ptr()->get_id(); }
+
+std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist::MeshDevice* mesh) {
+    return guarded([&] {
+        auto workload = std::make_unique<dist::MeshWorkload>();
+        dist::MeshCoordinateRange range(mesh->shape());
+        // Its destructor is inline in the library and only frees coordinates that did not fit in
+        // the inline storage of its two small vectors (data pointers at +0 and +48, storage at +16
+        // and +64): check they fit, so that not running it frees nothing.
+        const unsigned char* bytes = range.bytes();
+        const void* start = nullptr;
+        const void* end = nullptr;
+        std::memcpy(&start, bytes, sizeof start);
+        std::memcpy(&end, bytes + 48, sizeof end);
+        if (start != bytes + 16 || end != bytes + 64) {
+            throw Failure(
+                "TT-Metal's MeshCoordinateRange does not have the layout tt-memguard's declarations were checked "
+                "against (ttnn 0.81.1), or the mesh has more dimensions than a unit mesh");
+        }
+        workload->add_program(range, std::move(program));
+        return workload;
+    });
+}
+
+void compile(dist::MeshWorkload& workload, dist::MeshDevice* mesh) { workload.impl_ptr()->compile(mesh); }
 
 #endif
 

@@ -84,5 +84,21 @@ std::string check_library();
 metal::BufferShardingArgs height_sharded(metal::CoreRangeSet grid, std::uint32_t pages_per_shard,
                                          std::uint32_t pages);
 
+// A circular buffer of `total_size` bytes serving `indices` (one page of the whole size each: the
+// page size plays no part in the layout or the checks) on `ranges`, added to `program`. Throws
+// Failure with TT-Metal's message.
+void create_circular_buffer(metal::Program& program, const std::vector<metal::CoreRange>& ranges,
+                            std::uint32_t total_size, const std::vector<std::uint8_t>& indices);
+
+// TT-Metal's id of a program (a process-wide counter).
+std::uint64_t program_id(const metal::Program& program);
+
+// A workload holding `program` on every device of `mesh`. Throws Failure.
+std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist::MeshDevice* mesh);
+
+// The compile step of EnqueueMeshWorkload: lays the CBs out at the first call, then validates
+// them. Throws what TT-Metal throws (not translated: the caller classifies it).
+void compile(dist::MeshWorkload& workload, dist::MeshDevice* mesh);
+
 }  // namespace api
 }  // namespace memguard::ttm

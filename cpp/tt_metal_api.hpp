@@ -38,6 +38,7 @@
 #else  // our declarations
 
 #include <array>
+#include <map>
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
@@ -55,6 +56,9 @@ struct xy_pair {
     std::size_t y;
 };
 
+// tt::DataFormat: one byte; only the value used here.
+enum class DataFormat : std::uint8_t { Float16_b = 5 };
+
 namespace tt_metal {
 
 using DeviceAddr = std::uint64_t;
@@ -65,7 +69,31 @@ enum class ShardOrientation : int { ROW_MAJOR = 0, COL_MAJOR = 1 };
 enum class HalMemType : std::uint8_t { L1 = 0, DRAM = 1, HOST = 2 };
 
 class IDevice;  // opaque; polymorphic in the library
-class Program;  // opaque
+
+namespace detail {
+// Owned by the library; the Program below holds a shared_ptr to it.
+class ProgramImpl {
+public:
+    ProgramImpl() = delete;
+    std::uint64_t get_id() const;  // exported; a process-wide counter
+};
+}  // namespace detail
+
+// 16 bytes: one shared_ptr<detail::ProgramImpl> (its pointer first). Special members exported.
+class Program {
+public:
+    Program();
+    Program(Program&& other);
+    Program& operator=(Program&& other);
+    ~Program();
+    detail::ProgramImpl* impl_ptr() const { return impl_; }
+
+private:
+    detail::ProgramImpl* impl_;
+    void* control_;
+};
+
+Program CreateProgram();  // exported
 
 struct CoreRange {
     CoreRange(const xy_pair& start, const xy_pair& end);  // exported
@@ -85,6 +113,26 @@ public:
 private:
     std::vector<CoreRange> ranges_;
 };
+
+// What CreateCircularBuffer takes its cores as (40 bytes, built by the caller).
+using CoreSpec = std::variant<xy_pair, CoreRange, CoreRangeSet>;
+
+// 4,432 bytes built on the caller's side; the library exports its constructors and setters but
+// no destructor or copy. Its only members that own memory are three std::unordered_set<uint8_t>
+// of buffer indices, at the offsets in memguard::ttm::pinned (found in the 0.81.1 binary and
+// self-tested at run time): the shim destroys exactly those (tt_metal_abi.cpp).
+class CircularBufferConfig {
+public:
+    CircularBufferConfig(std::uint32_t total_size, const std::map<std::uint8_t, tt::DataFormat>& formats);
+    CircularBufferConfig& set_page_size(std::uint8_t index, std::uint32_t page_size);
+    CircularBufferConfig(const CircularBufferConfig&) = delete;
+    CircularBufferConfig& operator=(const CircularBufferConfig&) = delete;
+
+private:
+    alignas(8) unsigned char bytes_[4432];
+};
+
+std::uintptr_t CreateCircularBuffer(Program& program, const CoreSpec& cores, const CircularBufferConfig& config);
 
 // Inline in the library, so built here. CoreRangeSet's user-provided copy constructor keeps both
 // non-trivially copyable, which the library's by-value parameters require.
@@ -221,9 +269,14 @@ struct ShardedBufferConfig {  // declared for its size only: it sizes the varian
 
 using MeshBufferConfig = std::variant<ReplicatedBufferConfig, ShardedBufferConfig>;
 
+class MeshShape;  // owned by the MeshDevice; only passed back by reference
+
 class MeshDevice {
 public:
     MeshDevice() = delete;
+    const MeshShape& shape() const;
+    std::uint32_t l1_size_per_core() const;
+    std::optional<DeviceAddr> lowest_occupied_compute_l1_address() const;
     const std::unique_ptr<Allocator>& allocator() const;
     bool close();
     ARCH arch() const;
@@ -241,6 +294,42 @@ public:
     void deallocate();
     bool is_allocated() const;
     Buffer* get_reference_buffer() const;
+};
+
+// 240 bytes with an inline destructor. A 1x1 or 1x2 mesh's coordinates fit in the inline storage
+// of its small vectors (checked at run time: tt_metal_abi.cpp), so nothing is freed by it.
+class MeshCoordinateRange {
+public:
+    explicit MeshCoordinateRange(const MeshShape& shape);
+    MeshCoordinateRange(const MeshCoordinateRange&) = delete;
+    MeshCoordinateRange& operator=(const MeshCoordinateRange&) = delete;
+    const unsigned char* bytes() const { return bytes_; }
+
+private:
+    alignas(8) unsigned char bytes_[240];
+};
+
+class MeshWorkloadImpl {
+public:
+    MeshWorkloadImpl() = delete;
+    // Lays out the programs' circular buffers (at the first call) and validates them: the first
+    // step of EnqueueMeshWorkload, without dispatch.
+    void compile(MeshDevice* mesh_device);
+};
+
+// 8 bytes: a unique_ptr<MeshWorkloadImpl>.
+class MeshWorkload {
+public:
+    MeshWorkload();
+    MeshWorkload(MeshWorkload&& other);
+    ~MeshWorkload();
+    MeshWorkload(const MeshWorkload&) = delete;
+    MeshWorkload& operator=(const MeshWorkload&) = delete;
+    void add_program(const MeshCoordinateRange& range, Program&& program);
+    MeshWorkloadImpl* impl_ptr() const { return impl_; }
+
+private:
+    MeshWorkloadImpl* impl_;
 };
 
 }  // namespace distributed
@@ -303,6 +392,12 @@ static_assert(offsetof(distributed::DeviceLocalBufferConfig, sub_device_id) == 0
 static_assert(sizeof(distributed::ShardedBufferConfig) == 0x30);
 static_assert(sizeof(distributed::MeshBufferConfig) == 0x38);
 static_assert(sizeof(SpanU32) == 16);
+static_assert(sizeof(Program) == 16);
+static_assert(sizeof(CoreSpec) == 40);
+static_assert(sizeof(CircularBufferConfig) == 4432 && alignof(CircularBufferConfig) == 8);
+static_assert(sizeof(distributed::MeshCoordinateRange) == 240);
+static_assert(sizeof(distributed::MeshWorkload) == 8);
+static_assert(sizeof(std::map<std::uint8_t, tt::DataFormat>) == 48);
 }  // namespace memguard::ttm::pinned::layout
 
 #endif  // MEMGUARD_TT_METAL_HEADERS

@@ -17,6 +17,19 @@ PoolInfo to_bridge(const ttm::PoolInfo& pool) {
     return out;
 }
 
+CbCheck to_bridge(const sim::CbCheck& check, std::uint32_t handle) {
+    CbCheck out;
+    out.status = check.status;
+    out.range.x0 = check.range.x0;
+    out.range.y0 = check.range.y0;
+    out.range.x1 = check.range.x1;
+    out.range.y1 = check.range.y1;
+    out.value = check.value;
+    out.limit = check.limit;
+    out.handle = handle;
+    return out;
+}
+
 }  // namespace
 
 std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& o) {
@@ -110,5 +123,44 @@ std::array<std::uint64_t, 7> TtMetalHandle::read_peak(std::uint32_t mark) const 
 
 void TtMetalHandle::release_peak(std::uint32_t mark) { handle_->release_peak(mark); }
 std::size_t TtMetalHandle::mesh_device() const { return reinterpret_cast<std::size_t>(handle_->mesh_device()); }
+
+std::uint64_t TtMetalHandle::create_program() { return handle_->create_program(); }
+
+CbCheck TtMetalHandle::add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges,
+                                           std::uint64_t size, rust::Slice<const std::uint8_t> indices) {
+    sim::CircularBufferSpec spec;
+    spec.ranges.reserve(ranges.size());
+    for (const CoreBox& r : ranges) spec.ranges.push_back(sim::CoreRange{r.x0, r.y0, r.x1, r.y1});
+    spec.size = size;
+    spec.indices.assign(indices.begin(), indices.end());
+    std::uint32_t handle = 0;
+    const sim::CbCheck check = handle_->add_circular_buffer(program, spec, &handle);
+    return to_bridge(check, handle);
+}
+
+EnqueueOutcome TtMetalHandle::enqueue_program(std::uint64_t program) {
+    const ttm::Enqueued run = handle_->enqueue(program);
+    EnqueueOutcome out;
+    out.check = to_bridge(run.check, 0);
+    out.laid_out_now = run.laid_out_now;
+    out.base = run.layout.base;
+    out.max_end = run.layout.max_end;
+    out.max_x = run.layout.max_x;
+    out.max_y = run.layout.max_y;
+    out.cores_with_cbs = run.layout.cores_with_cbs;
+    out.has_lowest_l1 = run.lowest_l1.has_value();
+    out.lowest_l1 = run.lowest_l1.value_or(0);
+    out.l1_size = run.l1_size;
+    out.l1_allocated = run.l1_allocated;
+    return out;
+}
+
+rust::Vec<std::uint64_t> TtMetalHandle::program_addresses(std::uint64_t program) const {
+    rust::Vec<std::uint64_t> out;
+    for (std::uint64_t address : handle_->program_addresses(program)) out.push_back(address);
+    return out;
+}
+
+bool TtMetalHandle::destroy_program(std::uint64_t program) { return handle_->destroy_program(program); }
 
 }  // namespace memguard::ffi

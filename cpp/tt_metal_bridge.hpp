@@ -16,6 +16,9 @@ struct AllocRequest;
 struct AllocOutcome;
 struct AllocRecord;
 struct PoolSnapshot;
+struct CoreBox;
+struct CbCheck;
+struct EnqueueOutcome;
 }  // namespace memguard
 
 namespace memguard::ffi {
@@ -38,6 +41,12 @@ public:
     std::array<std::uint64_t, 7> read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     std::size_t mesh_device() const;
+    std::uint64_t create_program();
+    CbCheck add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges, std::uint64_t size,
+                                rust::Slice<const std::uint8_t> indices);
+    EnqueueOutcome enqueue_program(std::uint64_t program);
+    rust::Vec<std::uint64_t> program_addresses(std::uint64_t program) const;
+    bool destroy_program(std::uint64_t program);
 
 private:
     std::unique_ptr<ttm::MeshHandle> handle_;

@@ -1,6 +1,8 @@
 // The TT-Metal device handle (see tt_metal_device.hpp).
 #include "tt_metal_device.hpp"
 
+#include <algorithm>
+#include <exception>
 #include <utility>
 
 #include "tt_metal_abi.hpp"
@@ -91,6 +93,11 @@ MeshHandle::MeshHandle(std::shared_ptr<dist::MeshDevice> owned, dist::MeshDevice
 }
 
 MeshHandle::~MeshHandle() {
+    // Programs first: destroying a compiled one reports its CBs freed to the device.
+    try {
+        programs_.clear();
+    } catch (...) {
+    }
     release_owned();
     if (log_) detach(log_.get());
     if (owned_) {
@@ -279,5 +286,205 @@ PeakMarks::Peaks MeshHandle::read_peak(std::uint32_t mark) const {
 }
 
 void MeshHandle::release_peak(std::uint32_t mark) { log_->release_peak(mark); }
+
+}  // namespace memguard::ttm
+
+namespace memguard::ttm {
+
+// ---- programs and circular buffers -----------------------------------------------------------------
+MeshHandle::ProgramEntry::ProgramEntry(std::uint64_t id, std::uint32_t max_cbs) : model(id, max_cbs) {}
+MeshHandle::ProgramEntry::~ProgramEntry() = default;
+
+std::uint64_t MeshHandle::create_program() {
+    observe_this_thread();
+    auto program = guarded([] { return std::make_unique<metal::Program>(metal::CreateProgram()); });
+    const std::uint64_t id = guarded([&] { return api::program_id(*program); });
+    // 32 circular buffers a core on Wormhole, 64 on Blackhole (TT-Metal's HAL).
+    const std::uint32_t max_cbs = facts_.arch == Arch::Blackhole ? 64 : 32;
+    auto entry = std::make_unique<ProgramEntry>(id, max_cbs);
+    entry->program = std::move(program);
+    programs_[id] = std::move(entry);
+    return id;
+}
+
+sim::CbCheck MeshHandle::add_circular_buffer(std::uint64_t program, const sim::CircularBufferSpec& spec,
+                                             std::uint32_t* handle) {
+    sim::CbCheck check;
+    auto it = programs_.find(program);
+    if (it == programs_.end()) {
+        check.status = CbStatus::UnknownProgram;
+        return check;
+    }
+    if (spec.backed) throw Failure("a circular buffer backed by a buffer is not supported on a TT-Metal device");
+    if (spec.size > UINT32_MAX) {
+        throw Failure("a circular buffer of " + std::to_string(spec.size) +
+                      " B does not fit TT-Metal's 32-bit circular buffer size");
+    }
+    ProgramEntry& entry = *it->second;
+    // The model answers what TT-Metal would refuse (a compiled program, an index taken or too
+    // large), with the numbers of its message; TT-Metal is asked only for what the model accepts.
+    if (entry.laid_out) {
+        check.status = CbStatus::AlreadyCompiled;
+        return check;
+    }
+    sim::Program trial = entry.model;
+    check = trial.add(spec, handle);
+    if (check.status != CbStatus::Ok) return check;
+    observe_this_thread();
+    std::vector<metal::CoreRange> ranges;
+    ranges.reserve(spec.ranges.size());
+    for (const sim::CoreRange& r : spec.ranges) {
+        ranges.emplace_back(tt::xy_pair{r.x0, r.y0}, tt::xy_pair{r.x1, r.y1});
+    }
+    api::create_circular_buffer(*entry.program, ranges, static_cast<std::uint32_t>(spec.size), spec.indices);
+    entry.model = std::move(trial);
+    return check;
+}
+
+namespace {
+
+// Appends [address, address + size) to a region allocator as TT-Metal's mark_address does.
+void mark(sim::CbRegionAllocator& allocator, std::uint64_t address, std::uint64_t size, std::uint64_t base) {
+    if (allocator.regions.empty()) allocator.regions.emplace_back(base, base);
+    auto& last = allocator.regions.back();
+    if (address == last.second) {
+        last.second += size;
+    } else {
+        allocator.regions.emplace_back(address, address + size);
+    }
+}
+
+}  // namespace
+
+Enqueued MeshHandle::enqueue(std::uint64_t program) {
+    Enqueued out;
+    auto it = programs_.find(program);
+    if (it == programs_.end()) {
+        out.check.status = CbStatus::UnknownProgram;
+        return out;
+    }
+    ProgramEntry& entry = *it->second;
+    observe_this_thread();
+    const bool first = !entry.laid_out;
+    if (first) {
+        entry.workload = api::make_workload(std::move(*entry.program), mesh_);
+        entry.program.reset();
+    }
+    // The compile step of EnqueueMeshWorkload: nothing is dispatched (a kernel-less program
+    // cannot be: TT-Metal crashes assembling its commands).
+    CbCapture capture;
+    std::string thrown;
+    bool threw = false;
+    {
+        CbCaptureScope scope(capture);
+        try {
+            api::compile(*entry.workload, mesh_);
+        } catch (const std::exception& e) {
+            threw = true;
+            thrown = clean_message(e.what());
+        } catch (...) {
+            threw = true;
+            thrown = "TT-Metal threw an exception that is not a std::exception";
+        }
+    }
+    const std::vector<sim::CircularBuffer>& cbs = entry.model.circular_buffers();
+    if (first) {
+        entry.laid_out = true;
+        if (capture.allocated.size() != cbs.size()) {
+            throw Failure("TT-Metal reported " + std::to_string(capture.allocated.size()) +
+                          " circular buffers laid out for program " + std::to_string(program) + ", which has " +
+                          std::to_string(cbs.size()) + (threw ? ": " + thrown : std::string()));
+        }
+        for (const auto& [address, size] : capture.allocated) entry.addresses.push_back(address);
+    } else if (!capture.allocated.empty()) {
+        throw Failure("TT-Metal laid program " + std::to_string(program) + " out again at a later enqueue");
+    }
+
+    // What the checks read: the bottom of the L1 pool, one core's L1, the lowest L1 buffer.
+    const auto pools = snapshot();
+    const std::uint64_t base = pools[pool_index(Pool::L1)].base;
+    out.l1_allocated = pools[pool_index(Pool::L1)].allocated + pools[pool_index(Pool::L1Small)].allocated;
+    guarded([&] {
+        out.l1_size = mesh_->l1_size_per_core();
+        out.lowest_l1 = mesh_->lowest_occupied_compute_l1_address();
+    });
+    out.laid_out_now = first;
+
+    // The program's region allocators (one per distinct merged range, in creation order), marked
+    // with the addresses TT-Metal gave: the region ends its two checks compare.
+    std::vector<sim::CbRegionAllocator> allocators;
+    for (const sim::CbRegionAllocator& a : entry.model.allocators()) allocators.push_back({a.range, {}});
+    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> ends;  // per core, x then y
+    for (std::size_t i = 0; i < cbs.size(); ++i) {
+        const std::uint64_t address = entry.addresses[i];
+        for (const sim::CoreRange& r : cbs[i].ranges) {
+            for (sim::CbRegionAllocator& a : allocators) {
+                if (!a.range.intersects(r)) continue;
+                if (a.range != r && !a.regions.empty() && address < a.end()) continue;
+                mark(a, address, cbs[i].size, base);
+            }
+            for (std::uint32_t x = r.x0; x <= r.x1; ++x) {
+                for (std::uint32_t y = r.y0; y <= r.y1; ++y) {
+                    std::uint64_t& end = ends[{x, y}];
+                    end = std::max(end, address + cbs[i].size);
+                }
+            }
+        }
+    }
+    out.layout.base = base;
+    for (const auto& [core, end] : ends) {
+        ++out.layout.cores_with_cbs;
+        if (end > out.layout.max_end) {
+            out.layout.max_end = end;
+            out.layout.max_x = core.first;
+            out.layout.max_y = core.second;
+        }
+    }
+    for (const sim::CbRegionAllocator& a : allocators) {
+        if (a.regions.empty()) continue;
+        const std::uint64_t end = a.end();
+        if (end > out.l1_size) {
+            out.check = {CbStatus::BeyondL1, a.range, end, out.l1_size};
+            break;
+        }
+        if (out.lowest_l1 && *out.lowest_l1 < end) {
+            out.check = {CbStatus::Clash, a.range, end, *out.lowest_l1};
+            break;
+        }
+    }
+
+    // TT-Metal's own verdict must be the same: it threw exactly when a check failed, and its
+    // message carries the region end found here.
+    const bool failed = out.check.status != CbStatus::Ok;
+    if (threw != failed || (threw && thrown.find(std::to_string(out.check.value)) == std::string::npos)) {
+        throw Failure(threw ? "enqueueing program " + std::to_string(program) + ": " + thrown
+                            : "TT-Metal accepted program " + std::to_string(program) +
+                                  " although its circular buffers end at " + std::to_string(out.check.value) +
+                                  " B, beyond " + std::to_string(out.check.limit) + " B on core range " +
+                                  out.check.range.str());
+    }
+    if (!failed && out.layout.max_end > 0) {
+        const std::uint64_t cb_bytes = out.layout.max_end - out.layout.base;
+        const std::uint64_t limit = std::min(out.lowest_l1.value_or(out.l1_size), out.l1_size);
+        log_->note_program(cb_bytes, cb_bytes + out.l1_allocated, UINT64_MAX - (limit - out.layout.max_end));
+    }
+    return out;
+}
+
+std::vector<std::uint64_t> MeshHandle::program_addresses(std::uint64_t program) const {
+    auto it = programs_.find(program);
+    if (it == programs_.end() || !it->second->laid_out) return {};
+    return it->second->addresses;
+}
+
+bool MeshHandle::destroy_program(std::uint64_t program) {
+    auto it = programs_.find(program);
+    if (it == programs_.end()) return false;
+    observe_this_thread();
+    std::unique_ptr<ProgramEntry> entry = std::move(it->second);
+    programs_.erase(it);
+    guarded([&] { entry.reset(); });
+    return true;
+}
 
 }  // namespace memguard::ttm

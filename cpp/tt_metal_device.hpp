@@ -11,16 +11,24 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "circular_buffers.hpp"
 #include "tt_metal_events.hpp"
 #include "vocab.hpp"
+
+namespace tt::tt_metal {
+class Program;
+}  // namespace tt::tt_metal
 
 namespace tt::tt_metal::distributed {
 class MeshDevice;
 class MeshBuffer;
+class MeshWorkload;
 }  // namespace tt::tt_metal::distributed
 
 namespace memguard::ttm {
@@ -86,6 +94,16 @@ struct Outcome {
     PoolInfo pool;
 };
 
+// What one enqueue of a program found (the simulated device's figures, from TT-Metal's).
+struct Enqueued {
+    sim::CbCheck check;
+    bool laid_out_now = false;
+    sim::CbLayout layout;
+    std::optional<std::uint64_t> lowest_l1;
+    std::uint64_t l1_size = 0;
+    std::uint64_t l1_allocated = 0;
+};
+
 class MeshHandle {
 public:
     // Opens device `device_id` as a unit mesh. Throws Failure.
@@ -108,7 +126,30 @@ public:
     void release_peak(std::uint32_t mark);
     tt::tt_metal::distributed::MeshDevice* mesh_device() const { return mesh_; }
 
+    // Programs (circular buffers). Ids are TT-Metal's own. Throws Failure.
+    std::uint64_t create_program();
+    // Adds a CB that is not backed by a buffer; an index problem or a compiled program is an
+    // outcome (checked on a model of the program's cores before TT-Metal is asked).
+    sim::CbCheck add_circular_buffer(std::uint64_t program, const sim::CircularBufferSpec& spec,
+                                     std::uint32_t* handle);
+    // TT-Metal's compile step (the layout at the first call, then both checks), with the outcome
+    // computed from the CB addresses TT-Metal reported, the lowest L1 buffer and the L1 size.
+    Enqueued enqueue(std::uint64_t program);
+    // Every CB's address in creation order once laid out, else empty.
+    std::vector<std::uint64_t> program_addresses(std::uint64_t program) const;
+    bool destroy_program(std::uint64_t program);
+
 private:
+    struct ProgramEntry {
+        ProgramEntry(std::uint64_t id, std::uint32_t max_cbs);
+        std::unique_ptr<tt::tt_metal::Program> program;  // until the first enqueue
+        std::unique_ptr<tt::tt_metal::distributed::MeshWorkload> workload;  // from then on
+        sim::Program model;  // the CBs as added: index checks, merged ranges, region allocators
+        std::vector<std::uint64_t> addresses;  // from TT-Metal's track_allocate_cb events
+        bool laid_out = false;
+        ~ProgramEntry();
+    };
+
     struct Owned {
         std::uint64_t id = 0;
         std::shared_ptr<tt::tt_metal::distributed::MeshBuffer> buffer;
@@ -127,6 +168,7 @@ private:
     Facts facts_;
     std::vector<Owned> owned_buffers_;
     std::vector<std::uint32_t> free_slots_;
+    std::map<std::uint64_t, std::unique_ptr<ProgramEntry>> programs_;
 };
 
 // Adopts a device given as an IDevice*; throws Failure when it is not a MeshDevice.

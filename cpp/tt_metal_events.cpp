@@ -11,6 +11,7 @@ namespace memguard::ttm {
 namespace {
 
 thread_local Pending* t_pending = nullptr;
+thread_local CbCapture* t_cb_capture = nullptr;
 
 // Every device's event logs, by the address of its complete object. Never destroyed: graph
 // processors held by TT-Metal's thread-local stacks may outlive everything else at exit.
@@ -53,6 +54,22 @@ public:
     bool is_capture_processor() const override { return false; }
     void track_allocate(const metal::Buffer* buffer) override { forward(buffer, true); }
     void track_deallocate(metal::Buffer* buffer) override { forward(buffer, false); }
+    void track_allocate_cb(const metal::CoreRangeSet&, std::uint64_t address, std::uint64_t size,
+                           bool globally_allocated, const metal::IDevice*) override {
+        CbCapture* capture = t_cb_capture;
+        if (capture == nullptr) return;
+        try {
+            if (globally_allocated) {
+                ++capture->globally_allocated;
+            } else {
+                capture->allocated.emplace_back(address, size);
+            }
+        } catch (...) {
+        }
+    }
+    void track_deallocate_cb(const metal::IDevice*) override {
+        if (t_cb_capture != nullptr) ++t_cb_capture->deallocated;
+    }
 
 private:
     // An exception must never cross back into TT-Metal.
@@ -163,10 +180,22 @@ void EventLog::release_peak(std::uint32_t mark) {
     marks_.release(mark);
 }
 
+void EventLog::note_program(std::uint64_t cb_bytes, std::uint64_t l1_total, std::uint64_t headroom_gap) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (marks_.active() == 0) return;
+    marks_.note(kPeakCbBytes, cb_bytes);
+    marks_.note(kPeakL1Total, l1_total);
+    marks_.note(kPeakHeadroomGap, headroom_gap);
+}
+
 // ---- routing ------------------------------------------------------------------------------------
 PendingScope::PendingScope(Pending& pending) { t_pending = &pending; }
 
 PendingScope::~PendingScope() { t_pending = nullptr; }
+
+CbCaptureScope::CbCaptureScope(CbCapture& capture) { t_cb_capture = &capture; }
+
+CbCaptureScope::~CbCaptureScope() { t_cb_capture = nullptr; }
 
 void attach(const void* device, std::shared_ptr<EventLog> log) { Hub::instance().add(device, std::move(log)); }
 

@@ -55,6 +55,9 @@ public:
     // Throws Failure for a mark that is not active.
     PeakMarks::Peaks read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
+    // Raises the program figures of the active peak marks (kPeakCbBytes, kPeakL1Total,
+    // kPeakHeadroomGap), as the simulated device does at an enqueue that passed.
+    void note_program(std::uint64_t cb_bytes, std::uint64_t l1_total, std::uint64_t headroom_gap);
 
     // The allocator's reservation per bank: TT-Metal's aligned size per bank, rounded up to the
     // allocator granularity (the DRAM alignment, in every pool) and at least one granule.
@@ -93,6 +96,23 @@ public:
     ~PendingScope();
     PendingScope(const PendingScope&) = delete;
     PendingScope& operator=(const PendingScope&) = delete;
+};
+
+// The circular-buffer events TT-Metal reports on this thread while a CbCapture is in scope:
+// track_allocate_cb (address and size of every CB laid out, in creation order; only when a
+// program's layout is computed) and track_deallocate_cb (a compiled program with CBs destroyed).
+struct CbCapture {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> allocated;  // (address, size)
+    std::uint32_t globally_allocated = 0;                             // backed CBs reported
+    std::uint32_t deallocated = 0;
+};
+
+class CbCaptureScope {
+public:
+    explicit CbCaptureScope(CbCapture& capture);
+    ~CbCaptureScope();
+    CbCaptureScope(const CbCaptureScope&) = delete;
+    CbCaptureScope& operator=(const CbCaptureScope&) = delete;
 };
 
 // Routes the events of the device whose complete object is at `device` (api::identity) to `log`

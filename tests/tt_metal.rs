@@ -6,7 +6,8 @@
 
 use serial_test::serial;
 use tt_memguard::{
-    BufferType, Device, DeviceKind, Direction, Error, KIB, MIB, MockCluster, Preset, SimDevice,
+    BufferType, CircularBufferCheck, CircularBufferConfig, CoreRange, Device, DeviceKind,
+    Direction, EnqueueReport, Error, KIB, MIB, MockCluster, Preset, Program, SimDevice,
     TtMetalConfig, TtMetalDevice, assert_no_leak, try_assert_no_leak,
 };
 
@@ -625,4 +626,243 @@ fn forgotten_guards_cost_allocations_nothing_and_peaks_stay_right() {
     // The forgotten guards hold the device: close it explicitly.
     drop(outer);
     dev.close();
+}
+
+// ---- programs and circular buffers (TT-Metal's compile step: layout, events, both checks) ----
+
+fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> CoreRange {
+    CoreRange::new((x0, y0), (x1, y1)).unwrap()
+}
+
+fn cb(size: u64, index: u8) -> CircularBufferConfig {
+    CircularBufferConfig::new(size).page_size(index, size)
+}
+
+/// The last core of the 8x8 corner of the grid (the n300's grid has 7 rows).
+fn corner(dev: &Device) -> (u32, u32) {
+    let (x, y) = dev.info().compute_grid;
+    (x.min(8) - 1, y.min(8) - 1)
+}
+
+/// tt-metal-allocator.md's example program: five CBs over overlapping and disjoint ranges
+/// (clipped to the grid: the same intersections, so the same addresses).
+fn example_program(dev: &Device) -> Program {
+    let mut program = dev.create_program().unwrap();
+    let (x, y) = corner(dev);
+    let cbs = [
+        (range(0, 0, 3, 3), 4096),
+        (range(0, 0, x, y), 1000),
+        (range(4, 4, x, y), 2048),
+        (range(0, 0, 1, 1), 100),
+        (range(6, 0, 7, 1), 64),
+    ];
+    for (i, (cores, size)) in cbs.into_iter().enumerate() {
+        program
+            .add_circular_buffer(cores, cb(size, i as u8))
+            .unwrap();
+    }
+    program
+}
+
+fn cb_addresses(program: &Program) -> Vec<u64> {
+    program
+        .circular_buffers()
+        .iter()
+        .map(|cb| cb.address.expect("laid out"))
+        .collect()
+}
+
+/// An enqueue report without the program id (TT-Metal's ids are its own).
+fn without_id(report: &EnqueueReport) -> EnqueueReport {
+    let mut report = report.clone();
+    report.program = 0;
+    report
+}
+
+#[test]
+#[serial]
+fn circular_buffers_get_tt_metals_addresses_and_the_simulators_report() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let mut real = example_program(&dev);
+    let mut twin = example_program(&sim);
+    assert!(real.circular_buffers()[0].address.is_none());
+    let run = dev.enqueue(&mut real).unwrap();
+    let expected = if dev.name().contains("blackhole") {
+        [0x1B480, 0x1C480, 0x1C880, 0x1C880, 0x1C880]
+    } else {
+        [0x19D60, 0x1AD60, 0x1B160, 0x1B160, 0x1B160]
+    };
+    assert_eq!(cb_addresses(&real), expected);
+    assert!(run.laid_out_now);
+    assert_eq!(run.cb_peak_core, (4, 4).into());
+    let (x, y) = corner(&dev);
+    assert_eq!(run.cores_with_cbs, u64::from((x + 1) * (y + 1)));
+    assert_eq!(
+        without_id(&run),
+        without_id(&sim.enqueue(&mut twin).unwrap())
+    );
+    // Later enqueues validate the cached layout: TT-Metal reports no CB again.
+    let again = dev.enqueue(&mut real).unwrap();
+    assert!(!again.laid_out_now);
+    assert_eq!(cb_addresses(&real), expected);
+    // Adding after the first enqueue is refused, as TT-Metal refuses it.
+    let e = real
+        .add_circular_buffer(range(0, 0, 0, 0), cb(64, 9))
+        .unwrap_err();
+    assert!(matches!(e, Error::ProgramCompiled { .. }), "{e:?}");
+    // Program ids are TT-Metal's own (a process-wide counter): distinct and increasing.
+    let next = dev.create_program().unwrap();
+    assert!(next.id() > real.id(), "{} then {}", real.id(), next.id());
+}
+
+#[test]
+#[serial]
+fn an_index_taken_or_too_large_is_refused_before_tt_metal_sees_it() {
+    let dev = open();
+    let mut program = dev.create_program().unwrap();
+    program
+        .add_circular_buffer(range(0, 0, 3, 3), cb(KIB, 0))
+        .unwrap();
+    let e = program
+        .add_circular_buffer(range(2, 2, 5, 5), cb(KIB, 0))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::CircularBufferIndexTaken { index: 0, .. }),
+        "{e:?}"
+    );
+    let e = program
+        .add_circular_buffer(range(0, 0, 0, 0), cb(KIB, 64))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::CircularBufferIndexTooLarge { index: 64, .. }),
+        "{e:?}"
+    );
+    // The refused CBs left nothing behind: the program lays out its one CB.
+    dev.enqueue(&mut program).unwrap();
+    assert_eq!(program.circular_buffers().len(), 1);
+}
+
+#[test]
+#[serial]
+fn a_region_beyond_l1_is_tt_metals_error_with_the_simulators_numbers() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let program_on = |dev: &Device| {
+        let mut p = dev.create_program().unwrap();
+        p.add_circular_buffer(range(0, 0, 3, 3), cb(800 * KIB, 0))
+            .unwrap();
+        p.add_circular_buffer(range(0, 0, 3, 3), cb(800 * KIB, 1))
+            .unwrap();
+        p
+    };
+    let real = dev.enqueue(&mut program_on(&dev)).unwrap_err();
+    let twin = sim.enqueue(&mut program_on(&sim)).unwrap_err();
+    let (Error::CircularBuffers(r), Error::CircularBuffers(t)) = (&real, &twin) else {
+        panic!("{real:?} / {twin:?}")
+    };
+    assert_eq!(r.check, CircularBufferCheck::BeyondL1);
+    assert_eq!(
+        (r.check, r.range, r.region_end, r.limit, r.base),
+        (t.check, t.range, t.region_end, t.limit, t.base)
+    );
+    assert_eq!(r.circular_buffers, t.circular_buffers);
+    assert_eq!(
+        real.to_string().lines().next(),
+        twin.to_string().lines().next(),
+        "TT-Metal's message"
+    );
+}
+
+#[test]
+#[serial]
+fn a_clash_between_two_enqueues_is_tt_metals_error_until_the_buffer_is_freed() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let banks = u64::from(dev.snapshot().unwrap().pool(BufferType::L1).num_banks);
+    let (x, y) = corner(&dev);
+    let program_on = |dev: &Device| {
+        let mut p = dev.create_program().unwrap();
+        p.add_circular_buffer(range(0, 0, x, y), cb(512 * KIB, 0))
+            .unwrap();
+        p
+    };
+    let (mut real, mut twin) = (program_on(&dev), program_on(&sim));
+    dev.enqueue(&mut real).unwrap();
+    sim.enqueue(&mut twin).unwrap();
+    let big = dev
+        .allocate(BufferType::L1, banks * 900 * KIB, 2048)
+        .unwrap();
+    let big_twin = sim
+        .allocate(BufferType::L1, banks * 900 * KIB, 2048)
+        .unwrap();
+    assert_eq!(big.address(), big_twin.address());
+    let e = dev.enqueue(&mut real).unwrap_err();
+    let Error::CircularBuffers(failure) = &e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(failure.check, CircularBufferCheck::Clash);
+    assert_eq!(failure.limit, big.address());
+    assert_eq!(failure.region_end, failure.base + 512 * KIB);
+    assert!(
+        e.to_string().lines().next().unwrap().starts_with(&format!(
+            "Statically allocated circular buffers in program {} clash with L1 buffers on core range [0-0 - {x}-{y}]",
+            real.id()
+        )),
+        "{e}"
+    );
+    assert_eq!(
+        failure.lowest_buffer.as_ref().map(|b| b.address),
+        Some(big.address())
+    );
+    // It throws again at the next enqueue, and passes once the buffer is freed.
+    assert!(dev.enqueue(&mut real).is_err());
+    drop(big);
+    let run = dev.enqueue(&mut real).unwrap();
+    assert!(!run.laid_out_now);
+    assert_eq!(run.lowest_l1_buffer, None);
+}
+
+#[test]
+#[serial]
+fn a_backed_circular_buffer_is_unsupported_on_tt_metal() {
+    let dev = open();
+    let shard = dev
+        .allocate_sharded(BufferType::L1, 8 * 8 * KIB, 2048, 8)
+        .unwrap();
+    let mut program = dev.create_program().unwrap();
+    let e = program
+        .add_circular_buffer(
+            range(0, 0, 7, 0),
+            CircularBufferConfig::new(4 * KIB)
+                .page_size(0, 2048)
+                .backed_by(&shard, 0),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e:?}");
+    assert!(e.to_string().contains("backed by a buffer"), "{e}");
+}
+
+#[test]
+#[serial]
+fn an_enqueue_raises_the_peak_marks_program_figures_as_on_the_simulator() {
+    let dev = open();
+    let sim = sim_twin(&dev);
+    let banks = u64::from(dev.snapshot().unwrap().pool(BufferType::L1).num_banks);
+    let mut figures = Vec::new();
+    for d in [&dev, &sim] {
+        let mark = d.peak_mark().unwrap();
+        let _weights = d.allocate(BufferType::L1, banks * 64 * KIB, 2048).unwrap();
+        let mut program = example_program(d);
+        d.enqueue(&mut program).unwrap();
+        let peaks = mark.read().unwrap();
+        figures.push((
+            peaks.cb_per_core(),
+            peaks.l1_total_per_core(),
+            peaks.min_headroom(),
+        ));
+    }
+    assert_eq!(figures[0], figures[1]);
+    let (cb, total, headroom) = figures[0];
+    assert!(cb > 0 && total > cb && headroom.is_some(), "{figures:?}");
 }

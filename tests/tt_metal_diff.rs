@@ -6,7 +6,12 @@
 
 mod common;
 
-use tt_memguard::{Preset, SimDevice, Trace, TtMetalConfig, TtMetalDevice};
+use serial_test::serial;
+
+use tt_memguard::{
+    Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error, KIB, Preset,
+    Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
+};
 
 /// Traces per device kind and operations per trace: 12,000 operations.
 const TRACES: u64 = 6;
@@ -108,7 +113,9 @@ fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
     text
 }
 
+// TT-Metal has one context per process: one device at a time.
 #[test]
+#[serial]
 fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
     let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
     let preset = TtMetalDevice::matching_preset(&probe)
@@ -170,4 +177,180 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
     );
     assert_eq!(differences, 0, "the simulator differs from TT-Metal");
     assert!(operations >= 10_000);
+}
+
+/// Devices per kind and steps per device of the circular-buffer differential test.
+const CB_DEVICES: u64 = 4;
+const CB_STEPS: usize = 400;
+
+/// What an enqueue found, as both devices must report it: the CB addresses and the report
+/// (without TT-Metal's own program id), or the failed check with its numbers.
+fn enqueue_outcome(dev: &Device, program: &mut Program) -> String {
+    let result = dev.enqueue(program);
+    let addresses: Vec<String> = program
+        .circular_buffers()
+        .iter()
+        .map(|cb| cb.address.map_or("-".into(), |a| format!("{a:#x}")))
+        .collect();
+    let outcome = match result {
+        Ok(mut report) => {
+            report.program = 0;
+            format!("ok {report:?}")
+        }
+        Err(Error::CircularBuffers(f)) => format!(
+            "{:?} range {} end {} limit {} base {}",
+            f.check, f.range, f.region_end, f.limit, f.base
+        ),
+        Err(e) => format!("error {e}"),
+    };
+    format!("[{}] {outcome}", addresses.join(" "))
+}
+
+/// A random rectangle of the grid: often small, sometimes the whole grid.
+fn random_range(rng: &mut Rng, grid: (u32, u32)) -> CoreRange {
+    let (gx, gy) = (u64::from(grid.0), u64::from(grid.1));
+    let pick = |rng: &mut Rng, n: u64| {
+        let a = rng.range(0, n - 1);
+        let b = rng.range(0, n - 1);
+        (a.min(b) as u32, a.max(b) as u32)
+    };
+    if rng.chance(10) {
+        return CoreRange::new((0, 0), (grid.0 - 1, grid.1 - 1)).unwrap();
+    }
+    let (x0, x1) = pick(rng, gx.min(8));
+    let (y0, y1) = pick(rng, gy.min(8));
+    CoreRange::new((x0, y0), (x1, y1)).unwrap()
+}
+
+#[test]
+#[serial]
+fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_metal() {
+    let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
+    let preset = TtMetalDevice::matching_preset(&probe)
+        .unwrap()
+        .expect("the TT-Metal device has the geometry of a simulated preset");
+    probe.close();
+
+    let (mut enqueues, mut differences) = (0usize, 0usize);
+    let (mut beyond, mut clash) = (0usize, 0usize);
+    for n in 0..CB_DEVICES {
+        let mut rng = Rng(0x6362_6469_6666_0000 ^ (n * 104_729) ^ preset as u64);
+        let l1_small = rng.pick(&[0, 32 * KIB, 64 * KIB, 100_000]);
+        let real = TtMetalDevice::open(TtMetalConfig {
+            l1_small_size: l1_small,
+            ..TtMetalConfig::default()
+        })
+        .unwrap();
+        let sim = SimDevice::builder(preset)
+            .l1_small_size(l1_small)
+            .build()
+            .unwrap();
+        let grid = real.info().compute_grid;
+        let banks = u64::from(real.snapshot().unwrap().pool(BufferType::L1).num_banks);
+        let mut buffers: Vec<(Buffer, Buffer)> = Vec::new();
+        let mut programs: Vec<(Program, Program)> = Vec::new();
+        for step in 0..CB_STEPS {
+            let mut compare = |what: String, s: String, r: String| {
+                if s != r {
+                    differences += 1;
+                    if differences <= 5 {
+                        eprintln!(
+                            "device {n} step {step} {what}\n  sim:      {s}\n  tt-metal: {r}"
+                        );
+                    }
+                }
+            };
+            match rng.range(1, 100) {
+                // An L1 buffer, interleaved or sharded, usually top-down: it lowers the limit.
+                1..=30 => {
+                    let per_bank = rng.range(1, 200) * 2 * KIB;
+                    let (shards, size) = if rng.chance(25) {
+                        let shards = rng.range(1, banks);
+                        (Some(shards as u32), shards * per_bank)
+                    } else {
+                        (None, banks * per_bank)
+                    };
+                    let allocate = |dev: &Device| match shards {
+                        Some(k) => dev.allocate_sharded(BufferType::L1, size, 2048, k),
+                        None => dev.allocate(BufferType::L1, size, 2048),
+                    };
+                    let (s, r) = (allocate(&sim), allocate(&real));
+                    let show = |b: &tt_memguard::Result<Buffer>| match b {
+                        Ok(b) => format!("at {:#x}", b.address()),
+                        Err(e) => format!("error {}", e.to_string().lines().next().unwrap_or("")),
+                    };
+                    compare(format!("L1 {size} B shards {shards:?}"), show(&s), show(&r));
+                    if let (Ok(s), Ok(r)) = (s, r) {
+                        buffers.push((s, r));
+                    }
+                }
+                31..=45 if !buffers.is_empty() => {
+                    let i = rng.range(0, buffers.len() as u64 - 1) as usize;
+                    drop(buffers.swap_remove(i));
+                }
+                // Enqueue a kept program again: a clash may have appeared, or gone.
+                46..=60 if !programs.is_empty() => {
+                    let i = rng.range(0, programs.len() as u64 - 1) as usize;
+                    let (s, r) = &mut programs[i];
+                    let (s, r) = (enqueue_outcome(&sim, s), enqueue_outcome(&real, r));
+                    beyond += usize::from(r.contains("] BeyondL1 "));
+                    clash += usize::from(r.contains("] Clash "));
+                    enqueues += 1;
+                    compare("re-enqueue".into(), s, r);
+                }
+                61..=65 if !programs.is_empty() => {
+                    let i = rng.range(0, programs.len() as u64 - 1) as usize;
+                    drop(programs.swap_remove(i));
+                }
+                // A new program of 1 to 8 CBs over random ranges, enqueued.
+                _ => {
+                    let cbs: Vec<(CoreRangeSet, u64)> = (0..rng.range(1, 8))
+                        .map(|_| {
+                            let cores = CoreRangeSet::from(random_range(&mut rng, grid));
+                            // Mostly small; now and then large enough to pass the end of L1.
+                            let size = if rng.chance(5) {
+                                rng.range(300, 900) * KIB
+                            } else {
+                                rng.pages(13) * 32 + rng.range(0, 31) * u64::from(rng.chance(30))
+                            };
+                            (cores, size)
+                        })
+                        .collect();
+                    let build = |dev: &Device| {
+                        let mut p = dev.create_program().unwrap();
+                        for (i, (cores, size)) in cbs.iter().enumerate() {
+                            let config = CircularBufferConfig::new(*size).page_size(i as u8, *size);
+                            p.add_circular_buffer(cores.clone(), config).unwrap();
+                        }
+                        p
+                    };
+                    let (mut s, mut r) = (build(&sim), build(&real));
+                    let (so, ro) = (
+                        enqueue_outcome(&sim, &mut s),
+                        enqueue_outcome(&real, &mut r),
+                    );
+                    beyond += usize::from(ro.contains("] BeyondL1 "));
+                    clash += usize::from(ro.contains("] Clash "));
+                    enqueues += 1;
+                    compare(format!("program {cbs:?}"), so, ro);
+                    if programs.len() < 6 && rng.chance(60) {
+                        programs.push((s, r));
+                    }
+                }
+            }
+        }
+        drop(programs);
+        drop(buffers);
+        assert_eq!(real.live_count().unwrap(), 0);
+        real.close();
+    }
+    println!(
+        "differential: {preset}: circular buffers: {enqueues} enqueues ({beyond} beyond L1, {clash} clashes on both), {differences} differences"
+    );
+    assert_eq!(
+        differences, 0,
+        "the simulator's circular buffers differ from TT-Metal's"
+    );
+    assert!(enqueues >= 500, "{enqueues} enqueues");
+    assert!(beyond > 0 && clash > 0, "both checks fail at times");
 }

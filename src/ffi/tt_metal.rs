@@ -53,6 +53,9 @@ pub(crate) mod bridge {
         type AllocOutcome = crate::ffi::vocab::bridge::AllocOutcome;
         type AllocRecord = crate::ffi::vocab::bridge::AllocRecord;
         type PoolSnapshot = crate::ffi::vocab::bridge::PoolSnapshot;
+        type CoreBox = crate::ffi::vocab::bridge::CoreBox;
+        type CbCheck = crate::ffi::vocab::bridge::CbCheck;
+        type EnqueueOutcome = crate::ffi::vocab::bridge::EnqueueOutcome;
     }
 
     #[namespace = "memguard::ttm"]
@@ -91,5 +94,22 @@ pub(crate) mod bridge {
         fn release_peak(self: Pin<&mut TtMetalHandle>, mark: u32);
         /// The `MeshDevice*` observed, as an address.
         fn mesh_device(self: &TtMetalHandle) -> usize;
+
+        /// A TT-Metal program; its id is TT-Metal's own.
+        fn create_program(self: Pin<&mut TtMetalHandle>) -> Result<u64>;
+        /// An index problem or a compiled program is an outcome; TT-Metal's
+        /// other refusals are exceptions.
+        fn add_circular_buffer(
+            self: Pin<&mut TtMetalHandle>,
+            program: u64,
+            ranges: &[CoreBox],
+            size: u64,
+            indices: &[u8],
+        ) -> Result<CbCheck>;
+        /// TT-Metal's compile step: the layout at the first call, then both
+        /// checks; nothing is dispatched.
+        fn enqueue_program(self: Pin<&mut TtMetalHandle>, program: u64) -> Result<EnqueueOutcome>;
+        fn program_addresses(self: &TtMetalHandle, program: u64) -> Vec<u64>;
+        fn destroy_program(self: Pin<&mut TtMetalHandle>, program: u64) -> Result<bool>;
     }
 }

@@ -5,6 +5,33 @@
 //! attribution and the peaks come from a graph processor that sees every
 //! buffer TT-Metal allocates or frees on the device, including buffers made
 //! by the caller's own C++ code or by ops.
+//!
+//! Programs and circular buffers: a [`Program`](crate::Program) of this
+//! crate becomes a real TT-Metal program whose CBs are created with
+//! `CreateCircularBuffer`. Enqueueing it runs TT-Metal's compile step
+//! (`MeshWorkloadImpl::compile`, the first thing `EnqueueMeshWorkload`
+//! does): the layout at the first enqueue, then both checks (beyond L1,
+//! clash with L1 buffers) at every enqueue. Nothing is dispatched: a program
+//! without kernels cannot be (TT-Metal 0.81.1 crashes assembling its
+//! commands). What TT-Metal reports, and when:
+//!
+//! - `track_allocate_cb` (address, size, cores) once per CB, in creation
+//!   order, only when a layout is computed: at the first enqueue, before the
+//!   checks, so also when that enqueue fails; later enqueues report nothing.
+//!   The CB addresses the crate shows are these.
+//! - `track_deallocate_cb` once when a compiled program with CBs is
+//!   destroyed (dropping the [`Program`](crate::Program)); some TT-Metal
+//!   versions emit no deallocation events at all, and a program never
+//!   enqueued reports neither.
+//!
+//! The outcome of an enqueue is computed from those addresses, the lowest
+//! L1 buffer (`lowest_occupied_compute_l1_address`) and the L1 size of a
+//! core (`l1_size_per_core`), with the simulator's rule; TT-Metal must agree
+//! (it throws exactly when a check fails, and its message carries the same
+//! region end), or the enqueue is an [`Error::TtMetal`] with its message.
+//! Buffer-index problems are refused before TT-Metal sees the CB. CBs backed
+//! by a buffer are not supported on this backend ([`Error::Unsupported`]).
+//! Program ids are TT-Metal's own (a process-wide counter).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -17,7 +44,7 @@ use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
 use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome};
 use crate::source::sim::Preset;
-use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request};
+use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request, core_box};
 use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -457,30 +484,50 @@ impl Bridge for TtMetalBridge {
     }
 
     fn create_program(&mut self) -> Result<u64> {
-        Err(programs_unsupported())
+        self.inner
+            .pin_mut()
+            .create_program()
+            .map_err(|e| tt_error("creating a program", e.what()))
     }
 
-    fn add_circular_buffer(&mut self, _: u64, _: &CbRequest) -> Result<CbCheck> {
-        Err(programs_unsupported())
+    fn add_circular_buffer(&mut self, program: u64, cb: &CbRequest) -> Result<CbCheck> {
+        if cb.backing.is_some() {
+            return Err(Error::Unsupported {
+                what: "circular buffers backed by a buffer on a TT-Metal device",
+                instead: "give the circular buffer its own place (no backed_by), or run the check on the simulated device",
+            });
+        }
+        let ranges: Vec<_> = cb.ranges.iter().map(core_box).collect();
+        self.inner
+            .pin_mut()
+            .add_circular_buffer(program, &ranges, cb.size, &cb.indices)
+            .map_err(|e| {
+                tt_error(
+                    &format!(
+                        "adding a circular buffer of {} B to program {program}",
+                        cb.size
+                    ),
+                    e.what(),
+                )
+            })
     }
 
-    fn enqueue_program(&mut self, _: u64) -> Result<EnqueueOutcome> {
-        Err(programs_unsupported())
+    fn enqueue_program(&mut self, program: u64) -> Result<EnqueueOutcome> {
+        self.inner
+            .pin_mut()
+            .enqueue_program(program)
+            .map_err(|e| tt_error(&format!("enqueueing program {program}"), e.what()))
     }
 
-    fn program_addresses(&self, _: u64) -> Result<Vec<u64>> {
-        Err(programs_unsupported())
+    fn program_addresses(&self, program: u64) -> Result<Vec<u64>> {
+        Ok(self.inner.program_addresses(program))
     }
 
-    fn destroy_program(&mut self, _: u64) -> Result<bool> {
-        Ok(false)
-    }
-}
-
-fn programs_unsupported() -> Error {
-    Error::Unsupported {
-        what: "programs and circular buffers on a TT-Metal device",
-        instead: "run the check on the simulated device",
+    fn destroy_program(&mut self, program: u64) -> Result<bool> {
+        self.inner
+            .pin_mut()
+            .destroy_program(program)
+            .map_err(|e| tt_error(&format!("destroying program {program}"), e.what()))
     }
 }
 
