@@ -129,8 +129,9 @@
 //!   the simulator refuses without side effects.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
-//! - Programs and circular buffers run on the simulated device; a TT-Metal
-//!   device refuses them with [`Error::Unsupported`] for now.
+//! - On a TT-Metal device, "enqueue" is TT-Metal's compile step (layout and
+//!   both checks; nothing is dispatched), and circular buffers backed by an
+//!   L1 buffer are refused with [`Error::Unsupported`].
 //! - The runner's overhead on trivial tests is 1.3-1.9x plain libtest-mimic
 //!   trials on two cores (target 2x, next 1.5x); about half of its work per
 //!   test is the guard's (two snapshots and four pool reports).
