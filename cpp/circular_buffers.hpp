@@ -102,6 +102,17 @@ struct CbLayout {
     std::uint64_t cores_with_cbs = 0;
 };
 
+// What an enqueue found, on either device: the check, whether it laid the CBs out, the layout,
+// and the L1 it was checked against.
+struct EnqueueResult {
+    CbCheck check;
+    bool laid_out_now = false;
+    CbLayout layout;
+    std::optional<CbAddr> lowest_l1;  // the lowest L1 buffer, if any
+    CbAddr l1_size = 0;               // one core's L1
+    CbAddr l1_allocated = 0;          // per bank, L1 and L1_SMALL buffers together
+};
+
 class Program {
 public:
     // `max_cbs`: circular buffers a core has (32 on Wormhole, 64 on Blackhole; at most 64).

@@ -1,6 +1,7 @@
 #include "sim_bridge.hpp"
 
 #include "tt-memguard/src/ffi/sim.rs.h"
+#include "bridge_convert.hpp"
 
 namespace memguard::ffi {
 namespace {
@@ -28,25 +29,6 @@ AllocRecord to_bridge(const sim::Record& record, const std::string& label) {
     out.shards = record.shards;
     out.tag = record.tag;
     out.label = rust::String(label);
-    return out;
-}
-
-CoreBox to_bridge(const sim::CoreRange& r) {
-    CoreBox out;
-    out.x0 = r.x0;
-    out.y0 = r.y0;
-    out.x1 = r.x1;
-    out.y1 = r.y1;
-    return out;
-}
-
-CbCheck to_bridge(const sim::CbCheck& check, std::uint32_t handle) {
-    CbCheck out;
-    out.status = check.status;
-    out.range = to_bridge(check.range);
-    out.value = check.value;
-    out.limit = check.limit;
-    out.handle = handle;
     return out;
 }
 
@@ -158,11 +140,7 @@ std::uint64_t SimDevice::create_program() { return device_.create_program(); }
 
 CbCheck SimDevice::add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges, std::uint64_t size,
                                        rust::Slice<const std::uint8_t> indices, const CbBacking& backing) {
-    sim::CircularBufferSpec spec;
-    spec.ranges.reserve(ranges.size());
-    for (const CoreBox& r : ranges) spec.ranges.push_back(sim::CoreRange{r.x0, r.y0, r.x1, r.y1});
-    spec.size = size;
-    spec.indices.assign(indices.begin(), indices.end());
+    sim::CircularBufferSpec spec = cb_spec(ranges, size, indices);
     spec.backed = backing.id != 0;
     spec.backed_address = backing.address;
     spec.backing_id = backing.id;
@@ -172,22 +150,7 @@ CbCheck SimDevice::add_circular_buffer(std::uint64_t program, rust::Slice<const 
     return to_bridge(check, handle);
 }
 
-EnqueueOutcome SimDevice::enqueue_program(std::uint64_t program) {
-    const sim::Device::Enqueued run = device_.enqueue(program);
-    EnqueueOutcome out;
-    out.check = to_bridge(run.check, 0);
-    out.laid_out_now = run.laid_out_now;
-    out.base = run.layout.base;
-    out.max_end = run.layout.max_end;
-    out.max_x = run.layout.max_x;
-    out.max_y = run.layout.max_y;
-    out.cores_with_cbs = run.layout.cores_with_cbs;
-    out.has_lowest_l1 = run.lowest_l1.has_value();
-    out.lowest_l1 = run.lowest_l1.value_or(0);
-    out.l1_size = run.l1_size;
-    out.l1_allocated = run.l1_allocated;
-    return out;
-}
+EnqueueOutcome SimDevice::enqueue_program(std::uint64_t program) { return to_bridge(device_.enqueue(program)); }
 
 rust::Vec<std::uint64_t> SimDevice::program_addresses(std::uint64_t program) const {
     rust::Vec<std::uint64_t> out;

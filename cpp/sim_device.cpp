@@ -270,8 +270,8 @@ CbCheck Device::add_circular_buffer(std::uint64_t program, const CircularBufferS
     return it->second.add(spec, handle);
 }
 
-Device::Enqueued Device::enqueue(std::uint64_t program) {
-    Enqueued out;
+EnqueueResult Device::enqueue(std::uint64_t program) {
+    EnqueueResult out;
     auto it = programs_.find(program);
     if (it == programs_.end()) {
         out.check.status = CbStatus::UnknownProgram;

@@ -125,17 +125,9 @@ public:
     std::uint64_t create_program();
     // Adds a CB to a live program; UnknownProgram when there is none of that id.
     CbCheck add_circular_buffer(std::uint64_t program, const CircularBufferSpec& spec, std::uint32_t* handle);
-    // What an enqueue found: the check, whether it laid the CBs out, the layout, and the L1 it
-    // was checked against. A passing enqueue raises the program figures of every peak mark.
-    struct Enqueued {
-        CbCheck check;
-        bool laid_out_now = false;
-        CbLayout layout;
-        std::optional<Addr> lowest_l1;
-        Addr l1_size = 0;
-        Addr l1_allocated = 0;  // per bank, L1 and L1_SMALL together
-    };
-    Enqueued enqueue(std::uint64_t program);
+    // Lays out (first time) and checks a program; a passing enqueue raises the program figures
+    // of every peak mark.
+    EnqueueResult enqueue(std::uint64_t program);
     const Program* program(std::uint64_t id) const;
     // Destroys a program; false when there is none of that id.
     bool destroy_program(std::uint64_t id);

@@ -1,6 +1,7 @@
 #include "tt_metal_bridge.hpp"
 
 #include "tt-memguard/src/ffi/tt_metal.rs.h"
+#include "bridge_convert.hpp"
 
 namespace memguard::ffi {
 namespace {
@@ -14,19 +15,6 @@ PoolInfo to_bridge(const ttm::PoolInfo& pool) {
     out.allocated = pool.allocated;
     out.free = pool.free;
     out.largest_free = pool.largest_free;
-    return out;
-}
-
-CbCheck to_bridge(const sim::CbCheck& check, std::uint32_t handle) {
-    CbCheck out;
-    out.status = check.status;
-    out.range.x0 = check.range.x0;
-    out.range.y0 = check.range.y0;
-    out.range.x1 = check.range.x1;
-    out.range.y1 = check.range.y1;
-    out.value = check.value;
-    out.limit = check.limit;
-    out.handle = handle;
     return out;
 }
 
@@ -128,32 +116,13 @@ std::uint64_t TtMetalHandle::create_program() { return handle_->create_program()
 
 CbCheck TtMetalHandle::add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges,
                                            std::uint64_t size, rust::Slice<const std::uint8_t> indices) {
-    sim::CircularBufferSpec spec;
-    spec.ranges.reserve(ranges.size());
-    for (const CoreBox& r : ranges) spec.ranges.push_back(sim::CoreRange{r.x0, r.y0, r.x1, r.y1});
-    spec.size = size;
-    spec.indices.assign(indices.begin(), indices.end());
+    const sim::CircularBufferSpec spec = cb_spec(ranges, size, indices);
     std::uint32_t handle = 0;
     const sim::CbCheck check = handle_->add_circular_buffer(program, spec, &handle);
     return to_bridge(check, handle);
 }
 
-EnqueueOutcome TtMetalHandle::enqueue_program(std::uint64_t program) {
-    const ttm::Enqueued run = handle_->enqueue(program);
-    EnqueueOutcome out;
-    out.check = to_bridge(run.check, 0);
-    out.laid_out_now = run.laid_out_now;
-    out.base = run.layout.base;
-    out.max_end = run.layout.max_end;
-    out.max_x = run.layout.max_x;
-    out.max_y = run.layout.max_y;
-    out.cores_with_cbs = run.layout.cores_with_cbs;
-    out.has_lowest_l1 = run.lowest_l1.has_value();
-    out.lowest_l1 = run.lowest_l1.value_or(0);
-    out.l1_size = run.l1_size;
-    out.l1_allocated = run.l1_allocated;
-    return out;
-}
+EnqueueOutcome TtMetalHandle::enqueue_program(std::uint64_t program) { return to_bridge(handle_->enqueue(program)); }
 
 rust::Vec<std::uint64_t> TtMetalHandle::program_addresses(std::uint64_t program) const {
     rust::Vec<std::uint64_t> out;

@@ -94,15 +94,8 @@ struct Outcome {
     PoolInfo pool;
 };
 
-// What one enqueue of a program found (the simulated device's figures, from TT-Metal's).
-struct Enqueued {
-    sim::CbCheck check;
-    bool laid_out_now = false;
-    sim::CbLayout layout;
-    std::optional<std::uint64_t> lowest_l1;
-    std::uint64_t l1_size = 0;
-    std::uint64_t l1_allocated = 0;
-};
+// What one enqueue of a program found: the simulated device's figures, from TT-Metal's.
+using Enqueued = sim::EnqueueResult;
 
 class MeshHandle {
 public:
