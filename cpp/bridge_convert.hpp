@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "circular_buffers.hpp"
+#include "peak_marks.hpp"
 #include "rust/cxx.h"
 
 namespace memguard::ffi {
@@ -43,6 +44,15 @@ inline EnqueueOutcome to_bridge(const sim::EnqueueResult& run) {
     out.lowest_l1 = run.lowest_l1.value_or(0);
     out.l1_size = run.l1_size;
     out.l1_allocated = run.l1_allocated;
+    return out;
+}
+
+inline PeakReading to_bridge(const PeakMarks::Peaks& peaks) {
+    PeakReading out;
+    for (std::size_t p = 0; p < kPoolCount; ++p) out.pools[p] = peaks[p];
+    out.cb_per_core = peaks[kPeakCbBytes];
+    out.l1_per_core = peaks[kPeakL1Total];
+    out.headroom_gap = peaks[kPeakHeadroomGap];
     return out;
 }
 

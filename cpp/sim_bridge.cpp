@@ -128,7 +128,7 @@ bool SimDevice::reset() { return device_.reset(); }
 
 std::uint32_t SimDevice::mark_peak() { return device_.mark_peak(); }
 
-std::array<std::uint64_t, 7> SimDevice::read_peak(std::uint32_t mark) const { return device_.read_peak(mark); }
+PeakReading SimDevice::read_peak(std::uint32_t mark) const { return to_bridge(device_.read_peak(mark)); }
 
 void SimDevice::release_peak(std::uint32_t mark) { device_.release_peak(mark); }
 

@@ -17,6 +17,7 @@ struct PoolSnapshot;
 struct CoreBox;
 struct CbCheck;
 struct EnqueueOutcome;
+struct PeakReading;
 }  // namespace memguard
 
 namespace memguard::ffi {
@@ -37,7 +38,7 @@ public:
     std::uint64_t next_id() const;
     bool reset();
     std::uint32_t mark_peak();
-    std::array<std::uint64_t, 7> read_peak(std::uint32_t mark) const;
+    PeakReading read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     std::uint64_t create_program();
     CbCheck add_circular_buffer(std::uint64_t program, rust::Slice<const CoreBox> ranges, std::uint64_t size,

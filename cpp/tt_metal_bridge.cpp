@@ -107,7 +107,7 @@ std::uint64_t TtMetalHandle::live_count() const { return handle_->live_count(); 
 std::uint64_t TtMetalHandle::next_id() const { return handle_->next_id(); }
 std::uint32_t TtMetalHandle::mark_peak() { return handle_->mark_peak(); }
 
-std::array<std::uint64_t, 7> TtMetalHandle::read_peak(std::uint32_t mark) const { return handle_->read_peak(mark); }
+PeakReading TtMetalHandle::read_peak(std::uint32_t mark) const { return to_bridge(handle_->read_peak(mark)); }
 
 void TtMetalHandle::release_peak(std::uint32_t mark) { handle_->release_peak(mark); }
 std::size_t TtMetalHandle::mesh_device() const { return reinterpret_cast<std::size_t>(handle_->mesh_device()); }

@@ -19,6 +19,7 @@ struct PoolSnapshot;
 struct CoreBox;
 struct CbCheck;
 struct EnqueueOutcome;
+struct PeakReading;
 }  // namespace memguard
 
 namespace memguard::ffi {
@@ -38,7 +39,7 @@ public:
     std::uint64_t live_count() const;
     std::uint64_t next_id() const;
     std::uint32_t mark_peak();
-    std::array<std::uint64_t, 7> read_peak(std::uint32_t mark) const;
+    PeakReading read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     std::size_t mesh_device() const;
     std::uint64_t create_program();

@@ -564,32 +564,32 @@ impl PoolPeaks {
     /// Highest per-bank allocated bytes of one pool since the mark was taken
     /// (including the value at that moment).
     pub fn per_bank(&self, buffer_type: BufferType) -> u64 {
-        self.0[buffer_type.index()]
+        self.0.pools[buffer_type.index()]
     }
 
     /// Highest CB region bytes of one core over the programs enqueued since
     /// the mark was taken (0 when none was).
     pub fn cb_per_core(&self) -> u64 {
-        self.0[4]
+        self.0.cb_per_core
     }
 
     /// Highest L1 of one core over those enqueues: its CB region plus the
     /// L1 and L1_SMALL buffer bytes every bank held at the enqueue.
     pub fn l1_total_per_core(&self) -> u64 {
-        self.0[5]
+        self.0.l1_per_core
     }
 
     /// Least headroom over those enqueues, between the CB region's end and
     /// the lowest L1 buffer (or the end of a core's L1); `None` when no
     /// program with CBs was enqueued.
     pub fn min_headroom(&self) -> Option<u64> {
-        (self.0[6] != 0).then(|| u64::MAX - self.0[6])
+        (self.0.headroom_gap != 0).then(|| u64::MAX - self.0.headroom_gap)
     }
 
     /// Whether a program with circular buffers was enqueued since the mark
     /// was taken.
     pub fn saw_programs(&self) -> bool {
-        self.0[6] != 0
+        self.0.headroom_gap != 0
     }
 }
 

@@ -45,6 +45,7 @@ pub(crate) mod bridge {
         type CoreBox = crate::ffi::vocab::bridge::CoreBox;
         type CbCheck = crate::ffi::vocab::bridge::CbCheck;
         type EnqueueOutcome = crate::ffi::vocab::bridge::EnqueueOutcome;
+        type PeakReading = crate::ffi::vocab::bridge::PeakReading;
     }
 
     unsafe extern "C++" {
@@ -66,7 +67,7 @@ pub(crate) mod bridge {
         fn next_id(self: &SimDevice) -> u64;
         fn reset(self: Pin<&mut SimDevice>) -> bool;
         fn mark_peak(self: Pin<&mut SimDevice>) -> Result<u32>;
-        fn read_peak(self: &SimDevice, mark: u32) -> Result<[u64; 7]>;
+        fn read_peak(self: &SimDevice, mark: u32) -> Result<PeakReading>;
         fn release_peak(self: Pin<&mut SimDevice>, mark: u32);
         fn create_program(self: Pin<&mut SimDevice>) -> u64;
         fn add_circular_buffer(

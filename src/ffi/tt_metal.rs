@@ -56,6 +56,7 @@ pub(crate) mod bridge {
         type CoreBox = crate::ffi::vocab::bridge::CoreBox;
         type CbCheck = crate::ffi::vocab::bridge::CbCheck;
         type EnqueueOutcome = crate::ffi::vocab::bridge::EnqueueOutcome;
+        type PeakReading = crate::ffi::vocab::bridge::PeakReading;
     }
 
     #[namespace = "memguard::ttm"]
@@ -90,7 +91,7 @@ pub(crate) mod bridge {
         fn live_count(self: &TtMetalHandle) -> u64;
         fn next_id(self: &TtMetalHandle) -> u64;
         fn mark_peak(self: Pin<&mut TtMetalHandle>) -> Result<u32>;
-        fn read_peak(self: &TtMetalHandle, mark: u32) -> Result<[u64; 7]>;
+        fn read_peak(self: &TtMetalHandle, mark: u32) -> Result<PeakReading>;
         fn release_peak(self: Pin<&mut TtMetalHandle>, mark: u32);
         /// The `MeshDevice*` observed, as an address.
         fn mesh_device(self: &TtMetalHandle) -> usize;

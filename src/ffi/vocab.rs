@@ -133,6 +133,19 @@ pub(crate) mod bridge {
         BackingFreed = 7,
     }
 
+    /// What a peak mark read: per pool, the highest per-bank allocated
+    /// bytes since the mark was taken; over the programs enqueued meanwhile,
+    /// the highest CB region of a core, that plus the L1 and L1_SMALL
+    /// buffers of its bank, and `u64::MAX` minus the least headroom (0: no
+    /// program with CBs was enqueued).
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    struct PeakReading {
+        pools: [u64; 4],
+        cb_per_core: u64,
+        l1_per_core: u64,
+        headroom_gap: u64,
+    }
+
     /// An inclusive rectangle of worker cores.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     struct CoreBox {

@@ -122,11 +122,8 @@ impl CarveOuts {
     }
 }
 
-/// What a peak mark holds: per pool, the peak of per-bank allocated bytes
-/// since it was taken, then three maxima of the programs enqueued meanwhile
-/// (CB bytes of a core, that plus L1 buffer bytes per bank, and
-/// `u64::MAX - headroom`); see `cpp/vocab.hpp`.
-pub(crate) type Peaks = [u64; 7];
+/// What a peak mark holds (see `vocab::PeakReading`).
+pub(crate) type Peaks = vocab::PeakReading;
 
 /// A circular buffer as backends receive it: validated, ranges as given.
 #[derive(Debug, Clone)]
@@ -707,7 +704,7 @@ mod tests {
             Ok(0)
         }
         fn read_peak(&self, _: u32) -> Result<Peaks> {
-            Ok([0; 7])
+            Ok(Peaks::default())
         }
         fn release_peak(&mut self, _: u32) {}
         fn create_program(&mut self) -> Result<u64> {
