@@ -491,12 +491,13 @@ pub enum Error {
     },
 
     /// TT-Metal threw a C++ exception.
-    #[error("{context}: TT-Metal: {message}")]
+    #[error("{context}: TT-Metal: {}", source.what())]
     TtMetal {
         /// What was being done.
         context: String,
-        /// TT-Metal's message, without its backtrace.
-        message: String,
+        /// The exception; its message is TT-Metal's, without its backtrace.
+        #[source]
+        source: cxx::Exception,
     },
 
     /// A value from tt-memguard's C++ half that its Rust half does not know:

@@ -220,7 +220,7 @@ impl TtMetalDevice {
     /// the declarations are pinned to.
     pub unsafe fn adopt_mesh_device(mesh_device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_mesh_device(mesh_device as usize)
-            .map_err(|e| tt_error("adopting a MeshDevice", e.what()))?;
+            .map_err(|e| tt_error("adopting a MeshDevice", e))?;
         TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
     }
 
@@ -240,7 +240,7 @@ impl TtMetalDevice {
     /// `MeshDevice`.
     pub unsafe fn adopt_idevice(device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_idevice(device as usize)
-            .map_err(|e| tt_error("adopting an IDevice", e.what()))?;
+            .map_err(|e| tt_error("adopting an IDevice", e))?;
         TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
     }
 
@@ -344,10 +344,10 @@ fn check_runtime_root() -> Result<()> {
     })
 }
 
-fn tt_error(context: &str, message: &str) -> Error {
+fn tt_error(context: &str, source: cxx::Exception) -> Error {
     Error::TtMetal {
         context: context.to_string(),
-        message: message.to_string(),
+        source,
     }
 }
 
@@ -430,7 +430,7 @@ impl Bridge for TtMetalBridge {
                     "allocating {} B of {} (page size {})",
                     request.size, request.buffer_type, request.page_size
                 );
-                tt_error(&context, e.what())
+                tt_error(&context, e)
             })
     }
 
@@ -438,20 +438,20 @@ impl Bridge for TtMetalBridge {
         self.inner
             .pin_mut()
             .deallocate(slot, id)
-            .map_err(|e| tt_error("freeing a buffer", e.what()))
+            .map_err(|e| tt_error("freeing a buffer", e))
     }
 
     fn snapshot<T>(&self, read: impl FnOnce(&PoolSnapshot) -> T) -> Result<T> {
         self.inner
             .snapshot()
             .map(|s| read(&s))
-            .map_err(|e| tt_error("reading allocator statistics", e.what()))
+            .map_err(|e| tt_error("reading allocator statistics", e))
     }
 
     fn live(&self) -> Result<Vec<AllocRecord>> {
         self.inner
             .live()
-            .map_err(|e| tt_error("listing live allocations", e.what()))
+            .map_err(|e| tt_error("listing live allocations", e))
     }
 
     fn live_count(&self) -> Result<u64> {
@@ -466,13 +466,13 @@ impl Bridge for TtMetalBridge {
         self.inner
             .pin_mut()
             .mark_peak()
-            .map_err(|e| tt_error("taking a peak mark", e.what()))
+            .map_err(|e| tt_error("taking a peak mark", e))
     }
 
     fn read_peak(&self, mark: u32) -> Result<Peaks> {
         self.inner
             .read_peak(mark)
-            .map_err(|e| tt_error("reading a peak mark", e.what()))
+            .map_err(|e| tt_error("reading a peak mark", e))
     }
 
     fn release_peak(&mut self, mark: u32) {
@@ -487,7 +487,7 @@ impl Bridge for TtMetalBridge {
         self.inner
             .pin_mut()
             .create_program()
-            .map_err(|e| tt_error("creating a program", e.what()))
+            .map_err(|e| tt_error("creating a program", e))
     }
 
     fn add_circular_buffer(&mut self, program: u64, cb: &CbRequest) -> Result<CbCheck> {
@@ -507,7 +507,7 @@ impl Bridge for TtMetalBridge {
                         "adding a circular buffer of {} B to program {program}",
                         cb.size
                     ),
-                    e.what(),
+                    e,
                 )
             })
     }
@@ -516,7 +516,7 @@ impl Bridge for TtMetalBridge {
         self.inner
             .pin_mut()
             .enqueue_program(program)
-            .map_err(|e| tt_error(&format!("enqueueing program {program}"), e.what()))
+            .map_err(|e| tt_error(&format!("enqueueing program {program}"), e))
     }
 
     fn program_addresses(&self, program: u64) -> Result<Vec<u64>> {
@@ -527,7 +527,7 @@ impl Bridge for TtMetalBridge {
         self.inner
             .pin_mut()
             .destroy_program(program)
-            .map_err(|e| tt_error(&format!("destroying program {program}"), e.what()))
+            .map_err(|e| tt_error(&format!("destroying program {program}"), e))
     }
 }
 
