@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
 use crate::error::{Error, Result};
+use crate::fragmentation::explain_fragmentation;
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Peaks, Request};
 use crate::types::{Allocation, BufferType, SourceLocation};
@@ -296,14 +297,7 @@ impl Device {
     ///
     /// [`Error::DeviceClosed`] after [`close`](Self::close).
     pub fn live_allocations(&self) -> Result<Vec<Allocation>> {
-        let live = self.shared.with(|b| b.live())?;
-        Ok(live
-            .into_iter()
-            .map(|(mut allocation, tag)| {
-                allocation.location = location_from_tag(tag).map(SourceLocation::from);
-                allocation
-            })
-            .collect())
+        Ok(located(self.shared.with(|b| b.live())?))
     }
 
     /// Number of live allocations.
@@ -709,6 +703,43 @@ fn location_from_tag(tag: u64) -> Option<&'static Location<'static>> {
     Some(unsafe { &*ptr })
 }
 
+/// A backend's live set with the place each allocation was made.
+fn located(live: Vec<(Allocation, u64)>) -> Vec<Allocation> {
+    live.into_iter()
+        .map(|(mut allocation, tag)| {
+            allocation.location = location_from_tag(tag).map(SourceLocation::from);
+            allocation
+        })
+        .collect()
+}
+
+/// An out-of-memory error with enough free bytes in the pool gets its
+/// free blocks and the allocations that split them, read under the same
+/// lock as the failed allocation (so they are the state it saw).
+fn explain_oom(mut e: Error, b: &mut dyn Backend) -> Error {
+    if let Error::OutOfMemory {
+        buffer_type,
+        needed_per_bank,
+        free_per_bank,
+        largest_free_block_per_bank,
+        fragmentation,
+        ..
+    } = &mut e
+        && *free_per_bank >= *needed_per_bank
+        && *largest_free_block_per_bank < *needed_per_bank
+        && fragmentation.is_none()
+    {
+        // Explaining is best effort: the error stays the allocation's.
+        if let (Ok(snapshot), Ok(live)) = (b.snapshot(), b.live()) {
+            *fragmentation = Some(Box::new(explain_fragmentation(
+                snapshot.pool(*buffer_type),
+                &located(live),
+            )));
+        }
+    }
+    e
+}
+
 /// Options for one buffer; finish with [`allocate`](Self::allocate).
 #[must_use = "a buffer request does nothing until .allocate() is called"]
 pub struct BufferBuilder<'d> {
@@ -764,7 +795,7 @@ impl BufferBuilder<'_> {
         let shared = &self.device.shared;
         let request = &self.request;
         let placed = shared.with(|b| {
-            let placed = b.allocate(request)?;
+            let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
             shared.notify(DeviceEvent::Alloc {
                 id: placed.id,
                 buffer_type: request.buffer_type,

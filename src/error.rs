@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::budget::BudgetError;
 use crate::cb_failure::CircularBufferFailure;
 use crate::cores::{CoreRange, CoreRangeError};
+use crate::fragmentation::Fragmentation;
 use crate::report::MemoryReport;
 use crate::types::{BufferType, ParseBufferTypeError};
 use crate::units::{SizeError, format_count};
@@ -90,8 +91,9 @@ pub enum Error {
 
     /// No free block is large enough; the message is TT-Metal's.
     #[error(
-        "Out of Memory: Not enough space to allocate {size} B {buffer_type} buffer across {banks} banks, where each bank needs to store {needed_per_bank} B, but bank size is {size_per_bank} B (allocated: {allocated_per_bank} B, free: {free_per_bank} B, largest free block: {largest_free_block_per_bank} B){}",
-        oom_hint(*buffer_type, *size_per_bank, *free_per_bank, *largest_free_block_per_bank, *needed_per_bank)
+        "Out of Memory: Not enough space to allocate {size} B {buffer_type} buffer across {banks} banks, where each bank needs to store {needed_per_bank} B, but bank size is {size_per_bank} B (allocated: {allocated_per_bank} B, free: {free_per_bank} B, largest free block: {largest_free_block_per_bank} B){}{}",
+        oom_hint(*buffer_type, *size_per_bank, *free_per_bank, *largest_free_block_per_bank, *needed_per_bank),
+        oom_fragmentation(fragmentation.as_deref())
     )]
     OutOfMemory {
         /// The pool asked for.
@@ -110,6 +112,10 @@ pub enum Error {
         free_per_bank: u64,
         /// Largest free block per bank at the time.
         largest_free_block_per_bank: u64,
+        /// When the pool had enough free bytes but no block large enough:
+        /// its largest free blocks and the allocations that split them
+        /// (shown on the lines after TT-Metal's message).
+        fragmentation: Option<Box<Fragmentation>>,
     },
 
     /// A request whose size per bank does not fit in 64 bits: no device
@@ -692,6 +698,17 @@ fn oom_hint(
         );
     }
     String::new()
+}
+
+/// The free blocks of a fragmented pool, on the lines after the message.
+fn oom_fragmentation(fragmentation: Option<&Fragmentation>) -> String {
+    let Some(f) = fragmentation else {
+        return String::new();
+    };
+    let mut out = String::from("\n");
+    f.render(&mut out, "  ");
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// The crate's result type.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
 use crate::device::{Device, PeakMark, PoolPeaks};
 use crate::error::{Error, Result};
+use crate::fragmentation::explain_fragmentation;
 use crate::mesh::MemorySource;
 use crate::report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 use crate::types::{Allocation, BufferType, Snapshot};
@@ -433,8 +434,10 @@ impl MemoryGuard {
         // Only when some pool grew can something have leaked: listing the
         // live set is skipped on the common clean path.
         let (mut leaked, mut persistent) = (Vec::new(), Vec::new());
+        let mut live = None;
         if grew {
-            for a in scope.device.live_allocations()? {
+            let all = scope.device.live_allocations()?;
+            for a in all.iter().cloned() {
                 if a.id < scope.first_id {
                     continue;
                 }
@@ -444,9 +447,10 @@ impl MemoryGuard {
                     leaked.push(a);
                 }
             }
+            live = Some(all);
         }
         let budget = self.options.get_budget();
-        let pools = BufferType::ALL.map(|t| {
+        let mut pools = BufferType::ALL.map(|t| {
             let persistent_per_bank = persistent
                 .iter()
                 .filter(|a: &&Allocation| a.buffer_type == t)
@@ -461,6 +465,20 @@ impl MemoryGuard {
                 budget,
             )
         });
+        // A failed largest-free-block check names the free blocks and the
+        // allocations that split them; only then is the live set listed
+        // for it (never on the clean path).
+        for p in pools.iter_mut().filter(|p| {
+            p.checks
+                .iter()
+                .any(|v| v.check == CheckKind::LargestFree && !v.passed)
+        }) {
+            let all = match &live {
+                Some(all) => all,
+                None => live.insert(scope.device.live_allocations()?),
+            };
+            p.fragmentation = Some(explain_fragmentation(after.pool(p.buffer_type), all));
+        }
         // Name as leaked only the allocations of pools that failed their
         // retained check.
         leaked.retain(|a| {
@@ -591,6 +609,7 @@ fn pool_report(
         largest_free_block_after_per_bank: a.largest_free_block_per_bank,
         persistent_per_bank,
         checks: Vec::new(),
+        fragmentation: None,
     };
     let tolerance = budget.tolerance_bytes();
     let pool_budget = budget.pool(t);

@@ -150,6 +150,7 @@ mod cores;
 mod device;
 mod error;
 mod ffi;
+mod fragmentation;
 mod guard;
 mod mesh;
 mod program;
@@ -175,6 +176,9 @@ pub use check::{assert_memory, check};
 pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{ConfigError, Error, Result};
+pub use fragmentation::{
+    Fragmentation, FreeBlock, LARGEST_SHOWN, explain_fragmentation, free_blocks,
+};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};

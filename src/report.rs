@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::budget::{BudgetSource, CheckKind};
 use crate::cb_failure::ProgramPeak;
+use crate::fragmentation::Fragmentation;
 use crate::render::{Level, paint};
 use crate::types::{Allocation, BufferType};
 use crate::units::{format_bytes, format_count};
@@ -76,6 +77,10 @@ pub struct PoolReport {
     /// Budget checks of this pool: every limit that was set, and the leak
     /// check (nothing retained) when it failed.
     pub checks: Vec<Verdict>,
+    /// The pool's largest free blocks and the allocations that split them,
+    /// when its largest-free-block check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fragmentation: Option<Fragmentation>,
 }
 
 impl PoolReport {
@@ -398,6 +403,9 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
             checks.join("; ")
         );
         let _ = writeln!(out, "{}", line.trim_end());
+        if let Some(f) = &p.fragmentation {
+            f.render(out, "      ");
+        }
     }
     if let Some(c) = &d.cores {
         let checks: Vec<String> = c.checks.iter().map(|v| render_verdict(v, color)).collect();

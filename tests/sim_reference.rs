@@ -653,6 +653,7 @@ fn run(config: Config) {
                         allocated_per_bank,
                         free_per_bank,
                         largest_free_block_per_bank,
+                        ..
                     }),
                     None,
                 ) => {

@@ -458,6 +458,7 @@ impl<B> Adapter<B> {
                 allocated_per_bank: pool.allocated,
                 free_per_bank: pool.free,
                 largest_free_block_per_bank: pool.largest_free,
+                fragmentation: None,
             },
             vocab::AllocStatus::BelowAddressLimit => Error::BelowAddressLimit {
                 size: request.size,
