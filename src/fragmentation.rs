@@ -50,7 +50,7 @@ pub struct FreeBlock {
 /// The free blocks of one bank of `pool`, by address, as `(address, size)`:
 /// the gaps between the pool's allocations in `live` (allocations of other
 /// pools are skipped).
-pub fn free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)> {
+pub fn pool_free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)> {
     gaps(pool, live)
         .into_iter()
         .map(|g| (g.address, g.size))
@@ -72,11 +72,11 @@ pub fn free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)> {
 /// let pool = *dev.snapshot()?.pool(BufferType::L1);
 /// let f = explain_fragmentation(&pool, &dev.live_allocations()?);
 /// assert_eq!(f.free_blocks, 2);
-/// // The block freed by `a`, below `b`, at the bottom of the pool.
-/// let low = f.largest.iter().find(|block| block.address == pool.base_address).unwrap();
-/// assert_eq!(low.size_per_bank, 64 * KIB);
-/// assert!(low.below.is_none());
-/// assert_eq!(low.above.as_ref().unwrap().label.as_deref(), Some("b"));
+/// // L1 fills from the top: the block `a` freed is the pool's top, above `b`.
+/// let top = f.largest.iter().find(|block| block.above.is_none()).unwrap();
+/// assert_eq!(top.size_per_bank, 64 * KIB);
+/// assert_eq!(top.below.as_ref().unwrap().label.as_deref(), Some("b"));
+/// assert_eq!(top.address + top.size_per_bank, pool.base_address + pool.size_per_bank);
 /// # drop(b);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```

@@ -177,7 +177,7 @@ pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{ConfigError, Error, Result};
 pub use fragmentation::{
-    Fragmentation, FreeBlock, LARGEST_SHOWN, explain_fragmentation, free_blocks,
+    Fragmentation, FreeBlock, LARGEST_SHOWN, explain_fragmentation, pool_free_blocks,
 };
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};

@@ -4,7 +4,7 @@
 
 use tt_memguard::{
     Budget, Buffer, BufferType, Device, Error, KIB, MIB, MemoryGuard, SimDevice,
-    explain_fragmentation, free_blocks,
+    explain_fragmentation, pool_free_blocks,
 };
 
 /// L1 of a simulated Wormhole B0 filled with "weights" and five 64 KiB
@@ -215,7 +215,10 @@ fn free_blocks_are_the_gaps_between_live_allocations_at_the_pool_edges() {
     let end = l1.base_address + l1.size_per_bank;
     // An empty pool is one free block with nothing either side.
     let empty = explain_fragmentation(&l1, &[]);
-    assert_eq!(free_blocks(&l1, &[]), [(l1.base_address, l1.size_per_bank)]);
+    assert_eq!(
+        pool_free_blocks(&l1, &[]),
+        [(l1.base_address, l1.size_per_bank)]
+    );
     assert_eq!(empty.free_blocks, 1);
     assert!(empty.largest[0].below.is_none() && empty.largest[0].above.is_none());
     // Twenty-one 64 KiB buffers from the top, every other one freed: the
@@ -233,7 +236,7 @@ fn free_blocks_are_the_gaps_between_live_allocations_at_the_pool_edges() {
     let kept: Vec<Buffer> = all.into_iter().step_by(2).collect();
     let pool = *dev.snapshot().unwrap().pool(BufferType::L1);
     let live = dev.live_allocations().unwrap();
-    let gaps = free_blocks(&pool, &live);
+    let gaps = pool_free_blocks(&pool, &live);
     assert_eq!(gaps.len(), 11);
     assert_eq!(gaps.iter().map(|g| g.1).sum::<u64>(), pool.free_per_bank);
     assert_eq!(
