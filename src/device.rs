@@ -731,10 +731,8 @@ fn explain_oom(mut e: Error, b: &mut dyn Backend) -> Error {
     {
         // Explaining is best effort: the error stays the allocation's.
         if let (Ok(snapshot), Ok(live)) = (b.snapshot(), b.live()) {
-            *fragmentation = Some(Box::new(explain_fragmentation(
-                snapshot.pool(*buffer_type),
-                &located(live),
-            )));
+            *fragmentation =
+                explain_fragmentation(snapshot.pool(*buffer_type), &located(live)).map(Box::new);
         }
     }
     e

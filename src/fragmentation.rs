@@ -58,7 +58,9 @@ pub fn pool_free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)
 }
 
 /// The free blocks of `pool` and, for the largest few, the allocations in
-/// `live` either side of them.
+/// `live` either side of them; `None` when `live` does not list every
+/// allocation of the pool (its gaps then do not add up to the pool's free
+/// bytes), as on a device adopted after buffers were made on it.
 ///
 /// # Examples
 ///
@@ -70,7 +72,7 @@ pub fn pool_free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)
 /// let b = dev.buffer(BufferType::L1, 64 * 64 * KIB).page_size(64 * KIB).label("b").allocate()?;
 /// drop(a);
 /// let pool = *dev.snapshot()?.pool(BufferType::L1);
-/// let f = explain_fragmentation(&pool, &dev.live_allocations()?);
+/// let f = explain_fragmentation(&pool, &dev.live_allocations()?).expect("every allocation is listed");
 /// assert_eq!(f.free_blocks, 2);
 /// // L1 fills from the top: the block `a` freed is the pool's top, above `b`.
 /// let top = f.largest.iter().find(|block| block.above.is_none()).unwrap();
@@ -80,9 +82,15 @@ pub fn pool_free_blocks(pool: &PoolStats, live: &[Allocation]) -> Vec<(u64, u64)
 /// # drop(b);
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
-pub fn explain_fragmentation(pool: &PoolStats, live: &[Allocation]) -> Fragmentation {
+pub fn explain_fragmentation(pool: &PoolStats, live: &[Allocation]) -> Option<Fragmentation> {
     let all = gaps(pool, live);
     let free_per_bank = all.iter().fold(0u64, |sum, g| sum.saturating_add(g.size));
+    // The gaps are the free blocks only when the live set lists every
+    // allocation of the pool (a device adopted after buffers were made on it
+    // does not): then they add up to the pool's own free bytes.
+    if free_per_bank != pool.free_per_bank {
+        return None;
+    }
     let mut order: Vec<&Gap<'_>> = all.iter().collect();
     order.sort_by(|x, y| y.size.cmp(&x.size).then(x.address.cmp(&y.address)));
     let largest = order
@@ -95,12 +103,12 @@ pub fn explain_fragmentation(pool: &PoolStats, live: &[Allocation]) -> Fragmenta
             above: g.above.cloned(),
         })
         .collect();
-    Fragmentation {
+    Some(Fragmentation {
         buffer_type: pool.buffer_type,
         free_blocks: all.len() as u64,
         free_per_bank,
         largest,
-    }
+    })
 }
 
 struct Gap<'a> {

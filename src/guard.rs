@@ -477,7 +477,7 @@ impl MemoryGuard {
                 Some(all) => all,
                 None => live.insert(scope.device.live_allocations()?),
             };
-            p.fragmentation = Some(explain_fragmentation(after.pool(p.buffer_type), all));
+            p.fragmentation = explain_fragmentation(after.pool(p.buffer_type), all);
         }
         // Name as leaked only the allocations of pools that failed their
         // retained check.

@@ -214,7 +214,7 @@ fn free_blocks_are_the_gaps_between_live_allocations_at_the_pool_edges() {
     let l1 = *dev.snapshot().unwrap().pool(BufferType::L1);
     let end = l1.base_address + l1.size_per_bank;
     // An empty pool is one free block with nothing either side.
-    let empty = explain_fragmentation(&l1, &[]);
+    let empty = explain_fragmentation(&l1, &[]).unwrap();
     assert_eq!(
         pool_free_blocks(&l1, &[]),
         [(l1.base_address, l1.size_per_bank)]
@@ -250,7 +250,7 @@ fn free_blocks_are_the_gaps_between_live_allocations_at_the_pool_edges() {
     let rest = l1.size_per_bank - 21 * 64 * KIB;
     assert_eq!(gaps[0], (l1.base_address, rest));
     assert!(gaps[1..].iter().all(|g| g.1 == 64 * KIB && g.0 + g.1 < end));
-    let f = explain_fragmentation(&pool, &live);
+    let f = explain_fragmentation(&pool, &live).unwrap();
     assert_eq!((f.free_blocks, f.largest.len()), (11, 5));
     let named: Vec<_> = f.largest.iter().map(|b| b.address).collect();
     assert_eq!(named, gaps[1..6].iter().map(|g| g.0).collect::<Vec<_>>());
@@ -277,4 +277,16 @@ fn free_blocks_are_the_gaps_between_live_allocations_at_the_pool_edges() {
     );
     assert_eq!(text.lines().count(), 6, "{text}");
     drop(kept);
+}
+
+#[test]
+fn an_incomplete_live_set_explains_nothing_rather_than_something_wrong() {
+    let dev = SimDevice::wormhole_b0();
+    let _a = dev
+        .allocate(BufferType::L1, 64 * 64 * KIB, 64 * KIB)
+        .unwrap();
+    let l1 = *dev.snapshot().unwrap().pool(BufferType::L1);
+    // The live set without `_a`: the gap would be the whole pool, more than is free.
+    assert!(explain_fragmentation(&l1, &[]).is_none());
+    assert!(explain_fragmentation(&l1, &dev.live_allocations().unwrap()).is_some());
 }
