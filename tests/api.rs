@@ -43,7 +43,7 @@ fn fits_and_leaks(dev: &Device) -> TestResult {
     Ok(())
 }
 
-/// Issue 10, item 3: the prelude is all a test file needs.
+/// The prelude is all a test file needs.
 #[test]
 fn the_prelude_is_enough_for_a_test_file() {
     fits_and_leaks(&SimDevice::preset(Preset::WormholeB0)).unwrap();
@@ -63,7 +63,7 @@ fn cause<'a, E: std::error::Error + 'static>(
     None
 }
 
-/// Issue 10, item 3: errors keep the error underneath as their source, not
+/// Errors keep the error underneath as their source, not
 /// only as text.
 #[test]
 fn errors_keep_their_causes() {
@@ -133,7 +133,7 @@ fn the_error_type_stays_small() {
     );
 }
 
-/// Issue 10, item 3: byte formatting lives with the rendering helpers and
+/// Byte formatting lives with the rendering helpers and
 /// the units; `ByteSize` prints through it.
 #[test]
 fn byte_counts_print_the_same_everywhere() {

@@ -445,7 +445,7 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Issue 10, item 4: `--help` lists libtest's flags, the runner's and the
+/// `--help` lists libtest's flags, the runner's and the
 /// environment variables, from one parser.
 #[test]
 fn help_lists_memory_flags_and_variables() {
@@ -508,7 +508,7 @@ fn arguments_that_are_not_utf8() {
     assert_eq!(RunReport::read(&path).unwrap().tests.len(), 1);
 }
 
-/// Issue 10, item 4: colours come from `--color`, else from anstream's
+/// Colours come from `--color`, else from anstream's
 /// rules: `CLICOLOR_FORCE` colours a pipe, `NO_COLOR` wins over it.
 #[test]
 fn colours_follow_the_flag_and_the_environment() {
@@ -587,7 +587,7 @@ fn a_test_whose_device_cannot_open_is_reported() {
     );
 }
 
-/// Issue 10, item 4: `main!` takes paths; a test is named by its path, as
+/// `main!` takes paths; a test is named by its path, as
 /// libtest names tests, for listing, filters and `--exact`.
 #[test]
 fn main_macro_tests_are_named_by_their_path() {
@@ -627,7 +627,7 @@ fn main_macro_tests_are_named_by_their_path() {
     );
 }
 
-/// Issue 9, item 3: the carve-out variables apply to `sim-shared` too, and
+/// The carve-out variables apply to `sim-shared` too, and
 /// to the harness's own simulated device when `TT_MEMGUARD_DEVICE` is unset.
 #[test]
 fn carve_outs_apply_to_every_device_kind() {
@@ -674,7 +674,7 @@ fn carve_outs_apply_to_every_device_kind() {
     );
 }
 
-/// Issue 9, item 10: one file per binary, device model and selection of
+/// One file per binary, device model and selection of
 /// tests; merged records keyed by test, binary and device.
 #[test]
 fn report_files_and_merges_are_keyed_by_binary_device_and_test() {
@@ -718,7 +718,7 @@ fn report_files_and_merges_are_keyed_by_binary_device_and_test() {
     assert!(merged.skipped.is_empty());
 }
 
-/// Issue 9, item 10: a report path that cannot be written stops the run
+/// A report path that cannot be written stops the run
 /// before the first test.
 #[test]
 fn a_bad_report_path_fails_before_any_test() {
@@ -739,7 +739,7 @@ fn a_bad_report_path_fails_before_any_test() {
     );
 }
 
-/// Issue 9, item 10: a merge checks every file (version, pools, a merged
+/// A merge checks every file (version, pools, a merged
 /// report in the directory) naming it, and leaves out, with a word, the
 /// files of an earlier build whose tests differ (a renamed test).
 #[test]
@@ -857,7 +857,7 @@ fn merge_checks_every_file_and_leaves_out_stale_builds() {
     assert!(e.contains("no memguard reports (*.json) in it"), "{e}");
 }
 
-/// Issue 9, item 11: a test that ends the process (`std::process::exit(0)`)
+/// A test that ends the process (`std::process::exit(0)`)
 /// fails the run, and leaves its reports unfinished, naming the tests that
 /// never reported.
 #[test]
@@ -911,7 +911,7 @@ fn a_test_that_exits_the_process_fails_the_run() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-/// Issue 9, item 15: a `TT_MEMGUARD_*` variable that is not one of ours
+/// A `TT_MEMGUARD_*` variable that is not one of ours
 /// stops the run (listing too), naming the closest one.
 #[test]
 fn unknown_memguard_variables_stop_the_run() {
@@ -924,7 +924,7 @@ fn unknown_memguard_variables_stop_the_run() {
     }
 }
 
-/// Issue 9, item 15: a `[tests."..."]` section that matches none of the
+/// A `[tests."..."]` section that matches none of the
 /// target's tests is warned about (whatever the filter), not when listing.
 #[test]
 fn budget_sections_that_match_no_test_are_warned() {
@@ -954,7 +954,7 @@ fn budget_sections_that_match_no_test_are_warned() {
     assert!(warnings(&["--list"]).is_empty());
 }
 
-/// Issue 9, item 15: a test target using `main!` without `harness = false`
+/// A test target using `main!` without `harness = false`
 /// is built with libtest's harness; its one test then fails naming the
 /// fix. Built here with rustc as cargo builds each kind of target.
 #[test]
@@ -1030,7 +1030,7 @@ fn a_main_macro_target_without_harness_false_fails_naming_the_fix() {
     );
 }
 
-/// Issue 9, item 17: a first run with snapshots says what was written and
+/// A first run with snapshots says what was written and
 /// how to accept it; insta's diffs of parallel tests stay whole; the
 /// header names the user's test file.
 #[test]
@@ -1112,7 +1112,7 @@ fn test_binary(name: &str) -> PathBuf {
         .expect("the test binary")
 }
 
-/// Issue 9, item 17: with `main!`, insta's header names the test file
+/// With `main!`, insta's header names the test file
 /// (`source:`), not a file inside tt-memguard.
 #[test]
 fn snapshots_of_a_main_macro_target_name_its_test_file() {

@@ -114,7 +114,7 @@ fn a_partial_line_waits_for_its_end() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// Issue 10, item 2: streams written before the byte fields carried their
+/// Streams written before the byte fields carried their
 /// unit still parse, into the same events.
 #[test]
 fn streams_with_the_older_field_names_still_parse() {
@@ -307,7 +307,7 @@ fn the_runner_writes_a_stream_the_monitor_follows() {
     );
 }
 
-// Issue 9, item 1: extreme values.
+// Extreme values.
 
 #[test]
 fn extreme_values_neither_panic_nor_overflow() {
@@ -409,7 +409,7 @@ fn extreme_values_neither_panic_nor_overflow() {
     std::fs::remove_file(&path).unwrap();
 }
 
-// Issue 9, item 5: several writers, one stream.
+// Several writers, one stream.
 
 /// Runs `--exact test` of the example runner, one process per test all at
 /// once, every one with the same nextest run id.
@@ -524,7 +524,7 @@ fn writers_of_one_run_interleave_only_whole_lines() {
     std::fs::remove_file(&path).unwrap();
 }
 
-// Issue 9, item 6: device identity.
+// Device identity.
 
 #[test]
 fn two_devices_of_one_name_stay_apart() {
@@ -577,7 +577,7 @@ fn two_devices_of_one_name_stay_apart() {
     std::fs::remove_file(&path).unwrap();
 }
 
-// Issue 9, item 7: bounded reading, files replaced or truncated.
+// Bounded reading, files replaced or truncated.
 
 fn snapshot_line(t_ms: u64, device: &str) -> String {
     let dev = SimDevice::wormhole_b0();
@@ -696,7 +696,7 @@ fn the_monitor_keeps_a_bounded_number_of_devices() {
     assert_eq!(state.retired, (500, 0));
 }
 
-// Issue 9, item 8: several watchers of one device.
+// Several watchers of one device.
 
 #[test]
 fn every_watch_of_a_device_keeps_streaming_it() {
@@ -729,7 +729,7 @@ fn every_watch_of_a_device_keeps_streaming_it() {
     std::fs::remove_file(&p2).unwrap();
 }
 
-// Issue 9, item 9: the order of events.
+// The order of events.
 
 #[test]
 fn events_are_written_in_the_order_the_device_applied_them() {
@@ -794,7 +794,7 @@ fn events_are_written_in_the_order_the_device_applied_them() {
     std::fs::remove_file(&path).unwrap();
 }
 
-// Issue 9, item 18: the monitor program.
+// The monitor program.
 
 #[test]
 fn the_monitor_program_helps_and_its_demo_fills_every_pool() {
