@@ -418,9 +418,11 @@ impl Device {
     }
 
     /// Starts logging allocations for a scope that wants the peak
-    /// composition, under the device lock so that the returned start
-    /// sequence number and the scope's baseline agree; logging goes on
-    /// until the returned hold is dropped.
+    /// composition; logging goes on until the returned hold is dropped.
+    /// Taken just before the scope's baseline (or later, when the budget is
+    /// given after the guard started): an event the log and the baseline
+    /// disagree on makes the replay miss the peak, and the composition is
+    /// then left out, never wrong.
     pub(crate) fn hold_recording(&self) -> Result<RecordingHold> {
         let start = self.shared.with(|_| {
             self.shared.recording.fetch_add(1, Ordering::Relaxed);
