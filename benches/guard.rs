@@ -1,7 +1,9 @@
 //! MemoryGuard overhead, next to a bare snapshot pair measured in the same
 //! run: guard new + finish with nothing inside (target: under 1 us), with
-//! 1,000 allocate/free pairs inside, and the same after 10,000 guards were
-//! forgotten.
+//! 1,000 allocate/free pairs inside, the same after 10,000 guards were
+//! forgotten, and the same in a guard with a peak budget, which logs every
+//! allocation for the peak composition (target: under 1.5x the plain
+//! guard), passing and failing (the composition then built).
 //!
 //! Run with `cargo bench --bench guard`.
 
@@ -10,7 +12,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use tt_memguard::{BufferType, MemoryGuard, SimDevice};
+use tt_memguard::{Budget, BufferType, MemoryGuard, SimDevice};
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -35,6 +37,19 @@ fn main() {
         let guard = MemoryGuard::new(&dev);
         work(1_000);
         black_box(guard.finish().unwrap());
+    });
+    // The same with a peak budget: allocations are logged for the peak
+    // composition. Passing, nothing more is done at the end; failing, the
+    // log is replayed to build the composition.
+    let peak_work = common::time_per_call(heavy_iters, || {
+        let guard = MemoryGuard::new(&dev).budget(Budget::new().dram_peak("1 GiB"));
+        work(1_000);
+        black_box(guard.finish().unwrap());
+    });
+    let failing_work = common::time_per_call(heavy_iters, || {
+        let guard = MemoryGuard::new(&dev).budget(Budget::new().dram_peak("1 KiB"));
+        work(1_000);
+        black_box(guard.finish().unwrap_err());
     });
     // The same guarded work on a device where 10,000 guards were forgotten
     // (std::mem::forget): their peak marks stay active for good, and an
@@ -68,6 +83,20 @@ fn main() {
         ns(guarded_work) / 1e3,
         ns(bare_work) / 1e3,
         ns(guarded_work) / ns(bare_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: under 1.5x)",
+        "same, peak budget, composition logged",
+        ns(peak_work) / 1e3,
+        ns(guarded_work) / 1e3,
+        ns(peak_work) / ns(guarded_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x",
+        "same, peak failing, composition built",
+        ns(failing_work) / 1e3,
+        ns(guarded_work) / 1e3,
+        ns(failing_work) / ns(guarded_work)
     );
     println!(
         "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: about 1x)",

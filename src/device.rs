@@ -123,7 +123,59 @@ struct Shared {
     /// The next enqueue's sequence number: read without a lock by guards
     /// starting.
     enqueue_seq: AtomicU64,
+    /// Active guards that want the peak composition: allocations and frees
+    /// are logged while it is above 0.
+    recording: AtomicU64,
+    /// The last allocations and frees made through this crate while
+    /// recording, for the peak composition. Taken under the backend lock.
+    allocs: Mutex<AllocLog>,
 }
+
+/// A bounded log of allocations and frees: sequence numbers count every
+/// logged event.
+#[derive(Default)]
+struct AllocLog {
+    /// The events, oldest first; the last has sequence number
+    /// `next_seq - 1`.
+    entries: std::collections::VecDeque<LogEntry>,
+    next_seq: u64,
+}
+
+/// One logged allocation (`alloc`) or free, compact: it is written for
+/// every allocation while a guard wants the peak composition.
+struct LogEntry {
+    alloc: bool,
+    buffer_type: BufferType,
+    num_banks: u32,
+    shards: Option<u32>,
+    id: u64,
+    address: u64,
+    size: u64,
+    page_size: u64,
+    size_per_bank: u64,
+    tag: u64,
+    label: Option<Arc<str>>,
+}
+
+impl LogEntry {
+    fn allocation(&self) -> Allocation {
+        Allocation {
+            id: self.id,
+            buffer_type: self.buffer_type,
+            address: self.address,
+            size: self.size,
+            page_size: self.page_size,
+            size_per_bank: self.size_per_bank,
+            num_banks: self.num_banks,
+            shards: self.shards,
+            label: self.label.as_deref().map(str::to_string),
+            location: location_from_tag(self.tag).map(SourceLocation::from),
+        }
+    }
+}
+
+/// Allocation events a device remembers for the peak composition.
+const ALLOC_LOG: usize = 65_536;
 
 /// A bounded log of enqueues: sequence numbers count every logged enqueue.
 #[derive(Default)]
@@ -155,6 +207,21 @@ impl Shared {
                 observer(&event);
             }
         }
+    }
+
+    /// Logs an allocation or a free when a guard wants the peak
+    /// composition. Called with the backend lock held.
+    fn record(&self, make: impl FnOnce() -> LogEntry) {
+        if self.recording.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let entry = make();
+        let mut log = self.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        log.next_seq += 1;
+        if log.entries.len() == ALLOC_LOG {
+            log.entries.pop_front();
+        }
+        log.entries.push_back(entry);
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
@@ -199,6 +266,8 @@ impl Device {
                 next_observer: AtomicU64::new(1),
                 enqueues: Mutex::new(EnqueueLog::default()),
                 enqueue_seq: AtomicU64::new(0),
+                recording: AtomicU64::new(0),
+                allocs: Mutex::new(AllocLog::default()),
             }),
         }
     }
@@ -346,6 +415,55 @@ impl Device {
             released: false,
         };
         Ok((mark, snapshot, next_id, live))
+    }
+
+    /// Starts logging allocations for a scope that wants the peak
+    /// composition; logging goes on until the returned hold is dropped.
+    /// Taken just before the scope's baseline (or later, when the budget is
+    /// given after the guard started): an event the log and the baseline
+    /// disagree on makes the replay miss the peak, and the composition is
+    /// then left out, never wrong.
+    pub(crate) fn hold_recording(&self) -> Result<RecordingHold> {
+        let start = self.shared.with(|_| {
+            self.shared.recording.fetch_add(1, Ordering::Relaxed);
+            Ok(self
+                .shared
+                .allocs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_seq)
+        })?;
+        Ok(RecordingHold {
+            shared: Arc::clone(&self.shared),
+            start,
+        })
+    }
+
+    /// The live set and every logged event since `hold` started, read in
+    /// one step; `None` when the log no longer reaches back that far.
+    pub(crate) fn events_since(
+        &self,
+        hold: &RecordingHold,
+    ) -> Result<Option<(Vec<Allocation>, Vec<crate::composition::Event>)>> {
+        self.shared.with(|b| {
+            let live = located(b.live()?);
+            let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+            let oldest = log.next_seq - log.entries.len() as u64;
+            if oldest > hold.start {
+                return Ok(None);
+            }
+            let skip = usize::try_from(hold.start - oldest).unwrap_or(usize::MAX);
+            let events = log
+                .entries
+                .iter()
+                .skip(skip)
+                .map(|e| crate::composition::Event {
+                    alloc: e.alloc,
+                    allocation: e.allocation(),
+                })
+                .collect();
+            Ok(Some((live, events)))
+        })
     }
 
     /// The end state of a scope in one step: snapshot and peaks.
@@ -587,6 +705,19 @@ impl PoolPeaks {
     }
 }
 
+/// Keeps a device logging allocations for the peak composition; dropped
+/// with its guard (a forgotten guard keeps logging, in bounded memory).
+pub(crate) struct RecordingHold {
+    shared: Arc<Shared>,
+    start: u64,
+}
+
+impl Drop for RecordingHold {
+    fn drop(&mut self) {
+        self.shared.recording.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A live peak mark on a device; released when dropped.
 #[must_use = "a peak mark records nothing once dropped: bind it with `let mark = ...`"]
 pub struct PeakMark {
@@ -792,6 +923,7 @@ impl BufferBuilder<'_> {
         validate(&self.request, self.device.info())?;
         let shared = &self.device.shared;
         let request = &self.request;
+        let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
         let placed = shared.with(|b| {
             let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
             shared.notify(DeviceEvent::Alloc {
@@ -802,9 +934,22 @@ impl BufferBuilder<'_> {
                 size_per_bank: placed.per_bank_size,
                 num_banks: placed.num_banks,
             });
+            shared.record(|| LogEntry {
+                alloc: true,
+                buffer_type: request.buffer_type,
+                num_banks: placed.num_banks,
+                shards: request.shards,
+                id: placed.id,
+                address: placed.address,
+                size: request.size,
+                page_size: request.page_size,
+                size_per_bank: placed.per_bank_size,
+                tag: request.tag,
+                label: label.clone(),
+            });
             Ok(placed)
         })?;
-        Ok(Buffer {
+        let buffer = Buffer {
             shared: Arc::clone(&self.device.shared),
             id: placed.id,
             slot: placed.slot,
@@ -815,7 +960,10 @@ impl BufferBuilder<'_> {
             size_per_bank: placed.per_bank_size,
             num_banks: placed.num_banks,
             shards: self.request.shards,
-        })
+            label,
+            tag: self.request.tag,
+        };
+        Ok(buffer)
     }
 }
 
@@ -846,6 +994,9 @@ pub struct Buffer {
     size_per_bank: u64,
     num_banks: u32,
     shards: Option<u32>,
+    /// Label and location tag, for the free's entry in the allocation log.
+    label: Option<Arc<str>>,
+    tag: u64,
 }
 
 impl fmt::Debug for Buffer {
@@ -908,6 +1059,23 @@ impl Buffer {
         self.shards
     }
 
+    /// The buffer as an allocation, for the allocation log.
+    fn logged(&self, id: u64) -> LogEntry {
+        LogEntry {
+            alloc: false,
+            buffer_type: self.buffer_type,
+            num_banks: self.num_banks,
+            shards: self.shards,
+            id,
+            address: self.address,
+            size: self.size,
+            page_size: self.page_size,
+            size_per_bank: self.size_per_bank,
+            tag: self.tag,
+            label: self.label.clone(),
+        }
+    }
+
     /// Frees the buffer now.
     ///
     /// # Errors
@@ -921,6 +1089,7 @@ impl Buffer {
         shared.with(|b| {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
+                shared.record(|| self.logged(id));
             }
             Ok(())
         })
@@ -942,6 +1111,7 @@ impl Drop for Buffer {
                 id: self.id,
                 buffer_type: self.buffer_type,
             });
+            self.shared.record(|| self.logged(self.id));
         }
     }
 }

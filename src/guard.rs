@@ -6,6 +6,8 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
+use crate::composition::{Scene, compose};
+use crate::device::RecordingHold;
 use crate::device::{Device, PeakMark, PoolPeaks};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
@@ -145,6 +147,18 @@ struct Scope {
     mark: PeakMark,
     /// The sequence number of the scope's first enqueue.
     first_enqueue: u64,
+    /// Keeps the device logging allocations while the budget has a peak
+    /// limit, for the peak composition.
+    recording: Option<RecordingHold>,
+}
+
+/// Whether a budget has a peak limit on some pool, so that a guard logs
+/// allocations to name what made a failing peak.
+fn wants_composition(budget: &Budget) -> bool {
+    BufferType::ALL.iter().any(|&t| {
+        let pool = budget.pool(t);
+        pool.get(CheckKind::Peak, false).is_some() || pool.get(CheckKind::Peak, true).is_some()
+    })
 }
 
 /// An RAII memory check. Created on a [`MemorySource`] (a device or a mesh),
@@ -251,8 +265,16 @@ impl MemoryGuard {
         options: GuardOptions,
         location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
+        let record = wants_composition(options.get_budget());
         let open = |device: Device| -> Result<Scope> {
             let first_enqueue = device.next_enqueue();
+            // Logging starts before the baseline, so that the log covers
+            // the whole scope.
+            let recording = if record {
+                Some(device.hold_recording()?)
+            } else {
+                None
+            };
             let (mark, before, first_id, inherited) = device.begin_scope()?;
             Ok(Scope {
                 device,
@@ -261,6 +283,7 @@ impl MemoryGuard {
                 inherited,
                 mark,
                 first_enqueue,
+                recording,
             })
         };
         let mut devices = devices.into_iter();
@@ -309,6 +332,17 @@ impl MemoryGuard {
     /// Sets the budget.
     pub fn budget(mut self, budget: impl Into<Arc<Budget>>) -> Self {
         self.options.budget = Some(budget.into());
+        if wants_composition(self.options.get_budget()) {
+            // Started late, the log may miss the scope's first events: the
+            // composition's own checks then leave it out.
+            let scopes = match &mut self.scopes {
+                Scopes::One(one) => std::slice::from_mut(one.as_mut()),
+                Scopes::Many(all) => all.as_mut_slice(),
+            };
+            for scope in scopes.iter_mut().filter(|s| s.recording.is_none()) {
+                scope.recording = scope.device.hold_recording().ok();
+            }
+        }
         self
     }
 
@@ -479,6 +513,32 @@ impl MemoryGuard {
             };
             p.fragmentation = explain_fragmentation(after.pool(p.buffer_type), all);
         }
+        // A failed peak check names the allocations live at the peak, from
+        // the allocation log (never on the clean path).
+        if let Some(hold) = &scope.recording
+            && pools.iter().any(|p| {
+                p.checks
+                    .iter()
+                    .any(|v| v.check == CheckKind::Peak && !v.passed)
+            })
+            && let Some((live, events)) = scope.device.events_since(hold)?
+        {
+            for p in pools.iter_mut().filter(|p| {
+                p.checks
+                    .iter()
+                    .any(|v| v.check == CheckKind::Peak && !v.passed)
+            }) {
+                p.peak_composition = compose(&Scene {
+                    buffer_type: p.buffer_type,
+                    pool_banks: p.num_banks,
+                    baseline_per_bank: p.before_per_bank,
+                    peak_per_bank: p.peak_per_bank,
+                    first_id: scope.first_id,
+                    live: &live,
+                    events: &events,
+                });
+            }
+        }
         // Name as leaked only the allocations of pools that failed their
         // retained check.
         leaked.retain(|a| {
@@ -610,6 +670,7 @@ fn pool_report(
         persistent_per_bank,
         checks: Vec::new(),
         fragmentation: None,
+        peak_composition: None,
     };
     let tolerance = budget.tolerance_bytes();
     let pool_budget = budget.pool(t);

@@ -146,6 +146,7 @@
 mod budget;
 mod cb_failure;
 mod check;
+mod composition;
 mod cores;
 mod device;
 mod error;
@@ -173,6 +174,7 @@ pub use cb_failure::{
     CircularBufferCheck, CircularBufferFailure, CircularBufferPlacement, ProgramPeak,
 };
 pub use check::{assert_memory, check};
+pub use composition::{PEAK_SHOWN, PeakComposition, PeakEntry};
 pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{ConfigError, Error, Result};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::budget::{BudgetSource, CheckKind};
 use crate::cb_failure::ProgramPeak;
+use crate::composition::PeakComposition;
 use crate::fragmentation::Fragmentation;
 use crate::render::{Level, paint};
 use crate::types::{Allocation, BufferType};
@@ -81,6 +82,10 @@ pub struct PoolReport {
     /// when its largest-free-block check failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fragmentation: Option<Fragmentation>,
+    /// The allocations live at the pool's peak, when its peak check failed
+    /// and the device's allocation log accounts for the peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_composition: Option<PeakComposition>,
 }
 
 impl PoolReport {
@@ -405,6 +410,9 @@ fn render_device(out: &mut String, d: &DeviceReport, color: bool) {
         let _ = writeln!(out, "{}", line.trim_end());
         if let Some(f) = &p.fragmentation {
             f.render(out, "      ");
+        }
+        if let Some(c) = &p.peak_composition {
+            c.render(out, "      ");
         }
     }
     if let Some(c) = &d.cores {
