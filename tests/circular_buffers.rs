@@ -1,45 +1,14 @@
 //! Programs and circular buffers on the simulated device: TT-Metal's layout, its two enqueue
 //! checks with its messages, the explanation of a failure, and bad input.
 
+mod common;
+
 use tt_memguard::{
     BufferType, CircularBufferCheck, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error,
-    KIB, Preset, Program, SimDevice,
+    KIB, Preset, SimDevice,
 };
 
-fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> CoreRange {
-    CoreRange::new((x0, y0), (x1, y1)).unwrap()
-}
-
-fn cb(size: u64, index: u8) -> CircularBufferConfig {
-    CircularBufferConfig::new(size).page_size(index, size)
-}
-
-/// The program of tt-metal-allocator.md's example: five CBs over overlapping and disjoint
-/// ranges, in this order.
-fn example_program(dev: &Device) -> Program {
-    let mut program = dev.create_program().unwrap();
-    let cbs = [
-        (range(0, 0, 3, 3), 4096),
-        (range(0, 0, 7, 7), 1000),
-        (range(4, 4, 7, 7), 2048),
-        (range(0, 0, 1, 1), 100),
-        (range(6, 0, 7, 1), 64),
-    ];
-    for (i, (cores, size)) in cbs.into_iter().enumerate() {
-        program
-            .add_circular_buffer(cores, cb(size, i as u8))
-            .unwrap();
-    }
-    program
-}
-
-fn addresses(program: &Program) -> Vec<u64> {
-    program
-        .circular_buffers()
-        .iter()
-        .map(|cb| cb.address.unwrap())
-        .collect()
-}
+use common::{cb, cb_addresses as addresses, example_program, range};
 
 #[test]
 fn layout_matches_tt_metal_on_wormhole_and_blackhole() {

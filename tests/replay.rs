@@ -106,21 +106,7 @@ fn malformed_lines_name_the_line_and_the_text() {
             "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P",
         ),
     ];
-    for (text, line, reason) in cases {
-        let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax {
-            line: l,
-            reason: r,
-            text: t,
-            ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
-        assert_eq!(t, text.lines().nth(line - 1).unwrap());
-        assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
-    }
+    assert_syntax_errors(&cases);
 }
 
 #[test]
@@ -553,20 +539,7 @@ fn malformed_program_lines_name_the_line_and_the_text() {
             "\"l1_small\" must come before the first operation (alloc, free, program, cb, enqueue, destroy)",
         ),
     ];
-    for (text, line, reason) in cases {
-        let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax {
-            line: l,
-            reason: r,
-            text: t,
-            ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
-        assert_eq!(t, text.lines().nth(line - 1).unwrap());
-    }
+    assert_syntax_errors(&cases);
     // A program can be created again once destroyed.
     Trace::parse("program p\ndestroy p\nprogram p\nenqueue p\n").unwrap();
 }
@@ -632,4 +605,24 @@ fn replay_example_replays_circular_buffers_on_another_preset() {
     );
     assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
     assert!(stdout.contains("7 cbs:0x1b480,0x1c480,"), "{stdout}");
+}
+
+/// Each trace text fails to parse at its line, with its reason, quoting the
+/// line, and the message starts with the line number.
+fn assert_syntax_errors(cases: &[(&str, usize, &str)]) {
+    for &(text, line, reason) in cases {
+        let e = Trace::parse(text).unwrap_err();
+        let Error::TraceSyntax {
+            line: l,
+            reason: r,
+            text: t,
+            ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
+        assert_eq!(t, text.lines().nth(line - 1).unwrap());
+        assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
+    }
 }

@@ -4,11 +4,13 @@
 //! cluster descriptor in `TT_METAL_MOCK_CLUSTER_DESC_PATH` (or hardware).
 #![cfg(feature = "tt-metal")]
 
+mod common;
+
 use serial_test::serial;
 use tt_memguard::{
-    BufferType, CircularBufferCheck, CircularBufferConfig, CoreRange, Device, DeviceKind,
-    Direction, EnqueueReport, Error, KIB, MIB, MockCluster, Preset, Program, SimDevice,
-    TtMetalConfig, TtMetalDevice, assert_no_leak, try_assert_no_leak,
+    BufferType, CircularBufferCheck, CircularBufferConfig, Device, DeviceKind, Direction,
+    EnqueueReport, Error, KIB, MIB, MockCluster, Preset, SimDevice, TtMetalConfig, TtMetalDevice,
+    assert_no_leak, try_assert_no_leak,
 };
 
 const L1_SMALL: u64 = 32 * KIB;
@@ -630,47 +632,7 @@ fn forgotten_guards_cost_allocations_nothing_and_peaks_stay_right() {
 
 // ---- programs and circular buffers (TT-Metal's compile step: layout, events, both checks) ----
 
-fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> CoreRange {
-    CoreRange::new((x0, y0), (x1, y1)).unwrap()
-}
-
-fn cb(size: u64, index: u8) -> CircularBufferConfig {
-    CircularBufferConfig::new(size).page_size(index, size)
-}
-
-/// The last core of the 8x8 corner of the grid (the n300's grid has 7 rows).
-fn corner(dev: &Device) -> (u32, u32) {
-    let (x, y) = dev.info().compute_grid;
-    (x.min(8) - 1, y.min(8) - 1)
-}
-
-/// tt-metal-allocator.md's example program: five CBs over overlapping and disjoint ranges
-/// (clipped to the grid: the same intersections, so the same addresses).
-fn example_program(dev: &Device) -> Program {
-    let mut program = dev.create_program().unwrap();
-    let (x, y) = corner(dev);
-    let cbs = [
-        (range(0, 0, 3, 3), 4096),
-        (range(0, 0, x, y), 1000),
-        (range(4, 4, x, y), 2048),
-        (range(0, 0, 1, 1), 100),
-        (range(6, 0, 7, 1), 64),
-    ];
-    for (i, (cores, size)) in cbs.into_iter().enumerate() {
-        program
-            .add_circular_buffer(cores, cb(size, i as u8))
-            .unwrap();
-    }
-    program
-}
-
-fn cb_addresses(program: &Program) -> Vec<u64> {
-    program
-        .circular_buffers()
-        .iter()
-        .map(|cb| cb.address.expect("laid out"))
-        .collect()
-}
+use common::{cb, cb_addresses, corner, example_program, range};
 
 /// An enqueue report without the program id (TT-Metal's ids are its own).
 fn without_id(report: &EnqueueReport) -> EnqueueReport {
