@@ -572,6 +572,7 @@ impl MemoryGuard {
             leaked,
             persistent,
             cores,
+            detail: None,
         }
     }
 }

@@ -148,6 +148,7 @@ mod cb_failure;
 mod check;
 mod composition;
 mod cores;
+mod detail;
 mod device;
 mod error;
 mod ffi;
@@ -176,6 +177,7 @@ pub use cb_failure::{
 pub use check::{assert_memory, check};
 pub use composition::{PEAK_SHOWN, PeakComposition, PeakEntry};
 pub use cores::{CoreCoord, CoreRange, CoreRangeError, CoreRangeSet};
+pub use detail::{BankMap, DeviceDetail, Segment, TIMELINE_POINTS, Timeline, TimelinePoint};
 pub use device::{Buffer, BufferBuilder, Device, DeviceInfo, DeviceKind, PeakMark, PoolPeaks};
 pub use error::{ConfigError, Error, Result};
 pub use fragmentation::{

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::budget::{BudgetSource, CheckKind};
 use crate::cb_failure::ProgramPeak;
 use crate::composition::PeakComposition;
+use crate::detail::DeviceDetail;
 use crate::fragmentation::Fragmentation;
 use crate::render::{Level, paint};
 use crate::types::{Allocation, BufferType};
@@ -143,6 +144,10 @@ pub struct DeviceReport {
     /// circular buffers was (or a per-core limit was set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<CoreReport>,
+    /// The timeline and the address maps at the peak, when the guard was
+    /// asked to explain itself (the runner does under `--memory-html`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<DeviceDetail>,
 }
 
 /// One core's L1 over the programs enqueued in a scope: circular buffers

@@ -8,7 +8,7 @@
 //! l1_small 65536            # optional, bytes (default 0)
 //! trace 8388608             # optional, bytes (default 0)
 //! alloc w0 DRAM 1048576 2048 def
-//! alloc s0 L1_SMALL 8192 1024 td shards 4
+//! alloc s0 L1_SMALL 8192 1024 td shards 4 label=halo
 //! free w0
 //! alloc out L1 524288 2048 td shards 64
 //! program mm                # an empty program (reserves nothing)
@@ -20,7 +20,8 @@
 //! ```
 //!
 //! `DIR` is `bu` (bottom-up), `td` (top-down) or `def` (the pool's default);
-//! `shards S` shards the buffer over the first S cores.
+//! `shards S` shards the buffer over the first S cores; `label=NAME`, last,
+//! names the buffer in reports (the id names it otherwise).
 //!
 //! A `cb` line adds a circular buffer of `SIZE` bytes on each of its `CORES`
 //! to a program: `CORES` is a core `X,Y`, a rectangle `X0,Y0-X1,Y1`, or
@@ -71,6 +72,9 @@ pub enum TraceOp {
         direction: Direction,
         /// Cores for a sharded buffer.
         shards: Option<u32>,
+        /// The buffer's label in reports (`label=NAME`; the trace's id when
+        /// absent).
+        label: Option<String>,
     },
     /// Free the buffer called `id` (nothing happens when it is not live).
     Free {
@@ -236,6 +240,7 @@ impl Trace {
                     page_size,
                     direction,
                     shards,
+                    label,
                 } => {
                     if live.contains_key(id.as_str()) {
                         return Err(trace_error(
@@ -252,7 +257,10 @@ impl Trace {
                     if let Some(shards) = shards {
                         request = request.sharded(*shards);
                     }
-                    match request.label(id.clone()).allocate() {
+                    match request
+                        .label(label.clone().unwrap_or_else(|| id.clone()))
+                        .allocate()
+                    {
                         Ok(buffer) => {
                             let field = format!("{:#x}", buffer.address());
                             live.insert(id.as_str(), buffer);
@@ -481,12 +489,24 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                         )));
                     }
                 };
+                let (rest, label) = match rest {
+                    [before @ .., last] if last.starts_with("label=") => {
+                        let name = &last["label=".len()..];
+                        if name.is_empty() {
+                            return Err(fail(
+                                "empty label: write label=NAME (no spaces) or leave it out".into(),
+                            ));
+                        }
+                        (before, Some(name.to_string()))
+                    }
+                    _ => (rest, None),
+                };
                 let shards = match rest {
                     [] => None,
                     ["shards", s] => Some(shard_count(s).map_err(fail)?),
                     _ => {
                         return Err(fail(
-                            "unexpected words after the direction: expected nothing or \"shards S\"".into(),
+                            "unexpected words after the direction: expected nothing, \"shards S\" or \"label=NAME\" (shards first)".into(),
                         ));
                     }
                 };
@@ -499,6 +519,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                         page_size,
                         direction,
                         shards,
+                        label,
                     },
                 ));
             }
@@ -563,7 +584,7 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
 }
 
 /// Every kind of line, as the error for an unknown one lists them.
-const LINE_KINDS: &str = "device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P";
+const LINE_KINDS: &str = "device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P";
 
 /// `X,Y`, `X0,Y0-X1,Y1`, or several of them joined by `+`.
 fn core_set(text: &str) -> std::result::Result<CoreRangeSet, String> {

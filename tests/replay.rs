@@ -93,7 +93,12 @@ fn malformed_lines_name_the_line_and_the_text() {
         (
             "alloc a L1 2048 2048 def shard 2\n",
             1,
-            "unexpected words after the direction: expected nothing or \"shards S\"",
+            "unexpected words after the direction: expected nothing, \"shards S\" or \"label=NAME\" (shards first)",
+        ),
+        (
+            "alloc a L1 2048 2048 def label=\n",
+            1,
+            "empty label: write label=NAME (no spaces) or leave it out",
         ),
         (
             "alloc a DRAM 2048 2048 def\ndevice bh\n",
@@ -103,7 +108,7 @@ fn malformed_lines_name_the_line_and_the_text() {
         (
             "malloc 5\n",
             1,
-            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P",
+            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P",
         ),
     ];
     assert_syntax_errors(&cases);
