@@ -78,6 +78,7 @@ pub struct GuardOptions {
     pub(crate) allow: Vec<Allow>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) warmup: u32,
+    pub(crate) explain: bool,
 }
 
 impl GuardOptions {
@@ -109,6 +110,16 @@ impl GuardOptions {
     /// macro forms only; a [`MemoryGuard`] guards from its creation).
     pub fn warmup(mut self, runs: u32) -> Self {
         self.warmup = runs;
+        self
+    }
+
+    /// Attaches a [`DeviceDetail`](crate::DeviceDetail) to every device's
+    /// report, passing or not: the timeline of allocated bytes per pool
+    /// and the address map of every pool at its peak (the HTML report
+    /// draws them). Costs a bounded log of allocations while the scope
+    /// runs.
+    pub fn explain(mut self, on: bool) -> Self {
+        self.explain = on;
         self
     }
 
