@@ -363,6 +363,13 @@ impl MemoryGuard {
         self
     }
 
+    /// As [`GuardOptions::explain`]; set it before the scope's first
+    /// allocation to cover it.
+    pub fn explain(mut self, on: bool) -> Self {
+        self.options.explain = on;
+        self
+    }
+
     /// Names the scope in the report.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.options.name = Some(name.into());
