@@ -9,6 +9,7 @@
 //! cargo run --example memory_monitor -- FILE            # follow a run
 //! cargo run --example memory_monitor -- --demo          # a simulated workload of its own
 //! cargo run --example memory_monitor -- FILE --once --plain   # one grep-able block, for logs
+//! cargo run --example memory_monitor -- --demo --map    # with each device's address map
 //! cargo run --example memory_monitor -- --help          # every option
 //! ```
 //!
@@ -28,15 +29,21 @@ use tt_memguard::render::ColorChoice;
 use tt_memguard::{BufferType, KIB, MIB, Preset, SimDevice};
 
 const USAGE: &str =
-    "usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--color auto|always|never]
+    "usage: memory_monitor (FILE | --demo) [-r MS] [--plain] [--once] [--map] [--color auto|always|never]
 
   FILE           a live stream, written by a run with TT_MEMGUARD_LIVE=FILE
   --demo         follow a simulated workload of its own
   -r, --refresh  redraw every MS milliseconds (default 500)
   --plain        grep-able key=value lines instead of the table
+  --map          also draw each device's address map: one L1 bank (L1_SMALL at
+                 its top) and one DRAM bank (TRACE at its top), buffers and gaps
+                 by address, the largest buffers with their labels
   --once         draw once and exit (with --demo: once the demo has allocated)
   --color        auto, always or never (NO_COLOR is honoured)
   -h, --help     this text";
+
+/// Cells of an address map's bar.
+const MAP_WIDTH: usize = 64;
 
 struct Options {
     source: Option<PathBuf>,
@@ -44,6 +51,7 @@ struct Options {
     refresh: u64,
     plain: bool,
     once: bool,
+    map: bool,
     color: ColorChoice,
 }
 
@@ -60,6 +68,7 @@ fn parse_args() -> Result<Command, String> {
         refresh: 500,
         plain: false,
         once: false,
+        map: false,
         color: ColorChoice::Auto,
     };
     let mut args = std::env::args().skip(1);
@@ -72,6 +81,7 @@ fn parse_args() -> Result<Command, String> {
                 ))?;
             }
             "--plain" => o.plain = true,
+            "--map" => o.map = true,
             "--once" => o.once = true,
             "--demo" => o.demo = true,
             "--color" => {
@@ -121,21 +131,30 @@ fn start_demo(
             live.test_start(&dev, &test);
             let watch = live.watch(&dev, Some(&test));
             let mut kept = Vec::new();
-            if let Ok(b) =
-                dev.allocate_sharded(BufferType::L1Small, (4 + step % 8) * 64 * KIB, 2048, 64)
-            {
-                kept.push(b);
-            }
-            if let Ok(b) = dev.allocate(BufferType::Trace, (12 + 6 * (step % 8)) * MIB, 2048) {
-                kept.push(b);
-            }
+            let halo = dev
+                .buffer(BufferType::L1Small, (4 + step % 8) * 64 * KIB)
+                .page_size(2048)
+                .sharded(64)
+                .label("halo")
+                .allocate();
+            let trace = dev
+                .buffer(BufferType::Trace, (12 + 6 * (step % 8)) * MIB)
+                .page_size(2048)
+                .label("trace")
+                .allocate();
+            kept.extend(halo.into_iter().chain(trace));
             for i in 0..(4 + step % 8) {
-                if let Ok(b) = dev.allocate(BufferType::L1, 64 * (32 + 16 * i) * KIB, 2048) {
-                    kept.push(b);
-                }
-                if let Ok(b) = dev.allocate(BufferType::Dram, (64 + 32 * i) * MIB, 2048) {
-                    kept.push(b);
-                }
+                let act = dev
+                    .buffer(BufferType::L1, 64 * (32 + 16 * i) * KIB)
+                    .page_size(2048)
+                    .label(format!("act{i}"))
+                    .allocate();
+                let weights = dev
+                    .buffer(BufferType::Dram, (64 + 32 * i) * MIB)
+                    .page_size(2048)
+                    .label(format!("weights{i}"))
+                    .allocate();
+                kept.extend(act.into_iter().chain(weights));
                 if i == 0 {
                     watch.snapshot();
                     ready.store(true, Ordering::Release);
@@ -229,11 +248,15 @@ fn main() -> ExitCode {
         if let Err(e) = read {
             break Err(e);
         }
-        let frame = if options.plain {
+        let mut frame = if options.plain {
             state.render_plain()
         } else {
             state.render_screen(&source, options.refresh, color)
         };
+        if options.map {
+            frame.push('\n');
+            frame.push_str(&state.render_map(MAP_WIDTH, color));
+        }
         if screen {
             let _ = write!(stdout, "\x1b[H\x1b[2J{frame}");
         } else {

@@ -132,33 +132,50 @@ impl BankMap {
     /// another (a map that cannot be drawn truthfully).
     pub fn segments(&self) -> Option<Vec<Segment<'_>>> {
         let composition = self.at_peak.as_ref()?;
-        let mut blocks: Vec<&PeakEntry> = composition.entries.iter().collect();
-        blocks.sort_by_key(|e| (e.address, e.id));
-        let end = self.base_address.checked_add(self.size_per_bank)?;
-        let mut out = Vec::with_capacity(blocks.len() * 2 + 1);
-        let mut cursor = self.base_address;
-        for e in blocks {
-            let block_end = e.address.checked_add(e.size_per_bank)?;
-            if e.address < cursor || block_end > end {
-                return None;
-            }
-            if e.address > cursor {
-                out.push(Segment::Free {
-                    address: cursor,
-                    size: e.address - cursor,
-                });
-            }
-            out.push(Segment::Block(e));
-            cursor = block_end;
-        }
-        if cursor < end {
-            out.push(Segment::Free {
-                address: cursor,
-                size: end - cursor,
-            });
-        }
-        Some(out)
+        let blocks = composition
+            .entries
+            .iter()
+            .map(|e| (e.address, e.size_per_bank, e));
+        let laid = lay_out(self.base_address, self.size_per_bank, blocks)?;
+        Some(
+            laid.into_iter()
+                .map(|(address, size, e)| match e {
+                    Some(e) => Segment::Block(e),
+                    None => Segment::Free { address, size },
+                })
+                .collect(),
+        )
     }
+}
+
+/// The bank `base .. base + size` as `(address, size, block)` stretches by
+/// address: every block, and a `None` stretch for every gap. `None` when a
+/// block lies outside the bank or overlaps another.
+pub(crate) fn lay_out<T>(
+    base: u64,
+    size: u64,
+    blocks: impl IntoIterator<Item = (u64, u64, T)>,
+) -> Option<Vec<(u64, u64, Option<T>)>> {
+    let mut blocks: Vec<(u64, u64, T)> = blocks.into_iter().collect();
+    blocks.sort_by_key(|b| (b.0, b.1));
+    let end = base.checked_add(size)?;
+    let mut out = Vec::with_capacity(blocks.len() * 2 + 1);
+    let mut cursor = base;
+    for (address, size, block) in blocks {
+        let block_end = address.checked_add(size)?;
+        if address < cursor || block_end > end {
+            return None;
+        }
+        if address > cursor {
+            out.push((cursor, address - cursor, None));
+        }
+        out.push((address, size, Some(block)));
+        cursor = block_end;
+    }
+    if cursor < end {
+        out.push((cursor, end - cursor, None));
+    }
+    Some(out)
 }
 
 #[cfg(test)]

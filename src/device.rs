@@ -79,9 +79,10 @@ impl PoolLayout {
 
 /// What a device reports to an observer (the live stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DeviceEvent {
+pub(crate) enum DeviceEvent<'a> {
     /// A buffer was placed.
     Alloc {
+        label: Option<&'a str>,
         id: u64,
         buffer_type: BufferType,
         address: u64,
@@ -96,7 +97,7 @@ pub(crate) enum DeviceEvent {
 /// An observer of a device's allocations and frees. It runs while the
 /// device is locked, so that events reach it in the order the device applied
 /// them: it must not call back into the device.
-pub(crate) type Observer = Arc<dyn Fn(&DeviceEvent) + Send + Sync>;
+pub(crate) type Observer = Arc<dyn Fn(&DeviceEvent<'_>) + Send + Sync>;
 
 /// Identifies one attached observer, to detach exactly that one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +201,7 @@ impl Shared {
     /// that reuses its block). Lock order: backend, then observer list, then
     /// whatever the observer takes (the live stream's file); nothing takes
     /// them the other way round.
-    fn notify(&self, event: DeviceEvent) {
+    fn notify(&self, event: DeviceEvent<'_>) {
         if self.observed.load(Ordering::Relaxed) {
             let observers = Arc::clone(&self.observers.read().unwrap_or_else(|e| e.into_inner()));
             for (_, observer) in observers.iter() {
@@ -927,6 +928,7 @@ impl BufferBuilder<'_> {
         let placed = shared.with(|b| {
             let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
             shared.notify(DeviceEvent::Alloc {
+                label: label.as_deref(),
                 id: placed.id,
                 buffer_type: request.buffer_type,
                 address: placed.address,

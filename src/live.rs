@@ -115,6 +115,9 @@ pub enum LiveEvent {
         size_per_bank: u64,
         /// Banks of the pool.
         banks: u32,
+        /// The buffer's label, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
     },
     /// A buffer was freed.
     Free {
@@ -606,10 +609,11 @@ impl LiveStream {
         let name = device.name().to_string();
         let id = device_id(device);
         let weak = Arc::downgrade(&self.inner);
-        Arc::new(move |event: &DeviceEvent| {
+        Arc::new(move |event: &DeviceEvent<'_>| {
             let Some(inner) = weak.upgrade() else { return };
             inner.emit(&match *event {
                 DeviceEvent::Alloc {
+                    label,
                     id: alloc,
                     buffer_type,
                     address,
@@ -625,6 +629,7 @@ impl LiveStream {
                     size,
                     size_per_bank,
                     banks: num_banks,
+                    label: label.map(str::to_string),
                 },
                 DeviceEvent::Free {
                     id: alloc,

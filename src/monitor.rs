@@ -16,10 +16,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::detail::lay_out;
 use crate::error::{Error, Result};
 use crate::live::{LiveEvent, LiveLine};
-use crate::render::{Level, pool_header, pool_row};
-use crate::types::PoolStats;
+use crate::render::{Level, paint, pool_header, pool_row};
+use crate::types::{BufferType, PoolStats};
 use crate::units::format_bytes;
 
 /// What the monitor knows of one device.
@@ -42,8 +43,28 @@ pub struct DeviceView {
     pub frees: u64,
     /// Tests finished on the device: (passed, failed).
     pub finished: (u64, u64),
+    /// The allocations placed and not yet freed, by id, for the address
+    /// map (at most [`MonitorState::MAX_LIVE`] over all devices).
+    pub live: BTreeMap<u64, LiveBlock>,
+    /// Allocations placed while the monitor held its most, and so left out
+    /// of the map.
+    pub untracked: u64,
     /// When it was last reported, in events read.
     seen: u64,
+}
+
+/// An allocation the monitor saw placed and not yet freed.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveBlock {
+    /// The pool.
+    pub pool: BufferType,
+    /// Address in every bank of the pool.
+    pub address: u64,
+    /// Bytes reserved in every bank.
+    pub size_per_bank: u64,
+    /// The buffer's label, when the stream names it.
+    pub label: Option<String>,
 }
 
 /// What the monitor knows of one writer of the stream (a process).
@@ -98,6 +119,8 @@ pub struct MonitorState {
     pub retired: (u64, u64),
     /// Runs of writers no longer shown: (writers, passed, failed).
     retired_writers: (u64, u64, u64),
+    /// Live allocations held over all devices.
+    tracked: usize,
 }
 
 impl MonitorState {
@@ -106,6 +129,9 @@ impl MonitorState {
     /// Writers kept at most; beyond, the oldest ended one is dropped (its
     /// counts stay in the totals).
     pub const MAX_WRITERS: usize = 4096;
+    /// Live allocations held at most, over all devices, for the address
+    /// maps; beyond, a device's map says how many it left out.
+    pub const MAX_LIVE: usize = 262_144;
 
     /// Applies what one [`Follower::poll`] read: starts over when the file
     /// was replaced or truncated, then applies its lines.
@@ -153,16 +179,55 @@ impl MonitorState {
                 device_id,
             } => self.device(device, device_id, writer, seen).test = Some(test.clone()),
             LiveEvent::Alloc {
-                device, device_id, ..
+                device,
+                device_id,
+                id,
+                pool,
+                address,
+                size_per_bank,
+                label,
+                ..
             } => {
+                let room = self.tracked < Self::MAX_LIVE;
                 let view = self.device(device, device_id, writer, seen);
                 view.allocs = view.allocs.saturating_add(1);
+                let block = LiveBlock {
+                    pool: *pool,
+                    address: *address,
+                    size_per_bank: *size_per_bank,
+                    label: label.clone(),
+                };
+                let added = match view.live.entry(*id) {
+                    // An id placed twice: the stream lost a free; the
+                    // newer placement holds.
+                    std::collections::btree_map::Entry::Occupied(mut e) => {
+                        e.insert(block);
+                        false
+                    }
+                    std::collections::btree_map::Entry::Vacant(e) if room => {
+                        e.insert(block);
+                        true
+                    }
+                    std::collections::btree_map::Entry::Vacant(_) => {
+                        view.untracked = view.untracked.saturating_add(1);
+                        false
+                    }
+                };
+                if added {
+                    self.tracked += 1;
+                }
             }
             LiveEvent::Free {
-                device, device_id, ..
+                device,
+                device_id,
+                id,
+                ..
             } => {
                 let view = self.device(device, device_id, writer, seen);
                 view.frees = view.frees.saturating_add(1);
+                if view.live.remove(id).is_some() {
+                    self.tracked -= 1;
+                }
             }
             LiveEvent::Snapshot {
                 device,
@@ -266,6 +331,7 @@ impl MonitorState {
 
     fn retire_device(&mut self, key: &str) {
         if let Some(view) = self.devices.remove(key) {
+            self.tracked -= view.live.len();
             self.retired.0 = self.retired.0.saturating_add(view.finished.0);
             self.retired.1 = self.retired.1.saturating_add(view.finished.1);
         }
@@ -416,6 +482,157 @@ impl MonitorState {
         }
         out
     }
+}
+
+impl MonitorState {
+    /// The address map of one bank of every device, from the allocations
+    /// the stream placed and has not freed: each pool with banks as a bar of
+    /// `width` cells from its base address (left) to its top (right), `#`
+    /// for a cell fully allocated, `+` partly, `.` free; L1_SMALL follows
+    /// L1 (it is the top of the same L1 bank) and TRACE follows DRAM. Under
+    /// each bar: the pool's largest buffers with their labels, and its
+    /// largest free gap.
+    pub fn render_map(&self, width: usize, color: bool) -> String {
+        let width = width.clamp(8, 512);
+        let mut out = String::new();
+        for (label, view) in self.shown() {
+            let _ = writeln!(
+                out,
+                "Device {label}  address map of one bank, low addresses left"
+            );
+            if view.pools.is_empty() {
+                let _ = writeln!(out, "  waiting for the pools' first snapshot");
+            }
+            for pool in &view.pools {
+                render_pool_map(&mut out, view, pool, width, color);
+            }
+            if view.untracked > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} allocations are left out of the map: the monitor holds at most {} live allocations",
+                    view.untracked,
+                    Self::MAX_LIVE
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Buffers named under a pool's bar.
+const MAP_NAMED: usize = 4;
+
+fn render_pool_map(
+    out: &mut String,
+    view: &DeviceView,
+    pool: &PoolStats,
+    width: usize,
+    color: bool,
+) {
+    let name = pool.buffer_type.name();
+    if pool.num_banks == 0 || pool.size_per_bank == 0 {
+        let _ = writeln!(out, "  {name:<9} not configured on this device");
+        return;
+    }
+    let blocks = view
+        .live
+        .iter()
+        .filter(|(_, b)| b.pool == pool.buffer_type)
+        .map(|(id, b)| (b.address, b.size_per_bank, (*id, b)));
+    let Some(laid) = lay_out(pool.base_address, pool.size_per_bank, blocks) else {
+        let _ = writeln!(
+            out,
+            "  {name:<9} no map: the stream's allocations overlap or lie outside the pool (a stream mixing devices of one name?)"
+        );
+        return;
+    };
+    let bar = bar_cells(pool.base_address, pool.size_per_bank, &laid, width);
+    let used: u64 = laid
+        .iter()
+        .filter(|s| s.2.is_some())
+        .map(|s| s.1)
+        .fold(0, u64::saturating_add);
+    let count = laid.iter().filter(|s| s.2.is_some()).count();
+    let gap = laid
+        .iter()
+        .filter(|s| s.2.is_none())
+        .max_by_key(|s| (s.1, std::cmp::Reverse(s.0)));
+    let level = Level::of(used as f64 / pool.size_per_bank as f64);
+    let top = pool.base_address.saturating_add(pool.size_per_bank);
+    let _ = writeln!(
+        out,
+        "  {name:<9} {:#010x} [{}] {top:#010x}  {count} buffer{}, {} of {} per bank; largest gap {}",
+        pool.base_address,
+        paint(&bar, level, color),
+        if count == 1 { "" } else { "s" },
+        format_bytes(used),
+        format_bytes(pool.size_per_bank),
+        match gap {
+            Some(g) => format!("{} at {:#x}", format_bytes(g.1), g.0),
+            None => "none".to_string(),
+        }
+    );
+    // (size, address, id, block) of every buffer, largest first.
+    let mut named: Vec<(u64, u64, u64, &LiveBlock)> = laid
+        .iter()
+        .filter_map(|&(address, size, block)| block.map(|(id, b)| (size, address, id, b)))
+        .collect();
+    named.sort_by_key(|&(size, address, ..)| (std::cmp::Reverse(size), address));
+    if !named.is_empty() {
+        let shown: Vec<String> = named
+            .iter()
+            .take(MAP_NAMED)
+            .map(|&(size, address, id, b)| {
+                let label = b
+                    .label
+                    .as_deref()
+                    .map_or(String::new(), |l| format!("{l} "));
+                format!("{} {label}#{id} at {address:#x}", format_bytes(size))
+            })
+            .collect();
+        let more = named.len().saturating_sub(MAP_NAMED);
+        let rest = if more > 0 {
+            format!(" | {more} more")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  {:<9} largest: {}{rest}", "", shown.join(" | "));
+    }
+}
+
+/// One character per cell of `size / width` bytes: `#` fully allocated,
+/// `+` partly, `.` free.
+fn bar_cells<T>(base: u64, size: u64, laid: &[(u64, u64, Option<T>)], width: usize) -> String {
+    let edge = |i: usize| -> u64 {
+        let offset = u128::from(size) * i as u128 / width as u128;
+        base + offset as u64
+    };
+    let mut bar = String::with_capacity(width);
+    let mut k = 0;
+    for i in 0..width {
+        let (lo, hi) = (edge(i), edge(i + 1));
+        let mut covered = 0u64;
+        while k < laid.len() && laid[k].0.saturating_add(laid[k].1) <= lo {
+            k += 1;
+        }
+        let mut j = k;
+        while j < laid.len() && laid[j].0 < hi {
+            if laid[j].2.is_some() {
+                let start = laid[j].0.max(lo);
+                let end = laid[j].0.saturating_add(laid[j].1).min(hi);
+                covered += end.saturating_sub(start);
+            }
+            j += 1;
+        }
+        bar.push(if hi == lo || covered == 0 {
+            '.'
+        } else if covered >= hi - lo {
+            '#'
+        } else {
+            '+'
+        });
+    }
+    bar
 }
 
 /// What one [`Follower::poll`] read.

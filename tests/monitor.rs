@@ -823,4 +823,133 @@ fn the_monitor_program_helps_and_its_demo_fills_every_pool() {
             .unwrap_or_else(|| panic!("no {pool} line in {text}"));
         assert!(!line.contains("allocated=0B"), "{line}");
     }
+
+    let out = Command::new(&exe)
+        .args(["--demo", "--once", "--plain", "--map"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("address map of one bank"), "{text}");
+    for label in ["weights0", "act0", "halo", "trace"] {
+        assert!(
+            text.contains(&format!(" {label} #")),
+            "no {label} in {text}"
+        );
+    }
+}
+
+/// The address map of a watched device: one bar per pool, every cell
+/// accounted for, the buffers by label.
+#[test]
+fn the_address_map_shows_where_the_streamed_buffers_sit() {
+    let path = temp("map");
+    let live = LiveStream::create(&path, Duration::from_secs(60)).unwrap();
+    let dev = SimDevice::builder(tt_memguard::Preset::WormholeB0)
+        .l1_small_size(64 * KIB)
+        .build()
+        .unwrap();
+    let watch = live.watch(&dev, Some("conv"));
+    // L1 grows down from the top of the pool; the first 32 KiB per bank
+    // sit right under L1_SMALL.
+    let act = dev
+        .buffer(BufferType::L1, 64 * 32 * KIB)
+        .page_size(2048)
+        .label("act")
+        .allocate()
+        .unwrap();
+    let gone = dev
+        .buffer(BufferType::L1, 64 * 16 * KIB)
+        .page_size(2048)
+        .label("gone")
+        .allocate()
+        .unwrap();
+    gone.free().unwrap();
+    watch.snapshot();
+    drop(watch);
+    let state = state_of(&read_all(&path));
+    let view = state.devices.values().next().unwrap();
+    assert_eq!(view.live.len(), 1, "the freed buffer leaves the map");
+    let map = state.render_map(64, false);
+    let l1 = map
+        .lines()
+        .find(|l| l.trim_start().starts_with("L1 "))
+        .unwrap();
+    let bar: String = l1
+        .split('[')
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|&c| c != ']')
+        .collect();
+    assert_eq!(bar.len(), 64);
+    // 32 KiB of a 1,327,776 B pool (Wormhole less 64 KiB of L1_SMALL) is
+    // 1.58 cells: the top cell is full, the one below partly taken.
+    let pool = 1_393_312 - 64 * 1024;
+    assert_eq!(
+        bar,
+        format!("{}+#", ".".repeat(62)),
+        "pool of {pool} B per bank"
+    );
+    assert!(
+        l1.contains("1 buffer, 32.0 KiB of 1.3 MiB per bank"),
+        "{l1}"
+    );
+    assert!(map.contains("largest: 32.0 KiB act #"), "{map}");
+    assert!(map.contains("L1_SMALL  0x"), "{map}");
+    assert!(!map.contains("gone"), "{map}");
+    drop(act);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_map_that_cannot_be_true_says_so_and_the_live_set_is_bounded() {
+    let pools = SimDevice::wormhole_b0().snapshot().unwrap().pools.to_vec();
+    let l1 = pools[1];
+    let alloc = |id: u64, address: u64| {
+        LiveLine::new(
+            0,
+            LiveEvent::Alloc {
+                device: "sim:wormhole_b0".into(),
+                device_id: None,
+                id,
+                pool: BufferType::L1,
+                address,
+                size: 64 * 4096,
+                size_per_bank: 4096,
+                banks: 64,
+                label: None,
+            },
+        )
+    };
+    let mut state = MonitorState::default();
+    state.apply(&LiveLine::new(
+        0,
+        LiveEvent::Snapshot {
+            device: "sim:wormhole_b0".into(),
+            device_id: None,
+            test: None,
+            pools,
+        },
+    ));
+    // Two buffers over the same bytes: a stream that mixes two devices.
+    state.apply(&alloc(1, l1.base_address));
+    state.apply(&alloc(2, l1.base_address + 2048));
+    let map = state.render_map(32, false);
+    assert!(
+        map.contains("L1        no map: the stream's allocations overlap"),
+        "{map}"
+    );
+    // Past the bound, allocations are counted, not held.
+    for id in 3..(MonitorState::MAX_LIVE as u64 + 10) {
+        state.apply(&alloc(id, l1.base_address));
+    }
+    let view = &state.devices["sim:wormhole_b0"];
+    assert_eq!(view.live.len(), MonitorState::MAX_LIVE);
+    assert_eq!(view.untracked, 9);
+    assert!(
+        state
+            .render_map(32, false)
+            .contains("9 allocations are left out of the map")
+    );
 }
