@@ -113,6 +113,7 @@
 //! - [`live`]: the live stream of allocations and snapshots a run writes.
 //! - [`monitor`]: following a live stream and drawing it.
 //! - [`render`]: byte counts, pool tables and usage bars for people.
+//! - [`ttnn_capture`]: ttnn graph captures imported as [`Trace`]s.
 //!
 //! # Features
 //!
@@ -167,6 +168,7 @@ mod harness;
 pub mod live;
 pub mod monitor;
 mod trace;
+pub mod ttnn_capture;
 
 pub use budget::{
     Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
