@@ -75,7 +75,8 @@
 //! address-ordered first fit, bottom-up (DRAM, TRACE) or top-down (L1,
 //! L1_SMALL), in lock-step over all banks of a pool, in O(log n); statistics
 //! are read in O(1). [`Trace`] replays a recorded allocation sequence on any
-//! model.
+//! model; [`ttnn_capture`] makes one from a ttnn graph capture of a Python
+//! model run.
 //!
 //! # Circular buffers: a kernel's whole L1
 //!

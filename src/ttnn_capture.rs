@@ -27,7 +27,7 @@
 //! let mut lines = Vec::new();
 //! imported.trace.replay(&dev, |l| lines.push(l.to_string()))?;
 //! assert!(lines[1].starts_with("1 0x16d800 ")); // the L1 buffer, placed as TT-Metal places it
-//! assert!(lines[3].starts_with("3 cbs:0x19d60 ")); // the program's circular buffer
+//! assert!(lines[4].starts_with("4 cbs:0x19d60 ")); // the program's circular buffer, at its enqueue
 //! # Ok::<(), tt_memguard::Error>(())
 //! ```
 //!
@@ -121,7 +121,7 @@
 //!
 //! # Bad input
 //!
-//! Errors are [`Error::TtnnCapture`](crate::Error::TtnnCapture) naming the
+//! Errors are [`Error::TtnnCapture`] naming the
 //! input, the node's counter and the field: a node without `counter` or
 //! `node_type`, a counter that does not increase (the nodes were reordered),
 //! a required field missing or of the wrong kind (`size` of an allocation,

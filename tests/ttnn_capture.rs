@@ -104,7 +104,12 @@ fn real_mock_capture_replays() {
         (0, 0, 0)
     );
     assert_eq!(report.live_at_end.len(), 5);
-    assert!(report.notes(&options).iter().all(|n| n.contains("globally allocated")));
+    assert!(
+        report
+            .notes(&options)
+            .iter()
+            .all(|n| n.contains("globally allocated"))
+    );
     assert_eq!(imported.trace.preset, Preset::WormholeB0);
 
     let lines = replay(&imported.trace);
@@ -138,7 +143,10 @@ fn real_mock_capture_replays() {
     assert!(lines[8].ends_with("cb_end=0x1cd60 headroom=1346208"));
 
     let labels = labels(&imported.trace);
-    assert_eq!(labels[0], ("b4".into(), Some("ttnn.ones/Tensor::to_device".into())));
+    assert_eq!(
+        labels[0],
+        ("b4".into(), Some("ttnn.ones/Tensor::to_device".into()))
+    );
     assert_eq!(
         labels[2],
         (
@@ -192,7 +200,9 @@ fn older_normal_mode_capture_every_node_type() {
     );
     assert_eq!(
         report.capture_errors,
-        ["node 34: exception: Out of Memory: Not enough space to allocate 2147483648 B DRAM buffer"]
+        [
+            "node 34: exception: Out of Memory: Not enough space to allocate 2147483648 B DRAM buffer"
+        ]
     );
     let live: Vec<&str> = report.live_at_end.iter().map(|b| b.id.as_str()).collect();
     assert_eq!(live, ["b18", "b32"]);
@@ -301,7 +311,10 @@ fn report_file_blackhole_exact_pools_and_devices() {
     let report = &imported.report;
     assert_eq!(imported.trace.preset, Preset::BlackholeP150);
     assert_eq!(
-        (imported.trace.l1_small_size, imported.trace.trace_region_size),
+        (
+            imported.trace.l1_small_size,
+            imported.trace.trace_region_size
+        ),
         (32768, 65536)
     );
     assert_eq!(report.device_id, Some(0));
@@ -399,7 +412,11 @@ fn circular_buffers_clash_with_an_l1_buffer() {
         json!(["circular_buffer_allocate", cb(65536, "{[0-0 - 7-7]}")]),
         json!(["circular_buffer_allocate", cb(8192, "{[0-0 - 3-3]}")]),
         json!(["function_end", {"name": "ttnn.matmul"}]),
-        json!(["buffer_deallocate", alloc("L1", "INTERLEAVED", 64 * 1_380_352, 2048, 0), [2]]),
+        json!([
+            "buffer_deallocate",
+            alloc("L1", "INTERLEAVED", 64 * 1_380_352, 2048, 0),
+            [2]
+        ]),
         json!(["capture_end", null]),
     ]);
     let imported = import(&text, &ImportOptions::new()).unwrap();
@@ -422,7 +439,11 @@ fn programs_follow_circular_buffer_deallocate_all() {
         json!(["function_start", {"name": "ttnn.op"}]),
         json!(["circular_buffer_allocate", cb(4096, "{[0-0 - 1-1]}")]),
         json!(["circular_buffer_allocate", cb(4096, "{[0-0 - 1-1]}")]),
-        json!(["buffer_allocate", alloc("DRAM", "INTERLEAVED", 4096, 1024, 0), [99]]),
+        json!([
+            "buffer_allocate",
+            alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
+            [99]
+        ]),
         json!(["circular_buffer_allocate", cb(2048, "{[0-0 - 1-1]}")]),
         json!(["circular_buffer_deallocate_all", {"device_id": 0}]),
         json!(["circular_buffer_allocate", cb(1024, "{[2-2]}")]),
@@ -465,7 +486,11 @@ fn programs_follow_circular_buffer_deallocate_all() {
     );
     // The replay runs it without error; both programs start at the base.
     let lines = replay(&imported.trace);
-    assert!(lines[4].starts_with("4 cbs:0x19d60,0x1ad60 "), "{}", lines[4]);
+    assert!(
+        lines[4].starts_with("4 cbs:0x19d60,0x1ad60 "),
+        "{}",
+        lines[4]
+    );
     assert!(lines[8].starts_with("8 cbs:0x19d60 "), "{}", lines[8]);
 }
 
@@ -587,7 +612,10 @@ fn missing_fields_name_the_node_and_the_field() {
     ];
     for (nodes, expected) in cases {
         let e = import_err(&nodes.to_string(), &options);
-        assert!(e.starts_with(expected), "\n{e}\nshould start with\n{expected}");
+        assert!(
+            e.starts_with(expected),
+            "\n{e}\nshould start with\n{expected}"
+        );
     }
 }
 
@@ -601,7 +629,9 @@ fn out_of_order_and_unbalanced_nodes() {
         &options,
     );
     assert!(
-        e.starts_with("ttnn capture: node 1: counter 1 follows counter 2: nodes must be in execution order"),
+        e.starts_with(
+            "ttnn capture: node 1: counter 1 follows counter 2: nodes must be in execution order"
+        ),
         "{e}"
     );
     // Gaps (a filtered capture) are accepted.
@@ -619,26 +649,43 @@ fn out_of_order_and_unbalanced_nodes() {
         e.starts_with("ttnn capture: node 1: function_end of \"ttnn.relu\" while \"ttnn.add\" is the innermost open function"),
         "{e}"
     );
-    let e = import_err(&capture(&[json!(["function_end", {"name": "ttnn.add"}])]), &options);
+    let e = import_err(
+        &capture(&[json!(["function_end", {"name": "ttnn.add"}])]),
+        &options,
+    );
     assert!(
         e.starts_with("ttnn capture: node 0: function_end closes no open function"),
         "{e}"
     );
     let e = import_err(
         &capture(&[
-            json!(["buffer_allocate", alloc("DRAM", "INTERLEAVED", 4096, 1024, 0), [7]]),
-            json!(["buffer_allocate", alloc("DRAM", "INTERLEAVED", 4096, 1024, 0), [7]]),
+            json!([
+                "buffer_allocate",
+                alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
+                [7]
+            ]),
+            json!([
+                "buffer_allocate",
+                alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
+                [7]
+            ]),
         ]),
         &options,
     );
     assert!(
-        e.starts_with("ttnn capture: node 1: buffer node 7 (b7) is allocated again while still live"),
+        e.starts_with(
+            "ttnn capture: node 1: buffer node 7 (b7) is allocated again while still live"
+        ),
         "{e}"
     );
     // An op left open (the capture ended inside it) is fine.
     let open = capture(&[
         json!(["function_start", {"name": "ttnn.add"}]),
-        json!(["buffer_allocate", alloc("DRAM", "INTERLEAVED", 4096, 1024, 0), [7]]),
+        json!([
+            "buffer_allocate",
+            alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
+            [7]
+        ]),
     ]);
     assert_eq!(import(&open, &options).unwrap().report.live_at_end.len(), 1);
 }
@@ -646,16 +693,29 @@ fn out_of_order_and_unbalanced_nodes() {
 #[test]
 fn deallocations_of_unknown_buffers() {
     let text = capture(&[
-        json!(["buffer_deallocate", alloc("L1", "INTERLEAVED", 4096, 1024, 0), [3]]),
-        json!(["buffer_allocate", alloc("L1", "INTERLEAVED", 4096, 1024, 0), [4]]),
-        json!(["buffer_deallocate", alloc("L1", "INTERLEAVED", 4096, 1024, 0), [4]]),
-        json!(["buffer_deallocate", alloc("L1", "INTERLEAVED", 4096, 1024, 0), [4]]),
+        json!([
+            "buffer_deallocate",
+            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
+            [3]
+        ]),
+        json!([
+            "buffer_allocate",
+            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
+            [4]
+        ]),
+        json!([
+            "buffer_deallocate",
+            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
+            [4]
+        ]),
+        json!([
+            "buffer_deallocate",
+            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
+            [4]
+        ]),
     ]);
     let lenient = import(&text, &ImportOptions::new()).unwrap();
-    assert_eq!(
-        (lenient.report.unknown_frees, lenient.report.frees),
-        (2, 1)
-    );
+    assert_eq!((lenient.report.unknown_frees, lenient.report.frees), (2, 1));
     assert_eq!(lenient.trace.ops.len(), 2);
     let e = import_err(&text, &ImportOptions::new().strict(true));
     assert!(
@@ -667,32 +727,52 @@ fn deallocations_of_unknown_buffers() {
 #[test]
 fn malformed_json_gives_its_position() {
     let options = ImportOptions::new();
-    let e = import_err("[\n{\"counter\": 0, \"node_type\": \"capture_start\"},\n{\"counter\": 1 \"node_type\": \"x\"}\n]", &options);
+    let e = import_err(
+        "[\n{\"counter\": 0, \"node_type\": \"capture_start\"},\n{\"counter\": 1 \"node_type\": \"x\"}\n]",
+        &options,
+    );
     assert!(
         e.starts_with("ttnn capture: not a graph capture at line 3 column 15 (after node 0): expected `,` or `}`"),
         "{e}"
     );
-    let e = import_err("[{\"counter\": 0, \"node_type\": \"capture_start\"},\n{\"counter\": 1, \"node", &options);
+    let e = import_err(
+        "[{\"counter\": 0, \"node_type\": \"capture_start\"},\n{\"counter\": 1, \"node",
+        &options,
+    );
     assert!(
         e.starts_with("ttnn capture: the JSON ends early at line 2 column 20 (after node 0): the file is cut short"),
         "{e}"
     );
     let e = import_err("42", &options);
-    assert!(e.contains("expected a JSON array of graph nodes (what ttnn.graph.end_graph_capture() returns)"), "{e}");
+    assert!(
+        e.contains(
+            "expected a JSON array of graph nodes (what ttnn.graph.end_graph_capture() returns)"
+        ),
+        "{e}"
+    );
     let e = import_err("{\"version\": 1, \"devices\": []}", &options);
-    assert!(e.starts_with("ttnn capture: the report object has no \"graph\" key"), "{e}");
+    assert!(
+        e.starts_with("ttnn capture: the report object has no \"graph\" key"),
+        "{e}"
+    );
     let e = import_err("[] []", &options);
     assert!(e.contains("trailing characters"), "{e}");
     let e = import_err("[]", &ImportOptions::new().default_page_size(0));
-    assert!(e.starts_with("ttnn capture: the default page size is 0"), "{e}");
+    assert!(
+        e.starts_with("ttnn capture: the default page size is 0"),
+        "{e}"
+    );
     // Empty captures import to an empty trace.
     assert!(import("[]", &options).unwrap().trace.ops.is_empty());
 }
 
 #[test]
 fn file_errors_name_the_file() {
-    let e = Trace::from_ttnn_capture_file("tests/data/ttnn/no_such_capture.json", &ImportOptions::new())
-        .unwrap_err();
+    let e = Trace::from_ttnn_capture_file(
+        "tests/data/ttnn/no_such_capture.json",
+        &ImportOptions::new(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     assert!(e.to_string().contains("no_such_capture.json"));
     let dir = std::env::temp_dir().join(format!("memguard-ttnn-{}", std::process::id()));
@@ -725,7 +805,10 @@ fn error_report_display_and_unknown_types() {
     assert_eq!(skipped["future_node_0"], 2);
     assert_eq!(skipped["(other types)"], 8);
     let text = imported.report.to_string();
-    assert!(text.starts_with("ttnn capture: 42 nodes\n  imported: 0 allocations"), "{text}");
+    assert!(
+        text.starts_with("ttnn capture: 42 nodes\n  imported: 0 allocations"),
+        "{text}"
+    );
     assert!(text.contains("2 \"future_node_0\" nodes"), "{text}");
 }
 
@@ -737,7 +820,11 @@ fn write_large_capture(path: &std::path::Path, target: u64) -> u64 {
     let mut out = std::io::BufWriter::new(file);
     let frame = "\"libttnn.so(ttnn::operations::binary::BinaryOperation::invoke(ttnn::Tensor const&, ttnn::Tensor const&)+0x1234) [0x7f0000001234]\"";
     let frames = vec![frame; 60].join(", ");
-    let argument = format!("\"{}\"", "MemoryConfig(memory_layout=TensorMemoryLayout::INTERLEAVED,buffer_type=BufferType::DRAM) ".repeat(20));
+    let argument = format!(
+        "\"{}\"",
+        "MemoryConfig(memory_layout=TensorMemoryLayout::INTERLEAVED,buffer_type=BufferType::DRAM) "
+            .repeat(20)
+    );
     struct Nodes {
         counter: u64,
         written: u64,
@@ -826,7 +913,11 @@ fn large_capture_streams_in_bounded_memory() {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("CHILD ").map(|(_, figures)| figures))
