@@ -11,6 +11,7 @@ use crate::cb_failure::CircularBufferFailure;
 use crate::cores::{CoreRange, CoreRangeError};
 use crate::fragmentation::Fragmentation;
 use crate::report::MemoryReport;
+use crate::ttnn_capture::CaptureError;
 use crate::types::{BufferType, ParseBufferTypeError};
 use crate::units::{SizeError, format_count};
 
@@ -464,6 +465,11 @@ pub enum Error {
         #[source]
         source: Option<Cause>,
     },
+
+    /// A ttnn graph capture that cannot be imported: the input, the node's
+    /// counter and field, and what to do.
+    #[error(transparent)]
+    TtnnCapture(Box<CaptureError>),
 
     /// A file that could not be read or written.
     #[error("cannot access {}: {source}", path.display())]

@@ -75,7 +75,8 @@
 //! address-ordered first fit, bottom-up (DRAM, TRACE) or top-down (L1,
 //! L1_SMALL), in lock-step over all banks of a pool, in O(log n); statistics
 //! are read in O(1). [`Trace`] replays a recorded allocation sequence on any
-//! model.
+//! model; [`ttnn_capture`] makes one from a ttnn graph capture of a Python
+//! model run.
 //!
 //! # Circular buffers: a kernel's whole L1
 //!
@@ -113,6 +114,7 @@
 //! - [`live`]: the live stream of allocations and snapshots a run writes.
 //! - [`monitor`]: following a live stream and drawing it.
 //! - [`render`]: byte counts, pool tables and usage bars for people.
+//! - [`ttnn_capture`]: ttnn graph captures imported as [`Trace`]s.
 //!
 //! # Features
 //!
@@ -167,6 +169,7 @@ mod harness;
 pub mod live;
 pub mod monitor;
 mod trace;
+pub mod ttnn_capture;
 
 pub use budget::{
     Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
