@@ -113,6 +113,7 @@
 //! - [`live`]: the live stream of allocations and snapshots a run writes.
 //! - [`monitor`]: following a live stream and drawing it.
 //! - [`render`]: byte counts, pool tables and usage bars for people.
+//! - [`html`]: the memory report as one self-contained HTML page.
 //!
 //! # Features
 //!
@@ -164,6 +165,7 @@ mod units;
 #[macro_use]
 mod macros;
 mod harness;
+pub mod html;
 pub mod live;
 pub mod monitor;
 mod trace;
