@@ -214,6 +214,16 @@ fn page(mut entries: Vec<Entry<'_>>, notes: &[String], what: &str) -> String {
     out
 }
 
+/// Writes the page a run leaves at `path` until it ends: a run that never
+/// reaches its end (a test that ends the process) leaves it, saying so.
+pub(crate) fn write_unfinished(path: &Path, to_run: usize) -> Result<()> {
+    let note = format!(
+        "the run has not finished: it is in progress, or ended before its {to_run} test{} reported (a test that ends the process, or a killed process)",
+        if to_run == 1 { "" } else { "s" }
+    );
+    write_page(path, &page(Vec::new(), &[note], "test"))
+}
+
 /// Writes `page` to `path` through a temporary file and a rename.
 fn write_page(path: &Path, page: &str) -> Result<()> {
     let io = |source| Error::Io {
