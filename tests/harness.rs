@@ -194,7 +194,8 @@ fn page_tests(page: &str) -> Vec<(String, String)> {
     page.match_indices("<span class=\"verdict ")
         .map(|(i, _)| {
             let rest = &page[i..];
-            let verdict = rest[rest.find('>').unwrap() + 1..rest.find("</span>").unwrap()].to_string();
+            let verdict =
+                rest[rest.find('>').unwrap() + 1..rest.find("</span>").unwrap()].to_string();
             let name = rest.split("<span class=\"name\">").nth(1).unwrap();
             (name[..name.find("</span>").unwrap()].to_string(), verdict)
         })
@@ -224,12 +225,18 @@ fn html_page_of_a_run() {
     let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     assert_eq!(got, expected);
     // Verdicts, figures, errors and leaks.
-    assert!(page.contains("peak 256.0 KiB of 512.0 KiB (50%) [code]"), "{page}");
+    assert!(
+        page.contains("peak 256.0 KiB of 512.0 KiB (50%) [code]"),
+        "{page}"
+    );
     assert!(page.contains("kernel produced wrong results"));
     assert!(page.contains("<b>weights</b> 1.0 MiB DRAM"));
     // The timelines and maps, once guards record them; a note until then.
     assert!(page.contains("<svg") || page.contains("no timeline recorded"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "self-contained");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
     // The same run gives the same page.
     let again = dir.join("again.html");
     let out = run(&[], &[("TT_MEMGUARD_HTML", again.to_str().unwrap())]);
@@ -239,7 +246,10 @@ fn html_page_of_a_run() {
     let blocked = dir.join("blocked");
     std::fs::write(&blocked, "a file").unwrap();
     let out = run(
-        &["--memory-html", blocked.join("memory.html").to_str().unwrap()],
+        &[
+            "--memory-html",
+            blocked.join("memory.html").to_str().unwrap(),
+        ],
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
@@ -263,7 +273,10 @@ fn html_page_from_a_report_directory() {
             ],
         );
         assert!(out.status.code().is_some());
-        assert!(!page.exists(), "a process of a report directory writes no page");
+        assert!(
+            !page.exists(),
+            "a process of a report directory writes no page"
+        );
     }
     let out = run(
         &[
@@ -275,7 +288,11 @@ fn html_page_from_a_report_directory() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "", "no JSON on stdout when a page is asked for");
+    assert_eq!(
+        stdout(&out),
+        "",
+        "no JSON on stdout when a page is asked for"
+    );
     let text = std::fs::read_to_string(&page).unwrap();
     let got = page_tests(&text);
     let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
