@@ -63,7 +63,8 @@
 //!
 //! Each test gets a fresh simulated device and runs inside a guard; budgets
 //! come from code, a `memguard.toml` and `TT_MEMGUARD_*` variables; the run
-//! ends with a memory table, and can write JSON reports, insta snapshots of
+//! ends with a memory table, and can write JSON reports, an HTML page with
+//! each test's timeline and address maps ([`html`]), insta snapshots of
 //! every report, and a live stream for the memory monitor. See
 //! [`Harness`](runner::Harness) for the flags and variables.
 //!
