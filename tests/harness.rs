@@ -242,6 +242,20 @@ fn html_page_of_a_run() {
     let out = run(&[], &[("TT_MEMGUARD_HTML", again.to_str().unwrap())]);
     assert_eq!(out.status.code(), Some(101));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), page);
+    // A test that ends the process leaves the page written at the start.
+    let early = dir.join("early.html");
+    let out = run(
+        &["--ignored", "--exact", "exits_the_process"],
+        &[("TT_MEMGUARD_HTML", early.to_str().unwrap())],
+    );
+    assert_ne!(out.status.code(), None);
+    let text = std::fs::read_to_string(&early).unwrap();
+    assert!(
+        text.contains(
+            "the run of 1 test has not finished: it is still in progress, or it ended early"
+        ),
+        "{text}"
+    );
     // A page that cannot be written stops the run before the first test.
     let blocked = dir.join("blocked");
     std::fs::write(&blocked, "a file").unwrap();

@@ -204,7 +204,7 @@ fn page(mut entries: Vec<Entry<'_>>, notes: &[String], what: &str) -> String {
     }
     out.push_str("</header>\n<main>\n");
     if total > 0 {
-        overview(&mut out, &entries);
+        overview(&mut out, &entries, what);
     }
     let open = total <= 20;
     let not_drawn = drawn.iter().filter(|d| !**d).count();
@@ -233,7 +233,7 @@ fn page(mut entries: Vec<Entry<'_>>, notes: &[String], what: &str) -> String {
 /// reaches its end (a test that ends the process) leaves it, saying so.
 pub(crate) fn write_unfinished(path: &Path, to_run: usize) -> Result<()> {
     let note = format!(
-        "the run has not finished: it is in progress, or ended before its {to_run} test{} reported (a test that ends the process, or a killed process)",
+        "the run of {to_run} test{} has not finished: it is still in progress, or it ended early (a test ended the process, or the process was killed)",
         if to_run == 1 { "" } else { "s" }
     );
     write_page(path, &page(Vec::new(), &[note], "test"))
@@ -343,15 +343,22 @@ fn num(v: f64) -> String {
 
 /// One table row per entry: verdict, L1 and DRAM peaks with their limits,
 /// leaked bytes, and the CB peak per core where programs ran.
-fn overview(out: &mut String, entries: &[Entry<'_>]) {
+fn overview(out: &mut String, entries: &[Entry<'_>], what: &str) {
     fn first<'a>(e: &Entry<'a>) -> Option<&'a DeviceReport> {
         e.memory.and_then(|m| m.devices.first())
     }
     let with_cb = entries
         .iter()
         .any(|e| first(e).is_some_and(|d| d.cores.as_ref().is_some_and(|c| c.enqueued)));
-    out.push_str(
-        "<table class=\"overview\">\n<thead><tr><th>Test</th><th>Result</th><th class=\"num\">L1 peak</th>\
+    let heading: String = what
+        .chars()
+        .take(1)
+        .flat_map(char::to_uppercase)
+        .chain(what.chars().skip(1))
+        .collect();
+    let _ = write!(
+        out,
+        "<table class=\"overview\">\n<thead><tr><th>{heading}</th><th>Result</th><th class=\"num\">L1 peak</th>\
          <th class=\"num\">DRAM peak</th><th class=\"num\">Leaked</th>",
     );
     if with_cb {
@@ -392,7 +399,7 @@ fn overview(out: &mut String, entries: &[Entry<'_>]) {
                                 None => format_bytes(c.cb_peak_per_core),
                             };
                             let level = verdict.and_then(verdict_level).map_or("", class);
-                            let _ = write!(out, "<td class=\"num {level}\">{text}</td>");
+                            number_cell(out, &text, level);
                         }
                         None => out.push_str("<td class=\"num\">-</td>"),
                     }
@@ -430,7 +437,13 @@ fn peak_text(p: &PoolReport) -> (String, &'static str) {
 
 fn peak_cell(out: &mut String, p: &PoolReport) {
     let (text, level) = peak_text(p);
-    let _ = write!(out, "<td class=\"num {level}\">{text}</td>");
+    number_cell(out, &text, level);
+}
+
+/// A right-aligned table cell, coloured by `level` (a class, or empty).
+fn number_cell(out: &mut String, text: &str, level: &str) {
+    let sep = if level.is_empty() { "" } else { " " };
+    let _ = write!(out, "<td class=\"num{sep}{level}\">{text}</td>");
 }
 
 /// Bytes retained over the start, not counting allowed persistent ones.
