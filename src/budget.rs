@@ -80,6 +80,15 @@ impl CheckKind {
             CheckKind::MinCbHeadroom => "min_cb_headroom",
         }
     }
+
+    /// Whether the check is a ceiling on a peak, whose share of the limit
+    /// reports colour (green, yellow, red).
+    pub(crate) fn is_usage(self) -> bool {
+        matches!(
+            self,
+            CheckKind::Peak | CheckKind::CbPeakPerCore | CheckKind::L1PeakPerCore
+        )
+    }
 }
 
 /// The limits of one pool. A total and a per-bank limit of the same check

@@ -63,7 +63,8 @@
 //!
 //! Each test gets a fresh simulated device and runs inside a guard; budgets
 //! come from code, a `memguard.toml` and `TT_MEMGUARD_*` variables; the run
-//! ends with a memory table, and can write JSON reports, insta snapshots of
+//! ends with a memory table, and can write JSON reports, an HTML page with
+//! each test's timeline and address maps ([`html`]), insta snapshots of
 //! every report, and a live stream for the memory monitor. See
 //! [`Harness`](runner::Harness) for the flags and variables.
 //!
@@ -115,6 +116,7 @@
 //! - [`monitor`]: following a live stream and drawing it.
 //! - [`render`]: byte counts, pool tables and usage bars for people.
 //! - [`ttnn_capture`]: ttnn graph captures imported as [`Trace`]s.
+//! - [`html`]: the memory report as one self-contained HTML page.
 //!
 //! # Features
 //!
@@ -166,6 +168,7 @@ mod units;
 #[macro_use]
 mod macros;
 mod harness;
+pub mod html;
 pub mod live;
 pub mod monitor;
 mod trace;

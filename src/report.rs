@@ -521,6 +521,25 @@ fn two_sizes(a: u64, b: u64) -> (String, String) {
 }
 
 fn render_verdict(v: &Verdict, color: bool) -> String {
+    let text = verdict_text(v);
+    if v.passed {
+        if v.check.is_usage() {
+            paint(&text, Level::of(v.usage()), color)
+        } else {
+            text
+        }
+    } else {
+        format!(
+            "{} {}",
+            paint(&text, Level::Red, color),
+            paint("FAIL", Level::Red, color)
+        )
+    }
+}
+
+/// A verdict in words, with the source of its limit:
+/// `peak 256.0 KiB of 512.0 KiB (50%) [code]`.
+pub(crate) fn verdict_text(v: &Verdict) -> String {
     let unit = if v.per_bank { " per bank" } else { "" };
     let (actual, limit) = two_sizes(v.actual, v.limit);
     let text = match v.check {
@@ -541,23 +560,7 @@ fn render_verdict(v: &Verdict, color: bool) -> String {
         }
         CheckKind::MinCbHeadroom => format!("CB headroom {actual}, needs {limit}"),
     };
-    let text = format!("{text} [{}]", v.source);
-    if v.passed {
-        if matches!(
-            v.check,
-            CheckKind::Peak | CheckKind::CbPeakPerCore | CheckKind::L1PeakPerCore
-        ) {
-            paint(&text, Level::of(v.usage()), color)
-        } else {
-            text
-        }
-    } else {
-        format!(
-            "{} {}",
-            paint(&text, Level::Red, color),
-            paint("FAIL", Level::Red, color)
-        )
-    }
+    format!("{text} [{}]", v.source)
 }
 
 /// `(1.0 MiB DRAM, 88,064 B per bank x 12 banks) at 0x100040, allocated at file:line:col`

@@ -189,6 +189,130 @@ fn report_directory_from_several_processes_merges() {
     );
 }
 
+/// The names of the tests of an HTML page, in the page's order.
+fn page_tests(page: &str) -> Vec<(String, String)> {
+    page.match_indices("<span class=\"verdict ")
+        .map(|(i, _)| {
+            let rest = &page[i..];
+            let verdict =
+                rest[rest.find('>').unwrap() + 1..rest.find("</span>").unwrap()].to_string();
+            let name = rest.split("<span class=\"name\">").nth(1).unwrap();
+            (name[..name.find("</span>").unwrap()].to_string(), verdict)
+        })
+        .collect()
+}
+
+/// `--memory-html PATH` (or `TT_MEMGUARD_HTML`) writes one page with every
+/// test that ran, failing first; the page is written when the run starts,
+/// saying the run has not finished, and replaced at its end.
+#[test]
+fn html_page_of_a_run() {
+    let dir = tmp("html");
+    let path = dir.join("pages").join("memory.html");
+    let out = run(&["--memory-html", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(101), "{}", stderr(&out));
+    let page = std::fs::read_to_string(&path).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.ends_with("</html>\n"));
+    assert!(page.contains("data-tests=\"5\""), "the five tests that ran");
+    let expected = [
+        ("leaks_a_buffer", "FAILED"),
+        ("over_budget_peak", "FAILED"),
+        ("panics_midway", "FAILED"),
+        ("returns_an_error", "FAILED"),
+        ("fits_in_l1", "ok"),
+    ];
+    let got = page_tests(&page);
+    let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(got, expected);
+    // Verdicts, figures, errors and leaks.
+    assert!(
+        page.contains("peak 256.0 KiB of 512.0 KiB (50%) [code]"),
+        "{page}"
+    );
+    assert!(page.contains("kernel produced wrong results"));
+    assert!(page.contains("<b>weights</b> 1.0 MiB DRAM"));
+    // The timelines and maps, once guards record them; a note until then.
+    assert!(page.contains("<svg") || page.contains("no timeline recorded"));
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
+    // The same run gives the same page.
+    let again = dir.join("again.html");
+    let out = run(&[], &[("TT_MEMGUARD_HTML", again.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(101));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), page);
+    // A test that ends the process leaves the page written at the start.
+    let early = dir.join("early.html");
+    let out = run(
+        &["--ignored", "--exact", "exits_the_process"],
+        &[("TT_MEMGUARD_HTML", early.to_str().unwrap())],
+    );
+    assert_ne!(out.status.code(), None);
+    let text = std::fs::read_to_string(&early).unwrap();
+    assert!(
+        text.contains(
+            "the run of 1 test has not finished: it is still in progress, or it ended early"
+        ),
+        "{text}"
+    );
+    // A page that cannot be written stops the run before the first test.
+    let blocked = dir.join("blocked");
+    std::fs::write(&blocked, "a file").unwrap();
+    let out = run(
+        &[
+            "--memory-html",
+            blocked.join("memory.html").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("blocked"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("test fits_in_l1"));
+}
+
+/// In a report directory each process writes its part and no page; the
+/// merge writes the page of every part.
+#[test]
+fn html_page_from_a_report_directory() {
+    let dir = tmp("html-dir");
+    let reports = dir.join("parts");
+    let page = dir.join("memory.html");
+    for test in ["fits_in_l1", "leaks_a_buffer"] {
+        let out = run(
+            &["--exact", test],
+            &[
+                ("TT_MEMGUARD_REPORT_DIR", reports.to_str().unwrap()),
+                ("TT_MEMGUARD_HTML", page.to_str().unwrap()),
+            ],
+        );
+        assert!(out.status.code().is_some());
+        assert!(
+            !page.exists(),
+            "a process of a report directory writes no page"
+        );
+    }
+    let out = run(
+        &[
+            "--merge-memory-reports",
+            reports.to_str().unwrap(),
+            "--memory-html",
+            page.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "",
+        "no JSON on stdout when a page is asked for"
+    );
+    let text = std::fs::read_to_string(&page).unwrap();
+    let got = page_tests(&text);
+    let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    assert_eq!(got, [("leaks_a_buffer", "FAILED"), ("fits_in_l1", "ok")]);
+}
+
 #[test]
 fn environment_overrides_file_and_code_budgets() {
     let out = run(
@@ -458,6 +582,8 @@ fn help_lists_memory_flags_and_variables() {
         "--memory-report <PATH>",
         "--memory-report-dir <DIR>",
         "--merge-memory-reports <DIR>",
+        "--memory-html <PATH>",
+        "TT_MEMGUARD_HTML=PATH",
         "--memory-snapshots",
         "--memguard-config <PATH>",
         "TT_MEMGUARD_REPORT=PATH",

@@ -39,7 +39,15 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DIR", help_heading = "Memory checks")]
     pub memory_report_dir: Option<PathBuf>,
 
-    /// Merge the reports in DIR into --memory-report (or stdout) and exit.
+    /// Write the run's memory reports as one HTML page to PATH, with
+    /// timelines and address maps (with --memory-report-dir, each process
+    /// records them into its part and --merge-memory-reports writes the
+    /// page).
+    #[arg(long, value_name = "PATH", help_heading = "Memory checks")]
+    pub memory_html: Option<PathBuf>,
+
+    /// Merge the reports in DIR into --memory-report and --memory-html (or
+    /// JSON to stdout) and exit.
     #[arg(long, value_name = "DIR", help_heading = "Memory checks")]
     pub merge_memory_reports: Option<PathBuf>,
 
@@ -78,6 +86,7 @@ fn after_help() -> String {
 pub(crate) struct RunnerFlags {
     pub report: Option<PathBuf>,
     pub report_dir: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub merge: Option<PathBuf>,
     pub snapshots: bool,
     pub config: Option<PathBuf>,
@@ -85,7 +94,7 @@ pub(crate) struct RunnerFlags {
 
 impl Cli {
     /// libtest's flags, and the runner's with `TT_MEMGUARD_REPORT`,
-    /// `TT_MEMGUARD_REPORT_DIR`, `TT_MEMGUARD_CONFIG` and
+    /// `TT_MEMGUARD_REPORT_DIR`, `TT_MEMGUARD_HTML`, `TT_MEMGUARD_CONFIG` and
     /// `TT_MEMGUARD_SNAPSHOTS` where a flag is not given.
     ///
     /// # Errors
@@ -105,6 +114,7 @@ impl Cli {
             report_dir: self
                 .memory_report_dir
                 .or_else(|| env_path("TT_MEMGUARD_REPORT_DIR")),
+            html: self.memory_html.or_else(|| env_path("TT_MEMGUARD_HTML")),
             merge: self.merge_memory_reports,
             snapshots: self.memory_snapshots,
             config: self
@@ -162,8 +172,11 @@ mod tests {
             "--memory-snapshots",
             "--memguard-config",
             "b.toml",
+            "--memory-html",
+            "m.html",
         ])
         .unwrap();
+        assert_eq!(cli.memory_html, Some(PathBuf::from("m.html")));
         assert!(cli.libtest.exact && cli.libtest.nocapture);
         assert_eq!(cli.libtest.filter.as_deref(), Some("kernels::matmul"));
         assert_eq!(cli.libtest.test_threads, Some(2));

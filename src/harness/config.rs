@@ -549,9 +549,10 @@ const fn other(name: &'static str) -> Setting {
 }
 
 /// Every `TT_MEMGUARD_*` variable tt-memguard reads besides the budget keys.
-pub(crate) const SETTINGS: [Setting; 15] = [
+pub(crate) const SETTINGS: [Setting; 16] = [
     runner("TT_MEMGUARD_REPORT", "PATH", "as --memory-report"),
     runner("TT_MEMGUARD_REPORT_DIR", "DIR", "as --memory-report-dir"),
+    runner("TT_MEMGUARD_HTML", "PATH", "as --memory-html"),
     runner(
         "TT_MEMGUARD_SNAPSHOTS",
         "1",

@@ -141,7 +141,8 @@ impl Test {
 /// | --- | --- | --- |
 /// | `--memory-report PATH` | `TT_MEMGUARD_REPORT` | write the run's reports as JSON |
 /// | `--memory-report-dir DIR` | `TT_MEMGUARD_REPORT_DIR` | write this process's part into DIR (for nextest) |
-/// | `--merge-memory-reports DIR` | | merge DIR into `--memory-report` (or stdout) and exit |
+/// | `--memory-html PATH` | `TT_MEMGUARD_HTML` | write the run's reports as one HTML page, with each test's timeline and address maps ([`html`](crate::html)) |
+/// | `--merge-memory-reports DIR` | | merge DIR into `--memory-report` and `--memory-html` (or JSON to stdout) and exit |
 /// | `--memory-snapshots` | `TT_MEMGUARD_SNAPSHOTS=1` | assert each report as an insta snapshot |
 /// | `--memguard-config PATH` | `TT_MEMGUARD_CONFIG` | budget file (default [`config_file`](Self::config_file), else `memguard.toml` in the package) |
 /// | | `TT_MEMGUARD_SNAPSHOT_DIR` | where snapshots live (default `tests/snapshots` in the package) |
@@ -160,6 +161,12 @@ impl Test {
 /// would otherwise leave CI without the check it asks for. A
 /// `[tests."..."]` section of the budget file that matches none of the
 /// target's tests is warned about on stderr.
+///
+/// The HTML page turns on [`GuardOptions::explain`](crate::GuardOptions::explain)
+/// for every test. With a report directory each process records the
+/// timelines and maps into its part and writes no page (it would hold its
+/// own tests only): `--merge-memory-reports DIR --memory-html PATH` writes
+/// the page of the whole run.
 ///
 /// Reports: every report is written before the first test, unfinished and
 /// naming the tests to run (a path that cannot be written stops the run
@@ -248,8 +255,10 @@ struct Context {
     /// how it is shown (from the package root).
     source_file: Option<(PathBuf, String)>,
     snapshot_outcomes: Mutex<Vec<SnapshotOutcome>>,
-    /// Whether full reports are kept for a JSON report.
+    /// Whether full reports are kept for a JSON report or the HTML page.
     keep_reports: bool,
+    /// Whether guards record timelines and address maps (the HTML page).
+    explain: bool,
     records: Mutex<Vec<TestRecord>>,
     /// What each worker recorded (the tests that reported, the table's
     /// rows): a worker locks only its own.
@@ -455,8 +464,10 @@ impl Harness {
             .clone()
             .unwrap_or_else(|| PathBuf::from("."));
         if let Some(dir) = &flags.merge {
-            return merge(dir, flags.report.as_deref());
+            return merge(dir, flags.report.as_deref(), flags.html.as_deref());
         }
+        // In a report directory the page comes from the merge.
+        let page = flags.html.clone().filter(|_| flags.report_dir.is_none());
 
         // 2. Budgets and device: code < file < environment.
         let explicit_config = flags
@@ -520,7 +531,10 @@ impl Harness {
             snapshot_assertion: self.snapshot_assertion,
             source_file: source_file(&manifest_dir, caller.file()),
             snapshot_outcomes: Mutex::new(Vec::new()),
-            keep_reports: flags.report.is_some() || flags.report_dir.is_some(),
+            keep_reports: flags.report.is_some()
+                || flags.report_dir.is_some()
+                || flags.html.is_some(),
+            explain: flags.html.is_some(),
             records: Mutex::new(Vec::new()),
             live: if arguments.list {
                 None
@@ -564,6 +578,9 @@ impl Harness {
                 }
                 if let Some(dir) = &flags.report_dir {
                     paths.push(placeholder.write_into_dir(dir)?);
+                }
+                if let Some(path) = &page {
+                    crate::html::write_unfinished(path, run_info.pending.len())?;
                 }
                 placeholders = paths
                     .iter()
@@ -644,6 +661,9 @@ impl Harness {
             for path in &paths {
                 report.write(path)?;
             }
+            if let Some(path) = &page {
+                crate::html::write(&report, path)?;
+            }
         }
         let outcomes = context
             .snapshot_outcomes
@@ -661,9 +681,10 @@ impl Harness {
     }
 }
 
-/// `--merge-memory-reports DIR`: the merged report to `report` (or
-/// stdout), what was merged and left out to stderr.
-fn merge(dir: &Path, report: Option<&Path>) -> Result<ExitCode> {
+/// `--merge-memory-reports DIR`: the merged report to `report` and its
+/// page to `html` (or the report to stdout when neither is given), what
+/// was merged and left out to stderr.
+fn merge(dir: &Path, report: Option<&Path>, html: Option<&Path>) -> Result<ExitCode> {
     let merged = RunReport::merge_dir(dir)?;
     for skipped in &merged.skipped {
         eprintln!(
@@ -672,12 +693,16 @@ fn merge(dir: &Path, report: Option<&Path>) -> Result<ExitCode> {
             skipped.reason
         );
     }
-    match report {
-        Some(path) => merged.write(path)?,
-        None => println!(
+    match (report, html) {
+        (Some(path), _) => merged.write(path)?,
+        (None, Some(_)) => {}
+        (None, None) => println!(
             "{}",
             serde_json::to_string_pretty(&merged).expect("reports serialize")
         ),
+    }
+    if let Some(path) = html {
+        crate::html::write(&merged, path)?;
     }
     eprintln!(
         "merged {} test record{} from {}{}",

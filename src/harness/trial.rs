@@ -68,6 +68,9 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
     for allow in &test.allow {
         options = options.allow(allow.clone());
     }
+    if context.explain {
+        options = options.explain(true);
+    }
     // The body's failure message, and whether it was a panic.
     let run_body = || match catch_unwind(AssertUnwindSafe(|| (test.body)(device))) {
         Ok(Ok(())) => None,
