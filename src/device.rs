@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
+use crate::detail::{Timeline, TimelineBuilder};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::program::{EnqueueReport, Program};
@@ -129,6 +130,20 @@ struct Shared {
     /// The last allocations and frees made through this crate while
     /// recording, for the peak composition. Taken under the backend lock.
     allocs: Mutex<AllocLog>,
+    /// Active guards that explain themselves: timelines are fed while it is
+    /// above 0.
+    explaining: AtomicU64,
+    /// The timeline of every active guard that explains itself. Taken under
+    /// the backend lock.
+    timelines: Mutex<Timelines>,
+}
+
+/// The timelines being built on a device, one per guard that explains
+/// itself, each in bounded memory.
+#[derive(Default)]
+struct Timelines {
+    next: u64,
+    active: Vec<(u64, TimelineBuilder)>,
 }
 
 /// A bounded log of allocations and frees: sequence numbers count every
@@ -210,8 +225,22 @@ impl Shared {
     }
 
     /// Logs an allocation or a free when a guard wants the peak
-    /// composition. Called with the backend lock held.
-    fn record(&self, make: impl FnOnce() -> LogEntry) {
+    /// composition, and feeds the timelines of the guards that explain
+    /// themselves. Called with the backend lock held, so that both see the
+    /// device's own order.
+    fn record(
+        &self,
+        alloc: bool,
+        buffer_type: BufferType,
+        size_per_bank: u64,
+        make: impl FnOnce() -> LogEntry,
+    ) {
+        if self.explaining.load(Ordering::Relaxed) != 0 {
+            let mut timelines = self.timelines.lock().unwrap_or_else(|e| e.into_inner());
+            for (_, t) in timelines.active.iter_mut() {
+                t.push(buffer_type.index(), alloc, size_per_bank);
+            }
+        }
         if self.recording.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -268,6 +297,8 @@ impl Device {
                 enqueue_seq: AtomicU64::new(0),
                 recording: AtomicU64::new(0),
                 allocs: Mutex::new(AllocLog::default()),
+                explaining: AtomicU64::new(0),
+                timelines: Mutex::new(Timelines::default()),
             }),
         }
     }
@@ -401,20 +432,84 @@ impl Device {
     }
 
     /// Starts a guarded scope in one step under the device lock: a peak mark,
-    /// the baseline snapshot, the next allocation id and the live count.
-    pub(crate) fn begin_scope(&self) -> Result<(PeakMark, crate::Snapshot, u64, u64)> {
-        let (mark, snapshot, next_id, live) = self.shared.with(|b| {
+    /// the baseline snapshot, the next allocation id and the live count,
+    /// and, when `explain`, a timeline starting from the baseline.
+    pub(crate) fn begin_scope(&self, explain: bool) -> Result<ScopeStart> {
+        let (mark, before, first_id, inherited, timeline) = self.shared.with(|b| {
             // The peak mark starts first: nothing allocated after the
             // snapshot can escape it.
             let mark = b.mark_peak()?;
-            Ok((mark, b.snapshot()?, b.next_id()?, b.live_count()?))
+            let before = b.snapshot()?;
+            let timeline = explain.then(|| self.register_timeline(&before));
+            Ok((mark, before, b.next_id()?, b.live_count()?, timeline))
         })?;
         let mark = PeakMark {
             device: self.clone(),
             mark,
             released: false,
         };
-        Ok((mark, snapshot, next_id, live))
+        Ok(ScopeStart {
+            mark,
+            before,
+            first_id,
+            inherited,
+            timeline,
+        })
+    }
+
+    /// Starts a timeline from the device's state now, for a guard asked to
+    /// explain itself after it started.
+    pub(crate) fn start_timeline(&self) -> Result<TimelineHold> {
+        self.shared
+            .with(|b| Ok(self.register_timeline(&b.snapshot()?)))
+    }
+
+    /// Registers a timeline starting from `now`. Called with the backend
+    /// lock held, so that no event falls between `now` and the start.
+    fn register_timeline(&self, now: &crate::Snapshot) -> TimelineHold {
+        let start = BufferType::ALL.map(|t| now.pool(t).allocated_per_bank);
+        let mut timelines = self
+            .shared
+            .timelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        timelines.next += 1;
+        let id = timelines.next;
+        timelines.active.push((id, TimelineBuilder::new(start)));
+        self.shared.explaining.fetch_add(1, Ordering::Relaxed);
+        TimelineHold {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
+    }
+
+    /// Timelines being built on the device.
+    #[cfg(test)]
+    pub(crate) fn active_timelines(&self) -> usize {
+        let timelines = self
+            .shared
+            .timelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        debug_assert_eq!(
+            timelines.active.len() as u64,
+            self.shared.explaining.load(Ordering::Relaxed)
+        );
+        timelines.active.len()
+    }
+
+    /// The timeline of `hold` so far. Called with the backend lock held.
+    fn read_timeline(&self, hold: &TimelineHold) -> Option<Timeline> {
+        let timelines = self
+            .shared
+            .timelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        timelines
+            .active
+            .iter()
+            .find(|(id, _)| *id == hold.id)
+            .map(|(_, t)| t.timeline())
     }
 
     /// Starts logging allocations for a scope that wants the peak
@@ -466,18 +561,36 @@ impl Device {
         })
     }
 
-    /// The end state of a scope in one step: snapshot and peaks.
-    pub(crate) fn end_scope(&self, mark: &PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
-        self.shared
-            .with(|b| Ok((b.snapshot()?, PoolPeaks(b.read_peak(mark.mark)?))))
+    /// The end state of a scope in one step: snapshot, peaks and, when
+    /// the scope has one, its timeline.
+    pub(crate) fn end_scope(
+        &self,
+        mark: &PeakMark,
+        timeline: Option<&TimelineHold>,
+    ) -> Result<ScopeEnd> {
+        self.shared.with(|b| {
+            Ok((
+                b.snapshot()?,
+                PoolPeaks(b.read_peak(mark.mark)?),
+                timeline.and_then(|t| self.read_timeline(t)),
+            ))
+        })
     }
 
     /// Like [`end_scope`](Self::end_scope), and releases the mark in the
     /// same step.
-    pub(crate) fn close_scope(&self, mark: &mut PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
+    pub(crate) fn close_scope(
+        &self,
+        mark: &mut PeakMark,
+        timeline: Option<&TimelineHold>,
+    ) -> Result<ScopeEnd> {
         let id = mark.mark;
         let out = self.shared.with(|b| {
-            let out = (b.snapshot()?, PoolPeaks(b.read_peak(id)?));
+            let out = (
+                b.snapshot()?,
+                PoolPeaks(b.read_peak(id)?),
+                timeline.and_then(|t| self.read_timeline(t)),
+            );
             b.release_peak(id);
             Ok(out)
         })?;
@@ -702,6 +815,40 @@ impl PoolPeaks {
     /// was taken.
     pub fn saw_programs(&self) -> bool {
         self.0.headroom_gap != 0
+    }
+}
+
+/// The start of a guarded scope on one device.
+pub(crate) struct ScopeStart {
+    pub mark: PeakMark,
+    pub before: crate::Snapshot,
+    /// Allocations with a lower id were live before the scope.
+    pub first_id: u64,
+    /// Allocations live at the start.
+    pub inherited: u64,
+    pub timeline: Option<TimelineHold>,
+}
+
+/// The end state of a scope: snapshot, peaks, and the timeline when the
+/// scope has one.
+pub(crate) type ScopeEnd = (crate::Snapshot, PoolPeaks, Option<Timeline>);
+
+/// Keeps a device building one guard's timeline; dropped with its guard.
+/// A forgotten guard's timeline stays, in bounded memory.
+pub(crate) struct TimelineHold {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for TimelineHold {
+    fn drop(&mut self) {
+        let mut timelines = self
+            .shared
+            .timelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        timelines.active.retain(|(id, _)| *id != self.id);
+        self.shared.explaining.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -934,18 +1081,20 @@ impl BufferBuilder<'_> {
                 size_per_bank: placed.per_bank_size,
                 num_banks: placed.num_banks,
             });
-            shared.record(|| LogEntry {
-                alloc: true,
-                buffer_type: request.buffer_type,
-                num_banks: placed.num_banks,
-                shards: request.shards,
-                id: placed.id,
-                address: placed.address,
-                size: request.size,
-                page_size: request.page_size,
-                size_per_bank: placed.per_bank_size,
-                tag: request.tag,
-                label: label.clone(),
+            shared.record(true, request.buffer_type, placed.per_bank_size, || {
+                LogEntry {
+                    alloc: true,
+                    buffer_type: request.buffer_type,
+                    num_banks: placed.num_banks,
+                    shards: request.shards,
+                    id: placed.id,
+                    address: placed.address,
+                    size: request.size,
+                    page_size: request.page_size,
+                    size_per_bank: placed.per_bank_size,
+                    tag: request.tag,
+                    label: label.clone(),
+                }
             });
             Ok(placed)
         })?;
@@ -1089,7 +1238,7 @@ impl Buffer {
         shared.with(|b| {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
-                shared.record(|| self.logged(id));
+                shared.record(false, buffer_type, self.size_per_bank, || self.logged(id));
             }
             Ok(())
         })
@@ -1111,7 +1260,10 @@ impl Drop for Buffer {
                 id: self.id,
                 buffer_type: self.buffer_type,
             });
-            self.shared.record(|| self.logged(self.id));
+            self.shared
+                .record(false, self.buffer_type, self.size_per_bank, || {
+                    self.logged(self.id)
+                });
         }
     }
 }

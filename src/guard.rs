@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
 use crate::composition::{Scene, compose};
-use crate::device::RecordingHold;
-use crate::device::{Device, PeakMark, PoolPeaks};
+use crate::detail::{BankMap, DeviceDetail, Timeline};
+use crate::device::{Device, PeakMark, PoolPeaks, RecordingHold, ScopeStart, TimelineHold};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::mesh::MemorySource;
@@ -159,8 +159,10 @@ struct Scope {
     /// The sequence number of the scope's first enqueue.
     first_enqueue: u64,
     /// Keeps the device logging allocations while the budget has a peak
-    /// limit, for the peak composition.
+    /// limit or the guard explains itself, for the peak composition.
     recording: Option<RecordingHold>,
+    /// The scope's timeline, while the guard explains itself.
+    timeline: Option<TimelineHold>,
 }
 
 /// Whether a budget has a peak limit on some pool, so that a guard logs
@@ -276,7 +278,8 @@ impl MemoryGuard {
         options: GuardOptions,
         location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
-        let record = wants_composition(options.get_budget());
+        let explain = options.explain;
+        let record = explain || wants_composition(options.get_budget());
         let open = |device: Device| -> Result<Scope> {
             let first_enqueue = device.next_enqueue();
             // Logging starts before the baseline, so that the log covers
@@ -286,7 +289,13 @@ impl MemoryGuard {
             } else {
                 None
             };
-            let (mark, before, first_id, inherited) = device.begin_scope()?;
+            let ScopeStart {
+                mark,
+                before,
+                first_id,
+                inherited,
+                timeline,
+            } = device.begin_scope(explain)?;
             Ok(Scope {
                 device,
                 before,
@@ -295,6 +304,7 @@ impl MemoryGuard {
                 mark,
                 first_enqueue,
                 recording,
+                timeline,
             })
         };
         let mut devices = devices.into_iter();
@@ -346,15 +356,22 @@ impl MemoryGuard {
         if wants_composition(self.options.get_budget()) {
             // Started late, the log may miss the scope's first events: the
             // composition's own checks then leave it out.
-            let scopes = match &mut self.scopes {
-                Scopes::One(one) => std::slice::from_mut(one.as_mut()),
-                Scopes::Many(all) => all.as_mut_slice(),
-            };
-            for scope in scopes.iter_mut().filter(|s| s.recording.is_none()) {
+            for scope in self
+                .scopes_mut()
+                .iter_mut()
+                .filter(|s| s.recording.is_none())
+            {
                 scope.recording = scope.device.hold_recording().ok();
             }
         }
         self
+    }
+
+    fn scopes_mut(&mut self) -> &mut [Scope] {
+        match &mut self.scopes {
+            Scopes::One(one) => std::slice::from_mut(one.as_mut()),
+            Scopes::Many(all) => all.as_mut_slice(),
+        }
     }
 
     /// Adds an allow-list entry.
@@ -364,9 +381,22 @@ impl MemoryGuard {
     }
 
     /// As [`GuardOptions::explain`]; set it before the scope's first
-    /// allocation to cover it.
+    /// allocation to cover it (the timeline starts when it is set, and the
+    /// maps leave out a peak the log did not see).
     pub fn explain(mut self, on: bool) -> Self {
         self.options.explain = on;
+        for scope in self.scopes_mut() {
+            if !on {
+                scope.timeline = None;
+                continue;
+            }
+            if scope.recording.is_none() {
+                scope.recording = scope.device.hold_recording().ok();
+            }
+            if scope.timeline.is_none() {
+                scope.timeline = scope.device.start_timeline().ok();
+            }
+        }
         self
     }
 
@@ -443,7 +473,8 @@ impl MemoryGuard {
 
     /// Ends the scope for the test runner: a clean single-device scope
     /// yields its pool figures without building a report (the common case,
-    /// kept allocation-free); anything else yields the full report.
+    /// kept allocation-free); anything else, and any scope that explains
+    /// itself, yields the full report.
     pub(crate) fn finish_lean<R>(
         mut self,
         clean: impl FnOnce(&[PoolReport; 4]) -> R,
@@ -457,15 +488,17 @@ impl MemoryGuard {
                 unreachable!("checked above");
             };
             // The last reading and the mark's release in one step.
-            let (after, peaks) = scope.device.close_scope(&mut scope.mark)?;
-            let measured = self.measure_with(&scope, &after, peaks)?;
-            let (pools, leaked, persistent, cores) = &measured;
-            if leaked.is_empty()
-                && persistent.is_empty()
-                && cores.is_none()
-                && pools.iter().all(PoolReport::passed)
+            let end = scope
+                .device
+                .close_scope(&mut scope.mark, scope.timeline.as_ref())?;
+            let measured = self.measure_with(&scope, end)?;
+            if measured.leaked.is_empty()
+                && measured.persistent.is_empty()
+                && measured.cores.is_none()
+                && measured.detail.is_none()
+                && measured.pools.iter().all(PoolReport::passed)
             {
-                return Ok(LeanOutcome::Clean(clean(pools)));
+                return Ok(LeanOutcome::Clean(clean(&measured.pools)));
             }
             let device = self.device_report(&scope, measured);
             return Ok(LeanOutcome::Report(self.assemble(vec![device])));
@@ -475,11 +508,18 @@ impl MemoryGuard {
 
     /// The end state of one device against its baseline and the budget.
     fn measure(&self, scope: &Scope) -> Result<Measured> {
-        let (after, peaks) = scope.device.end_scope(&scope.mark)?;
-        self.measure_with(scope, &after, peaks)
+        let end = scope
+            .device
+            .end_scope(&scope.mark, scope.timeline.as_ref())?;
+        self.measure_with(scope, end)
     }
 
-    fn measure_with(&self, scope: &Scope, after: &Snapshot, peaks: PoolPeaks) -> Result<Measured> {
+    fn measure_with(
+        &self,
+        scope: &Scope,
+        (after, peaks, timeline): (Snapshot, PoolPeaks, Option<Timeline>),
+    ) -> Result<Measured> {
+        let after = &after;
         let grew = BufferType::ALL
             .iter()
             .any(|&t| after.pool(t).allocated_per_bank > scope.before.pool(t).allocated_per_bank);
@@ -532,31 +572,54 @@ impl MemoryGuard {
             p.fragmentation = explain_fragmentation(after.pool(p.buffer_type), all);
         }
         // A failed peak check names the allocations live at the peak, from
-        // the allocation log (never on the clean path).
-        if let Some(hold) = &scope.recording
-            && pools.iter().any(|p| {
-                p.checks
-                    .iter()
-                    .any(|v| v.check == CheckKind::Peak && !v.passed)
-            })
-            && let Some((live, events)) = scope.device.events_since(hold)?
-        {
-            for p in pools.iter_mut().filter(|p| {
-                p.checks
-                    .iter()
-                    .any(|v| v.check == CheckKind::Peak && !v.passed)
-            }) {
-                p.peak_composition = compose(&Scene {
-                    buffer_type: p.buffer_type,
-                    pool_banks: p.num_banks,
-                    baseline_per_bank: p.before_per_bank,
-                    peak_per_bank: p.peak_per_bank,
-                    first_id: scope.first_id,
-                    live: &live,
-                    events: &events,
-                });
+        // the allocation log (never on the clean path); a guard that
+        // explains itself maps every pool at its peak from the same log.
+        let failed_peak = |p: &PoolReport| {
+            p.checks
+                .iter()
+                .any(|v| v.check == CheckKind::Peak && !v.passed)
+        };
+        let logged = match &scope.recording {
+            Some(hold) if timeline.is_some() || pools.iter().any(failed_peak) => {
+                scope.device.events_since(hold)?
             }
+            _ => None,
+        };
+        let at_peak = |p: &PoolReport| {
+            let (live, events) = logged.as_ref()?;
+            compose(&Scene {
+                buffer_type: p.buffer_type,
+                pool_banks: p.num_banks,
+                baseline_per_bank: p.before_per_bank,
+                peak_per_bank: p.peak_per_bank,
+                first_id: scope.first_id,
+                live,
+                events,
+            })
+        };
+        for p in pools.iter_mut().filter(|p| failed_peak(p)) {
+            p.peak_composition = at_peak(p);
         }
+        let detail = timeline.map(|timeline| DeviceDetail {
+            timeline,
+            maps: pools
+                .iter()
+                .filter(|p| p.num_banks > 0)
+                .map(|p| {
+                    let stats = after.pool(p.buffer_type);
+                    BankMap {
+                        buffer_type: p.buffer_type,
+                        base_address: stats.base_address,
+                        size_per_bank: stats.size_per_bank,
+                        at_peak: p.peak_composition.clone().or_else(|| at_peak(p)),
+                    }
+                })
+                .collect(),
+            circular_buffers: scope
+                .device
+                .cb_peak_since(scope.first_enqueue)
+                .map(|p| (*p).clone()),
+        });
         // Name as leaked only the allocations of pools that failed their
         // retained check.
         leaked.retain(|a| {
@@ -573,35 +636,38 @@ impl MemoryGuard {
                 .cb_peak_since(scope.first_enqueue)
                 .map(|p| (*p).clone());
         }
-        Ok((pools, leaked, persistent, cores))
-    }
-
-    fn device_report(
-        &self,
-        scope: &Scope,
-        (pools, leaked, persistent, cores): Measured,
-    ) -> DeviceReport {
-        DeviceReport {
-            device: scope.device.name().to_string(),
-            passed: pools.iter().all(PoolReport::passed)
-                && cores.as_ref().is_none_or(CoreReport::passed),
-            inherited: scope.inherited,
-            pools: pools.into(),
+        Ok(Measured {
+            pools,
             leaked,
             persistent,
             cores,
-            detail: None,
+            detail,
+        })
+    }
+
+    fn device_report(&self, scope: &Scope, m: Measured) -> DeviceReport {
+        DeviceReport {
+            device: scope.device.name().to_string(),
+            passed: m.pools.iter().all(PoolReport::passed)
+                && m.cores.as_ref().is_none_or(CoreReport::passed),
+            inherited: scope.inherited,
+            pools: m.pools.into(),
+            leaked: m.leaked,
+            persistent: m.persistent,
+            cores: m.cores,
+            detail: m.detail,
         }
     }
 }
 
-/// Pool figures, leaked and persistent allocations of one device.
-type Measured = (
-    [PoolReport; 4],
-    Vec<Allocation>,
-    Vec<Allocation>,
-    Option<CoreReport>,
-);
+/// What a scope measured on one device.
+struct Measured {
+    pools: [PoolReport; 4],
+    leaked: Vec<Allocation>,
+    persistent: Vec<Allocation>,
+    cores: Option<CoreReport>,
+    detail: Option<DeviceDetail>,
+}
 
 /// How a scope ended, for the runner.
 pub(crate) enum LeanOutcome<R> {
@@ -786,4 +852,49 @@ fn early_exit_notice(macro_name: &str, location: Option<&Location<'_>>) -> Strin
         .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
         .unwrap_or_default();
     format!("{macro_name}{at}: the block left early (`?` with an error, or `return` or `break`)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KIB, SimDevice};
+
+    fn lean(guard: MemoryGuard) -> Option<MemoryReport> {
+        match guard.finish_lean(|_| ()).unwrap() {
+            LeanOutcome::Clean(()) => None,
+            LeanOutcome::Report(report) => Some(report),
+        }
+    }
+
+    #[test]
+    fn the_runner_gets_the_full_report_when_explaining() {
+        let dev = SimDevice::wormhole_b0();
+        let guard = MemoryGuard::new(&dev);
+        drop(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
+        assert!(lean(guard).is_none());
+        let guard = MemoryGuard::new(&dev).explain(true);
+        drop(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
+        let report = lean(guard).expect("a full report");
+        assert!(report.passed);
+        let detail = report.device().detail.as_ref().expect("detail attached");
+        assert_eq!(detail.timeline.events, 2);
+        assert!(detail.map(BufferType::L1).unwrap().at_peak.is_some());
+    }
+
+    #[test]
+    fn a_guard_stops_its_timeline_when_it_ends() {
+        let dev = SimDevice::wormhole_b0();
+        let outer = MemoryGuard::new(&dev).explain(true);
+        let inner = MemoryGuard::with_options(&dev, GuardOptions::new().explain(true)).unwrap();
+        assert_eq!(dev.active_timelines(), 2);
+        inner.finish().unwrap();
+        assert_eq!(dev.active_timelines(), 1);
+        let outer = outer.explain(false);
+        assert_eq!(dev.active_timelines(), 0);
+        drop(outer);
+        let lean_one = MemoryGuard::new(&dev).explain(true);
+        assert_eq!(dev.active_timelines(), 1);
+        lean(lean_one).unwrap();
+        assert_eq!(dev.active_timelines(), 0);
+    }
 }
