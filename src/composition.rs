@@ -4,13 +4,15 @@
 //! While a guard with a peak limit is active, a device logs the
 //! allocations and frees made through this crate in a bounded ring. A
 //! failed peak check replays that log from the guard's start, from the
-//! baseline, to find the first event at which the pool reached its peak,
-//! and undoes the later events on today's live set. Nothing is attached
+//! baseline, to find the first event at which the pool reached its peak;
+//! live then is what was allocated before that event and is live today or
+//! freed after it. Nothing is attached
 //! when the log no longer reaches back to the guard's start or does not
 //! account for the peak (allocations the crate did not see).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::panic::Location;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,12 +77,74 @@ pub struct PeakEntry {
     pub inherited: bool,
 }
 
-/// One logged event, as the device hands it to [`compose`].
+/// One logged allocation (`alloc`) or free, compact: a device writes one
+/// for every event while a guard wants the peak composition, and only the
+/// allocations at the peak become [`PeakEntry`]s.
+#[derive(Debug, Clone)]
 pub(crate) struct Event {
-    /// An allocation (`true`) or a free.
     pub alloc: bool,
-    /// The allocation made or freed.
-    pub allocation: Allocation,
+    pub buffer_type: BufferType,
+    pub id: u64,
+    pub address: u64,
+    pub size: u64,
+    pub size_per_bank: u64,
+    pub location: Option<&'static Location<'static>>,
+    pub label: Option<Arc<str>>,
+}
+
+/// An allocation live at the peak: still live, or freed later (then known
+/// from its logged free).
+#[derive(Clone, Copy)]
+enum AtPeak<'a> {
+    Live(&'a Allocation),
+    Freed(&'a Event),
+}
+
+impl AtPeak<'_> {
+    fn id(&self) -> u64 {
+        match self {
+            AtPeak::Live(a) => a.id,
+            AtPeak::Freed(e) => e.id,
+        }
+    }
+
+    fn size_per_bank(&self) -> u64 {
+        match self {
+            AtPeak::Live(a) => a.size_per_bank,
+            AtPeak::Freed(e) => e.size_per_bank,
+        }
+    }
+
+    fn entry(&self, pool_banks: u32, first_id: u64) -> PeakEntry {
+        let (id, label, address, size, size_per_bank, location) = match *self {
+            AtPeak::Live(a) => (
+                a.id,
+                a.label.clone(),
+                a.address,
+                a.size,
+                a.size_per_bank,
+                a.location.clone(),
+            ),
+            AtPeak::Freed(e) => (
+                e.id,
+                e.label.as_deref().map(str::to_string),
+                e.address,
+                e.size,
+                e.size_per_bank,
+                e.location.map(SourceLocation::from),
+            ),
+        };
+        PeakEntry {
+            id,
+            label,
+            address,
+            size,
+            size_per_bank,
+            contributed_total: crate::report::total(size_per_bank, pool_banks),
+            location,
+            inherited: id < first_id,
+        }
+    }
 }
 
 /// The inputs of [`compose`] for one pool of one scope.
@@ -95,7 +159,25 @@ pub(crate) struct Scene<'a> {
     pub live: &'a [Allocation],
     /// Every logged event since the scope started, in device order, ending
     /// at the moment `live` was read.
-    pub events: &'a [Event],
+    pub events: Events<'a>,
+}
+
+/// Logged events in device order, in two runs (the halves of a ring).
+#[derive(Clone, Copy)]
+pub(crate) struct Events<'a>(pub &'a [Event], pub &'a [Event]);
+
+impl<'a> Events<'a> {
+    fn iter(self) -> impl Iterator<Item = &'a Event> {
+        self.0.iter().chain(self.1)
+    }
+
+    /// The events after the first `n`.
+    pub(crate) fn after(self, n: usize) -> Events<'a> {
+        match self.0.get(n..) {
+            Some(front) => Events(front, self.1),
+            None => Events(&[], self.1.get(n - self.0.len()..).unwrap_or(&[])),
+        }
+    }
 }
 
 /// The composition of the pool at its peak; `None` when the events do not
@@ -108,10 +190,10 @@ pub(crate) fn compose(s: &Scene<'_>) -> Option<PeakComposition> {
     // `None` when it stood there at the start.
     let mut at: Option<Option<usize>> = (running == s.peak_per_bank).then_some(None);
     for (i, e) in s.events.iter().enumerate() {
-        if e.allocation.buffer_type != t {
+        if e.buffer_type != t {
             continue;
         }
-        let per_bank = e.allocation.size_per_bank;
+        let per_bank = e.size_per_bank;
         running = if e.alloc {
             running.checked_add(per_bank)?
         } else {
@@ -126,42 +208,37 @@ pub(crate) fn compose(s: &Scene<'_>) -> Option<PeakComposition> {
     if highest != s.peak_per_bank {
         return None;
     }
-    let mut set: BTreeMap<u64, &Allocation> = s
+    let later = s.events.after(at.map_or(0, |i| i + 1));
+    // Ids grow in allocation order: everything allocated after the peak
+    // has an id at or above the first one allocated after it. Live at the
+    // peak is then what is live now or freed later, allocated before.
+    let cutoff = later.iter().find(|e| e.alloc).map_or(u64::MAX, |e| e.id);
+    let mut set: Vec<AtPeak<'_>> = s
         .live
         .iter()
-        .filter(|a| a.buffer_type == t)
-        .map(|a| (a.id, a))
+        .filter(|a| a.buffer_type == t && a.id < cutoff)
+        .map(AtPeak::Live)
+        .chain(
+            later
+                .iter()
+                .filter(move |e| e.buffer_type == t && !e.alloc && e.id < cutoff)
+                .map(AtPeak::Freed),
+        )
         .collect();
-    let first_later = at.map_or(0, |i| i + 1);
-    for e in s.events[first_later..].iter().rev() {
-        if e.allocation.buffer_type != t {
-            continue;
-        }
-        let id = e.allocation.id;
-        if e.alloc {
-            set.remove(&id)?;
-        } else if set.insert(id, &e.allocation).is_some() {
-            return None;
-        }
+    set.sort_unstable_by_key(AtPeak::id);
+    // One allocation both live and freed: the log and the live set disagree.
+    if set.windows(2).any(|w| w[0].id() == w[1].id()) {
+        return None;
     }
     let sum = set
-        .values()
-        .try_fold(0u64, |acc, a| acc.checked_add(a.size_per_bank))?;
+        .iter()
+        .try_fold(0u64, |acc, a| acc.checked_add(a.size_per_bank()))?;
     if sum != s.peak_per_bank {
         return None;
     }
     let mut entries: Vec<PeakEntry> = set
-        .values()
-        .map(|a| PeakEntry {
-            id: a.id,
-            label: a.label.clone(),
-            address: a.address,
-            size: a.size,
-            size_per_bank: a.size_per_bank,
-            contributed_total: crate::report::total(a.size_per_bank, s.pool_banks),
-            location: a.location.clone(),
-            inherited: a.id < s.first_id,
-        })
+        .iter()
+        .map(|a| a.entry(s.pool_banks, s.first_id))
         .collect();
     entries.sort_by(|a, b| b.size_per_bank.cmp(&a.size_per_bank).then(a.id.cmp(&b.id)));
     Some(PeakComposition {
@@ -238,7 +315,13 @@ mod tests {
     fn event(alloc_: bool, a: &Allocation) -> Event {
         Event {
             alloc: alloc_,
-            allocation: a.clone(),
+            buffer_type: a.buffer_type,
+            id: a.id,
+            address: a.address,
+            size: a.size,
+            size_per_bank: a.size_per_bank,
+            location: None,
+            label: a.label.as_deref().map(Arc::from),
         }
     }
 
@@ -250,7 +333,7 @@ mod tests {
             peak_per_bank: peak,
             first_id: 1,
             live,
-            events,
+            events: Events(events, &[]),
         }
     }
 
@@ -274,6 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn a_log_in_two_runs_reads_as_one() {
+        let (a, b, c) = (alloc(1, 100), alloc(2, 50), alloc(3, 150));
+        let events = [
+            event(true, &a),
+            event(true, &b),
+            event(false, &a),
+            event(true, &c),
+            event(false, &b),
+        ];
+        let live = [c.clone()];
+        let whole = compose(&scene(200, &live, &events)).unwrap();
+        let ids: Vec<u64> = whole.entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [3, 2]);
+        for split in 0..=events.len() {
+            let (front, back) = events.split_at(split);
+            let mut s = scene(200, &live, &events);
+            s.events = Events(front, back);
+            assert_eq!(compose(&s).as_ref(), Some(&whole), "split at {split}");
+            for n in 0..=events.len() + 1 {
+                let ids: Vec<u64> = Events(front, back).after(n).iter().map(|e| e.id).collect();
+                let want: Vec<u64> = events.iter().skip(n).map(|e| e.id).collect();
+                assert_eq!(ids, want, "split at {split}, after {n}");
+            }
+        }
+    }
+
+    #[test]
     fn a_peak_the_log_does_not_reach_gives_nothing() {
         // The device's peak was made by an allocation the crate did not see.
         let a = alloc(1, 100);
@@ -294,5 +404,10 @@ mod tests {
         let extra = alloc(7, 10);
         let live = [a.clone(), b.clone(), extra];
         assert_eq!(compose(&scene(150, &live, &events)), None);
+        // And one the log freed after the peak is listed as live as well.
+        let events = [event(true, &a), event(true, &b), event(false, &b)];
+        let live = [a.clone(), b.clone()];
+        assert_eq!(compose(&scene(150, &live, &events)), None);
+        assert!(compose(&scene(150, std::slice::from_ref(&a), &events)).is_some());
     }
 }

@@ -94,8 +94,11 @@ pub(crate) struct TimelineBuilder {
     current: [u64; 4],
     /// Full points, `stride` events each.
     points: Vec<TimelinePoint>,
-    /// The point being filled, fewer than `stride` events so far.
-    open: Option<TimelinePoint>,
+    /// Events of the point being filled (fewer than `stride`), and its
+    /// highest and lowest values so far.
+    open: u64,
+    high: [u64; 4],
+    low: [u64; 4],
 }
 
 impl TimelineBuilder {
@@ -108,7 +111,9 @@ impl TimelineBuilder {
             start: start_per_bank,
             current: start_per_bank,
             points: Vec::new(),
-            open: None,
+            open: 0,
+            high: start_per_bank,
+            low: start_per_bank,
         }
     }
 
@@ -123,35 +128,36 @@ impl TimelineBuilder {
         };
         let value = *value;
         self.events += 1;
-        let point = match &mut self.open {
-            Some(p) => {
-                p.last_event = self.events;
-                // Only this pool moved since the point opened.
-                p.high_per_bank[pool] = p.high_per_bank[pool].max(value);
-                p.low_per_bank[pool] = p.low_per_bank[pool].min(value);
-                p.end_per_bank[pool] = value;
-                p
+        if self.open == 0 {
+            if self.points.len() == TIMELINE_POINTS {
+                self.halve();
             }
-            None => {
-                if self.points.len() == TIMELINE_POINTS {
-                    self.halve();
-                }
-                if self.points.capacity() == 0 {
-                    self.points.reserve_exact(TIMELINE_POINTS);
-                }
-                self.open.insert(TimelinePoint {
-                    first_event: self.events,
-                    last_event: self.events,
-                    high_per_bank: self.current,
-                    low_per_bank: self.current,
-                    end_per_bank: self.current,
-                })
+            self.high = self.current;
+            self.low = self.current;
+        } else {
+            // Only this pool moved since the point opened.
+            self.high[pool] = self.high[pool].max(value);
+            self.low[pool] = self.low[pool].min(value);
+        }
+        self.open += 1;
+        if self.open == self.stride {
+            if self.points.capacity() == 0 {
+                self.points.reserve_exact(TIMELINE_POINTS);
             }
-        };
-        if point.last_event - point.first_event + 1 == self.stride {
-            let full = *point;
-            self.open = None;
-            self.points.push(full);
+            let point = self.open_point();
+            self.points.push(point);
+            self.open = 0;
+        }
+    }
+
+    /// The point being filled (meaningful when it has events).
+    fn open_point(&self) -> TimelinePoint {
+        TimelinePoint {
+            first_event: self.events + 1 - self.open,
+            last_event: self.events,
+            high_per_bank: self.high,
+            low_per_bank: self.low,
+            end_per_bank: self.current,
         }
     }
 
@@ -176,7 +182,9 @@ impl TimelineBuilder {
     pub(crate) fn timeline(&self) -> Timeline {
         let mut points = Vec::with_capacity(self.points.len() + 1);
         points.extend_from_slice(&self.points);
-        points.extend(self.open);
+        if self.open > 0 {
+            points.push(self.open_point());
+        }
         Timeline {
             events: self.events,
             stride: self.stride,
@@ -344,7 +352,7 @@ mod tests {
         let mut b = TimelineBuilder::new(start);
         for &(pool, alloc, size) in events {
             b.push(pool, alloc, size);
-            assert!(b.points.len() + usize::from(b.open.is_some()) <= TIMELINE_POINTS);
+            assert!(b.points.len() + usize::from(b.open > 0) <= TIMELINE_POINTS);
             assert!(b.points.capacity() <= TIMELINE_POINTS);
         }
         b.timeline()

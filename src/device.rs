@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
+use crate::composition::{Event as LogEntry, Events};
 use crate::detail::{Timeline, TimelineBuilder};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
@@ -128,14 +129,12 @@ struct Shared {
     /// are logged while it is above 0.
     recording: AtomicU64,
     /// The last allocations and frees made through this crate while
-    /// recording, for the peak composition. Taken under the backend lock.
+    /// recording, for the peak composition, and the timelines of the
+    /// guards that explain themselves. Taken under the backend lock.
     allocs: Mutex<AllocLog>,
     /// Active guards that explain themselves: timelines are fed while it is
     /// above 0.
     explaining: AtomicU64,
-    /// The timeline of every active guard that explains itself. Taken under
-    /// the backend lock.
-    timelines: Mutex<Timelines>,
 }
 
 /// The timelines being built on a device, one per guard that explains
@@ -154,39 +153,8 @@ struct AllocLog {
     /// `next_seq - 1`.
     entries: std::collections::VecDeque<LogEntry>,
     next_seq: u64,
-}
-
-/// One logged allocation (`alloc`) or free, compact: it is written for
-/// every allocation while a guard wants the peak composition.
-struct LogEntry {
-    alloc: bool,
-    buffer_type: BufferType,
-    num_banks: u32,
-    shards: Option<u32>,
-    id: u64,
-    address: u64,
-    size: u64,
-    page_size: u64,
-    size_per_bank: u64,
-    tag: u64,
-    label: Option<Arc<str>>,
-}
-
-impl LogEntry {
-    fn allocation(&self) -> Allocation {
-        Allocation {
-            id: self.id,
-            buffer_type: self.buffer_type,
-            address: self.address,
-            size: self.size,
-            page_size: self.page_size,
-            size_per_bank: self.size_per_bank,
-            num_banks: self.num_banks,
-            shards: self.shards,
-            label: self.label.as_deref().map(str::to_string),
-            location: location_from_tag(self.tag).map(SourceLocation::from),
-        }
-    }
+    /// Fed under the same lock as the log: one lock per event.
+    timelines: Timelines,
 }
 
 /// Allocation events a device remembers for the peak composition.
@@ -235,17 +203,21 @@ impl Shared {
         size_per_bank: u64,
         make: impl FnOnce() -> LogEntry,
     ) {
-        if self.explaining.load(Ordering::Relaxed) != 0 {
-            let mut timelines = self.timelines.lock().unwrap_or_else(|e| e.into_inner());
-            for (_, t) in timelines.active.iter_mut() {
+        let explaining = self.explaining.load(Ordering::Relaxed) != 0;
+        let recording = self.recording.load(Ordering::Relaxed) != 0;
+        if !explaining && !recording {
+            return;
+        }
+        let mut log = self.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        if explaining {
+            for (_, t) in log.timelines.active.iter_mut() {
                 t.push(buffer_type.index(), alloc, size_per_bank);
             }
         }
-        if self.recording.load(Ordering::Relaxed) == 0 {
+        if !recording {
             return;
         }
         let entry = make();
-        let mut log = self.allocs.lock().unwrap_or_else(|e| e.into_inner());
         log.next_seq += 1;
         if log.entries.len() == ALLOC_LOG {
             log.entries.pop_front();
@@ -298,7 +270,6 @@ impl Device {
                 recording: AtomicU64::new(0),
                 allocs: Mutex::new(AllocLog::default()),
                 explaining: AtomicU64::new(0),
-                timelines: Mutex::new(Timelines::default()),
             }),
         }
     }
@@ -468,14 +439,10 @@ impl Device {
     /// lock held, so that no event falls between `now` and the start.
     fn register_timeline(&self, now: &crate::Snapshot) -> TimelineHold {
         let start = BufferType::ALL.map(|t| now.pool(t).allocated_per_bank);
-        let mut timelines = self
-            .shared
-            .timelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        timelines.next += 1;
-        let id = timelines.next;
-        timelines.active.push((id, TimelineBuilder::new(start)));
+        let mut log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        log.timelines.next += 1;
+        let id = log.timelines.next;
+        log.timelines.active.push((id, TimelineBuilder::new(start)));
         self.shared.explaining.fetch_add(1, Ordering::Relaxed);
         TimelineHold {
             shared: Arc::clone(&self.shared),
@@ -486,26 +453,18 @@ impl Device {
     /// Timelines being built on the device.
     #[cfg(test)]
     pub(crate) fn active_timelines(&self) -> usize {
-        let timelines = self
-            .shared
-            .timelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
         debug_assert_eq!(
-            timelines.active.len() as u64,
+            log.timelines.active.len() as u64,
             self.shared.explaining.load(Ordering::Relaxed)
         );
-        timelines.active.len()
+        log.timelines.active.len()
     }
 
     /// The timeline of `hold` so far. Called with the backend lock held.
     fn read_timeline(&self, hold: &TimelineHold) -> Option<Timeline> {
-        let timelines = self
-            .shared
-            .timelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        timelines
+        let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        log.timelines
             .active
             .iter()
             .find(|(id, _)| *id == hold.id)
@@ -534,12 +493,14 @@ impl Device {
         })
     }
 
-    /// The live set and every logged event since `hold` started, read in
-    /// one step; `None` when the log no longer reaches back that far.
-    pub(crate) fn events_since(
+    /// Runs `f` on the live set and every logged event since `hold`
+    /// started, read in one step (under the device lock, without copying
+    /// the log); `None` when the log no longer reaches back that far.
+    pub(crate) fn with_events_since<T>(
         &self,
         hold: &RecordingHold,
-    ) -> Result<Option<(Vec<Allocation>, Vec<crate::composition::Event>)>> {
+        f: impl FnOnce(&[Allocation], Events<'_>) -> T,
+    ) -> Result<Option<T>> {
         self.shared.with(|b| {
             let live = located(b.live()?);
             let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
@@ -548,16 +509,8 @@ impl Device {
                 return Ok(None);
             }
             let skip = usize::try_from(hold.start - oldest).unwrap_or(usize::MAX);
-            let events = log
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| crate::composition::Event {
-                    alloc: e.alloc,
-                    allocation: e.allocation(),
-                })
-                .collect();
-            Ok(Some((live, events)))
+            let (front, back) = log.entries.as_slices();
+            Ok(Some(f(&live, Events(front, back).after(skip))))
         })
     }
 
@@ -842,12 +795,8 @@ pub(crate) struct TimelineHold {
 
 impl Drop for TimelineHold {
     fn drop(&mut self) {
-        let mut timelines = self
-            .shared
-            .timelines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        timelines.active.retain(|(id, _)| *id != self.id);
+        let mut log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        log.timelines.active.retain(|(id, _)| *id != self.id);
         self.shared.explaining.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -1085,14 +1034,11 @@ impl BufferBuilder<'_> {
                 LogEntry {
                     alloc: true,
                     buffer_type: request.buffer_type,
-                    num_banks: placed.num_banks,
-                    shards: request.shards,
                     id: placed.id,
                     address: placed.address,
                     size: request.size,
-                    page_size: request.page_size,
                     size_per_bank: placed.per_bank_size,
-                    tag: request.tag,
+                    location: location_from_tag(request.tag),
                     label: label.clone(),
                 }
             });
@@ -1213,14 +1159,11 @@ impl Buffer {
         LogEntry {
             alloc: false,
             buffer_type: self.buffer_type,
-            num_banks: self.num_banks,
-            shards: self.shards,
             id,
             address: self.address,
             size: self.size,
-            page_size: self.page_size,
             size_per_bank: self.size_per_bank,
-            tag: self.tag,
+            location: location_from_tag(self.tag),
             label: self.label.clone(),
         }
     }

@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
-use crate::composition::{Scene, compose};
+use crate::composition::{PeakComposition, Scene, compose};
 use crate::detail::{BankMap, DeviceDetail, Timeline};
 use crate::device::{Device, PeakMark, PoolPeaks, RecordingHold, ScopeStart, TimelineHold};
 use crate::error::{Error, Result};
@@ -579,39 +579,47 @@ impl MemoryGuard {
                 .iter()
                 .any(|v| v.check == CheckKind::Peak && !v.passed)
         };
-        let logged = match &scope.recording {
-            Some(hold) if timeline.is_some() || pools.iter().any(failed_peak) => {
-                scope.device.events_since(hold)?
-            }
-            _ => None,
-        };
-        let at_peak = |p: &PoolReport| {
-            let (live, events) = logged.as_ref()?;
-            compose(&Scene {
-                buffer_type: p.buffer_type,
-                pool_banks: p.num_banks,
-                baseline_per_bank: p.before_per_bank,
-                peak_per_bank: p.peak_per_bank,
-                first_id: scope.first_id,
-                live,
-                events,
-            })
-        };
+        let explaining = timeline.is_some();
+        let mapped = |p: &PoolReport| explaining && p.num_banks > 0;
+        let wanted = pools.each_ref().map(|p| failed_peak(p) || mapped(p));
+        let mut at_peak: [Option<PeakComposition>; 4] = Default::default();
+        if let Some(hold) = &scope.recording
+            && wanted.iter().any(|&w| w)
+            && let Some(found) = scope.device.with_events_since(hold, |live, events| {
+                pools.each_ref().map(|p| {
+                    wanted[p.buffer_type.index()]
+                        .then(|| {
+                            compose(&Scene {
+                                buffer_type: p.buffer_type,
+                                pool_banks: p.num_banks,
+                                baseline_per_bank: p.before_per_bank,
+                                peak_per_bank: p.peak_per_bank,
+                                first_id: scope.first_id,
+                                live,
+                                events,
+                            })
+                        })
+                        .flatten()
+                })
+            })?
+        {
+            at_peak = found;
+        }
         for p in pools.iter_mut().filter(|p| failed_peak(p)) {
-            p.peak_composition = at_peak(p);
+            p.peak_composition = at_peak[p.buffer_type.index()].clone();
         }
         let detail = timeline.map(|timeline| DeviceDetail {
             timeline,
             maps: pools
                 .iter()
-                .filter(|p| p.num_banks > 0)
+                .filter(|p| mapped(p))
                 .map(|p| {
                     let stats = after.pool(p.buffer_type);
                     BankMap {
                         buffer_type: p.buffer_type,
                         base_address: stats.base_address,
                         size_per_bank: stats.size_per_bank,
-                        at_peak: p.peak_composition.clone().or_else(|| at_peak(p)),
+                        at_peak: at_peak[p.buffer_type.index()].take(),
                     }
                 })
                 .collect(),
