@@ -111,7 +111,8 @@ struct Shared {
     info: DeviceInfo,
     /// Unique in this process: tells apart two devices of the same name.
     instance: u64,
-    backend: Mutex<Option<Box<dyn Backend>>>,
+    /// The backend, and what is written with each of its events.
+    backend: Mutex<Locked>,
     /// Set while an observer is attached: a relaxed load is all an
     /// unobserved allocation pays.
     observed: AtomicBool,
@@ -128,13 +129,19 @@ struct Shared {
     /// Active guards that want the peak composition: allocations and frees
     /// are logged while it is above 0.
     recording: AtomicU64,
-    /// The last allocations and frees made through this crate while
-    /// recording, for the peak composition, and the timelines of the
-    /// guards that explain themselves. Taken under the backend lock.
-    allocs: Mutex<AllocLog>,
     /// Active guards that explain themselves: timelines are fed while it is
     /// above 0.
     explaining: AtomicU64,
+}
+
+/// What the device lock guards: the backend (`None` once closed), and the
+/// log written with its events, so that one lock orders both.
+struct Locked {
+    backend: Option<Box<dyn Backend>>,
+    /// The last allocations and frees made through this crate while
+    /// recording, for the peak composition, and the timelines of the
+    /// guards that explain themselves.
+    log: AllocLog,
 }
 
 /// The timelines being built on a device, one per guard that explains
@@ -170,7 +177,7 @@ pub(crate) struct EnqueueLog {
 const ENQUEUE_LOG: usize = 1024;
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Backend>>> {
+    fn lock(&self) -> MutexGuard<'_, Locked> {
         // A panic while the lock was held cannot leave the backend half
         // updated (every backend call is a single C++ call), so a poisoned
         // lock is still usable.
@@ -194,10 +201,11 @@ impl Shared {
 
     /// Logs an allocation or a free when a guard wants the peak
     /// composition, and feeds the timelines of the guards that explain
-    /// themselves. Called with the backend lock held, so that both see the
-    /// device's own order.
+    /// themselves. Called with the backend lock held (`log` is under it),
+    /// so that both see the device's own order.
     fn record(
         &self,
+        log: &mut AllocLog,
         alloc: bool,
         buffer_type: BufferType,
         size_per_bank: u64,
@@ -208,7 +216,6 @@ impl Shared {
         if !explaining && !recording {
             return;
         }
-        let mut log = self.allocs.lock().unwrap_or_else(|e| e.into_inner());
         if explaining {
             for (_, t) in log.timelines.active.iter_mut() {
                 t.push(buffer_type.index(), alloc, size_per_bank);
@@ -226,8 +233,18 @@ impl Shared {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
-        match self.lock().as_deref_mut() {
-            Some(backend) => f(backend),
+        self.with_log(|b, _| f(b))
+    }
+
+    /// Like [`with`](Self::with), with the log written under the same lock.
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend, &mut AllocLog) -> Result<T>,
+    ) -> Result<T> {
+        let mut locked = self.lock();
+        let Locked { backend, log } = &mut *locked;
+        match backend.as_deref_mut() {
+            Some(backend) => f(backend, log),
             None => Err(Error::DeviceClosed {
                 device: self.info.name.clone(),
             }),
@@ -261,14 +278,16 @@ impl Device {
             shared: Arc::new(Shared {
                 info,
                 instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
-                backend: Mutex::new(Some(backend)),
+                backend: Mutex::new(Locked {
+                    backend: Some(backend),
+                    log: AllocLog::default(),
+                }),
                 observed: AtomicBool::new(false),
                 observers: RwLock::new(Arc::new(Vec::new())),
                 next_observer: AtomicU64::new(1),
                 enqueues: Mutex::new(EnqueueLog::default()),
                 enqueue_seq: AtomicU64::new(0),
                 recording: AtomicU64::new(0),
-                allocs: Mutex::new(AllocLog::default()),
                 explaining: AtomicU64::new(0),
             }),
         }
@@ -394,24 +413,24 @@ impl Device {
     /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
     /// Closing twice is harmless.
     pub fn close(&self) {
-        self.shared.lock().take();
+        self.shared.lock().backend.take();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().is_none()
+        self.shared.lock().backend.is_none()
     }
 
     /// Starts a guarded scope in one step under the device lock: a peak mark,
     /// the baseline snapshot, the next allocation id and the live count,
     /// and, when `explain`, a timeline starting from the baseline.
     pub(crate) fn begin_scope(&self, explain: bool) -> Result<ScopeStart> {
-        let (mark, before, first_id, inherited, timeline) = self.shared.with(|b| {
+        let (mark, before, first_id, inherited, timeline) = self.shared.with_log(|b, log| {
             // The peak mark starts first: nothing allocated after the
             // snapshot can escape it.
             let mark = b.mark_peak()?;
             let before = b.snapshot()?;
-            let timeline = explain.then(|| self.register_timeline(&before));
+            let timeline = explain.then(|| self.register_timeline(log, &before));
             Ok((mark, before, b.next_id()?, b.live_count()?, timeline))
         })?;
         let mark = PeakMark {
@@ -432,14 +451,13 @@ impl Device {
     /// explain itself after it started.
     pub(crate) fn start_timeline(&self) -> Result<TimelineHold> {
         self.shared
-            .with(|b| Ok(self.register_timeline(&b.snapshot()?)))
+            .with_log(|b, log| Ok(self.register_timeline(log, &b.snapshot()?)))
     }
 
     /// Registers a timeline starting from `now`. Called with the backend
     /// lock held, so that no event falls between `now` and the start.
-    fn register_timeline(&self, now: &crate::Snapshot) -> TimelineHold {
+    fn register_timeline(&self, log: &mut AllocLog, now: &crate::Snapshot) -> TimelineHold {
         let start = BufferType::ALL.map(|t| now.pool(t).allocated_per_bank);
-        let mut log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
         log.timelines.next += 1;
         let id = log.timelines.next;
         log.timelines.active.push((id, TimelineBuilder::new(start)));
@@ -453,7 +471,7 @@ impl Device {
     /// Timelines being built on the device.
     #[cfg(test)]
     pub(crate) fn active_timelines(&self) -> usize {
-        let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+        let log = &self.shared.lock().log;
         debug_assert_eq!(
             log.timelines.active.len() as u64,
             self.shared.explaining.load(Ordering::Relaxed)
@@ -462,8 +480,7 @@ impl Device {
     }
 
     /// The timeline of `hold` so far. Called with the backend lock held.
-    fn read_timeline(&self, hold: &TimelineHold) -> Option<Timeline> {
-        let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
+    fn read_timeline(log: &AllocLog, hold: &TimelineHold) -> Option<Timeline> {
         log.timelines
             .active
             .iter()
@@ -478,14 +495,9 @@ impl Device {
     /// disagree on makes the replay miss the peak, and the composition is
     /// then left out, never wrong.
     pub(crate) fn hold_recording(&self) -> Result<RecordingHold> {
-        let start = self.shared.with(|_| {
+        let start = self.shared.with_log(|_, log| {
             self.shared.recording.fetch_add(1, Ordering::Relaxed);
-            Ok(self
-                .shared
-                .allocs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_seq)
+            Ok(log.next_seq)
         })?;
         Ok(RecordingHold {
             shared: Arc::clone(&self.shared),
@@ -501,9 +513,8 @@ impl Device {
         hold: &RecordingHold,
         f: impl FnOnce(&[Allocation], Events<'_>) -> T,
     ) -> Result<Option<T>> {
-        self.shared.with(|b| {
+        self.shared.with_log(|b, log| {
             let live = located(b.live()?);
-            let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
             let oldest = log.next_seq - log.entries.len() as u64;
             if oldest > hold.start {
                 return Ok(None);
@@ -521,11 +532,11 @@ impl Device {
         mark: &PeakMark,
         timeline: Option<&TimelineHold>,
     ) -> Result<ScopeEnd> {
-        self.shared.with(|b| {
+        self.shared.with_log(|b, log| {
             Ok((
                 b.snapshot()?,
                 PoolPeaks(b.read_peak(mark.mark)?),
-                timeline.and_then(|t| self.read_timeline(t)),
+                timeline.and_then(|t| Self::read_timeline(log, t)),
             ))
         })
     }
@@ -538,11 +549,11 @@ impl Device {
         timeline: Option<&TimelineHold>,
     ) -> Result<ScopeEnd> {
         let id = mark.mark;
-        let out = self.shared.with(|b| {
+        let out = self.shared.with_log(|b, log| {
             let out = (
                 b.snapshot()?,
                 PoolPeaks(b.read_peak(id)?),
-                timeline.and_then(|t| self.read_timeline(t)),
+                timeline.and_then(|t| Self::read_timeline(log, t)),
             );
             b.release_peak(id);
             Ok(out)
@@ -600,7 +611,12 @@ impl Device {
     /// reuse it as a fresh device); false otherwise.
     pub(crate) fn reset_if_unshared(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
-            && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
+            && self
+                .shared
+                .lock()
+                .backend
+                .as_deref_mut()
+                .is_some_and(|b| b.reset())
     }
 
     /// The sequence number the next enqueue will get.
@@ -694,7 +710,7 @@ impl Device {
     }
 
     pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
-        self.shared.lock().as_deref().and_then(f)
+        self.shared.lock().backend.as_deref().and_then(f)
     }
 
     /// Whether two handles refer to the same device.
@@ -795,8 +811,10 @@ pub(crate) struct TimelineHold {
 
 impl Drop for TimelineHold {
     fn drop(&mut self) {
-        let mut log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
-        log.timelines.active.retain(|(id, _)| *id != self.id);
+        // Never dropped with the device lock held (guards are dropped by
+        // their owners, outside any device call).
+        let mut locked = self.shared.lock();
+        locked.log.timelines.active.retain(|(id, _)| *id != self.id);
         self.shared.explaining.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -857,7 +875,7 @@ impl Drop for PeakMark {
         if self.released {
             return;
         }
-        if let Some(backend) = self.device.shared.lock().as_deref_mut() {
+        if let Some(backend) = self.device.shared.lock().backend.as_deref_mut() {
             backend.release_peak(self.mark);
         }
     }
@@ -1020,7 +1038,7 @@ impl BufferBuilder<'_> {
         let shared = &self.device.shared;
         let request = &self.request;
         let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
-        let placed = shared.with(|b| {
+        let placed = shared.with_log(|b, log| {
             let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
             shared.notify(DeviceEvent::Alloc {
                 id: placed.id,
@@ -1030,7 +1048,7 @@ impl BufferBuilder<'_> {
                 size_per_bank: placed.per_bank_size,
                 num_banks: placed.num_banks,
             });
-            shared.record(true, request.buffer_type, placed.per_bank_size, || {
+            shared.record(log, true, request.buffer_type, placed.per_bank_size, || {
                 LogEntry {
                     alloc: true,
                     buffer_type: request.buffer_type,
@@ -1178,10 +1196,12 @@ impl Buffer {
         // Id 0 is never allocated: it tells Drop there is nothing left to do.
         let id = std::mem::take(&mut self.id);
         let (shared, slot, buffer_type) = (&self.shared, self.slot, self.buffer_type);
-        shared.with(|b| {
+        shared.with_log(|b, log| {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
-                shared.record(false, buffer_type, self.size_per_bank, || self.logged(id));
+                shared.record(log, false, buffer_type, self.size_per_bank, || {
+                    self.logged(id)
+                });
             }
             Ok(())
         })
@@ -1193,7 +1213,8 @@ impl Drop for Buffer {
         if self.id == 0 {
             return;
         }
-        let mut backend = self.shared.lock();
+        let mut locked = self.shared.lock();
+        let Locked { backend, log } = &mut *locked;
         // A failure here cannot be reported from drop; the allocation stays
         // visible in the live set and in leak reports.
         if let Some(backend) = backend.as_deref_mut()
@@ -1204,7 +1225,7 @@ impl Drop for Buffer {
                 buffer_type: self.buffer_type,
             });
             self.shared
-                .record(false, self.buffer_type, self.size_per_bank, || {
+                .record(log, false, self.buffer_type, self.size_per_bank, || {
                     self.logged(self.id)
                 });
         }
