@@ -119,6 +119,7 @@ impl TimelineBuilder {
 
     /// One allocation (`alloc`) or free of `size_per_bank` bytes in every
     /// bank of pool `pool` (its index).
+    #[inline]
     pub(crate) fn push(&mut self, pool: usize, alloc: bool, size_per_bank: u64) {
         let value = &mut self.current[pool];
         *value = if alloc {
@@ -129,11 +130,7 @@ impl TimelineBuilder {
         let value = *value;
         self.events += 1;
         if self.open == 0 {
-            if self.points.len() == TIMELINE_POINTS {
-                self.halve();
-            }
-            self.high = self.current;
-            self.low = self.current;
+            self.open_next();
         } else {
             // Only this pool moved since the point opened.
             self.high[pool] = self.high[pool].max(value);
@@ -141,13 +138,34 @@ impl TimelineBuilder {
         }
         self.open += 1;
         if self.open == self.stride {
-            if self.points.capacity() == 0 {
-                self.points.reserve_exact(TIMELINE_POINTS);
-            }
-            let point = self.open_point();
-            self.points.push(point);
-            self.open = 0;
+            self.close();
         }
+    }
+
+    /// Opens a point at the event just counted, making room first.
+    #[inline(never)]
+    fn open_next(&mut self) {
+        if self.points.len() == TIMELINE_POINTS {
+            self.halve();
+        }
+        self.high = self.current;
+        self.low = self.current;
+    }
+
+    /// Closes the full open point.
+    #[inline(never)]
+    fn close(&mut self) {
+        if self.points.capacity() == 0 {
+            self.points.reserve_exact(TIMELINE_POINTS);
+        }
+        self.points.push(TimelinePoint {
+            first_event: self.events + 1 - self.open,
+            last_event: self.events,
+            high_per_bank: self.high,
+            low_per_bank: self.low,
+            end_per_bank: self.current,
+        });
+        self.open = 0;
     }
 
     /// The point being filled (meaningful when it has events).
@@ -162,20 +180,36 @@ impl TimelineBuilder {
     }
 
     /// Merges adjacent pairs of full points and doubles the stride.
+    #[cold]
     fn halve(&mut self) {
         let merged = self.points.len() / 2;
         for i in 0..merged {
-            let (a, b) = (self.points[2 * i], self.points[2 * i + 1]);
-            self.points[i] = TimelinePoint {
-                first_event: a.first_event,
-                last_event: b.last_event,
-                high_per_bank: std::array::from_fn(|k| a.high_per_bank[k].max(b.high_per_bank[k])),
-                low_per_bank: std::array::from_fn(|k| a.low_per_bank[k].min(b.low_per_bank[k])),
-                end_per_bank: b.end_per_bank,
-            };
+            let b = self.points[2 * i + 1];
+            let a = &mut self.points[2 * i];
+            a.last_event = b.last_event;
+            for k in 0..4 {
+                a.high_per_bank[k] = a.high_per_bank[k].max(b.high_per_bank[k]);
+                a.low_per_bank[k] = a.low_per_bank[k].min(b.low_per_bank[k]);
+            }
+            a.end_per_bank = b.end_per_bank;
+            self.points[i] = self.points[2 * i];
         }
         self.points.truncate(merged);
         self.stride *= 2;
+    }
+
+    /// The timeline, without a copy of its points.
+    pub(crate) fn into_timeline(mut self) -> Timeline {
+        if self.open > 0 {
+            let point = self.open_point();
+            self.points.push(point);
+        }
+        Timeline {
+            events: self.events,
+            stride: self.stride,
+            start_per_bank: self.start,
+            points: self.points,
+        }
     }
 
     /// The timeline so far.
@@ -355,7 +389,9 @@ mod tests {
             assert!(b.points.len() + usize::from(b.open > 0) <= TIMELINE_POINTS);
             assert!(b.points.capacity() <= TIMELINE_POINTS);
         }
-        b.timeline()
+        let t = b.timeline();
+        assert_eq!(b.into_timeline(), t);
+        t
     }
 
     /// `n` events: allocations of 32 B in pool `n % 4` while fewer than 3

@@ -479,13 +479,17 @@ impl Device {
         log.timelines.active.len()
     }
 
-    /// The timeline of `hold` so far. Called with the backend lock held.
-    fn read_timeline(log: &AllocLog, hold: &TimelineHold) -> Option<Timeline> {
-        log.timelines
-            .active
-            .iter()
-            .find(|(id, _)| *id == hold.id)
-            .map(|(_, t)| t.timeline())
+    /// The timeline of `hold` so far, taken out of the device at the
+    /// scope's `last` reading. Called with the backend lock held.
+    fn read_timeline(log: &mut AllocLog, hold: &TimelineHold, last: bool) -> Option<Timeline> {
+        let active = &mut log.timelines.active;
+        let i = active.iter().position(|(id, _)| *id == hold.id)?;
+        Some(if last {
+            // The scope's last reading: nothing more is fed to it.
+            active.swap_remove(i).1.into_timeline()
+        } else {
+            active[i].1.timeline()
+        })
     }
 
     /// Starts logging allocations for a scope that wants the peak
@@ -526,17 +530,19 @@ impl Device {
     }
 
     /// The end state of a scope in one step: snapshot, peaks and, when
-    /// the scope has one, its timeline.
+    /// the scope has one, its timeline (taken out of the device at the
+    /// `last` reading).
     pub(crate) fn end_scope(
         &self,
         mark: &PeakMark,
         timeline: Option<&TimelineHold>,
+        last: bool,
     ) -> Result<ScopeEnd> {
         self.shared.with_log(|b, log| {
             Ok((
                 b.snapshot()?,
                 PoolPeaks(b.read_peak(mark.mark)?),
-                timeline.and_then(|t| Self::read_timeline(log, t)),
+                timeline.and_then(|t| Self::read_timeline(log, t, last)),
             ))
         })
     }
@@ -553,7 +559,7 @@ impl Device {
             let out = (
                 b.snapshot()?,
                 PoolPeaks(b.read_peak(id)?),
-                timeline.and_then(|t| Self::read_timeline(log, t)),
+                timeline.and_then(|t| Self::read_timeline(log, t, true)),
             );
             b.release_peak(id);
             Ok(out)

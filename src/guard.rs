@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
-use crate::composition::{PeakComposition, Scene, compose};
+use crate::composition::{PeakComposition, PoolScene, Scene, compose};
 use crate::detail::{BankMap, DeviceDetail, Timeline};
 use crate::device::{Device, PeakMark, PoolPeaks, RecordingHold, ScopeStart, TimelineHold};
 use crate::error::{Error, Result};
@@ -420,7 +420,7 @@ impl MemoryGuard {
     /// [`Error::DeviceClosed`] when a device was closed inside the scope.
     pub fn finish(mut self) -> Result<MemoryReport> {
         self.armed = false;
-        let report = self.evaluate()?;
+        let report = self.evaluate(true)?;
         if report.passed {
             Ok(report)
         } else {
@@ -436,7 +436,7 @@ impl MemoryGuard {
     /// [`Error::DeviceClosed`].
     pub fn into_report(mut self) -> Result<MemoryReport> {
         self.armed = false;
-        self.evaluate()
+        self.evaluate(true)
     }
 
     /// The report so far, without ending the scope.
@@ -445,16 +445,17 @@ impl MemoryGuard {
     ///
     /// As [`into_report`](Self::into_report).
     pub fn report(&self) -> Result<MemoryReport> {
-        self.evaluate()
+        self.evaluate(false)
     }
 
-    fn evaluate(&self) -> Result<MemoryReport> {
+    /// The report; `last` when the scope ends with it.
+    fn evaluate(&self, last: bool) -> Result<MemoryReport> {
         self.options.get_budget().validate()?;
         let devices = self
             .scopes
             .as_slice()
             .iter()
-            .map(|scope| Ok(self.device_report(scope, self.measure(scope)?)))
+            .map(|scope| Ok(self.device_report(scope, self.measure(scope, last)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.assemble(devices))
     }
@@ -503,14 +504,14 @@ impl MemoryGuard {
             let device = self.device_report(&scope, measured);
             return Ok(LeanOutcome::Report(self.assemble(vec![device])));
         }
-        self.evaluate().map(LeanOutcome::Report)
+        self.evaluate(true).map(LeanOutcome::Report)
     }
 
     /// The end state of one device against its baseline and the budget.
-    fn measure(&self, scope: &Scope) -> Result<Measured> {
+    fn measure(&self, scope: &Scope, last: bool) -> Result<Measured> {
         let end = scope
             .device
-            .end_scope(&scope.mark, scope.timeline.as_ref())?;
+            .end_scope(&scope.mark, scope.timeline.as_ref(), last)?;
         self.measure_with(scope, end)
     }
 
@@ -586,20 +587,17 @@ impl MemoryGuard {
         if let Some(hold) = &scope.recording
             && wanted.iter().any(|&w| w)
             && let Some(found) = scope.device.with_events_since(hold, |live, events| {
-                pools.each_ref().map(|p| {
-                    wanted[p.buffer_type.index()]
-                        .then(|| {
-                            compose(&Scene {
-                                buffer_type: p.buffer_type,
-                                pool_banks: p.num_banks,
-                                baseline_per_bank: p.before_per_bank,
-                                peak_per_bank: p.peak_per_bank,
-                                first_id: scope.first_id,
-                                live,
-                                events,
-                            })
+                compose(&Scene {
+                    pools: pools.each_ref().map(|p| {
+                        wanted[p.buffer_type.index()].then_some(PoolScene {
+                            pool_banks: p.num_banks,
+                            baseline_per_bank: p.before_per_bank,
+                            peak_per_bank: p.peak_per_bank,
                         })
-                        .flatten()
+                    }),
+                    first_id: scope.first_id,
+                    live,
+                    events,
                 })
             })?
         {
@@ -838,7 +836,7 @@ impl Drop for MemoryGuard {
             Some(name) if !panicking => Some(early_exit_notice(name, self.location)),
             _ => None,
         };
-        match (self.evaluate(), early_exit) {
+        match (self.evaluate(true), early_exit) {
             (Ok(report), _) if panicking => eprintln!("{report}"),
             (Ok(report), _) if report.passed => {}
             (Ok(report), Some(notice)) => eprintln!(
