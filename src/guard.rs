@@ -116,8 +116,31 @@ impl GuardOptions {
     /// Attaches a [`DeviceDetail`](crate::DeviceDetail) to every device's
     /// report, passing or not: the timeline of allocated bytes per pool
     /// and the address map of every pool at its peak (the HTML report
-    /// draws them). Costs a bounded log of allocations while the scope
-    /// runs.
+    /// draws them), and the enqueue with the largest circular-buffer
+    /// region. Costs, while the scope runs, a bounded log of allocations
+    /// and a timeline of at most [`TIMELINE_POINTS`](crate::TIMELINE_POINTS)
+    /// points per device, however many events the scope makes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{check, BufferType, GuardOptions, SimDevice, KIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let (placed, report) = check(&dev, GuardOptions::new().explain(true), || {
+    ///     let a = dev.buffer(BufferType::L1, 64 * 8 * KIB).page_size(8 * KIB).label("a").allocate()?;
+    ///     dev.buffer(BufferType::L1, 64 * 4 * KIB).page_size(4 * KIB).label("b").allocate()?;
+    ///     drop(a);
+    ///     Ok::<(), tt_memguard::Error>(())
+    /// })?;
+    /// placed?;
+    /// let detail = report.device().detail.as_ref().unwrap();
+    /// assert_eq!(detail.timeline.events, 4);
+    /// let at_peak = detail.map(BufferType::L1).unwrap().at_peak.as_ref().unwrap();
+    /// let labels: Vec<_> = at_peak.entries.iter().map(|e| e.label.as_deref().unwrap()).collect();
+    /// assert_eq!(labels, ["a", "b"]);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
     pub fn explain(mut self, on: bool) -> Self {
         self.explain = on;
         self
