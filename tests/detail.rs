@@ -60,12 +60,14 @@ fn check_timeline(report: &DeviceReport, events: u64) {
     assert!(t.stride.is_power_of_two());
     for (i, p) in report.pools.iter().enumerate() {
         assert_eq!(t.start_per_bank[i], p.before_per_bank, "{}", p.buffer_type);
-        let highest = t
-            .points
-            .iter()
-            .map(|q| q.high_per_bank[i])
-            .fold(t.start_per_bank[i], u64::max);
-        assert_eq!(highest, p.peak_per_bank, "{}", p.buffer_type);
+        let highest = t.points.iter().map(|q| q.high_per_bank[i]).max();
+        if p.peak_per_bank > t.start_per_bank[i] {
+            assert_eq!(highest, Some(p.peak_per_bank), "{}", p.buffer_type);
+        } else {
+            // The scope never went above its start: its peak is the start.
+            assert_eq!(p.peak_per_bank, t.start_per_bank[i], "{}", p.buffer_type);
+            assert!(highest.is_none_or(|h| h <= p.peak_per_bank));
+        }
         let end = t
             .points
             .last()
@@ -313,4 +315,83 @@ fn a_report_mid_scope_has_the_timeline_so_far() {
     check_timeline(end.device(), 2);
     let t: &Timeline = &detail(end.device()).timeline;
     assert_eq!(t.points[0], detail(mid.device()).timeline.points[0]);
+}
+
+/// The position of a pool in the per-pool arrays.
+fn pool_index(t: BufferType) -> usize {
+    BufferType::ALL.iter().position(|&u| u == t).unwrap()
+}
+
+/// The timeline the long way: every value after every event, cut into runs
+/// of the smallest power-of-two stride giving at most TIMELINE_POINTS.
+fn naive(series: &[[u64; 4]]) -> (u64, Vec<([u64; 4], [u64; 4], [u64; 4])>) {
+    let mut stride = 1;
+    while series.len().div_ceil(stride) > TIMELINE_POINTS {
+        stride *= 2;
+    }
+    let points = series
+        .chunks(stride)
+        .map(|run| {
+            let high = std::array::from_fn(|k| run.iter().map(|v| v[k]).max().unwrap());
+            let low = std::array::from_fn(|k| run.iter().map(|v| v[k]).min().unwrap());
+            (high, low, *run.last().unwrap())
+        })
+        .collect();
+    (stride as u64, points)
+}
+
+#[test]
+fn random_scopes_match_the_full_series() {
+    let mut seed = 0x7e11_u64;
+    for round in 0..6 {
+        let dev = SimDevice::wormhole_b0();
+        // Something live before the scope: the timeline starts from it.
+        let _before = l1(&dev, "before", 2 * KIB);
+        let guard = MemoryGuard::new(&dev).explain(true);
+        let start = dev.snapshot().unwrap();
+        assert_eq!(
+            detail(guard.report().unwrap().device())
+                .timeline
+                .start_per_bank,
+            BufferType::ALL.map(|t| start.pool(t).allocated_per_bank)
+        );
+        let mut now = BufferType::ALL.map(|t| start.pool(t).allocated_per_bank);
+        let mut series = Vec::new();
+        let mut held: Vec<tt_memguard::Buffer> = Vec::new();
+        let events = 300 + (common::splitmix64(&mut seed) % 1500) as usize;
+        while series.len() < events {
+            let r = common::splitmix64(&mut seed);
+            if !held.is_empty() && (r % 3 == 0 || held.len() > 40) {
+                let b = held.swap_remove((r >> 8) as usize % held.len());
+                now[pool_index(b.buffer_type())] -= b.size_per_bank();
+                drop(b);
+            } else {
+                let per_bank = 32 * (1 + (r >> 16) % 64);
+                let b = if r % 2 == 0 {
+                    l1(&dev, "r", per_bank)
+                } else {
+                    dram(&dev, "r", per_bank)
+                };
+                now[pool_index(b.buffer_type())] += b.size_per_bank();
+                held.push(b);
+            }
+            series.push(now);
+        }
+        let report = guard.into_report().unwrap();
+        let t = &detail(report.device()).timeline;
+        let (stride, points) = naive(&series);
+        assert_eq!(
+            (t.events, t.stride),
+            (events as u64, stride),
+            "round {round}"
+        );
+        let got: Vec<_> = t
+            .points
+            .iter()
+            .map(|p| (p.high_per_bank, p.low_per_bank, p.end_per_bank))
+            .collect();
+        assert_eq!(got, points, "round {round}");
+        check_timeline(report.device(), events as u64);
+        drop(held);
+    }
 }
