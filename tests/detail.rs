@@ -322,9 +322,12 @@ fn pool_index(t: BufferType) -> usize {
     BufferType::ALL.iter().position(|&u| u == t).unwrap()
 }
 
+/// High, low and end per pool of one point.
+type Point = ([u64; 4], [u64; 4], [u64; 4]);
+
 /// The timeline the long way: every value after every event, cut into runs
 /// of the smallest power-of-two stride giving at most TIMELINE_POINTS.
-fn naive(series: &[[u64; 4]]) -> (u64, Vec<([u64; 4], [u64; 4], [u64; 4])>) {
+fn naive(series: &[[u64; 4]]) -> (u64, Vec<Point>) {
     let mut stride = 1;
     while series.len().div_ceil(stride) > TIMELINE_POINTS {
         stride *= 2;
@@ -361,13 +364,13 @@ fn random_scopes_match_the_full_series() {
         let events = 300 + (common::splitmix64(&mut seed) % 1500) as usize;
         while series.len() < events {
             let r = common::splitmix64(&mut seed);
-            if !held.is_empty() && (r % 3 == 0 || held.len() > 40) {
+            if !held.is_empty() && (r.is_multiple_of(3) || held.len() > 40) {
                 let b = held.swap_remove((r >> 8) as usize % held.len());
                 now[pool_index(b.buffer_type())] -= b.size_per_bank();
                 drop(b);
             } else {
                 let per_bank = 32 * (1 + (r >> 16) % 64);
-                let b = if r % 2 == 0 {
+                let b = if r.is_multiple_of(2) {
                     l1(&dev, "r", per_bank)
                 } else {
                     dram(&dev, "r", per_bank)
