@@ -3,7 +3,9 @@
 //! 1,000 allocate/free pairs inside, the same after 10,000 guards were
 //! forgotten, and the same in a guard with a peak budget, which logs every
 //! allocation for the peak composition (target: under 1.5x the plain
-//! guard), passing and failing (the composition then built).
+//! guard), passing and failing (the composition then built), and in a
+//! guard that explains itself (timeline and bank maps; target: under 1.5x
+//! the plain guard).
 //!
 //! Run with `cargo bench --bench guard`.
 
@@ -51,6 +53,13 @@ fn main() {
         work(1_000);
         black_box(guard.finish().unwrap_err());
     });
+    // The same in a guard that explains itself: every event feeds its
+    // timeline and is logged, and the end maps every pool at its peak.
+    let explain_work = common::time_per_call(heavy_iters, || {
+        let guard = MemoryGuard::new(&dev).explain(true);
+        work(1_000);
+        black_box(guard.finish().unwrap());
+    });
     // The same guarded work on a device where 10,000 guards were forgotten
     // (std::mem::forget): their peak marks stay active for good, and an
     // allocation must not pay for them.
@@ -97,6 +106,13 @@ fn main() {
         ns(failing_work) / 1e3,
         ns(guarded_work) / 1e3,
         ns(failing_work) / ns(guarded_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: under 1.5x)",
+        "same, explain: timeline and maps",
+        ns(explain_work) / 1e3,
+        ns(guarded_work) / 1e3,
+        ns(explain_work) / ns(guarded_work)
     );
     println!(
         "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: about 1x)",

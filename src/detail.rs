@@ -46,14 +46,17 @@ impl DeviceDetail {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
-    /// Allocations and frees the device applied in the scope.
+    /// Allocations and frees the device applied in the scope through this
+    /// crate (TT-Metal's own allocations are not seen).
     pub events: u64,
     /// Events each point covers: 1 until the scope made more than
     /// [`TIMELINE_POINTS`] events, then a power of two (the last point may
     /// cover fewer).
     pub stride: u64,
-    /// Allocated bytes per bank of each pool at the scope's start, in
-    /// order DRAM, L1, L1_SMALL, TRACE.
+    /// Allocated bytes per bank of each pool when the timeline started, in
+    /// order DRAM, L1, L1_SMALL, TRACE: the scope's baseline, or the moment
+    /// [`MemoryGuard::explain`](crate::MemoryGuard::explain) was called on
+    /// a guard already running.
     pub start_per_bank: [u64; 4],
     /// At most [`TIMELINE_POINTS`] points, in event order.
     pub points: Vec<TimelinePoint>,
@@ -74,6 +77,155 @@ pub struct TimelinePoint {
     pub low_per_bank: [u64; 4],
     /// Allocated bytes per bank of each pool after the last covered event.
     pub end_per_bank: [u64; 4],
+}
+
+/// Builds a [`Timeline`] event by event, in memory bounded by
+/// [`TIMELINE_POINTS`] whatever the number of events: full points cover
+/// `stride` events each; when [`TIMELINE_POINTS`] are full and another
+/// event comes, adjacent pairs are merged and the stride doubles (a merge
+/// of all points per doubling of the events: constant time per event,
+/// amortized).
+#[derive(Debug, Clone)]
+pub(crate) struct TimelineBuilder {
+    events: u64,
+    stride: u64,
+    start: [u64; 4],
+    /// Allocated bytes per bank of each pool after the last event.
+    current: [u64; 4],
+    /// Full points, `stride` events each.
+    points: Vec<TimelinePoint>,
+    /// Events of the point being filled (fewer than `stride`), and its
+    /// highest and lowest values so far.
+    open: u64,
+    high: [u64; 4],
+    low: [u64; 4],
+}
+
+impl TimelineBuilder {
+    /// A timeline starting from `start_per_bank` (pools in order DRAM, L1,
+    /// L1_SMALL, TRACE).
+    pub(crate) fn new(start_per_bank: [u64; 4]) -> TimelineBuilder {
+        TimelineBuilder {
+            events: 0,
+            stride: 1,
+            start: start_per_bank,
+            current: start_per_bank,
+            points: Vec::new(),
+            open: 0,
+            high: start_per_bank,
+            low: start_per_bank,
+        }
+    }
+
+    /// One allocation (`alloc`) or free of `size_per_bank` bytes in every
+    /// bank of pool `pool` (its index).
+    #[inline]
+    pub(crate) fn push(&mut self, pool: usize, alloc: bool, size_per_bank: u64) {
+        let value = &mut self.current[pool];
+        *value = if alloc {
+            value.saturating_add(size_per_bank)
+        } else {
+            value.saturating_sub(size_per_bank)
+        };
+        let value = *value;
+        self.events += 1;
+        if self.open == 0 {
+            self.open_next();
+        } else {
+            // Only this pool moved since the point opened.
+            self.high[pool] = self.high[pool].max(value);
+            self.low[pool] = self.low[pool].min(value);
+        }
+        self.open += 1;
+        if self.open == self.stride {
+            self.close();
+        }
+    }
+
+    /// Opens a point at the event just counted, making room first.
+    #[inline(never)]
+    fn open_next(&mut self) {
+        if self.points.len() == TIMELINE_POINTS {
+            self.halve();
+        }
+        self.high = self.current;
+        self.low = self.current;
+    }
+
+    /// Closes the full open point.
+    #[inline(never)]
+    fn close(&mut self) {
+        if self.points.capacity() == 0 {
+            self.points.reserve_exact(TIMELINE_POINTS);
+        }
+        self.points.push(TimelinePoint {
+            first_event: self.events + 1 - self.open,
+            last_event: self.events,
+            high_per_bank: self.high,
+            low_per_bank: self.low,
+            end_per_bank: self.current,
+        });
+        self.open = 0;
+    }
+
+    /// The point being filled (meaningful when it has events).
+    fn open_point(&self) -> TimelinePoint {
+        TimelinePoint {
+            first_event: self.events + 1 - self.open,
+            last_event: self.events,
+            high_per_bank: self.high,
+            low_per_bank: self.low,
+            end_per_bank: self.current,
+        }
+    }
+
+    /// Merges adjacent pairs of full points and doubles the stride.
+    #[cold]
+    fn halve(&mut self) {
+        let merged = self.points.len() / 2;
+        for i in 0..merged {
+            let b = self.points[2 * i + 1];
+            let a = &mut self.points[2 * i];
+            a.last_event = b.last_event;
+            for k in 0..4 {
+                a.high_per_bank[k] = a.high_per_bank[k].max(b.high_per_bank[k]);
+                a.low_per_bank[k] = a.low_per_bank[k].min(b.low_per_bank[k]);
+            }
+            a.end_per_bank = b.end_per_bank;
+            self.points[i] = self.points[2 * i];
+        }
+        self.points.truncate(merged);
+        self.stride *= 2;
+    }
+
+    /// The timeline, without a copy of its points.
+    pub(crate) fn into_timeline(mut self) -> Timeline {
+        if self.open > 0 {
+            let point = self.open_point();
+            self.points.push(point);
+        }
+        Timeline {
+            events: self.events,
+            stride: self.stride,
+            start_per_bank: self.start,
+            points: self.points,
+        }
+    }
+
+    /// The timeline so far.
+    pub(crate) fn timeline(&self) -> Timeline {
+        let mut points = Vec::with_capacity(self.points.len() + 1);
+        points.extend_from_slice(&self.points);
+        if self.open > 0 {
+            points.push(self.open_point());
+        }
+        Timeline {
+            events: self.events,
+            stride: self.stride,
+            start_per_bank: self.start,
+            points,
+        }
+    }
 }
 
 /// One bank of a pool at the pool's peak.
@@ -205,6 +357,137 @@ mod tests {
                 peak_per_bank: entries.iter().map(|e| e.size_per_bank).sum(),
                 entries,
             }),
+        }
+    }
+
+    /// The timeline computed the long way: every value kept, then cut into
+    /// runs of the smallest power-of-two stride that gives at most
+    /// [`TIMELINE_POINTS`] points.
+    fn naive(start: [u64; 4], events: &[(usize, bool, u64)]) -> Timeline {
+        let mut now = start;
+        let series: Vec<[u64; 4]> = events
+            .iter()
+            .map(|&(pool, alloc, size)| {
+                now[pool] = if alloc {
+                    now[pool] + size
+                } else {
+                    now[pool] - size
+                };
+                now
+            })
+            .collect();
+        let mut stride = 1usize;
+        while series.len().div_ceil(stride) > TIMELINE_POINTS {
+            stride *= 2;
+        }
+        let points = series
+            .chunks(stride)
+            .enumerate()
+            .map(|(i, run)| TimelinePoint {
+                first_event: (i * stride + 1) as u64,
+                last_event: (i * stride + run.len()) as u64,
+                high_per_bank: std::array::from_fn(|k| run.iter().map(|v| v[k]).max().unwrap()),
+                low_per_bank: std::array::from_fn(|k| run.iter().map(|v| v[k]).min().unwrap()),
+                end_per_bank: *run.last().unwrap(),
+            })
+            .collect();
+        Timeline {
+            events: events.len() as u64,
+            stride: stride as u64,
+            start_per_bank: start,
+            points,
+        }
+    }
+
+    fn build(start: [u64; 4], events: &[(usize, bool, u64)]) -> Timeline {
+        let mut b = TimelineBuilder::new(start);
+        for &(pool, alloc, size) in events {
+            b.push(pool, alloc, size);
+            assert!(b.points.len() + usize::from(b.open > 0) <= TIMELINE_POINTS);
+            assert!(b.points.capacity() <= TIMELINE_POINTS);
+        }
+        let t = b.timeline();
+        assert_eq!(b.into_timeline(), t);
+        t
+    }
+
+    /// `n` events: allocations of 32 B in pool `n % 4` while fewer than 3
+    /// are live there, frees otherwise.
+    fn sawtooth(n: usize) -> Vec<(usize, bool, u64)> {
+        let mut live = [0u32; 4];
+        (0..n)
+            .map(|i| {
+                let pool = i % 4;
+                let alloc = live[pool] < 3;
+                if alloc {
+                    live[pool] += 1;
+                } else {
+                    live[pool] = 0;
+                }
+                (pool, alloc, if alloc { 32 } else { 3 * 32 })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn strides_and_counts_across_the_merges() {
+        let start = [1000, 2000, 0, 0];
+        for (n, stride, points) in [
+            (0, 1, 0),
+            (1, 1, 1),
+            (511, 1, 511),
+            (512, 1, 512),
+            (513, 2, 257),
+            (1024, 2, 512),
+            (1025, 4, 257),
+            (100_000, 256, 391),
+        ] {
+            let got = build(start, &sawtooth(n));
+            assert_eq!(
+                (got.events, got.stride, got.points.len()),
+                (n as u64, stride, points),
+                "{n} events"
+            );
+            assert_eq!(got, naive(start, &sawtooth(n)), "{n} events");
+            if let Some(last) = got.points.last() {
+                assert_eq!(last.last_event, n as u64);
+            }
+            // Points tile the events without gaps.
+            for pair in got.points.windows(2) {
+                assert_eq!(pair[0].last_event + 1, pair[1].first_event);
+            }
+        }
+    }
+
+    #[test]
+    fn random_events_match_the_full_series() {
+        let mut state = 0x5eed_u64;
+        let mut next = move || {
+            // xorshift64*: reproducible, no dependency.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for round in 0..40 {
+            let n = (next() % 5000) as usize + if round % 5 == 0 { 20_000 } else { 0 };
+            let start = [next() % 4096, next() % 4096, 0, next() % 4096];
+            let mut live: [Vec<u64>; 4] = Default::default();
+            let events: Vec<(usize, bool, u64)> = (0..n)
+                .map(|_| {
+                    let pool = (next() % 4) as usize;
+                    if live[pool].is_empty() || next() % 3 != 0 {
+                        let size = 32 * (1 + next() % 64);
+                        live[pool].push(size);
+                        (pool, true, size)
+                    } else {
+                        let i = (next() as usize) % live[pool].len();
+                        (pool, false, live[pool].swap_remove(i))
+                    }
+                })
+                .collect();
+            let got = build(start, &events);
+            assert_eq!(got, naive(start, &events), "round {round}, {n} events");
         }
     }
 

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
+use crate::composition::{Event as LogEntry, Events};
+use crate::detail::{Timeline, TimelineBuilder};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::program::{EnqueueReport, Program};
@@ -110,7 +112,8 @@ struct Shared {
     info: DeviceInfo,
     /// Unique in this process: tells apart two devices of the same name.
     instance: u64,
-    backend: Mutex<Option<Box<dyn Backend>>>,
+    /// The backend, and what is written with each of its events.
+    backend: Mutex<Locked>,
     /// Set while an observer is attached: a relaxed load is all an
     /// unobserved allocation pays.
     observed: AtomicBool,
@@ -127,9 +130,27 @@ struct Shared {
     /// Active guards that want the peak composition: allocations and frees
     /// are logged while it is above 0.
     recording: AtomicU64,
+    /// Active guards that explain themselves: timelines are fed while it is
+    /// above 0.
+    explaining: AtomicU64,
+}
+
+/// What the device lock guards: the backend (`None` once closed), and the
+/// log written with its events, so that one lock orders both.
+struct Locked {
+    backend: Option<Box<dyn Backend>>,
     /// The last allocations and frees made through this crate while
-    /// recording, for the peak composition. Taken under the backend lock.
-    allocs: Mutex<AllocLog>,
+    /// recording, for the peak composition, and the timelines of the
+    /// guards that explain themselves.
+    log: AllocLog,
+}
+
+/// The timelines being built on a device, one per guard that explains
+/// itself, each in bounded memory.
+#[derive(Default)]
+struct Timelines {
+    next: u64,
+    active: Vec<(u64, TimelineBuilder)>,
 }
 
 /// A bounded log of allocations and frees: sequence numbers count every
@@ -140,39 +161,8 @@ struct AllocLog {
     /// `next_seq - 1`.
     entries: std::collections::VecDeque<LogEntry>,
     next_seq: u64,
-}
-
-/// One logged allocation (`alloc`) or free, compact: it is written for
-/// every allocation while a guard wants the peak composition.
-struct LogEntry {
-    alloc: bool,
-    buffer_type: BufferType,
-    num_banks: u32,
-    shards: Option<u32>,
-    id: u64,
-    address: u64,
-    size: u64,
-    page_size: u64,
-    size_per_bank: u64,
-    tag: u64,
-    label: Option<Arc<str>>,
-}
-
-impl LogEntry {
-    fn allocation(&self) -> Allocation {
-        Allocation {
-            id: self.id,
-            buffer_type: self.buffer_type,
-            address: self.address,
-            size: self.size,
-            page_size: self.page_size,
-            size_per_bank: self.size_per_bank,
-            num_banks: self.num_banks,
-            shards: self.shards,
-            label: self.label.as_deref().map(str::to_string),
-            location: location_from_tag(self.tag).map(SourceLocation::from),
-        }
-    }
+    /// Fed under the same lock as the log: one lock per event.
+    timelines: Timelines,
 }
 
 /// Allocation events a device remembers for the peak composition.
@@ -188,7 +178,7 @@ pub(crate) struct EnqueueLog {
 const ENQUEUE_LOG: usize = 1024;
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Option<Box<dyn Backend>>> {
+    fn lock(&self) -> MutexGuard<'_, Locked> {
         // A panic while the lock was held cannot leave the backend half
         // updated (every backend call is a single C++ call), so a poisoned
         // lock is still usable.
@@ -211,13 +201,31 @@ impl Shared {
     }
 
     /// Logs an allocation or a free when a guard wants the peak
-    /// composition. Called with the backend lock held.
-    fn record(&self, make: impl FnOnce() -> LogEntry) {
-        if self.recording.load(Ordering::Relaxed) == 0 {
+    /// composition, and feeds the timelines of the guards that explain
+    /// themselves. Called with the backend lock held (`log` is under it),
+    /// so that both see the device's own order.
+    fn record(
+        &self,
+        log: &mut AllocLog,
+        alloc: bool,
+        buffer_type: BufferType,
+        size_per_bank: u64,
+        make: impl FnOnce() -> LogEntry,
+    ) {
+        let explaining = self.explaining.load(Ordering::Relaxed) != 0;
+        let recording = self.recording.load(Ordering::Relaxed) != 0;
+        if !explaining && !recording {
+            return;
+        }
+        if explaining {
+            for (_, t) in log.timelines.active.iter_mut() {
+                t.push(buffer_type.index(), alloc, size_per_bank);
+            }
+        }
+        if !recording {
             return;
         }
         let entry = make();
-        let mut log = self.allocs.lock().unwrap_or_else(|e| e.into_inner());
         log.next_seq += 1;
         if log.entries.len() == ALLOC_LOG {
             log.entries.pop_front();
@@ -226,8 +234,18 @@ impl Shared {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
-        match self.lock().as_deref_mut() {
-            Some(backend) => f(backend),
+        self.with_log(|b, _| f(b))
+    }
+
+    /// Like [`with`](Self::with), with the log written under the same lock.
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Backend, &mut AllocLog) -> Result<T>,
+    ) -> Result<T> {
+        let mut locked = self.lock();
+        let Locked { backend, log } = &mut *locked;
+        match backend.as_deref_mut() {
+            Some(backend) => f(backend, log),
             None => Err(Error::DeviceClosed {
                 device: self.info.name.clone(),
             }),
@@ -261,14 +279,17 @@ impl Device {
             shared: Arc::new(Shared {
                 info,
                 instance: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
-                backend: Mutex::new(Some(backend)),
+                backend: Mutex::new(Locked {
+                    backend: Some(backend),
+                    log: AllocLog::default(),
+                }),
                 observed: AtomicBool::new(false),
                 observers: RwLock::new(Arc::new(Vec::new())),
                 next_observer: AtomicU64::new(1),
                 enqueues: Mutex::new(EnqueueLog::default()),
                 enqueue_seq: AtomicU64::new(0),
                 recording: AtomicU64::new(0),
-                allocs: Mutex::new(AllocLog::default()),
+                explaining: AtomicU64::new(0),
             }),
         }
     }
@@ -393,29 +414,83 @@ impl Device {
     /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
     /// Closing twice is harmless.
     pub fn close(&self) {
-        self.shared.lock().take();
+        self.shared.lock().backend.take();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().is_none()
+        self.shared.lock().backend.is_none()
     }
 
     /// Starts a guarded scope in one step under the device lock: a peak mark,
-    /// the baseline snapshot, the next allocation id and the live count.
-    pub(crate) fn begin_scope(&self) -> Result<(PeakMark, crate::Snapshot, u64, u64)> {
-        let (mark, snapshot, next_id, live) = self.shared.with(|b| {
+    /// the baseline snapshot, the next allocation id and the live count,
+    /// and, when `explain`, a timeline starting from the baseline.
+    pub(crate) fn begin_scope(&self, explain: bool) -> Result<ScopeStart> {
+        let (mark, before, first_id, inherited, timeline) = self.shared.with_log(|b, log| {
             // The peak mark starts first: nothing allocated after the
             // snapshot can escape it.
             let mark = b.mark_peak()?;
-            Ok((mark, b.snapshot()?, b.next_id()?, b.live_count()?))
+            let before = b.snapshot()?;
+            let timeline = explain.then(|| self.register_timeline(log, &before));
+            Ok((mark, before, b.next_id()?, b.live_count()?, timeline))
         })?;
         let mark = PeakMark {
             device: self.clone(),
             mark,
             released: false,
         };
-        Ok((mark, snapshot, next_id, live))
+        Ok(ScopeStart {
+            mark,
+            before,
+            first_id,
+            inherited,
+            timeline,
+        })
+    }
+
+    /// Starts a timeline from the device's state now, for a guard asked to
+    /// explain itself after it started.
+    pub(crate) fn start_timeline(&self) -> Result<TimelineHold> {
+        self.shared
+            .with_log(|b, log| Ok(self.register_timeline(log, &b.snapshot()?)))
+    }
+
+    /// Registers a timeline starting from `now`. Called with the backend
+    /// lock held, so that no event falls between `now` and the start.
+    fn register_timeline(&self, log: &mut AllocLog, now: &crate::Snapshot) -> TimelineHold {
+        let start = BufferType::ALL.map(|t| now.pool(t).allocated_per_bank);
+        log.timelines.next += 1;
+        let id = log.timelines.next;
+        log.timelines.active.push((id, TimelineBuilder::new(start)));
+        self.shared.explaining.fetch_add(1, Ordering::Relaxed);
+        TimelineHold {
+            shared: Arc::clone(&self.shared),
+            id,
+        }
+    }
+
+    /// Timelines being built on the device.
+    #[cfg(test)]
+    pub(crate) fn active_timelines(&self) -> usize {
+        let log = &self.shared.lock().log;
+        debug_assert_eq!(
+            log.timelines.active.len() as u64,
+            self.shared.explaining.load(Ordering::Relaxed)
+        );
+        log.timelines.active.len()
+    }
+
+    /// The timeline of `hold` so far, taken out of the device at the
+    /// scope's `last` reading. Called with the backend lock held.
+    fn read_timeline(log: &mut AllocLog, hold: &TimelineHold, last: bool) -> Option<Timeline> {
+        let active = &mut log.timelines.active;
+        let i = active.iter().position(|(id, _)| *id == hold.id)?;
+        Some(if last {
+            // The scope's last reading: nothing more is fed to it.
+            active.swap_remove(i).1.into_timeline()
+        } else {
+            active[i].1.timeline()
+        })
     }
 
     /// Starts logging allocations for a scope that wants the peak
@@ -425,14 +500,9 @@ impl Device {
     /// disagree on makes the replay miss the peak, and the composition is
     /// then left out, never wrong.
     pub(crate) fn hold_recording(&self) -> Result<RecordingHold> {
-        let start = self.shared.with(|_| {
+        let start = self.shared.with_log(|_, log| {
             self.shared.recording.fetch_add(1, Ordering::Relaxed);
-            Ok(self
-                .shared
-                .allocs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_seq)
+            Ok(log.next_seq)
         })?;
         Ok(RecordingHold {
             shared: Arc::clone(&self.shared),
@@ -440,45 +510,58 @@ impl Device {
         })
     }
 
-    /// The live set and every logged event since `hold` started, read in
-    /// one step; `None` when the log no longer reaches back that far.
-    pub(crate) fn events_since(
+    /// Runs `f` on the live set and every logged event since `hold`
+    /// started, read in one step (under the device lock, without copying
+    /// the log); `None` when the log no longer reaches back that far.
+    pub(crate) fn with_events_since<T>(
         &self,
         hold: &RecordingHold,
-    ) -> Result<Option<(Vec<Allocation>, Vec<crate::composition::Event>)>> {
-        self.shared.with(|b| {
+        f: impl FnOnce(&[Allocation], Events<'_>) -> T,
+    ) -> Result<Option<T>> {
+        self.shared.with_log(|b, log| {
             let live = located(b.live()?);
-            let log = self.shared.allocs.lock().unwrap_or_else(|e| e.into_inner());
             let oldest = log.next_seq - log.entries.len() as u64;
             if oldest > hold.start {
                 return Ok(None);
             }
             let skip = usize::try_from(hold.start - oldest).unwrap_or(usize::MAX);
-            let events = log
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| crate::composition::Event {
-                    alloc: e.alloc,
-                    allocation: e.allocation(),
-                })
-                .collect();
-            Ok(Some((live, events)))
+            let (front, back) = log.entries.as_slices();
+            Ok(Some(f(&live, Events(front, back).after(skip))))
         })
     }
 
-    /// The end state of a scope in one step: snapshot and peaks.
-    pub(crate) fn end_scope(&self, mark: &PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
-        self.shared
-            .with(|b| Ok((b.snapshot()?, PoolPeaks(b.read_peak(mark.mark)?))))
+    /// The end state of a scope in one step: snapshot, peaks and, when
+    /// the scope has one, its timeline (taken out of the device at the
+    /// `last` reading).
+    pub(crate) fn end_scope(
+        &self,
+        mark: &PeakMark,
+        timeline: Option<&TimelineHold>,
+        last: bool,
+    ) -> Result<ScopeEnd> {
+        self.shared.with_log(|b, log| {
+            Ok((
+                b.snapshot()?,
+                PoolPeaks(b.read_peak(mark.mark)?),
+                timeline.and_then(|t| Self::read_timeline(log, t, last)),
+            ))
+        })
     }
 
     /// Like [`end_scope`](Self::end_scope), and releases the mark in the
     /// same step.
-    pub(crate) fn close_scope(&self, mark: &mut PeakMark) -> Result<(crate::Snapshot, PoolPeaks)> {
+    pub(crate) fn close_scope(
+        &self,
+        mark: &mut PeakMark,
+        timeline: Option<&TimelineHold>,
+    ) -> Result<ScopeEnd> {
         let id = mark.mark;
-        let out = self.shared.with(|b| {
-            let out = (b.snapshot()?, PoolPeaks(b.read_peak(id)?));
+        let out = self.shared.with_log(|b, log| {
+            let out = (
+                b.snapshot()?,
+                PoolPeaks(b.read_peak(id)?),
+                timeline.and_then(|t| Self::read_timeline(log, t, true)),
+            );
             b.release_peak(id);
             Ok(out)
         })?;
@@ -535,7 +618,12 @@ impl Device {
     /// reuse it as a fresh device); false otherwise.
     pub(crate) fn reset_if_unshared(&self) -> bool {
         Arc::strong_count(&self.shared) == 1
-            && self.shared.lock().as_deref_mut().is_some_and(|b| b.reset())
+            && self
+                .shared
+                .lock()
+                .backend
+                .as_deref_mut()
+                .is_some_and(|b| b.reset())
     }
 
     /// The sequence number the next enqueue will get.
@@ -629,7 +717,7 @@ impl Device {
     }
 
     pub(crate) fn with_backend<T>(&self, f: impl FnOnce(&dyn Backend) -> Option<T>) -> Option<T> {
-        self.shared.lock().as_deref().and_then(f)
+        self.shared.lock().backend.as_deref().and_then(f)
     }
 
     /// Whether two handles refer to the same device.
@@ -706,6 +794,38 @@ impl PoolPeaks {
     }
 }
 
+/// The start of a guarded scope on one device.
+pub(crate) struct ScopeStart {
+    pub mark: PeakMark,
+    pub before: crate::Snapshot,
+    /// Allocations with a lower id were live before the scope.
+    pub first_id: u64,
+    /// Allocations live at the start.
+    pub inherited: u64,
+    pub timeline: Option<TimelineHold>,
+}
+
+/// The end state of a scope: snapshot, peaks, and the timeline when the
+/// scope has one.
+pub(crate) type ScopeEnd = (crate::Snapshot, PoolPeaks, Option<Timeline>);
+
+/// Keeps a device building one guard's timeline; dropped with its guard.
+/// A forgotten guard's timeline stays, in bounded memory.
+pub(crate) struct TimelineHold {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for TimelineHold {
+    fn drop(&mut self) {
+        // Never dropped with the device lock held (guards are dropped by
+        // their owners, outside any device call).
+        let mut locked = self.shared.lock();
+        locked.log.timelines.active.retain(|(id, _)| *id != self.id);
+        self.shared.explaining.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Keeps a device logging allocations for the peak composition; dropped
 /// with its guard (a forgotten guard keeps logging, in bounded memory).
 pub(crate) struct RecordingHold {
@@ -762,7 +882,7 @@ impl Drop for PeakMark {
         if self.released {
             return;
         }
-        if let Some(backend) = self.device.shared.lock().as_deref_mut() {
+        if let Some(backend) = self.device.shared.lock().backend.as_deref_mut() {
             backend.release_peak(self.mark);
         }
     }
@@ -925,7 +1045,7 @@ impl BufferBuilder<'_> {
         let shared = &self.device.shared;
         let request = &self.request;
         let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
-        let placed = shared.with(|b| {
+        let placed = shared.with_log(|b, log| {
             let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
             shared.notify(DeviceEvent::Alloc {
                 label: label.as_deref(),
@@ -936,18 +1056,17 @@ impl BufferBuilder<'_> {
                 size_per_bank: placed.per_bank_size,
                 num_banks: placed.num_banks,
             });
-            shared.record(|| LogEntry {
-                alloc: true,
-                buffer_type: request.buffer_type,
-                num_banks: placed.num_banks,
-                shards: request.shards,
-                id: placed.id,
-                address: placed.address,
-                size: request.size,
-                page_size: request.page_size,
-                size_per_bank: placed.per_bank_size,
-                tag: request.tag,
-                label: label.clone(),
+            shared.record(log, true, request.buffer_type, placed.per_bank_size, || {
+                LogEntry {
+                    alloc: true,
+                    buffer_type: request.buffer_type,
+                    id: placed.id,
+                    address: placed.address,
+                    size: request.size,
+                    size_per_bank: placed.per_bank_size,
+                    location: location_from_tag(request.tag),
+                    label: label.clone(),
+                }
             });
             Ok(placed)
         })?;
@@ -1066,14 +1185,11 @@ impl Buffer {
         LogEntry {
             alloc: false,
             buffer_type: self.buffer_type,
-            num_banks: self.num_banks,
-            shards: self.shards,
             id,
             address: self.address,
             size: self.size,
-            page_size: self.page_size,
             size_per_bank: self.size_per_bank,
-            tag: self.tag,
+            location: location_from_tag(self.tag),
             label: self.label.clone(),
         }
     }
@@ -1088,10 +1204,12 @@ impl Buffer {
         // Id 0 is never allocated: it tells Drop there is nothing left to do.
         let id = std::mem::take(&mut self.id);
         let (shared, slot, buffer_type) = (&self.shared, self.slot, self.buffer_type);
-        shared.with(|b| {
+        shared.with_log(|b, log| {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
-                shared.record(|| self.logged(id));
+                shared.record(log, false, buffer_type, self.size_per_bank, || {
+                    self.logged(id)
+                });
             }
             Ok(())
         })
@@ -1103,7 +1221,8 @@ impl Drop for Buffer {
         if self.id == 0 {
             return;
         }
-        let mut backend = self.shared.lock();
+        let mut locked = self.shared.lock();
+        let Locked { backend, log } = &mut *locked;
         // A failure here cannot be reported from drop; the allocation stays
         // visible in the live set and in leak reports.
         if let Some(backend) = backend.as_deref_mut()
@@ -1113,7 +1232,10 @@ impl Drop for Buffer {
                 id: self.id,
                 buffer_type: self.buffer_type,
             });
-            self.shared.record(|| self.logged(self.id));
+            self.shared
+                .record(log, false, self.buffer_type, self.size_per_bank, || {
+                    self.logged(self.id)
+                });
         }
     }
 }

@@ -6,9 +6,9 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::budget::{Budget, BudgetSource, CORE_CHECKS, CheckKind, Limit};
-use crate::composition::{Scene, compose};
-use crate::device::RecordingHold;
-use crate::device::{Device, PeakMark, PoolPeaks};
+use crate::composition::{PeakComposition, PoolScene, Scene, compose};
+use crate::detail::{BankMap, DeviceDetail, Timeline};
+use crate::device::{Device, PeakMark, PoolPeaks, RecordingHold, ScopeStart, TimelineHold};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::mesh::MemorySource;
@@ -116,8 +116,31 @@ impl GuardOptions {
     /// Attaches a [`DeviceDetail`](crate::DeviceDetail) to every device's
     /// report, passing or not: the timeline of allocated bytes per pool
     /// and the address map of every pool at its peak (the HTML report
-    /// draws them). Costs a bounded log of allocations while the scope
-    /// runs.
+    /// draws them), and the enqueue with the largest circular-buffer
+    /// region. Costs, while the scope runs, a bounded log of allocations
+    /// and a timeline of at most [`TIMELINE_POINTS`](crate::TIMELINE_POINTS)
+    /// points per device, however many events the scope makes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{check, BufferType, GuardOptions, SimDevice, KIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let (placed, report) = check(&dev, GuardOptions::new().explain(true), || {
+    ///     let a = dev.buffer(BufferType::L1, 64 * 8 * KIB).page_size(8 * KIB).label("a").allocate()?;
+    ///     dev.buffer(BufferType::L1, 64 * 4 * KIB).page_size(4 * KIB).label("b").allocate()?;
+    ///     drop(a);
+    ///     Ok::<(), tt_memguard::Error>(())
+    /// })?;
+    /// placed?;
+    /// let detail = report.device().detail.as_ref().unwrap();
+    /// assert_eq!(detail.timeline.events, 4);
+    /// let at_peak = detail.map(BufferType::L1).unwrap().at_peak.as_ref().unwrap();
+    /// let labels: Vec<_> = at_peak.entries.iter().map(|e| e.label.as_deref().unwrap()).collect();
+    /// assert_eq!(labels, ["a", "b"]);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
     pub fn explain(mut self, on: bool) -> Self {
         self.explain = on;
         self
@@ -159,8 +182,10 @@ struct Scope {
     /// The sequence number of the scope's first enqueue.
     first_enqueue: u64,
     /// Keeps the device logging allocations while the budget has a peak
-    /// limit, for the peak composition.
+    /// limit or the guard explains itself, for the peak composition.
     recording: Option<RecordingHold>,
+    /// The scope's timeline, while the guard explains itself.
+    timeline: Option<TimelineHold>,
 }
 
 /// Whether a budget has a peak limit on some pool, so that a guard logs
@@ -276,7 +301,8 @@ impl MemoryGuard {
         options: GuardOptions,
         location: Option<&'static Location<'static>>,
     ) -> Result<MemoryGuard> {
-        let record = wants_composition(options.get_budget());
+        let explain = options.explain;
+        let record = explain || wants_composition(options.get_budget());
         let open = |device: Device| -> Result<Scope> {
             let first_enqueue = device.next_enqueue();
             // Logging starts before the baseline, so that the log covers
@@ -286,7 +312,13 @@ impl MemoryGuard {
             } else {
                 None
             };
-            let (mark, before, first_id, inherited) = device.begin_scope()?;
+            let ScopeStart {
+                mark,
+                before,
+                first_id,
+                inherited,
+                timeline,
+            } = device.begin_scope(explain)?;
             Ok(Scope {
                 device,
                 before,
@@ -295,6 +327,7 @@ impl MemoryGuard {
                 mark,
                 first_enqueue,
                 recording,
+                timeline,
             })
         };
         let mut devices = devices.into_iter();
@@ -346,15 +379,22 @@ impl MemoryGuard {
         if wants_composition(self.options.get_budget()) {
             // Started late, the log may miss the scope's first events: the
             // composition's own checks then leave it out.
-            let scopes = match &mut self.scopes {
-                Scopes::One(one) => std::slice::from_mut(one.as_mut()),
-                Scopes::Many(all) => all.as_mut_slice(),
-            };
-            for scope in scopes.iter_mut().filter(|s| s.recording.is_none()) {
+            for scope in self
+                .scopes_mut()
+                .iter_mut()
+                .filter(|s| s.recording.is_none())
+            {
                 scope.recording = scope.device.hold_recording().ok();
             }
         }
         self
+    }
+
+    fn scopes_mut(&mut self) -> &mut [Scope] {
+        match &mut self.scopes {
+            Scopes::One(one) => std::slice::from_mut(one.as_mut()),
+            Scopes::Many(all) => all.as_mut_slice(),
+        }
     }
 
     /// Adds an allow-list entry.
@@ -364,9 +404,22 @@ impl MemoryGuard {
     }
 
     /// As [`GuardOptions::explain`]; set it before the scope's first
-    /// allocation to cover it.
+    /// allocation to cover it (the timeline starts when it is set, and the
+    /// maps leave out a peak the log did not see).
     pub fn explain(mut self, on: bool) -> Self {
         self.options.explain = on;
+        for scope in self.scopes_mut() {
+            if !on {
+                scope.timeline = None;
+                continue;
+            }
+            if scope.recording.is_none() {
+                scope.recording = scope.device.hold_recording().ok();
+            }
+            if scope.timeline.is_none() {
+                scope.timeline = scope.device.start_timeline().ok();
+            }
+        }
         self
     }
 
@@ -390,7 +443,7 @@ impl MemoryGuard {
     /// [`Error::DeviceClosed`] when a device was closed inside the scope.
     pub fn finish(mut self) -> Result<MemoryReport> {
         self.armed = false;
-        let report = self.evaluate()?;
+        let report = self.evaluate(true)?;
         if report.passed {
             Ok(report)
         } else {
@@ -406,7 +459,7 @@ impl MemoryGuard {
     /// [`Error::DeviceClosed`].
     pub fn into_report(mut self) -> Result<MemoryReport> {
         self.armed = false;
-        self.evaluate()
+        self.evaluate(true)
     }
 
     /// The report so far, without ending the scope.
@@ -415,16 +468,17 @@ impl MemoryGuard {
     ///
     /// As [`into_report`](Self::into_report).
     pub fn report(&self) -> Result<MemoryReport> {
-        self.evaluate()
+        self.evaluate(false)
     }
 
-    fn evaluate(&self) -> Result<MemoryReport> {
+    /// The report; `last` when the scope ends with it.
+    fn evaluate(&self, last: bool) -> Result<MemoryReport> {
         self.options.get_budget().validate()?;
         let devices = self
             .scopes
             .as_slice()
             .iter()
-            .map(|scope| Ok(self.device_report(scope, self.measure(scope)?)))
+            .map(|scope| Ok(self.device_report(scope, self.measure(scope, last)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.assemble(devices))
     }
@@ -443,7 +497,8 @@ impl MemoryGuard {
 
     /// Ends the scope for the test runner: a clean single-device scope
     /// yields its pool figures without building a report (the common case,
-    /// kept allocation-free); anything else yields the full report.
+    /// kept allocation-free); anything else, and any scope that explains
+    /// itself, yields the full report.
     pub(crate) fn finish_lean<R>(
         mut self,
         clean: impl FnOnce(&[PoolReport; 4]) -> R,
@@ -457,29 +512,38 @@ impl MemoryGuard {
                 unreachable!("checked above");
             };
             // The last reading and the mark's release in one step.
-            let (after, peaks) = scope.device.close_scope(&mut scope.mark)?;
-            let measured = self.measure_with(&scope, &after, peaks)?;
-            let (pools, leaked, persistent, cores) = &measured;
-            if leaked.is_empty()
-                && persistent.is_empty()
-                && cores.is_none()
-                && pools.iter().all(PoolReport::passed)
+            let end = scope
+                .device
+                .close_scope(&mut scope.mark, scope.timeline.as_ref())?;
+            let measured = self.measure_with(&scope, end)?;
+            if measured.leaked.is_empty()
+                && measured.persistent.is_empty()
+                && measured.cores.is_none()
+                && measured.detail.is_none()
+                && measured.pools.iter().all(PoolReport::passed)
             {
-                return Ok(LeanOutcome::Clean(clean(pools)));
+                return Ok(LeanOutcome::Clean(clean(&measured.pools)));
             }
             let device = self.device_report(&scope, measured);
             return Ok(LeanOutcome::Report(self.assemble(vec![device])));
         }
-        self.evaluate().map(LeanOutcome::Report)
+        self.evaluate(true).map(LeanOutcome::Report)
     }
 
     /// The end state of one device against its baseline and the budget.
-    fn measure(&self, scope: &Scope) -> Result<Measured> {
-        let (after, peaks) = scope.device.end_scope(&scope.mark)?;
-        self.measure_with(scope, &after, peaks)
+    fn measure(&self, scope: &Scope, last: bool) -> Result<Measured> {
+        let end = scope
+            .device
+            .end_scope(&scope.mark, scope.timeline.as_ref(), last)?;
+        self.measure_with(scope, end)
     }
 
-    fn measure_with(&self, scope: &Scope, after: &Snapshot, peaks: PoolPeaks) -> Result<Measured> {
+    fn measure_with(
+        &self,
+        scope: &Scope,
+        (after, peaks, timeline): (Snapshot, PoolPeaks, Option<Timeline>),
+    ) -> Result<Measured> {
+        let after = &after;
         let grew = BufferType::ALL
             .iter()
             .any(|&t| after.pool(t).allocated_per_bank > scope.before.pool(t).allocated_per_bank);
@@ -532,31 +596,59 @@ impl MemoryGuard {
             p.fragmentation = explain_fragmentation(after.pool(p.buffer_type), all);
         }
         // A failed peak check names the allocations live at the peak, from
-        // the allocation log (never on the clean path).
+        // the allocation log (never on the clean path); a guard that
+        // explains itself maps every pool at its peak from the same log.
+        let failed_peak = |p: &PoolReport| {
+            p.checks
+                .iter()
+                .any(|v| v.check == CheckKind::Peak && !v.passed)
+        };
+        let explaining = timeline.is_some();
+        let mapped = |p: &PoolReport| explaining && p.num_banks > 0;
+        let wanted = pools.each_ref().map(|p| failed_peak(p) || mapped(p));
+        let mut at_peak: [Option<PeakComposition>; 4] = Default::default();
         if let Some(hold) = &scope.recording
-            && pools.iter().any(|p| {
-                p.checks
-                    .iter()
-                    .any(|v| v.check == CheckKind::Peak && !v.passed)
-            })
-            && let Some((live, events)) = scope.device.events_since(hold)?
-        {
-            for p in pools.iter_mut().filter(|p| {
-                p.checks
-                    .iter()
-                    .any(|v| v.check == CheckKind::Peak && !v.passed)
-            }) {
-                p.peak_composition = compose(&Scene {
-                    buffer_type: p.buffer_type,
-                    pool_banks: p.num_banks,
-                    baseline_per_bank: p.before_per_bank,
-                    peak_per_bank: p.peak_per_bank,
+            && wanted.iter().any(|&w| w)
+            && let Some(found) = scope.device.with_events_since(hold, |live, events| {
+                compose(&Scene {
+                    pools: pools.each_ref().map(|p| {
+                        wanted[p.buffer_type.index()].then_some(PoolScene {
+                            pool_banks: p.num_banks,
+                            baseline_per_bank: p.before_per_bank,
+                            peak_per_bank: p.peak_per_bank,
+                        })
+                    }),
                     first_id: scope.first_id,
-                    live: &live,
-                    events: &events,
-                });
-            }
+                    live,
+                    events,
+                })
+            })?
+        {
+            at_peak = found;
         }
+        for p in pools.iter_mut().filter(|p| failed_peak(p)) {
+            p.peak_composition = at_peak[p.buffer_type.index()].clone();
+        }
+        let detail = timeline.map(|timeline| DeviceDetail {
+            timeline,
+            maps: pools
+                .iter()
+                .filter(|p| mapped(p))
+                .map(|p| {
+                    let stats = after.pool(p.buffer_type);
+                    BankMap {
+                        buffer_type: p.buffer_type,
+                        base_address: stats.base_address,
+                        size_per_bank: stats.size_per_bank,
+                        at_peak: at_peak[p.buffer_type.index()].take(),
+                    }
+                })
+                .collect(),
+            circular_buffers: scope
+                .device
+                .cb_peak_since(scope.first_enqueue)
+                .map(|p| (*p).clone()),
+        });
         // Name as leaked only the allocations of pools that failed their
         // retained check.
         leaked.retain(|a| {
@@ -573,35 +665,38 @@ impl MemoryGuard {
                 .cb_peak_since(scope.first_enqueue)
                 .map(|p| (*p).clone());
         }
-        Ok((pools, leaked, persistent, cores))
-    }
-
-    fn device_report(
-        &self,
-        scope: &Scope,
-        (pools, leaked, persistent, cores): Measured,
-    ) -> DeviceReport {
-        DeviceReport {
-            device: scope.device.name().to_string(),
-            passed: pools.iter().all(PoolReport::passed)
-                && cores.as_ref().is_none_or(CoreReport::passed),
-            inherited: scope.inherited,
-            pools: pools.into(),
+        Ok(Measured {
+            pools,
             leaked,
             persistent,
             cores,
-            detail: None,
+            detail,
+        })
+    }
+
+    fn device_report(&self, scope: &Scope, m: Measured) -> DeviceReport {
+        DeviceReport {
+            device: scope.device.name().to_string(),
+            passed: m.pools.iter().all(PoolReport::passed)
+                && m.cores.as_ref().is_none_or(CoreReport::passed),
+            inherited: scope.inherited,
+            pools: m.pools.into(),
+            leaked: m.leaked,
+            persistent: m.persistent,
+            cores: m.cores,
+            detail: m.detail,
         }
     }
 }
 
-/// Pool figures, leaked and persistent allocations of one device.
-type Measured = (
-    [PoolReport; 4],
-    Vec<Allocation>,
-    Vec<Allocation>,
-    Option<CoreReport>,
-);
+/// What a scope measured on one device.
+struct Measured {
+    pools: [PoolReport; 4],
+    leaked: Vec<Allocation>,
+    persistent: Vec<Allocation>,
+    cores: Option<CoreReport>,
+    detail: Option<DeviceDetail>,
+}
 
 /// How a scope ended, for the runner.
 pub(crate) enum LeanOutcome<R> {
@@ -764,7 +859,7 @@ impl Drop for MemoryGuard {
             Some(name) if !panicking => Some(early_exit_notice(name, self.location)),
             _ => None,
         };
-        match (self.evaluate(), early_exit) {
+        match (self.evaluate(true), early_exit) {
             (Ok(report), _) if panicking => eprintln!("{report}"),
             (Ok(report), _) if report.passed => {}
             (Ok(report), Some(notice)) => eprintln!(
@@ -786,4 +881,49 @@ fn early_exit_notice(macro_name: &str, location: Option<&Location<'_>>) -> Strin
         .map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column()))
         .unwrap_or_default();
     format!("{macro_name}{at}: the block left early (`?` with an error, or `return` or `break`)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{KIB, SimDevice};
+
+    fn lean(guard: MemoryGuard) -> Option<MemoryReport> {
+        match guard.finish_lean(|_| ()).unwrap() {
+            LeanOutcome::Clean(()) => None,
+            LeanOutcome::Report(report) => Some(report),
+        }
+    }
+
+    #[test]
+    fn the_runner_gets_the_full_report_when_explaining() {
+        let dev = SimDevice::wormhole_b0();
+        let guard = MemoryGuard::new(&dev);
+        drop(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
+        assert!(lean(guard).is_none());
+        let guard = MemoryGuard::new(&dev).explain(true);
+        drop(dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap());
+        let report = lean(guard).expect("a full report");
+        assert!(report.passed);
+        let detail = report.device().detail.as_ref().expect("detail attached");
+        assert_eq!(detail.timeline.events, 2);
+        assert!(detail.map(BufferType::L1).unwrap().at_peak.is_some());
+    }
+
+    #[test]
+    fn a_guard_stops_its_timeline_when_it_ends() {
+        let dev = SimDevice::wormhole_b0();
+        let outer = MemoryGuard::new(&dev).explain(true);
+        let inner = MemoryGuard::with_options(&dev, GuardOptions::new().explain(true)).unwrap();
+        assert_eq!(dev.active_timelines(), 2);
+        inner.finish().unwrap();
+        assert_eq!(dev.active_timelines(), 1);
+        let outer = outer.explain(false);
+        assert_eq!(dev.active_timelines(), 0);
+        drop(outer);
+        let lean_one = MemoryGuard::new(&dev).explain(true);
+        assert_eq!(dev.active_timelines(), 1);
+        lean(lean_one).unwrap();
+        assert_eq!(dev.active_timelines(), 0);
+    }
 }
