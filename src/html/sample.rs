@@ -1,7 +1,8 @@
 //! A sample run for looking at the page: kernels on a simulated Wormhole
-//! B0 whose reports get their detail from what the scene recorded step by
-//! step (allocated bytes after every allocation and free, the live set at
-//! each pool's peak, the circular buffers of the enqueue).
+//! B0 under explaining guards. Each scene also records, step by step and
+//! independently of the guard, the allocated bytes after every allocation
+//! and free, the live set at each pool's peak and the circular buffers of
+//! its largest enqueue; the guard's detail must equal that record.
 
 use std::collections::HashMap;
 
@@ -139,7 +140,8 @@ impl Scene {
         }
     }
 
-    /// The report, with the detail the scene recorded.
+    /// The guard's report, after checking its detail against the one the
+    /// scene recorded.
     fn finish(mut self, name: &str) -> MemoryReport {
         let first_id = self
             .at_peak
@@ -165,7 +167,7 @@ impl Scene {
                         address: a.address,
                         size: a.size,
                         size_per_bank: a.size_per_bank,
-                        contributed_total: a.reserved_total(),
+                        contributed_total: a.size_per_bank * u64::from(pool.num_banks),
                         location: a.location.clone(),
                         inherited: a.id < first_id && name.contains("inherit"),
                     })
@@ -206,7 +208,7 @@ impl Scene {
                 }
             })
             .collect();
-        report.devices[0].detail = Some(DeviceDetail {
+        let recorded = DeviceDetail {
             timeline: Timeline {
                 events: n,
                 stride,
@@ -215,7 +217,13 @@ impl Scene {
             },
             maps,
             circular_buffers: self.cbs.take(),
-        });
+        };
+        let explained = report.devices[0].detail.as_ref();
+        assert_eq!(
+            explained,
+            Some(&recorded),
+            "the guard's detail of {name} differs from the scene's own record"
+        );
         report
     }
 }
