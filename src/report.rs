@@ -339,22 +339,18 @@ impl MemoryReport {
                 let mut parts = Vec::new();
                 for t in [BufferType::L1, BufferType::Dram] {
                     let p = d.pool(t);
-                    let budget = p
-                        .checks
-                        .iter()
-                        .find(|v| v.check == CheckKind::Peak)
-                        .map(|v| {
-                            if v.per_bank {
-                                format!("/{} per bank", format_bytes(v.limit))
-                            } else {
-                                format!("/{}", format_bytes(v.limit))
-                            }
-                        })
-                        .unwrap_or_default();
-                    parts.push(format!(
-                        "{t} peak {}{budget}",
-                        format_bytes(p.peak_above_baseline_total)
-                    ));
+                    // Against a limit, the figure the limit was checked
+                    // against (per bank for a per-bank limit).
+                    let figure = match p.checks.iter().find(|v| v.check == CheckKind::Peak) {
+                        Some(v) if v.per_bank => format!(
+                            "{}/{} per bank",
+                            format_bytes(v.actual),
+                            format_bytes(v.limit)
+                        ),
+                        Some(v) => format!("{}/{}", format_bytes(v.actual), format_bytes(v.limit)),
+                        None => format_bytes(p.peak_above_baseline_total),
+                    };
+                    parts.push(format!("{t} peak {figure}"));
                 }
                 let leaked = d
                     .pools

@@ -839,3 +839,20 @@ fn forgotten_guards_keep_allocations_working_and_peaks_right() {
     );
     assert!(outer.passed, "{outer}");
 }
+
+#[test]
+fn the_summary_line_puts_a_per_bank_peak_against_its_per_bank_limit() {
+    let dev = SimDevice::wormhole_b0();
+    let guard = MemoryGuard::new(&dev).budget(
+        Budget::new()
+            .l1_peak_per_bank("700 KiB")
+            .dram_peak("64 MiB"),
+    );
+    drop(dev.allocate(BufferType::L1, 64 * 160 * KIB, 2048).unwrap());
+    drop(dev.allocate(BufferType::Dram, 12 * MIB, 2048).unwrap());
+    let line = guard.finish().unwrap().summary_line();
+    assert_eq!(
+        line,
+        "L1 peak 160.0 KiB/700.0 KiB per bank  DRAM peak 12.0 MiB/64.0 MiB  leaked 0 B"
+    );
+}
