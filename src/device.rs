@@ -9,6 +9,7 @@ use crate::cb_failure::ProgramPeak;
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::program::{EnqueueReport, Program};
+use crate::record::{Event, Recorder, Recording};
 use crate::source::{Backend, Direction, Peaks, Request};
 use crate::types::{Allocation, BufferType, SourceLocation};
 
@@ -129,6 +130,13 @@ struct Shared {
     /// The last allocations and frees made through this crate while
     /// recording, for the peak composition. Taken under the backend lock.
     allocs: Mutex<AllocLog>,
+    /// Set while a trace recording is attached: a relaxed load is all an
+    /// unrecorded operation pays.
+    tracing: AtomicBool,
+    /// The attached trace recordings, with their tokens. Taken under the
+    /// backend lock.
+    recorders: Mutex<Vec<(u64, Arc<Mutex<Recorder>>)>>,
+    next_recorder: AtomicU64,
 }
 
 /// A bounded log of allocations and frees: sequence numbers count every
@@ -224,6 +232,28 @@ impl Shared {
         log.entries.push_back(entry);
     }
 
+    /// Hands `event` to every attached trace recording, after the
+    /// allocations and frees other code made since the last event (a
+    /// TT-Metal device's foreign journal). Called with the backend lock
+    /// held, right after the backend applied the event.
+    pub(crate) fn trace(&self, backend: &mut dyn Backend, event: Option<&Event<'_>>) {
+        if !self.tracing.load(Ordering::Relaxed) {
+            return;
+        }
+        let recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let foreign = backend.drain_journal();
+        for (_, recorder) in recorders.iter() {
+            let mut recorder = recorder.lock().unwrap_or_else(|e| e.into_inner());
+            match &foreign {
+                Ok(events) => events.iter().for_each(|f| recorder.foreign(f)),
+                Err(e) => recorder.fail(format!("reading the buffers other code made: {e}")),
+            }
+            if let Some(event) = event {
+                recorder.apply(event);
+            }
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
         match self.lock().as_deref_mut() {
             Some(backend) => f(backend),
@@ -268,6 +298,9 @@ impl Device {
                 enqueue_seq: AtomicU64::new(0),
                 recording: AtomicU64::new(0),
                 allocs: Mutex::new(AllocLog::default()),
+                tracing: AtomicBool::new(false),
+                recorders: Mutex::new(Vec::new()),
+                next_recorder: AtomicU64::new(1),
             }),
         }
     }
@@ -398,6 +431,96 @@ impl Device {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().is_none()
+    }
+
+    /// Starts recording everything the device does as an allocation
+    /// [`Trace`](crate::Trace): allocations (with the address each got, or
+    /// their refusal as out of memory), frees, programs, circular buffers,
+    /// enqueues (with their CBs' addresses, or the check that refused them)
+    /// and destroyed programs, in the order the device applied them; on a
+    /// TT-Metal device also the buffers TT-Metal made for other code. The
+    /// trace names the device model and carve-outs, and holds the buffers
+    /// live now, pinned where they are. [`Trace::replay`](crate::Trace::replay)
+    /// on the simulated device checks that it reproduces every address (see
+    /// the `record` and `trace` module documentation of the crate's source
+    /// for the details). Any number of recordings may run at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recording`] when a trace cannot describe the device: a
+    /// geometry that is none of the presets (a custom
+    /// [`SimDeviceBuilder`](crate::SimDeviceBuilder) one), or allocations in
+    /// its statistics that no buffer it observed accounts for (a TT-Metal
+    /// device adopted after buffers were made on it); [`Error::DeviceClosed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice, MIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let rec = dev.record()?;
+    /// let w = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate()?;
+    /// drop(w);
+    /// let trace = rec.finish()?;
+    /// assert_eq!(
+    ///     trace.to_text(),
+    ///     "device wh\nl1_small 0\ntrace 0\n\
+    ///      alloc b1 DRAM 1048576 2048 def expect=0x100040 label=weights\nfree b1\n"
+    /// );
+    /// trace.replay(&trace.open_sim()?, |_| {})?; // the same addresses, checked
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn record(&self) -> Result<Recording> {
+        Recording::start(self)
+    }
+
+    /// Attaches the recorder `make` builds, under the device lock: events
+    /// from before it are handed to the recorders attached earlier, and the
+    /// foreign journal starts before `make` reads the live set.
+    pub(crate) fn attach_recorder(
+        &self,
+        make: impl FnOnce(&mut dyn Backend) -> Result<Recorder>,
+    ) -> Result<(u64, Arc<Mutex<Recorder>>)> {
+        let shared = &self.shared;
+        shared.with(|b| {
+            shared.trace(b, None);
+            b.start_journal()?;
+            let recorder = match make(b) {
+                Ok(recorder) => Arc::new(Mutex::new(recorder)),
+                Err(e) => {
+                    b.stop_journal();
+                    return Err(e);
+                }
+            };
+            let token = shared.next_recorder.fetch_add(1, Ordering::Relaxed);
+            let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
+            recorders.push((token, Arc::clone(&recorder)));
+            shared.tracing.store(true, Ordering::Relaxed);
+            Ok((token, recorder))
+        })
+    }
+
+    /// Detaches recorder `token` after handing it (and the others) the
+    /// events of other code so far; on a closed device it just goes.
+    pub(crate) fn detach_recorder(&self, token: u64) {
+        let shared = &self.shared;
+        let mut backend = shared.lock();
+        if let Some(b) = backend.as_deref_mut() {
+            shared.trace(b, None);
+            b.stop_journal();
+        }
+        let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        recorders.retain(|(t, _)| *t != token);
+        shared
+            .tracing
+            .store(!recorders.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Hands `event` to the attached trace recordings; call it with the
+    /// backend `b` of this device, under its lock.
+    pub(crate) fn trace_event(&self, b: &mut dyn Backend, event: &Event<'_>) {
+        self.shared.trace(b, Some(event));
     }
 
     /// Starts a guarded scope in one step under the device lock: a peak mark,
@@ -588,7 +711,12 @@ impl Device {
     ///
     /// [`Error::DeviceClosed`] after [`close`](Self::close).
     pub fn create_program(&self) -> Result<Program> {
-        let id = self.shared.with(|b| b.create_program())?;
+        let shared = &self.shared;
+        let id = shared.with(|b| {
+            let id = b.create_program()?;
+            shared.trace(b, Some(&Event::Program { id }));
+            Ok(id)
+        })?;
         Ok(Program::new(self.clone(), id))
     }
 
@@ -925,7 +1053,24 @@ impl BufferBuilder<'_> {
         let request = &self.request;
         let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
         let placed = shared.with(|b| {
-            let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
+            let placed = match b.allocate(request) {
+                Ok(placed) => placed,
+                Err(e) => {
+                    if matches!(
+                        e,
+                        Error::OutOfMemory { .. }
+                            | Error::BelowAddressLimit { .. }
+                            | Error::BufferTooLarge { .. }
+                    ) {
+                        let event = Event::Alloc {
+                            request,
+                            placed: None,
+                        };
+                        shared.trace(b, Some(&event));
+                    }
+                    return Err(explain_oom(e, b));
+                }
+            };
             shared.notify(DeviceEvent::Alloc {
                 id: placed.id,
                 buffer_type: request.buffer_type,
@@ -947,6 +1092,11 @@ impl BufferBuilder<'_> {
                 tag: request.tag,
                 label: label.clone(),
             });
+            let event = Event::Alloc {
+                request,
+                placed: Some(&placed),
+            };
+            shared.trace(b, Some(&event));
             Ok(placed)
         })?;
         let buffer = Buffer {
@@ -1090,6 +1240,7 @@ impl Buffer {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
                 shared.record(|| self.logged(id));
+                shared.trace(b, Some(&Event::Free { id }));
             }
             Ok(())
         })
@@ -1112,6 +1263,8 @@ impl Drop for Buffer {
                 buffer_type: self.buffer_type,
             });
             self.shared.record(|| self.logged(self.id));
+            self.shared
+                .trace(backend, Some(&Event::Free { id: self.id }));
         }
     }
 }

@@ -156,6 +156,7 @@ mod fragmentation;
 mod guard;
 mod mesh;
 mod program;
+mod record;
 pub mod render;
 mod report;
 mod source;
@@ -186,12 +187,13 @@ pub use fragmentation::{
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
+pub use record::Recording;
 pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
-pub use trace::{Trace, TraceOp};
+pub use trace::{Expect, Trace, TraceOp};
 pub use types::{
     Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
 };

@@ -1,0 +1,680 @@
+//! Recording what a device sees as an allocation trace: [`Device::record`]
+//! returns a [`Recording`], which turns every allocation (with the address it
+//! got, or its refusal as out of memory), free, program, circular buffer,
+//! enqueue (with its CBs' addresses, or the check that refused it) and
+//! program destruction into a [`TraceOp`], in the order the device applied
+//! them, until [`Recording::finish`] hands back the [`Trace`].
+//!
+//! The trace opens the same geometry on a replay: its `device` line is the
+//! preset whose layout the device has, with the device's `l1_small` and
+//! `trace` carve-outs. Buffers live when the recording starts come first,
+//! pinned where they are (`fixed=`); programs created before it appear at
+//! their first circular buffer, enqueue or destruction, with the CBs they
+//! had. Names are the recording's own (`b1`, `b2`, ... for buffers, `p1`,
+//! ... for programs), labels are kept, and every allocation and enqueue
+//! carries what the device did (`expect=`), so that [`Trace::replay`] on
+//! the simulated device checks that it reproduces the recording.
+//!
+//! On a TT-Metal device the recording also receives the buffers TT-Metal
+//! allocates and frees for other code (ops, the caller's own C++), from the
+//! graph processor that observes them. They have no label, and TT-Metal
+//! does not say their direction or their shards: the direction is the
+//! pool's default when the default puts the buffer where TT-Metal did, else
+//! the other one when that does, else the buffer is pinned (`fixed=`); the
+//! shard count is the smallest that gives the bytes per bank TT-Metal
+//! reserved, and a buffer no equal height sharding describes is recorded
+//! with those bytes per bank and a size of a whole number of pages per bank.
+//! Such buffers enter the trace, in order, at the next operation made
+//! through the crate (or at [`Recording::finish`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::cores::CoreRangeSet;
+use crate::device::{Device, DeviceKind, PoolLayout};
+use crate::error::{Error, Result};
+use crate::program::CircularBufferConfig;
+use crate::source::sim::{Preset, SimDevice};
+use crate::source::{Backend, Direction, Foreign, Placed, Request};
+use crate::trace::{Expect, FIRST_OP_LINE, Trace, TraceOp};
+use crate::types::{Allocation, BufferType, Snapshot};
+
+/// A recording of a device's activity as a [`Trace`]; see
+/// [`Device::record`]. Dropping it stops the recording and discards the
+/// trace.
+#[must_use = "a recording stops when dropped: bind it with `let rec = dev.record()?` and end it with `rec.finish()`"]
+pub struct Recording {
+    device: Device,
+    token: u64,
+    recorder: Arc<Mutex<Recorder>>,
+    attached: bool,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recording")
+            .field("device", &self.device.name())
+            .field("operations", &lock(&self.recorder).ops.len())
+            .finish()
+    }
+}
+
+impl Recording {
+    /// Starts recording `device` (see [`Device::record`]).
+    pub(crate) fn start(device: &Device) -> Result<Recording> {
+        let (token, recorder) = device.attach_recorder(|backend| Recorder::new(device, backend))?;
+        Ok(Recording {
+            device: device.clone(),
+            token,
+            recorder,
+            attached: true,
+        })
+    }
+
+    /// The device being recorded.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Operations recorded so far (allocations TT-Metal made for other code
+    /// since the last operation through the crate not counted yet).
+    pub fn len(&self) -> usize {
+        lock(&self.recorder).ops.len()
+    }
+
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stops recording and returns the trace. Works on a device closed
+    /// meanwhile: the trace then ends where the device did.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recording`] when an event could not be recorded (the
+    /// foreign journal of a TT-Metal device could not be read, a circular
+    /// buffer backed by a buffer the recording never saw).
+    pub fn finish(mut self) -> Result<Trace> {
+        self.detach();
+        let mut recorder = lock(&self.recorder);
+        if let Some(reason) = recorder.error.take() {
+            return Err(Error::Recording {
+                device: self.device.name().to_string(),
+                reason,
+            });
+        }
+        Ok(recorder.trace())
+    }
+
+    /// Stops recording and writes the trace to `path` (see
+    /// [`Trace::to_text`]); returns it too.
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Self::finish), and [`Error::Io`] when the file cannot
+    /// be written.
+    pub fn write(self, path: impl AsRef<Path>) -> Result<Trace> {
+        let trace = self.finish()?;
+        trace.write_to(path)?;
+        Ok(trace)
+    }
+
+    fn detach(&mut self) {
+        if std::mem::take(&mut self.attached) {
+            self.device.detach_recorder(self.token);
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
+    // A recorder is only written through plain pushes: a panic cannot leave
+    // it half updated.
+    recorder.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An operation the device applied, as its recorders receive it (under the
+/// device lock, in the device's order).
+pub(crate) enum Event<'a> {
+    /// An allocation through the crate: placed, or refused as out of memory
+    /// (`None`).
+    Alloc {
+        request: &'a Request,
+        placed: Option<&'a Placed>,
+    },
+    /// A free of an allocation made through the crate.
+    Free { id: u64 },
+    /// A program created.
+    Program { id: u64 },
+    /// A circular buffer added: every CB of the program, the new one last.
+    Cb {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+    },
+    /// An enqueue, with what it did when that is an expectation a replay
+    /// can check.
+    Enqueue {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+        expect: Option<Expect>,
+    },
+    /// A program destroyed.
+    Destroy { program: u64 },
+}
+
+/// A live buffer as the recording knows it.
+struct Known {
+    name: String,
+    buffer_type: BufferType,
+    address: u64,
+}
+
+/// The trace being recorded, and what it needs to name and place things.
+pub(crate) struct Recorder {
+    preset: Preset,
+    l1_small_size: u64,
+    trace_region_size: u64,
+    ops: Vec<TraceOp>,
+    buffers: HashMap<u64, Known>,
+    programs: HashMap<u64, String>,
+    next_buffer: u64,
+    next_program: u64,
+    layouts: [PoolLayout; 4],
+    cores: u32,
+    /// Every live block, on a device where other code allocates: where
+    /// the pool's default would put the next buffer.
+    blocks: Option<Blocks>,
+    /// The first event that could not be recorded.
+    pub(crate) error: Option<String>,
+}
+
+impl Recorder {
+    /// A recorder for `device` (locked: `backend` is its backend), holding
+    /// the buffers live now as pinned allocations.
+    fn new(device: &Device, backend: &mut dyn Backend) -> Result<Recorder> {
+        let info = device.info();
+        let snapshot = backend.snapshot()?;
+        let refuse = |reason: String| Error::Recording {
+            device: info.name.clone(),
+            reason,
+        };
+        let preset = matching_preset(&snapshot, info.compute_grid, info.l1_small_size, info.trace_region_size)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "its geometry is none of the presets a trace can name (wh, n300, bh) with l1_small {} and trace {}: record a device opened from a preset",
+                    info.l1_small_size, info.trace_region_size
+                ))
+            })?;
+        let live: Vec<Allocation> = backend.live()?.into_iter().map(|(a, _)| a).collect();
+        for pool in snapshot.iter() {
+            let seen: u64 = live
+                .iter()
+                .filter(|a| a.buffer_type == pool.buffer_type)
+                .map(|a| a.size_per_bank)
+                .sum();
+            if seen != pool.allocated_per_bank {
+                return Err(refuse(format!(
+                    "{} has {} B per bank allocated, of which its live buffers account for {} B (buffers made before the device was observed): a trace of it would not replay; record a device from its opening",
+                    pool.buffer_type, pool.allocated_per_bank, seen
+                )));
+            }
+        }
+        let blocks = (info.kind == DeviceKind::TtMetal).then(|| Blocks::new(&snapshot));
+        let mut recorder = Recorder {
+            preset,
+            l1_small_size: info.l1_small_size,
+            trace_region_size: info.trace_region_size,
+            ops: Vec::new(),
+            buffers: HashMap::new(),
+            programs: HashMap::new(),
+            next_buffer: 1,
+            next_program: 1,
+            layouts: info.pools,
+            cores: info.compute_cores(),
+            blocks,
+            error: None,
+        };
+        for a in live {
+            let (size, shards) = match a.shards {
+                Some(shards) => (a.size, Some(shards)),
+                None => recorder.shape(a.buffer_type, a.size, a.page_size, a.size_per_bank),
+            };
+            recorder.push_alloc(
+                a.id,
+                TraceOp::Alloc {
+                    id: String::new(),
+                    buffer_type: a.buffer_type,
+                    size,
+                    page_size: a.page_size,
+                    direction: Direction::Default,
+                    shards,
+                    label: a.label.filter(|l| !l.is_empty()),
+                    fixed: Some(a.address),
+                    expect: Some(Expect::At(a.address)),
+                },
+                a.size_per_bank,
+            );
+        }
+        Ok(recorder)
+    }
+
+    /// The trace so far, its line numbers those of its text.
+    fn trace(&self) -> Trace {
+        Trace {
+            preset: self.preset,
+            l1_small_size: self.l1_small_size,
+            trace_region_size: self.trace_region_size,
+            ops: self
+                .ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| (FIRST_OP_LINE + i, op.clone()))
+                .collect(),
+        }
+    }
+
+    /// Records an event of the device.
+    pub(crate) fn apply(&mut self, event: &Event<'_>) {
+        match *event {
+            Event::Alloc { request, placed } => {
+                let (expect, per_bank) = match placed {
+                    Some(p) => (Expect::At(p.address), p.per_bank_size),
+                    None => (Expect::OutOfMemory, 0),
+                };
+                let op = TraceOp::Alloc {
+                    id: String::new(),
+                    buffer_type: request.buffer_type,
+                    size: request.size,
+                    page_size: request.page_size,
+                    direction: request.direction,
+                    shards: request.shards,
+                    label: request.label.clone().filter(|l| !l.is_empty()),
+                    fixed: request.address,
+                    expect: Some(expect),
+                };
+                match placed {
+                    Some(p) => self.push_alloc(p.id, op, per_bank),
+                    None => {
+                        // Refused: a name of its own, never live.
+                        let name = self.buffer_name();
+                        self.ops.push(named(op, name));
+                    }
+                }
+            }
+            Event::Free { id } => self.push_free(id),
+            Event::Program { id } => {
+                self.program_name(id);
+            }
+            Event::Cb { program, cbs } => {
+                if self.programs.contains_key(&program) {
+                    if let Some((cores, config)) = cbs.last() {
+                        let name = self.programs[&program].clone();
+                        let op = self.cb_op(&name, cores, config);
+                        self.ops.push(op);
+                    }
+                } else {
+                    self.introduce(program, cbs);
+                }
+            }
+            Event::Enqueue {
+                program,
+                cbs,
+                ref expect,
+            } => {
+                if !self.programs.contains_key(&program) {
+                    self.introduce(program, cbs);
+                }
+                let name = self.programs[&program].clone();
+                self.ops.push(TraceOp::Enqueue {
+                    program: name,
+                    expect: expect.clone(),
+                });
+            }
+            Event::Destroy { program } => {
+                // A program the recording never saw changed nothing it holds.
+                if let Some(name) = self.programs.remove(&program) {
+                    self.ops.push(TraceOp::Destroy { program: name });
+                }
+            }
+        }
+    }
+
+    /// Records an allocation or a free made by other code.
+    pub(crate) fn foreign(&mut self, f: &Foreign) {
+        if !f.alloc {
+            self.push_free(f.id);
+            return;
+        }
+        if self.buffers.contains_key(&f.id) {
+            return; // live when the recording started: already recorded
+        }
+        let (size, shards) = self.shape(f.buffer_type, f.size, f.page_size, f.per_bank_size);
+        let (direction, fixed) = self.placement(f.buffer_type, f.per_bank_size, f.address);
+        let op = TraceOp::Alloc {
+            id: String::new(),
+            buffer_type: f.buffer_type,
+            size,
+            page_size: f.page_size,
+            direction,
+            shards,
+            label: None,
+            fixed,
+            expect: Some(Expect::At(f.address)),
+        };
+        self.push_alloc(f.id, op, f.per_bank_size);
+    }
+
+    /// Records the first failure, for [`Recording::finish`].
+    pub(crate) fn fail(&mut self, reason: String) {
+        self.error.get_or_insert(reason);
+    }
+
+    fn buffer_name(&mut self) -> String {
+        let name = format!("b{}", self.next_buffer);
+        self.next_buffer += 1;
+        name
+    }
+
+    fn program_name(&mut self, id: u64) -> String {
+        let name = format!("p{}", self.next_program);
+        self.next_program += 1;
+        self.programs.insert(id, name.clone());
+        name
+    }
+
+    /// Records a placed allocation of device id `id`, naming it.
+    fn push_alloc(&mut self, id: u64, op: TraceOp, per_bank: u64) {
+        let name = self.buffer_name();
+        let TraceOp::Alloc {
+            buffer_type,
+            expect: Some(Expect::At(address)),
+            ..
+        } = op
+        else {
+            unreachable!("a placed allocation is expected at its address")
+        };
+        if let Some(blocks) = &mut self.blocks {
+            blocks.insert(buffer_type, address, per_bank);
+        }
+        self.buffers.insert(
+            id,
+            Known {
+                name: name.clone(),
+                buffer_type,
+                address,
+            },
+        );
+        self.ops.push(named(op, name));
+    }
+
+    fn push_free(&mut self, id: u64) {
+        if let Some(known) = self.buffers.remove(&id) {
+            if let Some(blocks) = &mut self.blocks {
+                blocks.remove(known.buffer_type, known.address);
+            }
+            self.ops.push(TraceOp::Free { id: known.name });
+        }
+    }
+
+    /// A program created before the recording started: its creation and
+    /// its circular buffers so far.
+    fn introduce(&mut self, program: u64, cbs: &[(CoreRangeSet, CircularBufferConfig)]) {
+        let name = self.program_name(program);
+        self.ops.push(TraceOp::Program { id: name.clone() });
+        for (cores, config) in cbs {
+            let op = self.cb_op(&name, cores, config);
+            self.ops.push(op);
+        }
+    }
+
+    fn cb_op(
+        &mut self,
+        program: &str,
+        cores: &CoreRangeSet,
+        config: &CircularBufferConfig,
+    ) -> TraceOp {
+        let backed = config.backing().map(|b| match self.buffers.get(&b.buffer_id) {
+            Some(known) => (known.name.clone(), b.offset),
+            None => {
+                self.fail(format!(
+                    "a circular buffer of program {program} is backed by buffer {}, which the recording never saw",
+                    b.buffer_id
+                ));
+                (format!("unknown{}", b.buffer_id), b.offset)
+            }
+        });
+        TraceOp::Cb {
+            program: program.to_string(),
+            cores: cores.clone(),
+            size: config.total_size(),
+            indices: config.indices().collect(),
+            // The page size plays no part in the layout: the first index's
+            // stands for all.
+            page_size: config.pages().first().map_or(config.total_size(), |p| p.1),
+            backed,
+        }
+    }
+
+    /// The size and shard count that give a buffer of `size` bytes in pages
+    /// of `page_size` the per-bank reservation `per_bank` on the simulated
+    /// device (see the module documentation).
+    fn shape(
+        &self,
+        buffer_type: BufferType,
+        size: u64,
+        page_size: u64,
+        per_bank: u64,
+    ) -> (u64, Option<u32>) {
+        let layout = self.layouts[buffer_type.index()];
+        let fits = |size: u64, banks: u32| {
+            layout.block_size(size, page_size, banks) == u128::from(per_bank)
+        };
+        let sharded = matches!(buffer_type, BufferType::L1 | BufferType::L1Small);
+        if page_size == 0 || size % page_size != 0 {
+            return (size, None); // the replay refuses it, as the device should have
+        }
+        if buffer_type != BufferType::L1Small && fits(size, layout.banks) {
+            return (size, None);
+        }
+        if sharded && let Some(shards) = (1..=self.cores).find(|&s| fits(size, s)) {
+            return (size, Some(shards));
+        }
+        // No equal height sharding: whole pages per bank, as many as fill
+        // the reservation.
+        let aligned = page_size.div_ceil(layout.alignment.max(1)) * layout.alignment.max(1);
+        let banks = if buffer_type == BufferType::L1Small {
+            1
+        } else {
+            layout.banks
+        };
+        let most = per_bank / aligned.max(1);
+        for pages in (most.saturating_sub(4)..=most).rev().filter(|&p| p > 0) {
+            let Some(total) = pages
+                .checked_mul(u64::from(banks))
+                .and_then(|p| p.checked_mul(page_size))
+            else {
+                continue;
+            };
+            if fits(total, banks) {
+                let shards = (buffer_type == BufferType::L1Small).then_some(1);
+                return (total, shards);
+            }
+        }
+        (size, None)
+    }
+
+    /// The direction (and, when neither direction explains the address, a
+    /// fixed address) that places a buffer of `per_bank` bytes where other
+    /// code's allocation landed.
+    fn placement(
+        &self,
+        buffer_type: BufferType,
+        per_bank: u64,
+        address: u64,
+    ) -> (Direction, Option<u64>) {
+        let Some(blocks) = &self.blocks else {
+            return (Direction::Default, None);
+        };
+        let default_up = matches!(buffer_type, BufferType::Dram | BufferType::Trace);
+        if blocks.first_fit(buffer_type, per_bank, default_up) == Some(address) {
+            return (Direction::Default, None);
+        }
+        if blocks.first_fit(buffer_type, per_bank, !default_up) == Some(address) {
+            let other = if default_up {
+                Direction::TopDown
+            } else {
+                Direction::BottomUp
+            };
+            return (other, None);
+        }
+        (Direction::Default, Some(address))
+    }
+}
+
+/// An allocation op with its trace name.
+fn named(op: TraceOp, name: String) -> TraceOp {
+    match op {
+        TraceOp::Alloc {
+            buffer_type,
+            size,
+            page_size,
+            direction,
+            shards,
+            label,
+            fixed,
+            expect,
+            ..
+        } => TraceOp::Alloc {
+            id: name,
+            buffer_type,
+            size,
+            page_size,
+            direction,
+            shards,
+            label,
+            fixed,
+            expect,
+        },
+        other => other,
+    }
+}
+
+/// The preset whose layout, with these carve-outs, is the one `snapshot`
+/// shows (banks, bases, alignments and sizes of every pool) on a grid of
+/// `grid` cores.
+fn matching_preset(
+    snapshot: &Snapshot,
+    grid: (u32, u32),
+    l1_small: u64,
+    trace: u64,
+) -> Option<Preset> {
+    let layout = |s: &Snapshot| {
+        s.iter()
+            .map(|p| (p.num_banks, p.base_address, p.alignment, p.size_per_bank))
+            .collect::<Vec<_>>()
+    };
+    let wanted = layout(snapshot);
+    Preset::ALL.into_iter().find(|&preset| {
+        preset.geometry().grid == grid
+            && SimDevice::builder(preset)
+                .l1_small_size(l1_small)
+                .trace_region_size(trace)
+                .build()
+                .and_then(|dev| dev.snapshot())
+                .is_ok_and(|s| layout(&s) == wanted)
+    })
+}
+
+/// Every live block of every pool: where an address-ordered first fit
+/// places the next buffer.
+struct Blocks {
+    /// Each pool's first address and one past its last.
+    bounds: [(u64, u64); 4],
+    /// Each pool's live blocks: address to end.
+    live: [BTreeMap<u64, u64>; 4],
+}
+
+impl Blocks {
+    fn new(snapshot: &Snapshot) -> Blocks {
+        Blocks {
+            bounds: BufferType::ALL.map(|t| {
+                let p = snapshot.pool(t);
+                (
+                    p.base_address,
+                    p.base_address.saturating_add(p.size_per_bank),
+                )
+            }),
+            live: Default::default(),
+        }
+    }
+
+    fn insert(&mut self, pool: BufferType, address: u64, size: u64) {
+        self.live[pool.index()].insert(address, address.saturating_add(size));
+    }
+
+    fn remove(&mut self, pool: BufferType, address: u64) {
+        self.live[pool.index()].remove(&address);
+    }
+
+    /// Where `size` bytes go: the bottom of the lowest free block that holds
+    /// them, or the top of the highest.
+    fn first_fit(&self, pool: BufferType, size: u64, bottom_up: bool) -> Option<u64> {
+        let (base, end) = self.bounds[pool.index()];
+        let live = &self.live[pool.index()];
+        if bottom_up {
+            let mut cursor = base;
+            for (&a, &e) in live {
+                if a >= cursor && a - cursor >= size {
+                    return Some(cursor);
+                }
+                cursor = cursor.max(e);
+            }
+            (end >= cursor && end - cursor >= size).then_some(cursor)
+        } else {
+            let mut cursor = end;
+            for (&a, &e) in live.iter().rev() {
+                if cursor >= e && cursor - e >= size {
+                    return Some(cursor - size);
+                }
+                cursor = cursor.min(a);
+            }
+            (cursor >= base && cursor - base >= size).then(|| cursor - size)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks() -> Blocks {
+        let mut b = Blocks {
+            bounds: [(100, 200); 4],
+            live: Default::default(),
+        };
+        b.insert(BufferType::Dram, 110, 10); // 110..120
+        b.insert(BufferType::Dram, 150, 30); // 150..180
+        b
+    }
+
+    #[test]
+    fn first_fit_takes_the_lowest_or_highest_block_that_holds_the_size() {
+        let b = blocks();
+        assert_eq!(b.first_fit(BufferType::Dram, 10, true), Some(100));
+        assert_eq!(b.first_fit(BufferType::Dram, 11, true), Some(120));
+        assert_eq!(b.first_fit(BufferType::Dram, 30, true), Some(120));
+        assert_eq!(b.first_fit(BufferType::Dram, 31, true), None);
+        assert_eq!(b.first_fit(BufferType::Dram, 20, false), Some(180));
+        assert_eq!(b.first_fit(BufferType::Dram, 21, false), Some(129));
+        assert_eq!(b.first_fit(BufferType::Dram, 10, false), Some(190));
+        assert_eq!(b.first_fit(BufferType::L1, 100, false), Some(100));
+        assert_eq!(b.first_fit(BufferType::L1, 101, true), None);
+    }
+}
