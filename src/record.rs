@@ -310,7 +310,8 @@ impl Recorder {
             }
             Event::Free { id } => self.push_free(id),
             Event::Program { id } => {
-                self.program_name(id);
+                let name = self.program_name(id);
+                self.ops.push(TraceOp::Program { id: name });
             }
             Event::Cb { program, cbs } => {
                 if self.programs.contains_key(&program) {
