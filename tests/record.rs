@@ -379,3 +379,92 @@ fn recording_writes_the_file() {
     assert!(matches!(e, Error::Io { .. }), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The demo harness of `examples/custom_harness.rs`, run with `envs`, its
+/// own `TT_MEMGUARD_*` environment cleared.
+fn run_demo(envs: &[(&str, &std::path::Path)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(common::example_binary("custom_harness"));
+    cmd.args(["--test-threads", "2", "--color", "never"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TT_MEMGUARD_") {
+            cmd.env_remove(var);
+        }
+    }
+    cmd.envs(envs.iter().copied());
+    cmd.output().expect("the demo harness runs")
+}
+
+#[test]
+fn the_runner_records_each_test_as_a_trace_that_replays() {
+    let dir =
+        std::env::temp_dir().join(format!("tt-memguard-runner-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let traces = dir.join("traces");
+    let out = run_demo(&[("TT_MEMGUARD_RECORD", &traces)]);
+    // The verdicts are the run's own: recording changes none.
+    assert_eq!(out.status.code(), Some(101));
+    let plain = run_demo(&[]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("test "))
+            .count(),
+        String::from_utf8_lossy(&plain.stdout)
+            .lines()
+            .filter(|l| l.starts_with("test "))
+            .count()
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&traces)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fits_in_l1.trace",
+            "leaks_a_buffer.trace",
+            "over_budget_peak.trace",
+            "panics_midway.trace",
+            "returns_an_error.trace"
+        ]
+    );
+    for name in &names {
+        let trace = Trace::from_file(traces.join(name)).unwrap();
+        trace
+            .replay(&trace.open_sim().unwrap(), |_| {})
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let text = |name: &str| std::fs::read_to_string(traces.join(name)).unwrap();
+    assert_eq!(
+        text("leaks_a_buffer.trace"),
+        "device wh\nl1_small 0\ntrace 0\nalloc b1 DRAM 1048576 2048 def expect=0x100040 label=weights\n"
+    );
+    // A panicking test's trace ends with the buffers its unwinding freed.
+    assert_eq!(
+        text("panics_midway.trace"),
+        "device wh\nl1_small 0\ntrace 0\nalloc b1 L1 65536 2048 def expect=0x16d800\nfree b1\n"
+    );
+    // Refused before the device saw it: nothing to record.
+    assert_eq!(
+        text("returns_an_error.trace"),
+        "device wh\nl1_small 0\ntrace 0\n"
+    );
+
+    // A directory that cannot be made stops the run before the first test.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let out = run_demo(&[("TT_MEMGUARD_RECORD", &file.join("traces"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot access {}",
+            file.join("traces").display()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
