@@ -168,6 +168,7 @@ mod harness;
 pub mod live;
 pub mod monitor;
 mod trace;
+mod what_if;
 
 pub use budget::{
     Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
@@ -198,6 +199,7 @@ pub use types::{
     Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
 };
 pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
+pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
 
 /// What a test file needs, in one `use`: devices and buffers, guards and
 /// budgets, the assertion macros, the test result type, the size units,

@@ -366,10 +366,24 @@ impl Trace {
     /// trace built by hand: [`Trace::parse`] refuses it); errors of the
     /// device itself (closed, C++ exception, programs unsupported).
     pub fn replay(&self, device: &Device, mut out: impl FnMut(&str)) -> Result<()> {
+        self.replay_steps(device, &mut |step| out(step.text))
+    }
+
+    /// [`replay`](Self::replay), handing `out` every step's parts.
+    pub(crate) fn replay_steps(
+        &self,
+        device: &Device,
+        out: &mut dyn FnMut(&Step<'_>),
+    ) -> Result<()> {
         let mut live: HashMap<&str, Buffer> = HashMap::new();
         // Declared after `live`: programs go before the buffers backing them.
         let mut programs: HashMap<&str, Program> = HashMap::new();
-        out(&format_line(0, "-", &device.snapshot()?));
+        out(&Step {
+            line: 0,
+            field: "-",
+            reason: None,
+            text: &format_line(0, "-", &device.snapshot()?),
+        });
         for (step, (line, op)) in self.ops.iter().enumerate() {
             let mut reason = None;
             let mut suffix = None;
@@ -563,12 +577,18 @@ impl Trace {
             if let Some(suffix) = suffix {
                 text.push_str(&suffix);
             }
-            if let Some(reason) = reason {
+            // One line per step, whatever the message.
+            let reason = reason.map(|r| r.replace('\n', " "));
+            if let Some(reason) = &reason {
                 text.push_str(" # ");
-                // One line per step, whatever the message.
-                text.push_str(&reason.replace('\n', " "));
+                text.push_str(reason);
             }
-            out(&text);
+            out(&Step {
+                line: *line,
+                field: &field,
+                reason: reason.as_deref(),
+                text: &text,
+            });
             if let Some((expected, got)) = mismatch {
                 return Err(Error::TraceMismatch {
                     line: *line,
@@ -583,6 +603,18 @@ impl Trace {
         }
         Ok(())
     }
+}
+
+/// One step of a replay: the fresh device (line 0), then one per operation.
+pub(crate) struct Step<'a> {
+    /// The operation's line in the trace; 0 for the fresh device.
+    pub line: usize,
+    /// The address, `-`, `cbs:...` or `ERR:...` field.
+    pub field: &'a str,
+    /// Why a request was refused, on one line.
+    pub reason: Option<&'a str>,
+    /// The whole line [`Trace::replay`] prints.
+    pub text: &'a str,
 }
 
 /// The first line of the text form of a trace: its header comes first.
