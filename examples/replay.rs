@@ -3,7 +3,11 @@
 //! after every step. Both devices print the same lines for the same trace.
 //! `--preset wh|n300|bh` replays it on another simulated model than its
 //! `device` line names: the same circular buffers, for instance, land at other
-//! addresses on Blackhole.
+//! addresses on Blackhole. A recorded trace (`Device::record`,
+//! `TT_MEMGUARD_RECORD`) is checked as it replays: the first operation that
+//! does not do what the recorded device did stops the replay with an error
+//! naming its line (on another model its expectations are dropped; the
+//! `what_if` example compares models side by side).
 //!
 //! ```text
 //! cargo run --example replay -- tests/data/worked_example.trace
@@ -46,7 +50,11 @@ fn main() -> ExitCode {
     };
     let run = || -> tt_memguard::Result<()> {
         let mut trace = Trace::from_file(&path)?;
-        if let Some(preset) = preset {
+        if let Some(preset) = preset
+            && preset != trace.preset
+        {
+            // A recorded trace's addresses hold for its own device model only.
+            trace.clear_expectations();
             trace.preset = preset;
         }
         let device = match device.as_str() {

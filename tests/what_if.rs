@@ -197,3 +197,32 @@ fn the_example_prints_the_table() {
         assert!(stderr.starts_with(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_replay_example_checks_a_recorded_trace_on_its_own_model_only() {
+    let replay = |args: &[&str]| {
+        std::process::Command::new(common::example_binary("replay"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    assert!(replay(&[TRACE]).status.success());
+    let out = replay(&["--preset", "bh", TRACE]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A recording the simulator does not reproduce: the line and both addresses.
+    let dir = std::env::temp_dir().join(format!("tt-memguard-what-if-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let edited = dir.join("edited.trace");
+    let text = std::fs::read_to_string(TRACE).unwrap().replace("expect=0xbd000", "expect=0xbd020");
+    std::fs::write(&edited, text).unwrap();
+    let out = replay(&[edited.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: line 10: the replay differs from the recording: expected 0xbd020, the device gave 0xbd000: \"alloc b3 L1 45875200 2048 def expect=0xbd020 label=conv.output\""),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 8);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
