@@ -55,7 +55,7 @@ impl std::fmt::Debug for Recording {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recording")
             .field("device", &self.device.name())
-            .field("operations", &lock(&self.recorder).ops.len())
+            .field("operations", &lock(&self.recorder).len())
             .finish()
     }
 }
@@ -80,7 +80,7 @@ impl Recording {
     /// Operations recorded so far (allocations TT-Metal made for other code
     /// since the last operation through the crate not counted yet).
     pub fn len(&self) -> usize {
-        lock(&self.recorder).ops.len()
+        lock(&self.recorder).len()
     }
 
     /// Whether nothing was recorded yet.
@@ -171,9 +171,107 @@ pub(crate) enum Event<'a> {
 
 /// A live buffer as the recording knows it.
 struct Known {
-    name: String,
+    /// Its number in the trace (`b<n>`).
+    number: u64,
     buffer_type: BufferType,
     address: u64,
+}
+
+/// An operation as the recorder keeps it, compact: buffers and programs by
+/// number, named `b<n>` and `p<n>` when the trace is made.
+enum Rec {
+    Alloc {
+        buffer: u64,
+        buffer_type: BufferType,
+        size: u64,
+        page_size: u64,
+        direction: Direction,
+        shards: Option<u32>,
+        label: Option<String>,
+        fixed: Option<u64>,
+        /// Where it was placed; `None`: refused as out of memory.
+        at: Option<u64>,
+    },
+    Free {
+        buffer: u64,
+    },
+    Program {
+        program: u64,
+    },
+    Cb {
+        program: u64,
+        cores: CoreRangeSet,
+        size: u64,
+        indices: Vec<u8>,
+        page_size: u64,
+        /// The backing buffer's number and the offset into it.
+        backed: Option<(u64, u64)>,
+    },
+    Enqueue {
+        program: u64,
+        expect: Option<Expect>,
+    },
+    Destroy {
+        program: u64,
+    },
+}
+
+impl Rec {
+    fn to_op(&self) -> TraceOp {
+        let buffer_name = |n: &u64| format!("b{n}");
+        let program_name = |n: &u64| format!("p{n}");
+        match self {
+            Rec::Alloc {
+                buffer,
+                buffer_type,
+                size,
+                page_size,
+                direction,
+                shards,
+                label,
+                fixed,
+                at,
+            } => TraceOp::Alloc {
+                id: buffer_name(buffer),
+                buffer_type: *buffer_type,
+                size: *size,
+                page_size: *page_size,
+                direction: *direction,
+                shards: *shards,
+                label: label.clone(),
+                fixed: *fixed,
+                expect: Some(at.map_or(Expect::OutOfMemory, Expect::At)),
+            },
+            Rec::Free { buffer } => TraceOp::Free {
+                id: buffer_name(buffer),
+            },
+            Rec::Program { program } => TraceOp::Program {
+                id: program_name(program),
+            },
+            Rec::Cb {
+                program,
+                cores,
+                size,
+                indices,
+                page_size,
+                backed,
+            } => TraceOp::Cb {
+                program: program_name(program),
+                cores: cores.clone(),
+                size: *size,
+                indices: indices.clone(),
+                page_size: *page_size,
+                backed: backed.map(|(b, offset)| (buffer_name(&b), offset)),
+            },
+            Rec::Enqueue { program, expect } => TraceOp::Enqueue {
+                program: program_name(program),
+                expect: expect.clone(),
+            },
+            Rec::Destroy { program } => TraceOp::Destroy {
+                program: program_name(program),
+            },
+        }
+    }
 }
 
 /// The trace being recorded, and what it needs to name and place things.
@@ -181,9 +279,11 @@ pub(crate) struct Recorder {
     preset: Preset,
     l1_small_size: u64,
     trace_region_size: u64,
-    ops: Vec<TraceOp>,
+    ops: Vec<Rec>,
+    /// Live buffers, by the device's id of the allocation.
     buffers: HashMap<u64, Known>,
-    programs: HashMap<u64, String>,
+    /// Programs, by the device's id: their number in the trace.
+    programs: HashMap<u64, u64>,
     next_buffer: u64,
     next_program: u64,
     layouts: [PoolLayout; 4],
@@ -205,13 +305,18 @@ impl Recorder {
             device: info.name.clone(),
             reason,
         };
-        let preset = matching_preset(&snapshot, info.compute_grid, info.l1_small_size, info.trace_region_size)
-            .ok_or_else(|| {
-                refuse(format!(
-                    "its geometry is none of the presets a trace can name (wh, n300, bh) with l1_small {} and trace {}: record a device opened from a preset",
-                    info.l1_small_size, info.trace_region_size
-                ))
-            })?;
+        let preset = matching_preset(
+            &snapshot,
+            info.compute_grid,
+            info.l1_small_size,
+            info.trace_region_size,
+        )
+        .ok_or_else(|| {
+            refuse(format!(
+                "its geometry is none of the presets a trace can name (wh, n300, bh) with l1_small {} and trace {}: record a device opened from a preset",
+                info.l1_small_size, info.trace_region_size
+            ))
+        })?;
         let live: Vec<Allocation> = backend.live()?.into_iter().map(|(a, _)| a).collect();
         for pool in snapshot.iter() {
             let seen: u64 = live
@@ -246,23 +351,23 @@ impl Recorder {
                 Some(shards) => (a.size, Some(shards)),
                 None => recorder.shape(a.buffer_type, a.size, a.page_size, a.size_per_bank),
             };
-            recorder.push_alloc(
-                a.id,
-                TraceOp::Alloc {
-                    id: String::new(),
-                    buffer_type: a.buffer_type,
-                    size,
-                    page_size: a.page_size,
-                    direction: Direction::Default,
-                    shards,
-                    label: a.label.filter(|l| !l.is_empty()),
-                    fixed: Some(a.address),
-                    expect: Some(Expect::At(a.address)),
-                },
-                a.size_per_bank,
-            );
+            let placed = Placement {
+                buffer_type: a.buffer_type,
+                size,
+                page_size: a.page_size,
+                direction: Direction::Default,
+                shards,
+                label: a.label.filter(|l| !l.is_empty()),
+                fixed: Some(a.address),
+            };
+            recorder.push_placed(a.id, placed, a.address, a.size_per_bank);
         }
         Ok(recorder)
+    }
+
+    /// Operations recorded so far.
+    fn len(&self) -> usize {
+        self.ops.len()
     }
 
     /// The trace so far, its line numbers those of its text.
@@ -275,7 +380,7 @@ impl Recorder {
                 .ops
                 .iter()
                 .enumerate()
-                .map(|(i, op)| (FIRST_OP_LINE + i, op.clone()))
+                .map(|(i, op)| (FIRST_OP_LINE + i, op.to_op()))
                 .collect(),
         }
     }
@@ -284,12 +389,7 @@ impl Recorder {
     pub(crate) fn apply(&mut self, event: &Event<'_>) {
         match *event {
             Event::Alloc { request, placed } => {
-                let (expect, per_bank) = match placed {
-                    Some(p) => (Expect::At(p.address), p.per_bank_size),
-                    None => (Expect::OutOfMemory, 0),
-                };
-                let op = TraceOp::Alloc {
-                    id: String::new(),
+                let placement = Placement {
                     buffer_type: request.buffer_type,
                     size: request.size,
                     page_size: request.page_size,
@@ -297,33 +397,31 @@ impl Recorder {
                     shards: request.shards,
                     label: request.label.clone().filter(|l| !l.is_empty()),
                     fixed: request.address,
-                    expect: Some(expect),
                 };
                 match placed {
-                    Some(p) => self.push_alloc(p.id, op, per_bank),
+                    Some(p) => self.push_placed(p.id, placement, p.address, p.per_bank_size),
                     None => {
-                        // Refused: a name of its own, never live.
-                        let name = self.buffer_name();
-                        self.ops.push(named(op, name));
+                        // Refused: a number of its own, never live.
+                        let buffer = self.next_buffer;
+                        self.next_buffer += 1;
+                        self.ops.push(placement.into_rec(buffer, None));
                     }
                 }
             }
             Event::Free { id } => self.push_free(id),
             Event::Program { id } => {
-                let name = self.program_name(id);
-                self.ops.push(TraceOp::Program { id: name });
+                let program = self.number_program(id);
+                self.ops.push(Rec::Program { program });
             }
-            Event::Cb { program, cbs } => {
-                if self.programs.contains_key(&program) {
+            Event::Cb { program, cbs } => match self.programs.get(&program) {
+                Some(&number) => {
                     if let Some((cores, config)) = cbs.last() {
-                        let name = self.programs[&program].clone();
-                        let op = self.cb_op(&name, cores, config);
+                        let op = self.cb(number, cores, config);
                         self.ops.push(op);
                     }
-                } else {
-                    self.introduce(program, cbs);
                 }
-            }
+                None => self.introduce(program, cbs),
+            },
             Event::Enqueue {
                 program,
                 cbs,
@@ -332,16 +430,16 @@ impl Recorder {
                 if !self.programs.contains_key(&program) {
                     self.introduce(program, cbs);
                 }
-                let name = self.programs[&program].clone();
-                self.ops.push(TraceOp::Enqueue {
-                    program: name,
+                let program = self.programs[&program];
+                self.ops.push(Rec::Enqueue {
+                    program,
                     expect: expect.clone(),
                 });
             }
             Event::Destroy { program } => {
                 // A program the recording never saw changed nothing it holds.
-                if let Some(name) = self.programs.remove(&program) {
-                    self.ops.push(TraceOp::Destroy { program: name });
+                if let Some(program) = self.programs.remove(&program) {
+                    self.ops.push(Rec::Destroy { program });
                 }
             }
         }
@@ -358,8 +456,7 @@ impl Recorder {
         }
         let (size, shards) = self.shape(f.buffer_type, f.size, f.page_size, f.per_bank_size);
         let (direction, fixed) = self.placement(f.buffer_type, f.per_bank_size, f.address);
-        let op = TraceOp::Alloc {
-            id: String::new(),
+        let placement = Placement {
             buffer_type: f.buffer_type,
             size,
             page_size: f.page_size,
@@ -367,9 +464,8 @@ impl Recorder {
             shards,
             label: None,
             fixed,
-            expect: Some(Expect::At(f.address)),
         };
-        self.push_alloc(f.id, op, f.per_bank_size);
+        self.push_placed(f.id, placement, f.address, f.per_bank_size);
     }
 
     /// Records the first failure, for [`Recording::finish`].
@@ -377,42 +473,29 @@ impl Recorder {
         self.error.get_or_insert(reason);
     }
 
-    fn buffer_name(&mut self) -> String {
-        let name = format!("b{}", self.next_buffer);
-        self.next_buffer += 1;
-        name
-    }
-
-    fn program_name(&mut self, id: u64) -> String {
-        let name = format!("p{}", self.next_program);
+    fn number_program(&mut self, id: u64) -> u64 {
+        let number = self.next_program;
         self.next_program += 1;
-        self.programs.insert(id, name.clone());
-        name
+        self.programs.insert(id, number);
+        number
     }
 
-    /// Records a placed allocation of device id `id`, naming it.
-    fn push_alloc(&mut self, id: u64, op: TraceOp, per_bank: u64) {
-        let name = self.buffer_name();
-        let TraceOp::Alloc {
-            buffer_type,
-            expect: Some(Expect::At(address)),
-            ..
-        } = op
-        else {
-            unreachable!("a placed allocation is expected at its address")
-        };
+    /// Records an allocation of device id `id` placed at `address`.
+    fn push_placed(&mut self, id: u64, placement: Placement, address: u64, per_bank: u64) {
+        let number = self.next_buffer;
+        self.next_buffer += 1;
         if let Some(blocks) = &mut self.blocks {
-            blocks.insert(buffer_type, address, per_bank);
+            blocks.insert(placement.buffer_type, address, per_bank);
         }
         self.buffers.insert(
             id,
             Known {
-                name: name.clone(),
-                buffer_type,
+                number,
+                buffer_type: placement.buffer_type,
                 address,
             },
         );
-        self.ops.push(named(op, name));
+        self.ops.push(placement.into_rec(number, Some(address)));
     }
 
     fn push_free(&mut self, id: u64) {
@@ -420,39 +503,38 @@ impl Recorder {
             if let Some(blocks) = &mut self.blocks {
                 blocks.remove(known.buffer_type, known.address);
             }
-            self.ops.push(TraceOp::Free { id: known.name });
+            self.ops.push(Rec::Free {
+                buffer: known.number,
+            });
         }
     }
 
     /// A program created before the recording started: its creation and
     /// its circular buffers so far.
     fn introduce(&mut self, program: u64, cbs: &[(CoreRangeSet, CircularBufferConfig)]) {
-        let name = self.program_name(program);
-        self.ops.push(TraceOp::Program { id: name.clone() });
+        let number = self.number_program(program);
+        self.ops.push(Rec::Program { program: number });
         for (cores, config) in cbs {
-            let op = self.cb_op(&name, cores, config);
+            let op = self.cb(number, cores, config);
             self.ops.push(op);
         }
     }
 
-    fn cb_op(
-        &mut self,
-        program: &str,
-        cores: &CoreRangeSet,
-        config: &CircularBufferConfig,
-    ) -> TraceOp {
-        let backed = config.backing().map(|b| match self.buffers.get(&b.buffer_id) {
-            Some(known) => (known.name.clone(), b.offset),
-            None => {
-                self.fail(format!(
-                    "a circular buffer of program {program} is backed by buffer {}, which the recording never saw",
-                    b.buffer_id
-                ));
-                (format!("unknown{}", b.buffer_id), b.offset)
-            }
-        });
-        TraceOp::Cb {
-            program: program.to_string(),
+    fn cb(&mut self, program: u64, cores: &CoreRangeSet, config: &CircularBufferConfig) -> Rec {
+        let backed = config
+            .backing()
+            .map(|b| match self.buffers.get(&b.buffer_id) {
+                Some(known) => (known.number, b.offset),
+                None => {
+                    self.fail(format!(
+                        "a circular buffer of program p{program} is backed by buffer {}, which the recording never saw",
+                        b.buffer_id
+                    ));
+                    (0, b.offset)
+                }
+            });
+        Rec::Cb {
+            program,
             cores: cores.clone(),
             size: config.total_size(),
             indices: config.indices().collect(),
@@ -478,7 +560,7 @@ impl Recorder {
             layout.block_size(size, page_size, banks) == u128::from(per_bank)
         };
         let sharded = matches!(buffer_type, BufferType::L1 | BufferType::L1Small);
-        if page_size == 0 || size % page_size != 0 {
+        if page_size == 0 || !size.is_multiple_of(page_size) {
             return (size, None); // the replay refuses it, as the device should have
         }
         if buffer_type != BufferType::L1Small && fits(size, layout.banks) {
@@ -489,7 +571,8 @@ impl Recorder {
         }
         // No equal height sharding: whole pages per bank, as many as fill
         // the reservation.
-        let aligned = page_size.div_ceil(layout.alignment.max(1)) * layout.alignment.max(1);
+        let alignment = layout.alignment.max(1);
+        let aligned = page_size.div_ceil(alignment) * alignment;
         let banks = if buffer_type == BufferType::L1Small {
             1
         } else {
@@ -539,31 +622,30 @@ impl Recorder {
     }
 }
 
-/// An allocation op with its trace name.
-fn named(op: TraceOp, name: String) -> TraceOp {
-    match op {
-        TraceOp::Alloc {
-            buffer_type,
-            size,
-            page_size,
-            direction,
-            shards,
-            label,
-            fixed,
-            expect,
-            ..
-        } => TraceOp::Alloc {
-            id: name,
-            buffer_type,
-            size,
-            page_size,
-            direction,
-            shards,
-            label,
-            fixed,
-            expect,
-        },
-        other => other,
+/// What an allocation asked for, as the trace says it.
+struct Placement {
+    buffer_type: BufferType,
+    size: u64,
+    page_size: u64,
+    direction: Direction,
+    shards: Option<u32>,
+    label: Option<String>,
+    fixed: Option<u64>,
+}
+
+impl Placement {
+    fn into_rec(self, buffer: u64, at: Option<u64>) -> Rec {
+        Rec::Alloc {
+            buffer,
+            buffer_type: self.buffer_type,
+            size: self.size,
+            page_size: self.page_size,
+            direction: self.direction,
+            shards: self.shards,
+            label: self.label,
+            fixed: self.fixed,
+            at,
+        }
     }
 }
 

@@ -795,15 +795,19 @@ fn cb_addresses(program: &Program) -> String {
 }
 
 fn format_line(step: usize, field: &str, snapshot: &Snapshot) -> String {
-    let mut line = format!("{step} {field}");
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(160);
+    // Writing to a String cannot fail.
+    let _ = write!(line, "{step} {field}");
     for pool in snapshot.iter() {
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             " {}:{}/{}/{}",
-            pool.buffer_type,
+            pool.buffer_type.name(),
             pool.allocated_per_bank,
             pool.free_per_bank,
             pool.largest_free_block_per_bank
-        ));
+        );
     }
     line
 }

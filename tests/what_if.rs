@@ -209,12 +209,18 @@ fn the_replay_example_checks_a_recorded_trace_on_its_own_model_only() {
     };
     assert!(replay(&[TRACE]).status.success());
     let out = replay(&["--preset", "bh", TRACE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A recording the simulator does not reproduce: the line and both addresses.
     let dir = std::env::temp_dir().join(format!("tt-memguard-what-if-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let edited = dir.join("edited.trace");
-    let text = std::fs::read_to_string(TRACE).unwrap().replace("expect=0xbd000", "expect=0xbd020");
+    let text = std::fs::read_to_string(TRACE)
+        .unwrap()
+        .replace("expect=0xbd000", "expect=0xbd020");
     std::fs::write(&edited, text).unwrap();
     let out = replay(&[edited.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
