@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
+use crate::cores::CoreRangeSet;
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
+use crate::program::CircularBufferConfig;
 use crate::program::{EnqueueReport, Program};
-use crate::record::{Event, Recorder, Recording};
-use crate::source::{Backend, Direction, Peaks, Request};
+use crate::source::{Backend, Direction, Foreign, Peaks, Placed, Request};
 use crate::types::{Allocation, BufferType, SourceLocation};
 
 /// Which kind of backend a device is.
@@ -94,6 +95,55 @@ pub(crate) enum DeviceEvent {
     Free { id: u64, buffer_type: BufferType },
 }
 
+/// An operation the device applied, as trace recordings ([`Tracer`])
+/// receive it: under the device lock, in the device's order.
+pub(crate) enum TraceEvent<'a> {
+    /// An allocation through the crate: placed, or refused as out of memory
+    /// (`None`).
+    Alloc {
+        request: &'a Request,
+        placed: Option<&'a Placed>,
+    },
+    /// A free of an allocation made through the crate.
+    Free { id: u64 },
+    /// A program created.
+    Program { id: u64 },
+    /// A circular buffer added: every CB of the program, the new one last.
+    Cb {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+    },
+    /// An enqueue (with every CB of the program), and what it did when a
+    /// replay can check that.
+    Enqueue {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+        seen: Option<EnqueueSeen>,
+    },
+    /// A program destroyed.
+    Destroy { program: u64 },
+}
+
+/// What an enqueue did, as a recording keeps it.
+pub(crate) enum EnqueueSeen {
+    /// Its CBs fit, at these addresses in creation order.
+    Fit(Vec<u64>),
+    /// Refused: a CB region ends above the lowest L1 buffer.
+    Clash,
+    /// Refused: a CB region ends past a core's L1.
+    BeyondL1,
+}
+
+/// A trace recording attached to a device (`record.rs`).
+pub(crate) trait Tracer: Send {
+    /// An operation the device applied.
+    fn apply(&mut self, event: &TraceEvent<'_>);
+    /// An allocation or a free other code made on the device.
+    fn foreign(&mut self, event: &Foreign);
+    /// An event that could not be received.
+    fn fail(&mut self, reason: String);
+}
+
 /// An observer of a device's allocations and frees. It runs while the
 /// device is locked, so that events reach it in the order the device applied
 /// them: it must not call back into the device.
@@ -135,7 +185,7 @@ struct Shared {
     tracing: AtomicBool,
     /// The attached trace recordings, with their tokens. Taken under the
     /// backend lock.
-    recorders: Mutex<Vec<(u64, Arc<Mutex<Recorder>>)>>,
+    recorders: Mutex<Vec<(u64, Arc<Mutex<dyn Tracer>>)>>,
     next_recorder: AtomicU64,
 }
 
@@ -236,7 +286,7 @@ impl Shared {
     /// allocations and frees other code made since the last event (a
     /// TT-Metal device's foreign journal). Called with the backend lock
     /// held, right after the backend applied the event.
-    pub(crate) fn trace(&self, backend: &mut dyn Backend, event: Option<&Event<'_>>) {
+    pub(crate) fn trace(&self, backend: &mut dyn Backend, event: Option<&TraceEvent<'_>>) {
         if !self.tracing.load(Ordering::Relaxed) {
             return;
         }
@@ -433,55 +483,13 @@ impl Device {
         self.shared.lock().is_none()
     }
 
-    /// Starts recording everything the device does as an allocation
-    /// [`Trace`](crate::Trace): allocations (with the address each got, or
-    /// their refusal as out of memory), frees, programs, circular buffers,
-    /// enqueues (with their CBs' addresses, or the check that refused them)
-    /// and destroyed programs, in the order the device applied them; on a
-    /// TT-Metal device also the buffers TT-Metal made for other code. The
-    /// trace names the device model and carve-outs, and holds the buffers
-    /// live now, pinned where they are. [`Trace::replay`](crate::Trace::replay)
-    /// on the simulated device checks that it reproduces every address (see
-    /// [`Recording`] for the details). Any number of recordings may run at
-    /// once; one costs an allocation or a free about 0.2 us.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Recording`] when a trace cannot describe the device: a
-    /// geometry that is none of the presets (a custom
-    /// [`SimDeviceBuilder`](crate::SimDeviceBuilder) one), or allocations in
-    /// its statistics that no buffer it observed accounts for (a TT-Metal
-    /// device adopted after buffers were made on it); [`Error::DeviceClosed`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tt_memguard::{BufferType, SimDevice, MIB};
-    ///
-    /// let dev = SimDevice::wormhole_b0();
-    /// let rec = dev.record()?;
-    /// let w = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate()?;
-    /// drop(w);
-    /// let trace = rec.finish()?;
-    /// assert_eq!(
-    ///     trace.to_text(),
-    ///     "device wh\nl1_small 0\ntrace 0\n\
-    ///      alloc b1 DRAM 1048576 2048 def expect=0x100040 label=weights\nfree b1\n"
-    /// );
-    /// trace.replay(&trace.open_sim()?, |_| {})?; // the same addresses, checked
-    /// # Ok::<(), tt_memguard::Error>(())
-    /// ```
-    pub fn record(&self) -> Result<Recording> {
-        Recording::start(self)
-    }
-
     /// Attaches the recorder `make` builds, under the device lock: events
     /// from before it are handed to the recorders attached earlier, and the
     /// foreign journal starts before `make` reads the live set.
-    pub(crate) fn attach_recorder(
+    pub(crate) fn attach_recorder<T: Tracer + 'static>(
         &self,
-        make: impl FnOnce(&mut dyn Backend) -> Result<Recorder>,
-    ) -> Result<(u64, Arc<Mutex<Recorder>>)> {
+        make: impl FnOnce(&mut dyn Backend) -> Result<T>,
+    ) -> Result<(u64, Arc<Mutex<T>>)> {
         let shared = &self.shared;
         shared.with(|b| {
             shared.trace(b, None);
@@ -495,7 +503,8 @@ impl Device {
             };
             let token = shared.next_recorder.fetch_add(1, Ordering::Relaxed);
             let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
-            recorders.push((token, Arc::clone(&recorder)));
+            let tracer: Arc<Mutex<dyn Tracer>> = recorder.clone();
+            recorders.push((token, tracer));
             shared.tracing.store(true, Ordering::Relaxed);
             Ok((token, recorder))
         })
@@ -519,7 +528,7 @@ impl Device {
 
     /// Hands `event` to the attached trace recordings; call it with the
     /// backend `b` of this device, under its lock.
-    pub(crate) fn trace_event(&self, b: &mut dyn Backend, event: &Event<'_>) {
+    pub(crate) fn trace_event(&self, b: &mut dyn Backend, event: &TraceEvent<'_>) {
         self.shared.trace(b, Some(event));
     }
 
@@ -714,7 +723,7 @@ impl Device {
         let shared = &self.shared;
         let id = shared.with(|b| {
             let id = b.create_program()?;
-            shared.trace(b, Some(&Event::Program { id }));
+            shared.trace(b, Some(&TraceEvent::Program { id }));
             Ok(id)
         })?;
         Ok(Program::new(self.clone(), id))
@@ -1062,7 +1071,7 @@ impl BufferBuilder<'_> {
                             | Error::BelowAddressLimit { .. }
                             | Error::BufferTooLarge { .. }
                     ) {
-                        let event = Event::Alloc {
+                        let event = TraceEvent::Alloc {
                             request,
                             placed: None,
                         };
@@ -1092,7 +1101,7 @@ impl BufferBuilder<'_> {
                 tag: request.tag,
                 label: label.clone(),
             });
-            let event = Event::Alloc {
+            let event = TraceEvent::Alloc {
                 request,
                 placed: Some(&placed),
             };
@@ -1240,7 +1249,7 @@ impl Buffer {
             if b.deallocate(id, slot)? {
                 shared.notify(DeviceEvent::Free { id, buffer_type });
                 shared.record(|| self.logged(id));
-                shared.trace(b, Some(&Event::Free { id }));
+                shared.trace(b, Some(&TraceEvent::Free { id }));
             }
             Ok(())
         })
@@ -1264,7 +1273,7 @@ impl Drop for Buffer {
             });
             self.shared.record(|| self.logged(self.id));
             self.shared
-                .trace(backend, Some(&Event::Free { id: self.id }));
+                .trace(backend, Some(&TraceEvent::Free { id: self.id }));
         }
     }
 }

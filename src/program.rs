@@ -14,10 +14,9 @@ use crate::cb_failure::{
 };
 use crate::cores::{CoreCoord, CoreRangeSet};
 use crate::device::Device;
+use crate::device::{EnqueueSeen, TraceEvent};
 use crate::error::{Error, Result};
-use crate::record::Event;
 use crate::source::{CbProblem, CbRequest, Enqueued};
-use crate::trace::Expect;
 use crate::types::BufferType;
 
 /// Most pages a CB may have (TT-Metal: more would wrap its page counters).
@@ -349,7 +348,7 @@ impl Program {
                 configs.push((cores.clone(), config.clone()));
                 device.trace_event(
                     b,
-                    &Event::Cb {
+                    &TraceEvent::Cb {
                         program,
                         cbs: configs,
                     },
@@ -400,24 +399,24 @@ impl Program {
             };
             // What a replay must reproduce: the check that refused it, or
             // where its CBs are.
-            let expect = match run.problem {
-                Some(CbProblem::Clash { .. }) => Some(Expect::Clash),
-                Some(CbProblem::BeyondL1 { .. }) => Some(Expect::BeyondL1),
+            let seen = match run.problem {
+                Some(CbProblem::Clash { .. }) => Some(EnqueueSeen::Clash),
+                Some(CbProblem::BeyondL1 { .. }) => Some(EnqueueSeen::BeyondL1),
                 Some(_) => None,
                 None => match &addresses {
-                    Some(a) if a.len() == cbs.len() => Some(Expect::CircularBuffers(a.clone())),
+                    Some(a) if a.len() == cbs.len() => Some(EnqueueSeen::Fit(a.clone())),
                     Some(_) => None,
                     None => cbs
                         .iter()
                         .map(|cb| cb.address)
                         .collect::<Option<Vec<u64>>>()
-                        .map(Expect::CircularBuffers),
+                        .map(EnqueueSeen::Fit),
                 },
             };
-            let event = Event::Enqueue {
+            let event = TraceEvent::Enqueue {
                 program,
                 cbs: configs,
-                expect,
+                seen,
             };
             device.trace_event(b, &event);
             Ok((run, addresses))
@@ -543,7 +542,7 @@ impl Drop for Program {
         let _ = device.with_backend_mut(|b| {
             let destroyed = b.destroy_program(program)?;
             if destroyed {
-                device.trace_event(b, &Event::Destroy { program });
+                device.trace_event(b, &TraceEvent::Destroy { program });
             }
             Ok(destroyed)
         });

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cores::CoreRangeSet;
-use crate::device::{Device, DeviceKind, PoolLayout};
+use crate::device::{Device, DeviceKind, EnqueueSeen, PoolLayout, TraceEvent, Tracer};
 use crate::error::{Error, Result};
 use crate::program::CircularBufferConfig;
 use crate::source::sim::{Preset, SimDevice};
-use crate::source::{Backend, Direction, Foreign, Placed, Request};
+use crate::source::{Backend, Direction, Foreign};
 use crate::trace::{Expect, FIRST_OP_LINE, Trace, TraceOp};
 use crate::types::{Allocation, BufferType, Snapshot};
 
@@ -165,39 +165,54 @@ impl Drop for Recording {
     }
 }
 
+impl Device {
+    /// Starts recording everything the device does as an allocation
+    /// [`Trace`](crate::Trace): allocations (with the address each got, or
+    /// their refusal as out of memory), frees, programs, circular buffers,
+    /// enqueues (with their CBs' addresses, or the check that refused them)
+    /// and destroyed programs, in the order the device applied them; on a
+    /// TT-Metal device also the buffers TT-Metal made for other code. The
+    /// trace names the device model and carve-outs, and holds the buffers
+    /// live now, pinned where they are. [`Trace::replay`](crate::Trace::replay)
+    /// on the simulated device checks that it reproduces every address (see
+    /// [`Recording`] for the details). Any number of recordings may run at
+    /// once; one costs an allocation or a free about 0.2 us.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recording`] when a trace cannot describe the device: a
+    /// geometry that is none of the presets (a custom
+    /// [`SimDeviceBuilder`](crate::SimDeviceBuilder) one), or allocations in
+    /// its statistics that no buffer it observed accounts for (a TT-Metal
+    /// device adopted after buffers were made on it); [`Error::DeviceClosed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice, MIB};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// let rec = dev.record()?;
+    /// let w = dev.buffer(BufferType::Dram, MIB).page_size(2048).label("weights").allocate()?;
+    /// drop(w);
+    /// let trace = rec.finish()?;
+    /// assert_eq!(
+    ///     trace.to_text(),
+    ///     "device wh\nl1_small 0\ntrace 0\n\
+    ///      alloc b1 DRAM 1048576 2048 def expect=0x100040 label=weights\nfree b1\n"
+    /// );
+    /// trace.replay(&trace.open_sim()?, |_| {})?; // the same addresses, checked
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn record(&self) -> Result<Recording> {
+        Recording::start(self)
+    }
+}
+
 fn lock(recorder: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
     // A recorder is only written through plain pushes: a panic cannot leave
     // it half updated.
     recorder.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An operation the device applied, as its recorders receive it (under the
-/// device lock, in the device's order).
-pub(crate) enum Event<'a> {
-    /// An allocation through the crate: placed, or refused as out of memory
-    /// (`None`).
-    Alloc {
-        request: &'a Request,
-        placed: Option<&'a Placed>,
-    },
-    /// A free of an allocation made through the crate.
-    Free { id: u64 },
-    /// A program created.
-    Program { id: u64 },
-    /// A circular buffer added: every CB of the program, the new one last.
-    Cb {
-        program: u64,
-        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
-    },
-    /// An enqueue, with what it did when that is an expectation a replay
-    /// can check.
-    Enqueue {
-        program: u64,
-        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
-        expect: Option<Expect>,
-    },
-    /// A program destroyed.
-    Destroy { program: u64 },
 }
 
 /// A live buffer as the recording knows it.
@@ -432,11 +447,12 @@ impl Recorder {
                 .collect(),
         }
     }
+}
 
-    /// Records an event of the device.
-    pub(crate) fn apply(&mut self, event: &Event<'_>) {
+impl Tracer for Recorder {
+    fn apply(&mut self, event: &TraceEvent<'_>) {
         match *event {
-            Event::Alloc { request, placed } => {
+            TraceEvent::Alloc { request, placed } => {
                 let placement = Placement {
                     buffer_type: request.buffer_type,
                     size: request.size,
@@ -456,12 +472,12 @@ impl Recorder {
                     }
                 }
             }
-            Event::Free { id } => self.push_free(id),
-            Event::Program { id } => {
+            TraceEvent::Free { id } => self.push_free(id),
+            TraceEvent::Program { id } => {
                 let program = self.number_program(id);
                 self.ops.push(Rec::Program { program });
             }
-            Event::Cb { program, cbs } => match self.programs.get(&program) {
+            TraceEvent::Cb { program, cbs } => match self.programs.get(&program) {
                 Some(&number) => {
                     if let Some((cores, config)) = cbs.last() {
                         let op = self.cb(number, cores, config);
@@ -470,21 +486,23 @@ impl Recorder {
                 }
                 None => self.introduce(program, cbs),
             },
-            Event::Enqueue {
+            TraceEvent::Enqueue {
                 program,
                 cbs,
-                ref expect,
+                ref seen,
             } => {
                 if !self.programs.contains_key(&program) {
                     self.introduce(program, cbs);
                 }
                 let program = self.programs[&program];
-                self.ops.push(Rec::Enqueue {
-                    program,
-                    expect: expect.clone(),
+                let expect = seen.as_ref().map(|seen| match seen {
+                    EnqueueSeen::Fit(addresses) => Expect::CircularBuffers(addresses.clone()),
+                    EnqueueSeen::Clash => Expect::Clash,
+                    EnqueueSeen::BeyondL1 => Expect::BeyondL1,
                 });
+                self.ops.push(Rec::Enqueue { program, expect });
             }
-            Event::Destroy { program } => {
+            TraceEvent::Destroy { program } => {
                 // A program the recording never saw changed nothing it holds.
                 if let Some(program) = self.programs.remove(&program) {
                     self.ops.push(Rec::Destroy { program });
@@ -493,8 +511,7 @@ impl Recorder {
         }
     }
 
-    /// Records an allocation or a free made by other code.
-    pub(crate) fn foreign(&mut self, f: &Foreign) {
+    fn foreign(&mut self, f: &Foreign) {
         if !f.alloc {
             self.push_free(f.id);
             return;
@@ -516,11 +533,12 @@ impl Recorder {
         self.push_placed(f.id, placement, f.address, f.per_bank_size);
     }
 
-    /// Records the first failure, for [`Recording::finish`].
-    pub(crate) fn fail(&mut self, reason: String) {
+    fn fail(&mut self, reason: String) {
         self.error.get_or_insert(reason);
     }
+}
 
+impl Recorder {
     fn number_program(&mut self, id: u64) -> u64 {
         let number = self.next_program;
         self.next_program += 1;
