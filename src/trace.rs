@@ -28,7 +28,8 @@
 //! (the id names it otherwise; `%XX` escapes a byte, so that a label may
 //! hold spaces, `#` or `%`); `fixed=ADDR` places the buffer at that address
 //! instead of where the allocator would (the simulated device's
-//! [`at_address`](crate::BufferBuilder::at_address)); `expect=ADDR` or
+//! [`at_address`](crate::BufferBuilder::at_address); a TT-Metal device
+//! refuses it); `expect=ADDR` or
 //! `expect=oom` says where the recorded device placed it, or that it
 //! refused it as out of memory.
 //!

@@ -119,13 +119,22 @@ pub struct WhatIfRow {
 /// ```
 /// use tt_memguard::{KIB, Preset, Trace, WhatIfConfig};
 ///
-/// let trace = Trace::from_file("tests/data/circular_buffers.trace")?;
+/// // A matmul's CBs next to its 700 KiB-per-core L1 output.
+/// let trace = Trace::parse(
+///     "alloc out L1 45875200 2048 def\n\
+///      program mm\n\
+///      cb mm 0,0-7,7 262144 index=0 page=2048\n\
+///      cb mm 0,0-7,7 262144 index=1 page=2048\n\
+///      cb mm 0,0-7,7 131072 index=16 page=2048\n\
+///      enqueue mm\n",
+/// )?;
 /// let table = trace.what_if(&[
 ///     WhatIfConfig::new(Preset::WormholeB0),
 ///     WhatIfConfig::new(Preset::WormholeB0).l1_small_size(64 * KIB),
 /// ])?;
 /// assert_eq!(table.rows[0].min_cb_headroom, Some(21_152));
-/// assert_eq!(table.rows[1].first_failure.as_ref().unwrap().summary, "CB clash");
+/// let clash = table.rows[1].first_failure.as_ref().unwrap();
+/// assert_eq!((clash.line, clash.summary.as_str()), (6, "CB clash"));
 /// println!("{table}");
 /// # Ok::<(), tt_memguard::Error>(())
 /// ```
