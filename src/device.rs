@@ -144,6 +144,9 @@ pub(crate) trait Tracer: Send {
     fn fail(&mut self, reason: String);
 }
 
+/// A tracer as the device holds it, next to its owner's handle.
+type SharedTracer = Arc<Mutex<dyn Tracer>>;
+
 /// An observer of a device's allocations and frees. It runs while the
 /// device is locked, so that events reach it in the order the device applied
 /// them: it must not call back into the device.
@@ -185,7 +188,7 @@ struct Shared {
     tracing: AtomicBool,
     /// The attached trace recordings, with their tokens. Taken under the
     /// backend lock.
-    recorders: Mutex<Vec<(u64, Arc<Mutex<dyn Tracer>>)>>,
+    recorders: Mutex<Vec<(u64, SharedTracer)>>,
     next_recorder: AtomicU64,
 }
 
@@ -503,7 +506,7 @@ impl Device {
             };
             let token = shared.next_recorder.fetch_add(1, Ordering::Relaxed);
             let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
-            let tracer: Arc<Mutex<dyn Tracer>> = recorder.clone();
+            let tracer: SharedTracer = recorder.clone();
             recorders.push((token, tracer));
             shared.tracing.store(true, Ordering::Relaxed);
             Ok((token, recorder))
