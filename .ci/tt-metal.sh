@@ -149,7 +149,7 @@ for KIND in n150 p150 n300; do
         echo "STATUS $STATUS"
     } > "$LOG" 2>&1
     set -e
-    grep -E '^(test |running [0-9]|test result|differential:|---- |thread .*panicked)' "$LOG" || true
+    grep -E '^(test |running [0-9]|test result|differential:|record:|---- |thread .*panicked)' "$LOG" || true
     grep -q '^STATUS 0$' "$LOG" || { tail -n 40 "$LOG" >&2; echo "error: the tt-metal tests failed on mock $KIND" >&2; exit 1; }
     PASSED=$(sed -n 's/^test result: ok\. \([0-9]*\) passed.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
     OPS=$(sed -n 's/^differential: .* \([0-9][0-9]*\) operations.*/\1/p' "$LOG" | awk '{s+=$1} END {print s+0}')
@@ -182,7 +182,19 @@ for KIND in n150 p150 n300; do
             || { cat "$SCRATCH/runner.log" >&2; echo "error: the memguard runner failed on mock $KIND" >&2; exit 1; }
         grep -q '4 passed; 0 failed' "$SCRATCH/runner.log" \
             || { cat "$SCRATCH/runner.log" >&2; echo "error: the runner did not pass 4 tests on $KIND" >&2; exit 1; }
-        RUNNER="runner suite 4 passed on the TT-Metal device"
+        # The same suite recorded (TT_MEMGUARD_RECORD): every test's trace replays on the
+        # simulator with the TT-Metal device's addresses (the replay checks each expect=).
+        run_kind env TT_MEMGUARD_DEVICE=tt-metal TT_MEMGUARD_RECORD="$SCRATCH/traces" \
+            cargo test -q --features tt-metal --test memguard_suite > "$SCRATCH/runner-record.log" 2>&1 \
+            || { cat "$SCRATCH/runner-record.log" >&2; echo "error: the recorded runner failed on mock $KIND" >&2; exit 1; }
+        RECORDED=0
+        for RECORDED_TRACE in "$SCRATCH"/traces/*.trace; do
+            cargo run -q --example replay -- "$RECORDED_TRACE" > /dev/null \
+                || { echo "error: $RECORDED_TRACE does not replay on the simulator" >&2; exit 1; }
+            RECORDED=$((RECORDED + 1))
+        done
+        [ "$RECORDED" -eq 4 ] || { echo "error: the runner recorded $RECORDED traces on $KIND (expected 4)" >&2; exit 1; }
+        RUNNER="runner suite 4 passed on the TT-Metal device, their 4 recorded traces replay on the simulator"
     fi
     SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations and $CB_RUNS program enqueues with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
 done

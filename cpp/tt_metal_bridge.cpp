@@ -132,4 +132,23 @@ rust::Vec<std::uint64_t> TtMetalHandle::program_addresses(std::uint64_t program)
 
 bool TtMetalHandle::destroy_program(std::uint64_t program) { return handle_->destroy_program(program); }
 
+void TtMetalHandle::start_journal() { handle_->start_journal(); }
+void TtMetalHandle::stop_journal() { handle_->stop_journal(); }
+
+rust::Vec<TtForeignEvent> TtMetalHandle::drain_journal() {
+    rust::Vec<TtForeignEvent> out;
+    for (const ttm::ForeignEvent& e : handle_->drain_journal()) {
+        TtForeignEvent event;
+        event.allocate = e.allocate;
+        event.id = e.id;
+        event.pool = static_cast<std::uint8_t>(e.pool);
+        event.address = e.address;
+        event.size = e.size;
+        event.page_size = e.page_size;
+        event.per_bank_size = e.per_bank_size;
+        out.push_back(event);
+    }
+    return out;
+}
+
 }  // namespace memguard::ffi

@@ -26,6 +26,7 @@ namespace memguard::ffi {
 
 struct TtOpenOptions;
 struct TtFacts;
+struct TtForeignEvent;
 
 class TtMetalHandle {
 public:
@@ -48,6 +49,9 @@ public:
     EnqueueOutcome enqueue_program(std::uint64_t program);
     rust::Vec<std::uint64_t> program_addresses(std::uint64_t program) const;
     bool destroy_program(std::uint64_t program);
+    void start_journal();
+    void stop_journal();
+    rust::Vec<TtForeignEvent> drain_journal();
 
 private:
     std::unique_ptr<ttm::MeshHandle> handle_;

@@ -118,6 +118,10 @@ public:
     PeakMarks::Peaks read_peak(std::uint32_t mark) const;
     void release_peak(std::uint32_t mark);
     tt::tt_metal::distributed::MeshDevice* mesh_device() const { return mesh_; }
+    // The event log's foreign journal (tt_metal_events.hpp), for recordings.
+    void start_journal() { log_->start_journal(); }
+    void stop_journal() { log_->stop_journal(); }
+    std::vector<ForeignEvent> drain_journal() { return log_->drain_journal(); }
 
     // Programs (circular buffers). Ids are TT-Metal's own. Throws Failure.
     std::uint64_t create_program();

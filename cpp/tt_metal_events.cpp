@@ -90,6 +90,18 @@ private:
     }
 };
 
+ForeignEvent foreign_event(const Record& record, bool allocate) {
+    ForeignEvent event;
+    event.allocate = allocate;
+    event.id = record.id;
+    event.pool = record.pool;
+    event.address = record.address;
+    event.size = record.size;
+    event.page_size = record.page_size;
+    event.per_bank_size = record.per_bank_size;
+    return event;
+}
+
 }  // namespace
 
 // ---- the log ------------------------------------------------------------------------------------
@@ -128,6 +140,7 @@ void EventLog::on_allocate(const metal::Buffer* buffer) {
         pending->per_bank_size = record.per_bank_size;
     }
     by_unique_id_[unique_id] = record.id;
+    if (journals_ != 0 && !ours) journal_.push_back(foreign_event(record, true));
     live_.emplace(record.id, std::move(record));
     if (marks_.active() != 0) marks_.note(pool_index(*pool), allocated(*pool));
 }
@@ -138,8 +151,30 @@ void EventLog::forget(std::size_t unique_id) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = by_unique_id_.find(unique_id);
     if (it == by_unique_id_.end()) return;
-    live_.erase(it->second);
+    auto record = live_.find(it->second);
+    if (record != live_.end()) {
+        if (journals_ != 0 && record->second.tag == 0) journal_.push_back(foreign_event(record->second, false));
+        live_.erase(record);
+    }
     by_unique_id_.erase(it);
+}
+
+void EventLog::start_journal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++journals_;
+}
+
+void EventLog::stop_journal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (journals_ > 0) --journals_;
+    if (journals_ == 0) journal_.clear();
+}
+
+std::vector<ForeignEvent> EventLog::drain_journal() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<ForeignEvent> out;
+    out.swap(journal_);
+    return out;
 }
 
 std::vector<Record> EventLog::live() const {

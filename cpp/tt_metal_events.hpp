@@ -39,6 +39,18 @@ struct Record {
     std::string label;
 };
 
+// An allocation or a free of a buffer that other code made (not one tt-memguard asked for), in
+// the order the log saw it: the foreign journal a recording drains.
+struct ForeignEvent {
+    bool allocate = true;
+    std::uint64_t id = 0;
+    Pool pool = Pool::Dram;
+    std::uint64_t address = 0;
+    std::uint64_t size = 0;
+    std::uint64_t page_size = 0;
+    std::uint64_t per_bank_size = 0;
+};
+
 class EventLog {
 public:
     explicit EventLog(const tt::tt_metal::Allocator* allocator);
@@ -59,6 +71,12 @@ public:
     // kPeakHeadroomGap), as the simulated device does at an enqueue that passed.
     void note_program(std::uint64_t cb_bytes, std::uint64_t l1_total, std::uint64_t headroom_gap);
 
+    // The foreign journal: kept while at least one recording has started it (and not stopped
+    // it), emptied by each drain.
+    void start_journal();
+    void stop_journal();
+    std::vector<ForeignEvent> drain_journal();
+
     // The allocator's reservation per bank: TT-Metal's aligned size per bank, rounded up to the
     // allocator granularity (the DRAM alignment, in every pool) and at least one granule.
     std::uint64_t block_size(std::uint64_t aligned_size_per_bank) const;
@@ -72,6 +90,8 @@ private:
     std::map<std::uint64_t, Record> live_;  // by id: allocation order
     std::unordered_map<std::size_t, std::uint64_t> by_unique_id_;
     std::uint64_t next_id_ = 1;
+    std::uint32_t journals_ = 0;
+    std::vector<ForeignEvent> journal_;
     // O(1) per allocation whatever the number of active marks.
     PeakMarks marks_;
 };

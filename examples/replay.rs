@@ -3,7 +3,11 @@
 //! after every step. Both devices print the same lines for the same trace.
 //! `--preset wh|n300|bh` replays it on another simulated model than its
 //! `device` line names: the same circular buffers, for instance, land at other
-//! addresses on Blackhole.
+//! addresses on Blackhole. A recorded trace (`Device::record`,
+//! `TT_MEMGUARD_RECORD`) is checked as it replays: the first operation that
+//! does not do what the recorded device did stops the replay with an error
+//! naming its line (on another model its expectations are dropped; the
+//! `what_if` example compares models side by side).
 //!
 //! A ttnn graph capture (`--ttnn-capture FILE`, or any `.json` file: the JSON
 //! of `ttnn.graph.end_graph_capture()`) is imported first; what the import
@@ -86,6 +90,14 @@ fn main() -> ExitCode {
         } else {
             Trace::from_file(&path)?
         };
+        // A recorded trace's addresses hold for its own device model and
+        // carve-outs only.
+        let other_model = preset.is_some_and(|p| p != trace.preset)
+            || l1_small.is_some_and(|b| b != trace.l1_small_size)
+            || trace_region.is_some_and(|b| b != trace.trace_region_size);
+        if other_model {
+            trace.clear_expectations();
+        }
         if let Some(preset) = preset {
             trace.preset = preset;
         }

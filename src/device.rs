@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::cb_failure::ProgramPeak;
 use crate::composition::{Event as LogEntry, Events};
+use crate::cores::CoreRangeSet;
 use crate::detail::{Timeline, TimelineBuilder};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
+use crate::program::CircularBufferConfig;
 use crate::program::{EnqueueReport, Program};
-use crate::source::{Backend, Direction, Peaks, Request};
+use crate::source::{Backend, Direction, Foreign, Peaks, Placed, Request};
 use crate::types::{Allocation, BufferType, SourceLocation};
 
 /// Which kind of backend a device is.
@@ -96,6 +98,58 @@ pub(crate) enum DeviceEvent<'a> {
     Free { id: u64, buffer_type: BufferType },
 }
 
+/// An operation the device applied, as trace recordings ([`Tracer`])
+/// receive it: under the device lock, in the device's order.
+pub(crate) enum TraceEvent<'a> {
+    /// An allocation through the crate: placed, or refused as out of memory
+    /// (`None`).
+    Alloc {
+        request: &'a Request,
+        placed: Option<&'a Placed>,
+    },
+    /// A free of an allocation made through the crate.
+    Free { id: u64 },
+    /// A program created.
+    Program { id: u64 },
+    /// A circular buffer added: every CB of the program, the new one last.
+    Cb {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+    },
+    /// An enqueue (with every CB of the program), and what it did when a
+    /// replay can check that.
+    Enqueue {
+        program: u64,
+        cbs: &'a [(CoreRangeSet, CircularBufferConfig)],
+        seen: Option<EnqueueSeen>,
+    },
+    /// A program destroyed.
+    Destroy { program: u64 },
+}
+
+/// What an enqueue did, as a recording keeps it.
+pub(crate) enum EnqueueSeen {
+    /// Its CBs fit, at these addresses in creation order.
+    Fit(Vec<u64>),
+    /// Refused: a CB region ends above the lowest L1 buffer.
+    Clash,
+    /// Refused: a CB region ends past a core's L1.
+    BeyondL1,
+}
+
+/// A trace recording attached to a device (`record.rs`).
+pub(crate) trait Tracer: Send {
+    /// An operation the device applied.
+    fn apply(&mut self, event: &TraceEvent<'_>);
+    /// An allocation or a free other code made on the device.
+    fn foreign(&mut self, event: &Foreign);
+    /// An event that could not be received.
+    fn fail(&mut self, reason: String);
+}
+
+/// A tracer as the device holds it, next to its owner's handle.
+type SharedTracer = Arc<Mutex<dyn Tracer>>;
+
 /// An observer of a device's allocations and frees. It runs while the
 /// device is locked, so that events reach it in the order the device applied
 /// them: it must not call back into the device.
@@ -133,6 +187,13 @@ struct Shared {
     /// Active guards that explain themselves: timelines are fed while it is
     /// above 0.
     explaining: AtomicU64,
+    /// Set while a trace recording is attached: a relaxed load is all an
+    /// unrecorded operation pays.
+    tracing: AtomicBool,
+    /// The attached trace recordings, with their tokens. Taken under the
+    /// backend lock.
+    recorders: Mutex<Vec<(u64, SharedTracer)>>,
+    next_recorder: AtomicU64,
 }
 
 /// What the device lock guards: the backend (`None` once closed), and the
@@ -233,6 +294,28 @@ impl Shared {
         log.entries.push_back(entry);
     }
 
+    /// Hands `event` to every attached trace recording, after the
+    /// allocations and frees other code made since the last event (a
+    /// TT-Metal device's foreign journal). Called with the backend lock
+    /// held, right after the backend applied the event.
+    pub(crate) fn trace(&self, backend: &mut dyn Backend, event: Option<&TraceEvent<'_>>) {
+        if !self.tracing.load(Ordering::Relaxed) {
+            return;
+        }
+        let recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let foreign = backend.drain_journal();
+        for (_, recorder) in recorders.iter() {
+            let mut recorder = recorder.lock().unwrap_or_else(|e| e.into_inner());
+            match &foreign {
+                Ok(events) => events.iter().for_each(|f| recorder.foreign(f)),
+                Err(e) => recorder.fail(format!("reading the buffers other code made: {e}")),
+            }
+            if let Some(event) = event {
+                recorder.apply(event);
+            }
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T>) -> Result<T> {
         self.with_log(|b, _| f(b))
     }
@@ -290,6 +373,9 @@ impl Device {
                 enqueue_seq: AtomicU64::new(0),
                 recording: AtomicU64::new(0),
                 explaining: AtomicU64::new(0),
+                tracing: AtomicBool::new(false),
+                recorders: Mutex::new(Vec::new()),
+                next_recorder: AtomicU64::new(1),
             }),
         }
     }
@@ -420,6 +506,55 @@ impl Device {
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.shared.lock().backend.is_none()
+    }
+
+    /// Attaches the recorder `make` builds, under the device lock: events
+    /// from before it are handed to the recorders attached earlier, and the
+    /// foreign journal starts before `make` reads the live set.
+    pub(crate) fn attach_recorder<T: Tracer + 'static>(
+        &self,
+        make: impl FnOnce(&mut dyn Backend) -> Result<T>,
+    ) -> Result<(u64, Arc<Mutex<T>>)> {
+        let shared = &self.shared;
+        shared.with(|b| {
+            shared.trace(b, None);
+            b.start_journal()?;
+            let recorder = match make(b) {
+                Ok(recorder) => Arc::new(Mutex::new(recorder)),
+                Err(e) => {
+                    b.stop_journal();
+                    return Err(e);
+                }
+            };
+            let token = shared.next_recorder.fetch_add(1, Ordering::Relaxed);
+            let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
+            let tracer: SharedTracer = recorder.clone();
+            recorders.push((token, tracer));
+            shared.tracing.store(true, Ordering::Relaxed);
+            Ok((token, recorder))
+        })
+    }
+
+    /// Detaches recorder `token` after handing it (and the others) the
+    /// events of other code so far; on a closed device it just goes.
+    pub(crate) fn detach_recorder(&self, token: u64) {
+        let shared = &self.shared;
+        let mut locked = shared.lock();
+        if let Some(b) = locked.backend.as_deref_mut() {
+            shared.trace(b, None);
+            b.stop_journal();
+        }
+        let mut recorders = shared.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        recorders.retain(|(t, _)| *t != token);
+        shared
+            .tracing
+            .store(!recorders.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Hands `event` to the attached trace recordings; call it with the
+    /// backend `b` of this device, under its lock.
+    pub(crate) fn trace_event(&self, b: &mut dyn Backend, event: &TraceEvent<'_>) {
+        self.shared.trace(b, Some(event));
     }
 
     /// Starts a guarded scope in one step under the device lock: a peak mark,
@@ -677,7 +812,12 @@ impl Device {
     ///
     /// [`Error::DeviceClosed`] after [`close`](Self::close).
     pub fn create_program(&self) -> Result<Program> {
-        let id = self.shared.with(|b| b.create_program())?;
+        let shared = &self.shared;
+        let id = shared.with(|b| {
+            let id = b.create_program()?;
+            shared.trace(b, Some(&TraceEvent::Program { id }));
+            Ok(id)
+        })?;
         Ok(Program::new(self.clone(), id))
     }
 
@@ -1046,7 +1186,24 @@ impl BufferBuilder<'_> {
         let request = &self.request;
         let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
         let placed = shared.with_log(|b, log| {
-            let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
+            let placed = match b.allocate(request) {
+                Ok(placed) => placed,
+                Err(e) => {
+                    if matches!(
+                        e,
+                        Error::OutOfMemory { .. }
+                            | Error::BelowAddressLimit { .. }
+                            | Error::BufferTooLarge { .. }
+                    ) {
+                        let event = TraceEvent::Alloc {
+                            request,
+                            placed: None,
+                        };
+                        shared.trace(b, Some(&event));
+                    }
+                    return Err(explain_oom(e, b));
+                }
+            };
             shared.notify(DeviceEvent::Alloc {
                 label: label.as_deref(),
                 id: placed.id,
@@ -1068,6 +1225,11 @@ impl BufferBuilder<'_> {
                     label: label.clone(),
                 }
             });
+            let event = TraceEvent::Alloc {
+                request,
+                placed: Some(&placed),
+            };
+            shared.trace(b, Some(&event));
             Ok(placed)
         })?;
         let buffer = Buffer {
@@ -1210,6 +1372,7 @@ impl Buffer {
                 shared.record(log, false, buffer_type, self.size_per_bank, || {
                     self.logged(id)
                 });
+                shared.trace(b, Some(&TraceEvent::Free { id }));
             }
             Ok(())
         })
@@ -1236,6 +1399,8 @@ impl Drop for Buffer {
                 .record(log, false, self.buffer_type, self.size_per_bank, || {
                     self.logged(self.id)
                 });
+            self.shared
+                .trace(backend, Some(&TraceEvent::Free { id: self.id }));
         }
     }
 }

@@ -470,6 +470,32 @@ pub enum Error {
     /// counter and field, and what to do.
     #[error(transparent)]
     TtnnCapture(Box<CaptureError>),
+    /// A replay that does not do what the recorded device did (an
+    /// `expect=` of the trace).
+    #[error(
+        "line {line}: the replay differs from the recording: expected {expected}, the device gave {found}: {text:?} (replay on the device model and carve-outs the trace names, or drop its expectations with Trace::clear_expectations to ask what another device would do)"
+    )]
+    TraceMismatch {
+        /// Line number, from 1.
+        line: usize,
+        /// The operation, as a trace line.
+        text: String,
+        /// What the recording says (the text after `expect=`).
+        expected: String,
+        /// What the device replayed on did instead, in the same words, or
+        /// the refusal and its reason.
+        found: String,
+    },
+
+    /// A device whose activity cannot be recorded as a trace, or a
+    /// recording that could not be completed.
+    #[error("cannot record device {device}: {reason}")]
+    Recording {
+        /// The device's name.
+        device: String,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
 
     /// A file that could not be read or written.
     #[error("cannot access {}: {source}", path.display())]

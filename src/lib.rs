@@ -79,6 +79,35 @@
 //! model; [`ttnn_capture`] makes one from a ttnn graph capture of a Python
 //! model run.
 //!
+//! # Bring your real workloads
+//!
+//! [`Device::record`] records everything a device does (on a TT-Metal
+//! device also the buffers TT-Metal makes for ops and other code) as a
+//! [`Trace`] that names the device model and carve-outs and says where every
+//! buffer and circular buffer landed; [`Trace::replay`] on the simulated
+//! device checks it lands there too. The runner records every test with
+//! `TT_MEMGUARD_RECORD=DIR`. [`Trace::what_if`] replays one trace on other
+//! models and carve-outs, side by side:
+//!
+//! ```
+//! use tt_memguard::{BufferType, KIB, MIB, Preset, SimDevice, WhatIfConfig};
+//!
+//! let dev = SimDevice::wormhole_b0();
+//! let rec = dev.record()?;
+//! let _w = dev.allocate(BufferType::Dram, 8 * MIB, 2048)?;
+//! let _act = dev.allocate_sharded(BufferType::L1, 64 * 1300 * KIB, 2048, 64)?; // 1300 KiB a core
+//! let trace = rec.finish()?;
+//! trace.replay(&trace.open_sim()?, |_| {})?; // the recorded addresses, checked
+//!
+//! let table = trace.what_if(&[
+//!     WhatIfConfig::new(Preset::WormholeB0).l1_small_size(64 * KIB),
+//!     WhatIfConfig::new(Preset::BlackholeP150),
+//! ])?;
+//! assert_eq!(table.rows[0].first_failure.as_ref().unwrap().summary, "out of memory");
+//! assert!(table.rows[1].first_failure.is_none());
+//! # Ok::<(), tt_memguard::Error>(())
+//! ```
+//!
 //! # Circular buffers: a kernel's whole L1
 //!
 //! Most of a kernel's L1 is circular buffers, which TT-Metal's allocator
@@ -145,7 +174,7 @@
 //   units, types, cores <- budget, render, cb_failure <- report <- error
 //   <- source + device + program (a backend hands out a Device, a Device
 //   its Programs) <- mesh <- guard <- check <- macros, trace, live
-//   <- monitor, harness.
+//   <- record (Device::record), what_if (Trace::what_if) <- monitor, harness.
 // Only `source` and `ffi` know that C++ exists.
 mod budget;
 mod cb_failure;
@@ -160,6 +189,7 @@ mod fragmentation;
 mod guard;
 mod mesh;
 mod program;
+mod record;
 pub mod render;
 mod report;
 mod source;
@@ -173,6 +203,7 @@ pub mod live;
 pub mod monitor;
 mod trace;
 pub mod ttnn_capture;
+mod what_if;
 
 pub use budget::{
     Budget, BudgetError, BudgetSource, CheckKind, CoreBudget, Limit, PoolBudget, SizeArg,
@@ -192,16 +223,18 @@ pub use fragmentation::{
 pub use guard::{Allow, GuardOptions, MemoryGuard};
 pub use mesh::{MemorySource, Mesh};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
+pub use record::Recording;
 pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
-pub use trace::{Trace, TraceOp};
+pub use trace::{Expect, Trace, TraceOp};
 pub use types::{
     Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
 };
 pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
+pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
 
 /// What a test file needs, in one `use`: devices and buffers, guards and
 /// budgets, the assertion macros, the test result type, the size units,

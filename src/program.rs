@@ -14,6 +14,7 @@ use crate::cb_failure::{
 };
 use crate::cores::{CoreCoord, CoreRangeSet};
 use crate::device::Device;
+use crate::device::{EnqueueSeen, TraceEvent};
 use crate::error::{Error, Result};
 use crate::source::{CbProblem, CbRequest, Enqueued};
 use crate::types::BufferType;
@@ -103,6 +104,11 @@ impl CircularBufferConfig {
 
     pub(crate) fn backing(&self) -> Option<Backing> {
         self.backing
+    }
+
+    /// The (index, page size) pairs, in the order they were given.
+    pub(crate) fn pages(&self) -> &[(u8, u64)] {
+        &self.pages
     }
 
     /// The checks that need no device: a size, at least one index, page sizes that divide the
@@ -262,6 +268,8 @@ pub struct Program {
     device: Device,
     id: u64,
     cbs: Vec<CircularBufferInfo>,
+    /// The CBs as added, for a trace recording that starts after them.
+    configs: Vec<(CoreRangeSet, CircularBufferConfig)>,
 }
 
 impl std::fmt::Debug for Program {
@@ -280,6 +288,7 @@ impl Program {
             device,
             id,
             cbs: Vec::new(),
+            configs: Vec::new(),
         }
     }
 
@@ -332,10 +341,22 @@ impl Program {
             backing: backing.map(|b| (b.buffer_id, b.slot, b.address.saturating_add(b.offset))),
         };
         let program = self.id;
-        let handle = match self
-            .device
-            .with_backend_mut(|b| b.add_circular_buffer(program, &request))?
-        {
+        let (device, configs) = (&self.device, &mut self.configs);
+        let added = device.with_backend_mut(|b| {
+            let added = b.add_circular_buffer(program, &request)?;
+            if added.is_ok() {
+                configs.push((cores.clone(), config.clone()));
+                device.trace_event(
+                    b,
+                    &TraceEvent::Cb {
+                        program,
+                        cbs: configs,
+                    },
+                );
+            }
+            Ok(added)
+        })?;
+        let handle = match added {
             Ok(handle) => handle,
             Err(problem) => return Err(self.add_error(problem)),
         };
@@ -368,13 +389,36 @@ impl Program {
     /// Runs the enqueue on the backend and turns what it found into a report or an error.
     pub(crate) fn run(&mut self) -> Result<EnqueueReport> {
         let program = self.id;
-        let (run, addresses) = self.device.with_backend_mut(|b| {
+        let (device, cbs, configs) = (&self.device, &self.cbs, &self.configs);
+        let (run, addresses) = device.with_backend_mut(|b| {
             let run = b.enqueue_program(program)?;
             let addresses = if run.laid_out_now {
                 Some(b.program_addresses(program)?)
             } else {
                 None
             };
+            // What a replay must reproduce: the check that refused it, or
+            // where its CBs are.
+            let seen = match run.problem {
+                Some(CbProblem::Clash { .. }) => Some(EnqueueSeen::Clash),
+                Some(CbProblem::BeyondL1 { .. }) => Some(EnqueueSeen::BeyondL1),
+                Some(_) => None,
+                None => match &addresses {
+                    Some(a) if a.len() == cbs.len() => Some(EnqueueSeen::Fit(a.clone())),
+                    Some(_) => None,
+                    None => cbs
+                        .iter()
+                        .map(|cb| cb.address)
+                        .collect::<Option<Vec<u64>>>()
+                        .map(EnqueueSeen::Fit),
+                },
+            };
+            let event = TraceEvent::Enqueue {
+                program,
+                cbs: configs,
+                seen,
+            };
+            device.trace_event(b, &event);
             Ok((run, addresses))
         })?;
         if let Some(addresses) = addresses {
@@ -493,7 +537,14 @@ impl Program {
 impl Drop for Program {
     fn drop(&mut self) {
         let program = self.id;
+        let device = &self.device;
         // Nothing to report from drop: a closed device has no programs left.
-        let _ = self.device.with_backend_mut(|b| b.destroy_program(program));
+        let _ = device.with_backend_mut(|b| {
+            let destroyed = b.destroy_program(program)?;
+            if destroyed {
+                device.trace_event(b, &TraceEvent::Destroy { program });
+            }
+            Ok(destroyed)
+        });
     }
 }

@@ -1,27 +1,37 @@
 //! Allocation traces: a small text format for a sequence of allocations,
-//! frees and program enqueues, and a replayer that runs one on a device and
-//! prints what the allocator did after every step.
+//! frees and program enqueues, a replayer that runs one on a device and
+//! prints what the allocator did after every step, and the writer that
+//! [`Device::record`](crate::Device::record) uses.
 //!
 //! ```text
 //! # comment lines and blank lines are ignored
 //! device wh                 # wh | n300 | bh (default wh)
 //! l1_small 65536            # optional, bytes (default 0)
 //! trace 8388608             # optional, bytes (default 0)
-//! alloc w0 DRAM 1048576 2048 def
+//! alloc w0 DRAM 1048576 2048 def expect=0x100040
 //! alloc s0 L1_SMALL 8192 1024 td shards 4 label=halo
 //! free w0
 //! alloc out L1 524288 2048 td shards 64
+//! alloc big DRAM 4294967296 2048 def expect=oom
+//! alloc pinned L1 2048 2048 def fixed=0x100000
 //! program mm                # an empty program (reserves nothing)
 //! cb mm 0,0-7,7 65536 index=0 page=2048
 //! cb mm 0,0-3,3+4,4-7,7 8192 index=1,2 page=1024
 //! cb mm 0,0-7,7 4096 index=16 page=2048 backed=out+2048
-//! enqueue mm                # lays the CBs out (first time) and checks them
+//! enqueue mm expect=0x19d60,0x29d60,0x15c800  # lays the CBs out (first time) and checks them
 //! destroy mm
 //! ```
 //!
 //! `DIR` is `bu` (bottom-up), `td` (top-down) or `def` (the pool's default);
-//! `shards S` shards the buffer over the first S cores; `label=NAME`, last,
-//! names the buffer in reports (the id names it otherwise).
+//! `shards S` shards the buffer over the first S cores. Options follow, in
+//! any order, each at most once: `label=NAME` names the buffer in reports
+//! (the id names it otherwise; `%XX` escapes a byte, so that a label may
+//! hold spaces, `#` or `%`); `fixed=ADDR` places the buffer at that address
+//! instead of where the allocator would (the simulated device's
+//! [`at_address`](crate::BufferBuilder::at_address); a TT-Metal device
+//! refuses it); `expect=ADDR` or
+//! `expect=oom` says where the recorded device placed it, or that it
+//! refused it as out of memory.
 //!
 //! A `cb` line adds a circular buffer of `SIZE` bytes on each of its `CORES`
 //! to a program: `CORES` is a core `X,Y`, a rectangle `X0,Y0-X1,Y1`, or
@@ -30,9 +40,31 @@
 //! offset 0) uses the memory of a live L1 buffer of the trace instead of a
 //! place in the CB region. A program must be created by a `program` line
 //! before its `cb`, `enqueue` and `destroy` lines, and its id is free again
-//! after `destroy`.
+//! after `destroy`. An `enqueue` line may say what the recorded device did:
+//! `expect=ADDR,ADDR,...` (its CBs' addresses in creation order; `expect=-`
+//! for a program without CBs), `expect=clash` or `expect=beyond_l1` (the
+//! check that refused it).
+//!
+//! # Expectations
+//!
+//! [`Trace::replay`] checks every `expect=`: a buffer placed elsewhere, an
+//! allocation refused (or placed) against the recording, or circular
+//! buffers laid out at other addresses stop the replay with
+//! [`Error::TraceMismatch`] naming the line, after printing that line.
+//! Expectations hold for the device model and carve-outs the trace names;
+//! replaying on another one ([`Trace::what_if`], `--preset` of the `replay`
+//! example) first drops them with [`Trace::clear_expectations`].
+//!
+//! # Writing
+//!
+//! [`Trace::to_text`] (and `Display`) writes a trace back in this format,
+//! one line per operation after the three header lines (`device`,
+//! `l1_small`, `trace`): parsing the text gives the same operations, and a
+//! trace [`Device::record`](crate::Device::record) made carries exactly the
+//! line numbers its text has.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::cb_failure::CircularBufferCheck;
@@ -75,6 +107,12 @@ pub enum TraceOp {
         /// The buffer's label in reports (`label=NAME`; the trace's id when
         /// absent).
         label: Option<String>,
+        /// A fixed address to place the buffer at (`fixed=ADDR`) instead of
+        /// where the allocator would.
+        fixed: Option<u64>,
+        /// What the recorded device did (`expect=ADDR` or `expect=oom`):
+        /// [`Expect::At`] or [`Expect::OutOfMemory`].
+        expect: Option<Expect>,
     },
     /// Free the buffer called `id` (nothing happens when it is not live).
     Free {
@@ -107,12 +145,70 @@ pub enum TraceOp {
     Enqueue {
         /// The trace's name for the program.
         program: String,
+        /// What the recorded device did (`expect=...`):
+        /// [`Expect::CircularBuffers`], [`Expect::Clash`] or
+        /// [`Expect::BeyondL1`].
+        expect: Option<Expect>,
     },
     /// Destroy a program.
     Destroy {
         /// The trace's name for the program.
         program: String,
     },
+}
+
+/// What the recorded device did at an operation (`expect=` in the text),
+/// checked by [`Trace::replay`].
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::{Expect, Trace, TraceOp};
+///
+/// let trace = Trace::parse("alloc w DRAM 8192 1024 def expect=0x100040\n")?;
+/// let TraceOp::Alloc { expect, .. } = &trace.ops[0].1 else { unreachable!() };
+/// assert_eq!(expect, &Some(Expect::At(0x100040)));
+/// assert_eq!(Expect::CircularBuffers(vec![0x19d60, 0x1ad60]).to_string(), "0x19d60,0x1ad60");
+/// # Ok::<(), tt_memguard::Error>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// An allocation placed at this address (`expect=0x100040`).
+    At(u64),
+    /// An allocation refused: no free block large enough (`expect=oom`).
+    OutOfMemory,
+    /// An enqueue that fit, its circular buffers at these addresses in
+    /// creation order (`expect=0x19d60,0x1ad60`; `expect=-` for none).
+    CircularBuffers(Vec<u64>),
+    /// An enqueue refused: a CB region ends above the lowest L1 buffer
+    /// (`expect=clash`).
+    Clash,
+    /// An enqueue refused: a CB region ends past a core's L1
+    /// (`expect=beyond_l1`).
+    BeyondL1,
+}
+
+impl fmt::Display for Expect {
+    /// The text after `expect=`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::At(address) => write!(f, "{address:#x}"),
+            Expect::OutOfMemory => f.write_str("oom"),
+            Expect::CircularBuffers(addresses) if addresses.is_empty() => f.write_str("-"),
+            Expect::CircularBuffers(addresses) => {
+                for (i, a) in addresses.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{a:#x}")?;
+                }
+                Ok(())
+            }
+            Expect::Clash => f.write_str("clash"),
+            Expect::BeyondL1 => f.write_str("beyond_l1"),
+        }
+    }
 }
 
 /// A parsed allocation trace.
@@ -167,6 +263,54 @@ impl Trace {
         parse(&text, Some(path.to_path_buf()))
     }
 
+    /// The trace in its text form: the three header lines, then one line
+    /// per operation (see the module documentation). [`Trace::parse`] reads
+    /// it back to the same operations; the writer does not check them, so
+    /// ids and labels of a trace built by hand must be single words (labels
+    /// are escaped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::Trace;
+    ///
+    /// let trace = Trace::parse("device bh\nalloc w DRAM 8192 1024 def label=my%20weights\n")?;
+    /// assert_eq!(
+    ///     trace.to_text(),
+    ///     "device bh\nl1_small 0\ntrace 0\nalloc w DRAM 8192 1024 def label=my%20weights\n"
+    /// );
+    /// assert_eq!(Trace::parse(&trace.to_text())?.ops[0].1, trace.ops[0].1);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
+    pub fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// Writes [`to_text`](Self::to_text) to a file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be written.
+    pub fn write_to(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        std::fs::write(path, self.to_text()).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Drops every expectation (`expect=`), for a replay on another device
+    /// model or other carve-outs than the recorded ones, where buffers may
+    /// land elsewhere.
+    pub fn clear_expectations(&mut self) {
+        for (_, op) in &mut self.ops {
+            match op {
+                TraceOp::Alloc { expect, .. } | TraceOp::Enqueue { expect, .. } => *expect = None,
+                _ => {}
+            }
+        }
+    }
+
     /// Opens the simulated device the trace names, with its carve-outs.
     ///
     /// # Errors
@@ -210,21 +354,44 @@ impl Trace {
     /// [`Error::CircularBuffers`]). Every buffer and program still live at
     /// the end is freed.
     ///
+    /// An operation with an expectation (`expect=`) must do what the
+    /// recorded device did: the replay prints its line, then stops with
+    /// [`Error::TraceMismatch`] when it did not.
+    ///
     /// # Errors
     ///
-    /// [`Error::TraceSyntax`] when an `alloc` reuses the name of a live
+    /// [`Error::TraceMismatch`] at the first expectation the device does not
+    /// meet; [`Error::TraceSyntax`] when an `alloc` reuses the name of a live
     /// buffer, a `cb` is backed by a buffer that is not live, or an
     /// operation names a program that does not exist (only possible in a
     /// trace built by hand: [`Trace::parse`] refuses it); errors of the
     /// device itself (closed, C++ exception, programs unsupported).
     pub fn replay(&self, device: &Device, mut out: impl FnMut(&str)) -> Result<()> {
+        self.replay_steps(device, &mut |step| out(step.text))
+    }
+
+    /// [`replay`](Self::replay), handing `out` every step's parts.
+    pub(crate) fn replay_steps(
+        &self,
+        device: &Device,
+        out: &mut dyn FnMut(&Step<'_>),
+    ) -> Result<()> {
         let mut live: HashMap<&str, Buffer> = HashMap::new();
         // Declared after `live`: programs go before the buffers backing them.
         let mut programs: HashMap<&str, Program> = HashMap::new();
-        out(&format_line(0, "-", &device.snapshot()?));
+        out(&Step {
+            line: 0,
+            field: "-",
+            reason: None,
+            text: &format_line(0, "-", &device.snapshot()?),
+        });
         for (step, (line, op)) in self.ops.iter().enumerate() {
             let mut reason = None;
             let mut suffix = None;
+            // A refusal other than out of memory, and an expectation the
+            // device did not meet (what it did instead).
+            let mut refused: Option<String> = None;
+            let mut mismatch: Option<(&Expect, Expect)> = None;
             let trace_error = |text: String, reason: String| Error::TraceSyntax {
                 path: None,
                 line: *line,
@@ -241,6 +408,8 @@ impl Trace {
                     direction,
                     shards,
                     label,
+                    fixed,
+                    expect,
                 } => {
                     if live.contains_key(id.as_str()) {
                         return Err(trace_error(
@@ -257,27 +426,42 @@ impl Trace {
                     if let Some(shards) = shards {
                         request = request.sharded(*shards);
                     }
-                    match request
+                    if let Some(address) = fixed {
+                        request = request.at_address(*address);
+                    }
+                    let (field, got) = match request
                         .label(label.clone().unwrap_or_else(|| id.clone()))
                         .allocate()
                     {
                         Ok(buffer) => {
-                            let field = format!("{:#x}", buffer.address());
+                            let address = buffer.address();
                             live.insert(id.as_str(), buffer);
-                            field
+                            (format!("{address:#x}"), Expect::At(address))
                         }
                         Err(
                             Error::OutOfMemory { .. }
                             | Error::BelowAddressLimit { .. }
                             | Error::BufferTooLarge { .. },
-                        ) => "ERR:oom".to_string(),
-                        Err(Error::L1SmallInterleaved) => "ERR:l1small_interleaved".to_string(),
+                        ) => ("ERR:oom".to_string(), Expect::OutOfMemory),
                         Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
-                            reason = Some(e.to_string());
-                            "ERR:other".to_string()
+                            let field = match e {
+                                Error::L1SmallInterleaved => "ERR:l1small_interleaved",
+                                _ => {
+                                    reason = Some(e.to_string());
+                                    "ERR:other"
+                                }
+                            };
+                            refused = Some(e.to_string());
+                            (field.to_string(), Expect::OutOfMemory)
                         }
+                    };
+                    if let Some(expect) = expect
+                        && (refused.is_some() || *expect != got)
+                    {
+                        mismatch = Some((expect, got));
                     }
+                    field
                 }
                 TraceOp::Free { id } => {
                     if let Some(buffer) = live.remove(id.as_str()) {
@@ -332,34 +516,53 @@ impl Trace {
                         }
                     }
                 }
-                TraceOp::Enqueue { program } => {
+                TraceOp::Enqueue { program, expect } => {
                     let Some(p) = programs.get_mut(program.as_str()) else {
                         return Err(trace_error(
                             format!("enqueue {program}"),
                             no_program(program),
                         ));
                     };
-                    match device.enqueue(p) {
+                    let (field, got) = match device.enqueue(p) {
                         Ok(run) => {
                             suffix = Some(format!(
                                 " cb_end={:#x} headroom={}",
                                 run.cb_end, run.headroom
                             ));
-                            cb_addresses(p)
+                            let addresses = p.circular_buffers().iter().map(|cb| cb.address);
+                            let got = addresses.collect::<Option<Vec<u64>>>();
+                            if got.is_none() {
+                                refused = Some("a circular buffer without an address".into());
+                            }
+                            (
+                                cb_addresses(p),
+                                Expect::CircularBuffers(got.unwrap_or_default()),
+                            )
                         }
                         Err(Error::CircularBuffers(failure)) => {
                             reason = Some(failure.tt_metal_message());
                             match failure.check {
-                                CircularBufferCheck::BeyondL1 => "ERR:cb_beyond_l1".to_string(),
-                                CircularBufferCheck::Clash => "ERR:cb_clash".to_string(),
+                                CircularBufferCheck::BeyondL1 => {
+                                    ("ERR:cb_beyond_l1".to_string(), Expect::BeyondL1)
+                                }
+                                CircularBufferCheck::Clash => {
+                                    ("ERR:cb_clash".to_string(), Expect::Clash)
+                                }
                             }
                         }
                         Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
                             reason = Some(e.to_string());
-                            "ERR:other".to_string()
+                            refused = Some(e.to_string());
+                            ("ERR:other".to_string(), Expect::Clash)
                         }
+                    };
+                    if let Some(expect) = expect
+                        && (refused.is_some() || *expect != got)
+                    {
+                        mismatch = Some((expect, got));
                     }
+                    field
                 }
                 TraceOp::Destroy { program } => {
                     if programs.remove(program.as_str()).is_none() {
@@ -375,15 +578,194 @@ impl Trace {
             if let Some(suffix) = suffix {
                 text.push_str(&suffix);
             }
-            if let Some(reason) = reason {
+            // One line per step, whatever the message.
+            let reason = reason.map(|r| r.replace('\n', " "));
+            if let Some(reason) = &reason {
                 text.push_str(" # ");
-                // One line per step, whatever the message.
-                text.push_str(&reason.replace('\n', " "));
+                text.push_str(reason);
             }
-            out(&text);
+            out(&Step {
+                line: *line,
+                field: &field,
+                reason: reason.as_deref(),
+                text: &text,
+            });
+            if let Some((expected, got)) = mismatch {
+                return Err(Error::TraceMismatch {
+                    line: *line,
+                    text: op.to_string(),
+                    expected: expected.to_string(),
+                    found: match refused {
+                        Some(reason) => format!("a refusal ({reason})"),
+                        None => got.to_string(),
+                    },
+                });
+            }
         }
         Ok(())
     }
+}
+
+/// One step of a replay: the fresh device (line 0), then one per operation.
+pub(crate) struct Step<'a> {
+    /// The operation's line in the trace; 0 for the fresh device.
+    pub line: usize,
+    /// The address, `-`, `cbs:...` or `ERR:...` field.
+    pub field: &'a str,
+    /// Why a request was refused, on one line.
+    pub reason: Option<&'a str>,
+    /// The whole line [`Trace::replay`] prints.
+    pub text: &'a str,
+}
+
+/// The first line of the text form of a trace: its header comes first.
+pub(crate) const FIRST_OP_LINE: usize = 4;
+
+impl fmt::Display for Trace {
+    /// The text form (see [`Trace::to_text`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "device {}", preset_word(self.preset))?;
+        writeln!(f, "l1_small {}", self.l1_small_size)?;
+        writeln!(f, "trace {}", self.trace_region_size)?;
+        for (_, op) in &self.ops {
+            writeln!(f, "{op}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for TraceOp {
+    /// The operation's line, without a line break.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceOp::Alloc {
+                id,
+                buffer_type,
+                size,
+                page_size,
+                direction,
+                shards,
+                label,
+                fixed,
+                expect,
+            } => {
+                let dir = match direction {
+                    Direction::Default => "def",
+                    Direction::BottomUp => "bu",
+                    Direction::TopDown => "td",
+                };
+                write!(f, "alloc {id} {buffer_type} {size} {page_size} {dir}")?;
+                if let Some(shards) = shards {
+                    write!(f, " shards {shards}")?;
+                }
+                if let Some(address) = fixed {
+                    write!(f, " fixed={address:#x}")?;
+                }
+                if let Some(expect) = expect {
+                    write!(f, " expect={expect}")?;
+                }
+                if let Some(label) = label {
+                    write!(f, " label={}", escape_label(label))?;
+                }
+                Ok(())
+            }
+            TraceOp::Free { id } => write!(f, "free {id}"),
+            TraceOp::Program { id } => write!(f, "program {id}"),
+            TraceOp::Cb {
+                program,
+                cores,
+                size,
+                indices,
+                page_size,
+                backed,
+            } => {
+                write!(f, "cb {program} ")?;
+                for (i, r) in cores.ranges().iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("+")?;
+                    }
+                    write!(f, "{},{}", r.start.x, r.start.y)?;
+                    if r.end != r.start {
+                        write!(f, "-{},{}", r.end.x, r.end.y)?;
+                    }
+                }
+                write!(f, " {size} index=")?;
+                for (i, index) in indices.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{index}")?;
+                }
+                write!(f, " page={page_size}")?;
+                if let Some((buffer, offset)) = backed {
+                    write!(f, " backed={buffer}+{offset}")?;
+                }
+                Ok(())
+            }
+            TraceOp::Enqueue { program, expect } => {
+                write!(f, "enqueue {program}")?;
+                if let Some(expect) = expect {
+                    write!(f, " expect={expect}")?;
+                }
+                Ok(())
+            }
+            TraceOp::Destroy { program } => write!(f, "destroy {program}"),
+        }
+    }
+}
+
+/// The trace's word for a preset (its `device` line).
+pub(crate) fn preset_word(preset: Preset) -> &'static str {
+    match preset {
+        Preset::WormholeB0 => "wh",
+        Preset::WormholeN300 => "n300",
+        Preset::BlackholeP150 => "bh",
+    }
+}
+
+/// A label as one word: `%XX` for every byte of a space, a control
+/// character, `#` or `%`.
+fn escape_label(label: &str) -> String {
+    let mut out = String::with_capacity(label.len());
+    for c in label.chars() {
+        if c.is_whitespace() || c.is_control() || c == '#' || c == '%' {
+            let mut bytes = [0; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The label `escape_label` wrote.
+fn unescape_label(text: &str) -> std::result::Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3).unwrap_or("");
+            let byte = u8::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 2 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| {
+                    format!(
+                        "label {text:?} has a % not followed by two hex digits: write %25 for a % itself"
+                    )
+                })?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| {
+        format!("label {text:?} escapes bytes that are not UTF-8: escape whole characters")
+    })
 }
 
 /// Errors that stop a replay: the device itself failed, or cannot do what
@@ -414,15 +796,19 @@ fn cb_addresses(program: &Program) -> String {
 }
 
 fn format_line(step: usize, field: &str, snapshot: &Snapshot) -> String {
-    let mut line = format!("{step} {field}");
+    use std::fmt::Write as _;
+    let mut line = String::with_capacity(160);
+    // Writing to a String cannot fail.
+    let _ = write!(line, "{step} {field}");
     for pool in snapshot.iter() {
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             " {}:{}/{}/{}",
-            pool.buffer_type,
+            pool.buffer_type.name(),
             pool.allocated_per_bank,
             pool.free_per_bank,
             pool.largest_free_block_per_bank
-        ));
+        );
     }
     line
 }
@@ -489,27 +875,11 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                         )));
                     }
                 };
-                let (rest, label) = match rest {
-                    [before @ .., last] if last.starts_with("label=") => {
-                        let name = &last["label=".len()..];
-                        if name.is_empty() {
-                            return Err(fail(
-                                "empty label: write label=NAME (no spaces) or leave it out".into(),
-                            ));
-                        }
-                        (before, Some(name.to_string()))
-                    }
-                    _ => (rest, None),
+                let (shards, options) = match rest {
+                    ["shards", s, options @ ..] => (Some(shard_count(s).map_err(fail)?), options),
+                    _ => (None, rest),
                 };
-                let shards = match rest {
-                    [] => None,
-                    ["shards", s] => Some(shard_count(s).map_err(fail)?),
-                    _ => {
-                        return Err(fail(
-                            "unexpected words after the direction: expected nothing, \"shards S\" or \"label=NAME\" (shards first)".into(),
-                        ));
-                    }
-                };
+                let (label, fixed, expect) = alloc_options(options).map_err(fail)?;
                 trace.ops.push((
                     line,
                     TraceOp::Alloc {
@@ -520,6 +890,8 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                         direction,
                         shards,
                         label,
+                        fixed,
+                        expect,
                     },
                 ));
             }
@@ -553,14 +925,20 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
                     },
                 ));
             }
-            ["enqueue", program] => {
+            ["enqueue", program, rest @ ..] if rest.len() <= 1 => {
                 if !programs.contains(program) {
                     return Err(fail(no_program(program)));
                 }
+                let expect = match rest {
+                    [] => None,
+                    [word] => Some(enqueue_expect(word).map_err(fail)?),
+                    _ => unreachable!("at most one word after the program"),
+                };
                 trace.ops.push((
                     line,
                     TraceOp::Enqueue {
                         program: program.to_string(),
+                        expect,
                     },
                 ));
             }
@@ -584,7 +962,77 @@ fn parse(text: &str, path: Option<PathBuf>) -> Result<Trace> {
 }
 
 /// Every kind of line, as the error for an unknown one lists them.
-const LINE_KINDS: &str = "device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P";
+const LINE_KINDS: &str = "device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME] [fixed=ADDR] [expect=ADDR|oom], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P [expect=ADDR,...|-|clash|beyond_l1], destroy P";
+
+/// The label, fixed address and expectation of an `alloc` line, from
+/// `label=NAME fixed=ADDR expect=ADDR|oom` in any order, each at most once.
+type AllocOptions = (Option<String>, Option<u64>, Option<Expect>);
+
+fn alloc_options(words: &[&str]) -> std::result::Result<AllocOptions, String> {
+    let (mut label, mut fixed, mut expect) = (None, None, None);
+    for word in words {
+        let unexpected = || {
+            format!(
+                "unexpected {word:?} after the direction: expected \"shards S\" first, then label=NAME, fixed=ADDR or expect=ADDR|oom"
+            )
+        };
+        let (key, value) = word.split_once('=').ok_or_else(unexpected)?;
+        let twice = || format!("{key}= is given twice: give it once");
+        match key {
+            "label" => {
+                if value.is_empty() {
+                    return Err("empty label: write label=NAME (no spaces) or leave it out".into());
+                }
+                if label.replace(unescape_label(value)?).is_some() {
+                    return Err(twice());
+                }
+            }
+            "fixed" => {
+                if fixed.replace(number(value, "fixed address")?).is_some() {
+                    return Err(twice());
+                }
+            }
+            "expect" => {
+                let e = match value {
+                    "oom" => Expect::OutOfMemory,
+                    _ => Expect::At(
+                        number(value, "expected address")
+                            .map_err(|e| format!("{e}: an alloc line expects an address or oom"))?,
+                    ),
+                };
+                if expect.replace(e).is_some() {
+                    return Err(twice());
+                }
+            }
+            _ => return Err(unexpected()),
+        }
+    }
+    Ok((label, fixed, expect))
+}
+
+/// `expect=ADDR,ADDR,...`, `expect=-`, `expect=clash` or `expect=beyond_l1`
+/// after an `enqueue`.
+fn enqueue_expect(word: &str) -> std::result::Result<Expect, String> {
+    let Some(value) = word.strip_prefix("expect=") else {
+        return Err(format!(
+            "unexpected {word:?} after the program: expected expect=ADDR,...|-|clash|beyond_l1 or nothing"
+        ));
+    };
+    Ok(match value {
+        "-" => Expect::CircularBuffers(Vec::new()),
+        "clash" => Expect::Clash,
+        "beyond_l1" => Expect::BeyondL1,
+        _ => Expect::CircularBuffers(
+            value
+                .split(',')
+                .map(|a| number(a, "circular buffer address"))
+                .collect::<std::result::Result<Vec<u64>, String>>()
+                .map_err(|e| {
+                    format!("{e}: an enqueue expects its CBs' addresses, -, clash or beyond_l1")
+                })?,
+        ),
+    })
+}
 
 /// `X,Y`, `X0,Y0-X1,Y1`, or several of them joined by `+`.
 fn core_set(text: &str) -> std::result::Result<CoreRangeSet, String> {

@@ -1308,6 +1308,8 @@ impl<'o> Importer<'o> {
                 direction: Direction::Default,
                 shards,
                 label,
+                fixed: None,
+                expect: None,
             },
         );
         Ok(())
@@ -1478,6 +1480,7 @@ impl<'o> Importer<'o> {
                 counter,
                 TraceOp::Enqueue {
                     program: program.id.clone(),
+                    expect: None,
                 },
             );
             self.programs.push(program.id);

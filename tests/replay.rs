@@ -93,7 +93,7 @@ fn malformed_lines_name_the_line_and_the_text() {
         (
             "alloc a L1 2048 2048 def shard 2\n",
             1,
-            "unexpected words after the direction: expected nothing, \"shards S\" or \"label=NAME\" (shards first)",
+            "unexpected \"shard\" after the direction: expected \"shards S\" first, then label=NAME, fixed=ADDR or expect=ADDR|oom",
         ),
         (
             "alloc a L1 2048 2048 def label=\n",
@@ -108,7 +108,7 @@ fn malformed_lines_name_the_line_and_the_text() {
         (
             "malloc 5\n",
             1,
-            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P, destroy P",
+            "expected one of: device wh|n300|bh, l1_small N, trace N, alloc ID POOL SIZE PAGE DIR [shards S] [label=NAME] [fixed=ADDR] [expect=ADDR|oom], free ID, program P, cb P CORES SIZE index=I[,J...] page=N [backed=ID[+OFFSET]], enqueue P [expect=ADDR,...|-|clash|beyond_l1], destroy P",
         ),
     ];
     assert_syntax_errors(&cases);
@@ -572,6 +572,7 @@ fn a_backing_buffer_that_is_not_live_stops_the_replay() {
             7,
             TraceOp::Enqueue {
                 program: "p".to_string(),
+                expect: None,
             },
         )],
         ..Trace::parse("").unwrap()

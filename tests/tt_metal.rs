@@ -828,3 +828,57 @@ fn an_enqueue_raises_the_peak_marks_program_figures_as_on_the_simulator() {
     let (cb, total, headroom) = figures[0];
     assert!(cb > 0 && total > cb && headroom.is_some(), "{figures:?}");
 }
+
+#[test]
+#[serial]
+fn a_device_adopted_after_its_buffers_were_made_cannot_be_recorded() {
+    let dev = open();
+    let b = dev
+        .buffer(BufferType::Dram, MIB)
+        .page_size(2048)
+        .label("early weights")
+        .allocate()
+        .unwrap();
+    let address = b.address();
+    let mesh = TtMetalDevice::mesh_device_ptr(&dev).unwrap();
+    // SAFETY: `dev` keeps the MeshDevice open for longer than `adopted` lives.
+    let adopted = unsafe { TtMetalDevice::adopt_mesh_device(mesh) }.unwrap();
+    let e = adopted.record().unwrap_err();
+    // It knows its carve-outs from its layout, but not the buffer.
+    assert!(matches!(e, Error::Recording { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!(
+            ": DRAM has {} B per bank allocated, of which its live buffers account for 0 B (buffers made before the device was observed): a trace of it would not replay; record a device from its opening",
+            b.size_per_bank()
+        )),
+        "{e}"
+    );
+    // The device that made them records them, pinned where they are, with the carve-outs.
+    let rec = dev.record().unwrap();
+    drop(b);
+    let trace = rec.finish().unwrap();
+    assert_eq!(
+        (trace.l1_small_size, trace.trace_region_size),
+        (L1_SMALL, TRACE)
+    );
+    assert!(
+        trace.to_text().ends_with(&format!(
+            "trace {TRACE}\nalloc b1 DRAM 1048576 2048 def fixed={address:#x} expect={address:#x} label=early%20weights\nfree b1\n"
+        )),
+        "{trace}"
+    );
+    trace.replay(&trace.open_sim().unwrap(), |_| {}).unwrap();
+    // With the buffer gone the adopted handle records: it has the carve-outs from the layout
+    // (as the allocator rounded them), which opens the same simulated device.
+    let rec = adopted.record().unwrap();
+    let trace = rec.finish().unwrap();
+    let snapshot = dev.snapshot().unwrap();
+    let trace_bytes = snapshot.pool(BufferType::Trace).size_per_bank
+        * u64::from(snapshot.pool(BufferType::Dram).num_banks);
+    assert_eq!(
+        (trace.l1_small_size, trace.trace_region_size),
+        (L1_SMALL, trace_bytes)
+    );
+    assert_eq!(trace.open_sim().unwrap().snapshot().unwrap(), snapshot);
+    adopted.close();
+}

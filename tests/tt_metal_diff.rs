@@ -354,3 +354,68 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
     assert!(enqueues >= 500, "{enqueues} enqueues");
     assert!(beyond > 0 && clash > 0, "both checks fail at times");
 }
+
+/// Workloads per device kind and operations per workload of the recording test.
+const RECORDED: u64 = 2;
+const RECORDED_STEPS: usize = 500;
+
+/// Recorded on TT-Metal, replayed on the simulator: a random workload with
+/// buffers of every pool, programs and enqueues, and buffers that other
+/// code (a second handle on the same MeshDevice, as an op's or the caller's
+/// own C++ would) makes and frees. The trace names the device's preset and
+/// carve-outs, every recorded address and CB layout is met on the
+/// simulator (its expectations), and the pools are the same after every
+/// operation.
+#[test]
+#[serial]
+fn a_recorded_tt_metal_workload_replays_line_for_line_on_the_simulator() {
+    let (mut operations, mut foreign) = (0usize, 0usize);
+    let mut preset = None;
+    for n in 0..RECORDED {
+        let (l1_small, trace_region) = [(0, 0), (64 * KIB, 8 << 20)][n as usize];
+        let dev = TtMetalDevice::open(TtMetalConfig {
+            l1_small_size: l1_small,
+            trace_region_size: trace_region,
+            ..TtMetalConfig::default()
+        })
+        .unwrap();
+        preset = TtMetalDevice::matching_preset(&dev).unwrap();
+        let mesh = TtMetalDevice::mesh_device_ptr(&dev).unwrap();
+        // SAFETY: `dev` keeps the MeshDevice open for longer than `other` lives.
+        let other = unsafe { TtMetalDevice::adopt_mesh_device(mesh) }.unwrap();
+        let fresh = common::pools_text(&dev.snapshot().unwrap());
+        let rec = dev.record().unwrap();
+        let seed = 0x7265_636f_7264_7474 ^ n ^ (preset.unwrap() as u64) << 8;
+        let pools = common::recorded_workload(&dev, Some(&other), seed, RECORDED_STEPS);
+        let trace = rec.finish().unwrap();
+        assert_eq!(
+            (
+                Some(trace.preset),
+                trace.l1_small_size,
+                trace.trace_region_size
+            ),
+            (preset, l1_small, trace_region)
+        );
+        common::replays_line_for_line(&trace, &fresh, &pools);
+        // Other code's buffers have no label; ours mostly do.
+        let text = trace.to_text();
+        foreign += text
+            .lines()
+            .filter(|l| l.starts_with("alloc ") && !l.contains(" label="))
+            .count();
+        assert!(text.contains(" shards "), "{text}");
+        // Every buffer of other code placed by its direction: none had to be pinned.
+        assert!(!text.contains(" fixed="), "{text}");
+        assert!(text.contains("\nenqueue "), "{text}");
+        operations += trace.ops.len();
+        other.close();
+        assert_eq!(dev.live_count().unwrap(), 0);
+        dev.close();
+    }
+    println!(
+        "record: {}: {operations} recorded operations replayed line for line on the simulator, {foreign} allocations without a label (most by other code)",
+        preset.map_or("?", |p| p.name())
+    );
+    assert!(operations >= 800, "{operations} operations");
+    assert!(foreign >= 50, "{foreign} allocations by other code");
+}

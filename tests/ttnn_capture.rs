@@ -236,7 +236,7 @@ fn older_normal_mode_capture_every_node_type() {
                     "cb {program} {} {size} {indices:?} {backed:?}",
                     cores.cores()
                 ),
-                TraceOp::Enqueue { program } => format!("enqueue {program}"),
+                TraceOp::Enqueue { program, .. } => format!("enqueue {program}"),
                 TraceOp::Destroy { program } => format!("destroy {program}"),
                 other => format!("{other:?}"),
             };
@@ -459,7 +459,7 @@ fn programs_follow_circular_buffer_deallocate_all() {
             TraceOp::Cb {
                 program, indices, ..
             } => format!("cb {program} {indices:?}"),
-            TraceOp::Enqueue { program } => format!("enqueue {program}"),
+            TraceOp::Enqueue { program, .. } => format!("enqueue {program}"),
             TraceOp::Destroy { program } => format!("destroy {program}"),
             TraceOp::Alloc { id, .. } => format!("alloc {id}"),
             other => format!("{other:?}"),

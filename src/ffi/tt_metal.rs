@@ -43,6 +43,19 @@ pub(crate) mod bridge {
         num_devices: u64,
     }
 
+    /// An allocation or a free of a buffer other code made, from the
+    /// device's foreign journal; `pool` is a `vocab::Pool` value.
+    #[derive(Debug, Clone, Copy)]
+    struct TtForeignEvent {
+        allocate: bool,
+        id: u64,
+        pool: u8,
+        address: u64,
+        size: u64,
+        page_size: u64,
+        per_bank_size: u64,
+    }
+
     // ---- C++ ---------------------------------------------------------------
 
     #[namespace = "memguard"]
@@ -112,5 +125,10 @@ pub(crate) mod bridge {
         fn enqueue_program(self: Pin<&mut TtMetalHandle>, program: u64) -> Result<EnqueueOutcome>;
         fn program_addresses(self: &TtMetalHandle, program: u64) -> Vec<u64>;
         fn destroy_program(self: Pin<&mut TtMetalHandle>, program: u64) -> Result<bool>;
+        /// Starts (counted) and stops the foreign journal of the device's
+        /// event log; `drain_journal` takes what it holds.
+        fn start_journal(self: Pin<&mut TtMetalHandle>) -> Result<()>;
+        fn stop_journal(self: Pin<&mut TtMetalHandle>);
+        fn drain_journal(self: Pin<&mut TtMetalHandle>) -> Result<Vec<TtForeignEvent>>;
     }
 }

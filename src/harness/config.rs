@@ -549,7 +549,7 @@ const fn other(name: &'static str) -> Setting {
 }
 
 /// Every `TT_MEMGUARD_*` variable tt-memguard reads besides the budget keys.
-pub(crate) const SETTINGS: [Setting; 16] = [
+pub(crate) const SETTINGS: [Setting; 17] = [
     runner("TT_MEMGUARD_REPORT", "PATH", "as --memory-report"),
     runner("TT_MEMGUARD_REPORT_DIR", "DIR", "as --memory-report-dir"),
     runner("TT_MEMGUARD_HTML", "PATH", "as --memory-html"),
@@ -593,6 +593,11 @@ pub(crate) const SETTINGS: [Setting; 16] = [
         "TT_MEMGUARD_LIVE_RUN",
         "ID",
         "processes with the same id write one live stream (default: NEXTEST_RUN_ID)",
+    ),
+    runner(
+        "TT_MEMGUARD_RECORD",
+        "DIR",
+        "record each test's device activity as DIR/<test>.trace, for the replay and what_if examples",
     ),
     // The build script, and tt-memguard's own test suite and CI.
     other("TT_MEMGUARD_TTNN_LIB_DIR"),

@@ -150,6 +150,7 @@ impl Test {
 /// | | `TT_MEMGUARD_L1_SMALL_SIZE`, `TT_MEMGUARD_TRACE_REGION_SIZE` | carve-outs of the devices the runner opens |
 /// | | `TT_MEMGUARD_LIVE` | write a live stream of events and snapshots for the memory monitor |
 /// | | `TT_MEMGUARD_LIVE_INTERVAL_MS`, `TT_MEMGUARD_LIVE_RUN` | its snapshot period; the run id shared by processes writing one stream |
+/// | | `TT_MEMGUARD_RECORD` | record each test's device activity (warm-up included) as `DIR/<test>.trace` (see [`Device::record`](crate::Device::record)) |
 /// | | `TT_MEMGUARD_<POOL>_<CHECK>` | a budget of every test (see [`BudgetConfig`]) |
 /// | `--color auto\|always\|never` | `NO_COLOR`, `CLICOLOR_FORCE` | colours (auto: on a colour terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` forces them) |
 ///
@@ -264,6 +265,8 @@ struct Context {
     /// rows): a worker locks only its own.
     recorded: Vec<Mutex<output::Recorded>>,
     live: Option<LiveStream>,
+    /// Where each test's trace goes (`TT_MEMGUARD_RECORD`).
+    record_dir: Option<PathBuf>,
 }
 
 impl Context {
@@ -540,6 +543,11 @@ impl Harness {
                 None
             } else {
                 LiveStream::from_env()?
+            },
+            record_dir: if arguments.list {
+                None
+            } else {
+                trial::record_dir_from_env()?
             },
         });
 

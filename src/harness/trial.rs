@@ -1,9 +1,12 @@
 //! One test, in two steps: [`run`] runs it on its device inside its guard
 //! and says what happened ([`Outcome`]); [`record`] turns that into the
 //! test's verdict, its row of the memory table, its JSON record, its
-//! snapshot assertion and its end in the live stream.
+//! snapshot assertion and its end in the live stream. With
+//! `TT_MEMGUARD_RECORD=DIR`, [`run`] also records the test's device
+//! activity as `DIR/<test>.trace`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 
 use super::exec::Finished;
 use super::output::{self, Row, TestRecord, TestStatus};
@@ -55,6 +58,15 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
         Err(e) => return Outcome::not_run(format!("cannot open the test's device: {e}"), None),
     };
     let device = &lease.device;
+    // Recorded from before the warm-up: its buffers are the state the
+    // guarded run starts from.
+    let recording = match context.record_dir.as_deref().map(|_| device.record()) {
+        Some(Err(e)) => {
+            return Outcome::not_run(format!("cannot record the test's device: {e}"), Some(lease));
+        }
+        Some(Ok(recording)) => Some(recording),
+        None => None,
+    };
     let watch = context.live.as_ref().map(|live| {
         live.test_start(device, &test.name);
         live.watch(device, Some(&test.name))
@@ -101,6 +113,17 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
             guard.mark_panicked();
         }
     }
+    // The trace ends with the body, failed or not.
+    if let (Some(recording), Some(dir)) = (recording, &context.record_dir) {
+        let path = dir.join(trace_file_name(&test.name));
+        if let Err(e) = recording.write(&path) {
+            let e = format!("cannot record the test's device activity: {e}");
+            error = Some(match error {
+                Some(body) => format!("{body}\n{e}"),
+                None => e,
+            });
+        }
+    }
     // The lean path: a clean test whose report nobody asked for is kept as
     // a table row only, without building its report.
     let named = |mut report: MemoryReport| {
@@ -125,6 +148,36 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
         error,
         memory,
     }
+}
+
+/// The directory `TT_MEMGUARD_RECORD` names, created if needed.
+pub(crate) fn record_dir_from_env() -> crate::Result<Option<PathBuf>> {
+    let Some(dir) = std::env::var_os("TT_MEMGUARD_RECORD").filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(Some(dir))
+}
+
+/// `<test>.trace`, with every character of the name other than a letter,
+/// a digit, `-` or `.` written as `_` (`kernels::matmul` becomes
+/// `kernels__matmul.trace`).
+pub(crate) fn trace_file_name(test: &str) -> PathBuf {
+    let name: String = test
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from(format!("{name}.trace"))
 }
 
 /// Records the outcome of test `index`, run by `worker`: its row, its
@@ -242,5 +295,18 @@ pub(crate) fn record(
             Err(message.trim_end().to_string())
         },
         summary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_files_are_named_by_the_test_in_one_word() {
+        let name = |test: &str| trace_file_name(test).to_string_lossy().into_owned();
+        assert_eq!(name("kernels::matmul"), "kernels__matmul.trace");
+        assert_eq!(name("conv v2.1 [fast]"), "conv_v2.1__fast_.trace");
+        assert_eq!(name("naïve/x"), "na_ve_x.trace");
     }
 }

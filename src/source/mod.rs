@@ -62,6 +62,23 @@ pub(crate) struct Placed {
     pub num_banks: u32,
 }
 
+/// An allocation or a free the device observed of a buffer that other code
+/// made (on TT-Metal: a buffer an op or the caller's own C++ allocated),
+/// as a recording receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Foreign {
+    /// An allocation (else a free).
+    pub alloc: bool,
+    /// The device's id of the allocation.
+    pub id: u64,
+    pub buffer_type: BufferType,
+    pub address: u64,
+    pub size: u64,
+    pub page_size: u64,
+    /// The allocator's reservation in every bank.
+    pub per_bank_size: u64,
+}
+
 /// TRACE banks are carved in whole multiples of this many bytes.
 const TRACE_GRANULE: u64 = 8 * 1024;
 
@@ -229,6 +246,18 @@ pub(crate) trait Bridge: Send {
     fn scan_snapshot(&self) -> Option<vocab::PoolSnapshot> {
         None
     }
+    /// Starts keeping the foreign journal: the allocations and frees of
+    /// buffers other code makes on the device (counted: every start needs
+    /// its stop). A device where nothing else allocates keeps none.
+    fn start_journal(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Stops what one [`start_journal`](Self::start_journal) started.
+    fn stop_journal(&mut self) {}
+    /// Takes the foreign journal's events, oldest first.
+    fn drain_journal(&mut self) -> Result<Vec<Foreign>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The operations every device backend provides, in the crate's types.
@@ -275,6 +304,12 @@ pub(crate) trait Backend: Send {
     fn native_device(&self) -> Option<usize>;
     /// See [`Bridge::scan_snapshot`].
     fn scan_snapshot(&self) -> Option<Snapshot>;
+    /// See [`Bridge::start_journal`].
+    fn start_journal(&mut self) -> Result<()>;
+    /// See [`Bridge::stop_journal`].
+    fn stop_journal(&mut self);
+    /// See [`Bridge::drain_journal`].
+    fn drain_journal(&mut self) -> Result<Vec<Foreign>>;
 }
 
 /// What a backend knows of a device it opened, besides what the device's
@@ -430,6 +465,18 @@ impl<B: Bridge> Backend for Adapter<B> {
         self.bridge
             .scan_snapshot()
             .map(|s| snapshot_from_bridge(&s))
+    }
+
+    fn start_journal(&mut self) -> Result<()> {
+        self.bridge.start_journal()
+    }
+
+    fn stop_journal(&mut self) {
+        self.bridge.stop_journal()
+    }
+
+    fn drain_journal(&mut self) -> Result<Vec<Foreign>> {
+        self.bridge.drain_journal()
     }
 }
 
@@ -637,7 +684,7 @@ fn bridge_pool(buffer_type: BufferType) -> vocab::Pool {
 
 /// The pool a bridge value names; a value the Rust side does not know is an
 /// error, never a default pool.
-fn buffer_type_of(pool: vocab::Pool) -> Result<BufferType> {
+pub(crate) fn buffer_type_of(pool: vocab::Pool) -> Result<BufferType> {
     match pool {
         vocab::Pool::Dram => Ok(BufferType::Dram),
         vocab::Pool::L1 => Ok(BufferType::L1),

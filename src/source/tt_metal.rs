@@ -42,9 +42,12 @@ use crate::device::{Device, DeviceKind};
 use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
-use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome};
+use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome, Pool};
 use crate::source::sim::Preset;
-use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request, core_box};
+use crate::source::{
+    Adapter, Bridge, CarveOuts, CbRequest, Foreign, Opened, Peaks, Request, buffer_type_of,
+    core_box,
+};
 use crate::types::BufferType;
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
@@ -528,6 +531,39 @@ impl Bridge for TtMetalBridge {
             .pin_mut()
             .destroy_program(program)
             .map_err(|e| tt_error(&format!("destroying program {program}"), e))
+    }
+
+    fn start_journal(&mut self) -> Result<()> {
+        self.inner
+            .pin_mut()
+            .start_journal()
+            .map_err(|e| tt_error("starting the journal of other code's buffers", e))
+    }
+
+    fn stop_journal(&mut self) {
+        self.inner.pin_mut().stop_journal();
+    }
+
+    fn drain_journal(&mut self) -> Result<Vec<Foreign>> {
+        let events = self
+            .inner
+            .pin_mut()
+            .drain_journal()
+            .map_err(|e| tt_error("reading the journal of other code's buffers", e))?;
+        events
+            .into_iter()
+            .map(|e| {
+                Ok(Foreign {
+                    alloc: e.allocate,
+                    id: e.id,
+                    buffer_type: buffer_type_of(Pool { repr: e.pool })?,
+                    address: e.address,
+                    size: e.size,
+                    page_size: e.page_size,
+                    per_bank_size: e.per_bank_size,
+                })
+            })
+            .collect()
     }
 }
 

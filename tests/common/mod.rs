@@ -93,3 +93,242 @@ pub fn cb_addresses(program: &tt_memguard::Program) -> Vec<u64> {
         .map(|cb| cb.address.expect("laid out"))
         .collect()
 }
+
+// ---- recorded workloads ----
+
+/// Every pool's allocated, free and largest free bytes per bank, as the
+/// replayer prints them (`DRAM:A/F/L L1:... L1_SMALL:... TRACE:...`).
+pub fn pools_text(snapshot: &tt_memguard::Snapshot) -> String {
+    snapshot
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}/{}/{}",
+                p.buffer_type, p.allocated_per_bank, p.free_per_bank, p.largest_free_block_per_bank
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The pools of one replay line (see [`pools_text`]).
+pub fn pools_of_line(line: &str) -> String {
+    line.split(' ')
+        .take_while(|w| *w != "#")
+        .filter(|w| {
+            ["DRAM:", "L1:", "L1_SMALL:", "TRACE:"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A seeded random workload on `dev` while it is recorded: allocations of
+/// every pool (interleaved and sharded, both directions, labelled or not,
+/// some out of memory, some refused before the device sees them), frees,
+/// programs with circular buffers (backed by an L1 buffer on a simulated
+/// device), enqueues that fit or clash, destroyed programs; with `other`
+/// (a second handle on the same TT-Metal device), buffers made and freed
+/// by "other code" too. Returns the pools after every operation the
+/// recording records, in order, for the recorded trace's replay to match
+/// line for line.
+pub fn recorded_workload(
+    dev: &tt_memguard::Device,
+    other: Option<&tt_memguard::Device>,
+    seed: u64,
+    steps: usize,
+) -> Vec<String> {
+    use tt_memguard::{Buffer, BufferType, CircularBufferConfig, Direction, Error, Program};
+    let mut state = seed;
+    let mut rng = move |lo: u64, hi: u64| lo + splitmix64(&mut state) % (hi - lo + 1);
+    let banks = |t: BufferType| u64::from(dev.snapshot().unwrap().pool(t).num_banks);
+    let cores = u64::from(dev.info().compute_cores());
+    let (gx, gy) = corner(dev);
+    let backed_cbs = dev.info().kind == tt_memguard::DeviceKind::Simulated;
+    let mut pools = Vec::new();
+    let mut mine: Vec<Buffer> = Vec::new();
+    let mut theirs: Vec<Buffer> = Vec::new();
+    let mut programs: Vec<Program> = Vec::new();
+    let snap = |pools: &mut Vec<String>| pools.push(pools_text(&dev.snapshot().unwrap()));
+    for step in 0..steps {
+        let roll = rng(1, 100);
+        match roll {
+            // An allocation, by us or (with `other`) by other code.
+            1..=40 => {
+                let by_other = other.is_some() && rng(1, 100) <= 30;
+                let on = if by_other { other.unwrap() } else { dev };
+                let page = [32, 64, 100, 1024, 2048, 2048, 4096][rng(0, 6) as usize];
+                let (pool, pages, shards) = match rng(1, 100) {
+                    1..=30 => (
+                        BufferType::Dram,
+                        {
+                            let bits = rng(0, 12);
+                            rng(1, 1 << bits)
+                        },
+                        None,
+                    ),
+                    31..=55 => (
+                        BufferType::L1,
+                        {
+                            let bits = rng(0, 9);
+                            rng(1, 1 << bits)
+                        },
+                        None,
+                    ),
+                    56..=70 => {
+                        let s = rng(1, cores);
+                        (
+                            BufferType::L1,
+                            s * rng(1, 4) - rng(0, s - 1),
+                            Some(s as u32),
+                        )
+                    }
+                    71..=85 => {
+                        let s = rng(1, cores);
+                        (BufferType::L1Small, rng(1, s * 2), Some(s as u32))
+                    }
+                    86..=96 => (
+                        BufferType::Trace,
+                        {
+                            let bits = rng(0, 8);
+                            rng(1, 1 << bits)
+                        },
+                        None,
+                    ),
+                    _ => (BufferType::Dram, banks(BufferType::Dram) << 26, None), // out of memory
+                };
+                let direction = [
+                    Direction::Default,
+                    Direction::Default,
+                    Direction::BottomUp,
+                    Direction::TopDown,
+                ][rng(0, 3) as usize];
+                let mut size = pages * page;
+                let invalid = rng(1, 100) == 1;
+                if invalid {
+                    size += 1; // refused before the device sees it: not recorded
+                }
+                let mut request = on.buffer(pool, size).page_size(page).direction(direction);
+                if let Some(s) = shards {
+                    request = request.sharded(s);
+                }
+                if !by_other && rng(1, 3) == 1 {
+                    request = request.label(format!("step {step} #{roll} 100%"));
+                }
+                match request.allocate() {
+                    Ok(b) => {
+                        if by_other {
+                            theirs.push(b);
+                        } else {
+                            mine.push(b);
+                        }
+                        snap(&mut pools);
+                    }
+                    Err(Error::OutOfMemory { .. }) if !by_other => snap(&mut pools),
+                    Err(Error::OutOfMemory { .. }) => {}
+                    Err(e) => assert!(invalid, "step {step}: {e}"),
+                }
+            }
+            41..=65 if !mine.is_empty() => {
+                let b = mine.swap_remove(rng(0, mine.len() as u64 - 1) as usize);
+                if rng(0, 1) == 0 {
+                    drop(b)
+                } else {
+                    b.free().unwrap()
+                }
+                snap(&mut pools);
+            }
+            66..=72 if !theirs.is_empty() => {
+                drop(theirs.swap_remove(rng(0, theirs.len() as u64 - 1) as usize));
+                snap(&mut pools);
+            }
+            // A program of 1 to 4 CBs, one of them now and then backed by an L1 buffer.
+            73..=82 => {
+                let mut p = dev.create_program().unwrap();
+                snap(&mut pools);
+                for index in 0..rng(1, 4) as u8 {
+                    let (x0, x1) = (rng(0, u64::from(gx)) as u32, rng(0, u64::from(gx)) as u32);
+                    let (y0, y1) = (rng(0, u64::from(gy)) as u32, rng(0, u64::from(gy)) as u32);
+                    let cores = range(x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1));
+                    let size = rng(1, 64) * 1024 * if rng(1, 20) == 1 { 16 } else { 1 };
+                    let mut config = CircularBufferConfig::new(size).page_size(index, 1024);
+                    let backing = mine
+                        .iter()
+                        .find(|b| b.buffer_type() == BufferType::L1 && b.size_per_bank() >= 1024);
+                    if backed_cbs
+                        && rng(1, 5) == 1
+                        && let Some(b) = backing
+                    {
+                        config = CircularBufferConfig::new(1024)
+                            .page_size(index, 1024)
+                            .backed_by(b, 0);
+                    }
+                    p.add_circular_buffer(cores, config).unwrap();
+                    snap(&mut pools);
+                }
+                programs.push(p);
+            }
+            83..=95 if !programs.is_empty() => {
+                let i = rng(0, programs.len() as u64 - 1) as usize;
+                match dev.enqueue(&mut programs[i]) {
+                    Ok(_) | Err(Error::CircularBuffers(_)) => {}
+                    // A backing buffer freed since: the enqueue is recorded, without an
+                    // expectation.
+                    Err(Error::CircularBufferBackingFreed { .. }) => {}
+                    Err(e) => panic!("step {step}: {e}"),
+                }
+                snap(&mut pools);
+            }
+            96..=100 if !programs.is_empty() => {
+                drop(programs.swap_remove(rng(0, programs.len() as u64 - 1) as usize));
+                snap(&mut pools);
+            }
+            _ => {}
+        }
+    }
+    // Programs go first: CBs backed by a buffer must not outlive it.
+    while let Some(p) = programs.pop() {
+        drop(p);
+        snap(&mut pools);
+    }
+    while let Some(b) = mine.pop() {
+        drop(b);
+        snap(&mut pools);
+    }
+    while let Some(b) = theirs.pop() {
+        drop(b);
+        snap(&mut pools);
+    }
+    pools
+}
+
+/// Replays `trace` on its simulated device and checks it against the pools
+/// a recorded workload saw: every expectation met, and the same pools after
+/// every operation. Returns the replay's lines.
+pub fn replays_line_for_line(
+    trace: &tt_memguard::Trace,
+    fresh: &str,
+    pools: &[String],
+) -> Vec<String> {
+    let sim = trace.open_sim().unwrap();
+    let mut lines = Vec::new();
+    trace
+        .replay(&sim, |l| lines.push(l.to_string()))
+        .unwrap_or_else(|e| panic!("{e}\n{}", lines.last().map_or("", |l| l.as_str())));
+    assert_eq!(
+        trace.ops.len(),
+        pools.len(),
+        "one recorded operation per step"
+    );
+    assert_eq!(pools_of_line(&lines[0]), fresh);
+    for (i, (line, op)) in trace.ops.iter().enumerate() {
+        assert_eq!(
+            pools_of_line(&lines[i + 1]),
+            pools[i],
+            "line {line}: {op}\n  replay: {}",
+            lines[i + 1]
+        );
+    }
+    lines
+}
