@@ -98,6 +98,7 @@ rust::Vec<AllocRecord> TtMetalHandle::live() const {
         record.shards = r.shards;
         record.tag = r.tag;
         record.label = rust::String(r.label);
+        record.orphan = false;  // TT-Metal 0.81.1's interleaved L1 limit is the pool's base
         out.push_back(std::move(record));
     }
     return out;

@@ -232,6 +232,7 @@ mod tests {
             shards: None,
             label: None,
             location: None,
+            orphaned: false,
         }
     }
 

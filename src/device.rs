@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Peaks, Request};
-use crate::types::{Allocation, BufferType, SourceLocation};
+use crate::types::{Allocation, BufferType, SourceLocation, orphan_label};
 
 /// Which kind of backend a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,6 +156,7 @@ struct LogEntry {
     size_per_bank: u64,
     tag: u64,
     label: Option<Arc<str>>,
+    orphaned: bool,
 }
 
 impl LogEntry {
@@ -171,6 +172,7 @@ impl LogEntry {
             shards: self.shards,
             label: self.label.as_deref().map(str::to_string),
             location: location_from_tag(self.tag).map(SourceLocation::from),
+            orphaned: self.orphaned,
         }
     }
 }
@@ -311,14 +313,33 @@ impl Device {
             .allocate()
     }
 
-    /// Allocates a buffer sharded over the first `shards` cores (L1 and
-    /// L1_SMALL). As in TT-Metal, the per-bank size is reserved at the same
-    /// address in every bank of the pool.
+    /// Allocates a sharded buffer: its pages are spread over `shards` shards
+    /// of `ceil(pages / shards)` pages each, on the first `shards` cores of
+    /// the compute grid (L1 and L1_SMALL) or the first `shards` DRAM banks
+    /// (DRAM). As in TT-Metal, the pool has one allocator for all its
+    /// banks: a shard's size (pages times the page size rounded up to the
+    /// pool's alignment) is reserved at the same address in every bank of
+    /// the pool, also the banks that hold no shard, and the statistics count
+    /// it in every bank.
     ///
     /// # Errors
     ///
     /// As [`allocate`](Self::allocate), and 0 shards, more shards than
-    /// cores, or a pool that does not take sharded buffers.
+    /// cores ([`Error::TooManyShards`]) or DRAM banks
+    /// ([`Error::DramShards`]), or TRACE, which takes interleaved buffers
+    /// only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// // 100 pages over 3 of the 12 DRAM banks: 34 pages of 2 KiB per bank.
+    /// let w = dev.allocate_sharded(BufferType::Dram, 100 * 2048, 2048, 3)?;
+    /// assert_eq!((w.address(), w.size_per_bank(), w.num_banks()), (0x100040, 69_632, 12));
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
     #[track_caller]
     pub fn allocate_sharded(
         &self,
@@ -788,11 +809,21 @@ fn validate(request: &Request, info: &DeviceInfo) -> Result<()> {
         return Err(Error::SizeNotPageMultiple { size, page_size });
     }
     let cores = info.compute_cores();
+    let dram_banks = info.pools[BufferType::Dram.index()].banks;
     match (buffer_type, shards) {
         (BufferType::L1Small, None) => return Err(Error::L1SmallInterleaved),
-        (BufferType::Dram | BufferType::Trace, Some(_)) => {
+        (BufferType::Trace, Some(_)) => {
             return Err(Error::ShardingUnsupported { buffer_type });
         }
+        // DRAM shards are DRAM banks: TT-Metal's DRAM shard grid is one row,
+        // one core per bank.
+        (BufferType::Dram, Some(shards)) if shards == 0 || shards > dram_banks => {
+            return Err(Error::DramShards {
+                shards,
+                banks: dram_banks,
+            });
+        }
+        (BufferType::Dram, _) => {}
         (_, Some(0)) => return Err(Error::ZeroShards { cores }),
         (_, Some(shards)) if shards > cores => {
             return Err(Error::TooManyShards { shards, cores });
@@ -884,7 +915,9 @@ impl BufferBuilder<'_> {
         self
     }
 
-    /// Shards the buffer over the first `shards` cores.
+    /// Shards the buffer over the first `shards` cores of the compute grid
+    /// (L1, L1_SMALL) or the first `shards` DRAM banks (DRAM); see
+    /// [`Device::allocate_sharded`].
     pub fn sharded(mut self, shards: u32) -> Self {
         self.request.shards = Some(shards);
         self
@@ -926,7 +959,48 @@ impl BufferBuilder<'_> {
         let request = &self.request;
         let label: Option<Arc<str>> = request.label.as_deref().map(Arc::from);
         let placed = shared.with(|b| {
-            let placed = b.allocate(request).map_err(|e| explain_oom(e, b))?;
+            let placed = match b.allocate(request) {
+                Ok(placed) => placed,
+                Err(e) => {
+                    if let Error::BelowAddressLimit {
+                        address,
+                        size_per_bank,
+                        orphan_id,
+                        ..
+                    } = e
+                    {
+                        // The refusal left a block allocated: observers and
+                        // the allocation log see it as the allocation it is.
+                        let label: Arc<str> =
+                            Arc::from(orphan_label(request.label.as_deref()).as_str());
+                        let num_banks = self.device.info().pools[request.buffer_type.index()].banks;
+                        shared.notify(DeviceEvent::Alloc {
+                            label: Some(&label),
+                            id: orphan_id,
+                            buffer_type: request.buffer_type,
+                            address,
+                            size: request.size,
+                            size_per_bank,
+                            num_banks,
+                        });
+                        shared.record(|| LogEntry {
+                            alloc: true,
+                            buffer_type: request.buffer_type,
+                            num_banks,
+                            shards: None,
+                            id: orphan_id,
+                            address,
+                            size: request.size,
+                            page_size: request.page_size,
+                            size_per_bank,
+                            tag: request.tag,
+                            label: Some(Arc::clone(&label)),
+                            orphaned: true,
+                        });
+                    }
+                    return Err(explain_oom(e, b));
+                }
+            };
             shared.notify(DeviceEvent::Alloc {
                 label: label.as_deref(),
                 id: placed.id,
@@ -948,6 +1022,7 @@ impl BufferBuilder<'_> {
                 size_per_bank: placed.per_bank_size,
                 tag: request.tag,
                 label: label.clone(),
+                orphaned: false,
             });
             Ok(placed)
         })?;
@@ -1056,7 +1131,8 @@ impl Buffer {
         self.num_banks
     }
 
-    /// Cores holding data, for a sharded buffer.
+    /// Cores (L1, L1_SMALL) or DRAM banks (DRAM) holding data, for a
+    /// sharded buffer.
     pub fn shards(&self) -> Option<u32> {
         self.shards
     }
@@ -1075,6 +1151,7 @@ impl Buffer {
             size_per_bank: self.size_per_bank,
             tag: self.tag,
             label: self.label.clone(),
+            orphaned: false,
         }
     }
 

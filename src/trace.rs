@@ -20,7 +20,8 @@
 //! ```
 //!
 //! `DIR` is `bu` (bottom-up), `td` (top-down) or `def` (the pool's default);
-//! `shards S` shards the buffer over the first S cores; `label=NAME`, last,
+//! `shards S` shards the buffer over the first S cores (the first S DRAM
+//! banks for DRAM); `label=NAME`, last,
 //! names the buffer in reports (the id names it otherwise).
 //!
 //! A `cb` line adds a circular buffer of `SIZE` bytes on each of its `CORES`
