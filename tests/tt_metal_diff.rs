@@ -45,10 +45,11 @@ impl Rng {
     }
 }
 
-/// A random trace for `preset` with `cores` compute cores: DRAM, L1 and
-/// TRACE interleaved, L1 and L1_SMALL sharded, both directions, with
-/// carve-outs, some refused requests, and frees of live and unknown ids.
-fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
+/// A random trace for `preset` with `cores` compute cores and `dram_banks`
+/// DRAM banks: DRAM, L1 and TRACE interleaved, DRAM, L1 and L1_SMALL
+/// sharded, both directions, with carve-outs, some refused requests, and
+/// frees of live and unknown ids.
+fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32) -> String {
     let mut rng = Rng(seed);
     let device = match preset {
         Preset::WormholeB0 => "wh",
@@ -79,7 +80,17 @@ fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
         let direction = rng.pick(&["def", "def", "def", "bu", "td"]);
         let page = rng.pick(&[16, 32, 64, 100, 1000, 1024, 2048, 2048, 4096, 6000]);
         let (pool, pages, shards) = match rng.range(1, 100) {
-            1..=30 => ("DRAM", rng.pages(16), None),
+            1..=21 => ("DRAM", rng.pages(16), None),
+            // DRAM-sharded over 1 to all DRAM banks, sometimes with more
+            // pages than the shards hold evenly.
+            22..=30 => {
+                let shards = rng.range(1, u64::from(dram_banks));
+                (
+                    "DRAM",
+                    shards * rng.pages(12) - rng.range(0, shards - 1),
+                    Some(shards),
+                )
+            }
             31..=58 => ("L1", rng.pages(11), None),
             59..=70 => {
                 let shards = rng.range(1, u64::from(cores));
@@ -123,12 +134,18 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
         .expect("the TT-Metal device has the geometry of a simulated preset");
     probe.close();
     let cores = SimDevice::preset(preset).info().compute_cores();
+    let dram_banks = SimDevice::preset(preset)
+        .snapshot()
+        .unwrap()
+        .pool(BufferType::Dram)
+        .num_banks;
     let trace_dir = std::env::var_os("TT_MEMGUARD_DIFF_TRACE_DIR");
 
     let (mut operations, mut differences, mut refused) = (0usize, 0usize, 0usize);
+    let mut dram_sharded = 0usize;
     for n in 0..TRACES {
         let seed = 0x7474_6d65_7461_6c00 ^ (n * 7919) ^ preset as u64;
-        let text = random_trace(seed, preset, cores);
+        let text = random_trace(seed, preset, cores, dram_banks);
         if let Some(dir) = &trace_dir {
             let path = std::path::Path::new(dir).join(format!("diff-{n}.trace"));
             std::fs::write(&path, &text).unwrap();
@@ -166,6 +183,10 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
             }
         }
         refused += on_real.iter().filter(|l| l.contains(" ERR:")).count();
+        dram_sharded += text
+            .lines()
+            .filter(|l| l.contains(" DRAM ") && l.contains(" shards "))
+            .count();
         operations += trace.ops.len();
         // Replay frees what is still live: both devices are fresh again.
         assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap());
@@ -173,10 +194,11 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
         real.close();
     }
     println!(
-        "differential: {preset}: {operations} operations ({refused} refused on both), {differences} differences"
+        "differential: {preset}: {operations} operations ({refused} refused on both, {dram_sharded} DRAM-sharded), {differences} differences"
     );
     assert_eq!(differences, 0, "the simulator differs from TT-Metal");
     assert!(operations >= 10_000);
+    assert!(dram_sharded >= 400, "{dram_sharded} DRAM-sharded requests");
 }
 
 /// Devices per kind and steps per device of the circular-buffer differential test.
