@@ -190,6 +190,9 @@ pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
 #[cfg(feature = "tt-metal")]
+#[doc(hidden)]
+pub use source::tt_metal::{L1BankOp, L1BankStep};
+#[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Trace, TraceOp};
 pub use types::{

@@ -9,8 +9,8 @@ mod common;
 use serial_test::serial;
 
 use tt_memguard::{
-    Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error, KIB, Preset,
-    Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
+    Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Direction, Error,
+    KIB, L1BankOp, L1BankStep, Preset, Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
 };
 
 /// Traces per device kind and operations per trace: 12,000 operations.
@@ -375,4 +375,138 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
     );
     assert!(enqueues >= 500, "{enqueues} enqueues");
     assert!(beyond > 0 && clash > 0, "both checks fail at times");
+}
+
+/// Runs and steps of the interleaved-limit differential test.
+const LIMIT_RUNS: u64 = 8;
+const LIMIT_STEPS: usize = 800;
+
+/// The first line of an allocation error, without the simulator's
+/// explanation after TT-Metal's out-of-memory figures (and TT-Metal's
+/// closing full stop, which only some of its messages have).
+fn tt_message(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let line = match line.find("B)") {
+        Some(at) if line.starts_with("Out of Memory: Not enough space") => &line[..at + 2],
+        _ => line,
+    };
+    line.trim_end_matches('.').to_string()
+}
+
+/// A step as both sides must report it.
+fn show_step(step: &L1BankStep) -> String {
+    let outcome = match &step.outcome {
+        Ok(address) => format!("{address:#x}"),
+        Err(e) => tt_message(e),
+    };
+    format!(
+        "{outcome} | allocated {} free {} largest {} lowest {:?}",
+        step.allocated_per_bank, step.free_per_bank, step.largest_free_block_per_bank, step.lowest
+    )
+}
+
+// TT-Metal 0.81.1 opens every device with its interleaved L1 limit at the L1 pool's base, so the
+// refusal below the limit cannot happen through a device; its own bank manager, configured like
+// the device's L1 pool with the limit higher up, shows what its allocator then does (it keeps the
+// block). The simulator with the same limit must do the same, step by step.
+#[test]
+#[serial]
+fn interleaved_l1_limit_refusals_match_tt_metals_bank_manager() {
+    let real = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
+    let preset = TtMetalDevice::matching_preset(&real)
+        .unwrap()
+        .expect("the TT-Metal device has the geometry of a simulated preset");
+    let l1 = *real.snapshot().unwrap().pool(BufferType::L1);
+    let cores = u64::from(real.info().compute_cores());
+    let (mut operations, mut differences, mut orphans) = (0usize, 0usize, 0usize);
+    for n in 0..LIMIT_RUNS {
+        let mut rng = Rng(0x6c69_6d69_7400_0000 ^ (n * 7_919) ^ preset as u64);
+        let limit = l1.base_address + rng.pick(&[16, 64, 256, 700]) * KIB;
+        let sim = SimDevice::builder(preset)
+            .l1_interleaved_limit(limit)
+            .build()
+            .unwrap();
+        let mut probe = sim.create_program().unwrap();
+        let mut ops: Vec<L1BankOp> = Vec::new();
+        let mut on_sim: Vec<L1BankStep> = Vec::new();
+        let mut live: Vec<(usize, Buffer)> = Vec::new();
+        for step in 0..LIMIT_STEPS {
+            let free_percent = (live.len() as u64 * 100 / (live.len() as u64 + 40)).min(60);
+            let outcome = if !live.is_empty() && rng.chance(free_percent) {
+                let (placed_at, buffer) =
+                    live.swap_remove(rng.range(0, live.len() as u64 - 1) as usize);
+                ops.push(L1BankOp::Free { step: placed_at });
+                drop(buffer);
+                Ok(0)
+            } else {
+                let page = rng.pick(&[16, 32, 48, 64, 100, 1000, 1024, 2048, 4096]);
+                let bottom_up = rng.chance(55);
+                let shards = rng.chance(20).then(|| rng.range(1, cores) as u32);
+                let banks = shards.map_or(u64::from(l1.num_banks), u64::from);
+                let log2 = if rng.chance(10) { 9 } else { 5 };
+                let per_bank = rng.pages(log2);
+                let size = banks * per_bank * page - rng.range(0, banks - 1) * page;
+                ops.push(L1BankOp::Allocate {
+                    size,
+                    page_size: page,
+                    bottom_up,
+                    shards,
+                });
+                let mut request =
+                    sim.buffer(BufferType::L1, size)
+                        .page_size(page)
+                        .direction(if bottom_up {
+                            Direction::BottomUp
+                        } else {
+                            Direction::TopDown
+                        });
+                if let Some(shards) = shards {
+                    request = request.sharded(shards);
+                }
+                match request.allocate() {
+                    Ok(buffer) => {
+                        let address = buffer.address();
+                        live.push((step, buffer));
+                        Ok(address)
+                    }
+                    Err(e) => {
+                        orphans += usize::from(matches!(e, Error::BelowAddressLimit { .. }));
+                        Err(e.to_string())
+                    }
+                }
+            };
+            let pool = *sim.snapshot().unwrap().pool(BufferType::L1);
+            on_sim.push(L1BankStep {
+                outcome,
+                allocated_per_bank: pool.allocated_per_bank,
+                free_per_bank: pool.free_per_bank,
+                largest_free_block_per_bank: pool.largest_free_block_per_bank,
+                lowest: sim.enqueue(&mut probe).unwrap().lowest_l1_buffer,
+            });
+        }
+        let on_real = TtMetalDevice::replay_l1_bank_manager(&real, limit, &ops).unwrap();
+        assert_eq!(on_real.len(), on_sim.len());
+        for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
+            let (s, r) = (show_step(s), show_step(r));
+            if s != r {
+                differences += 1;
+                if differences <= 5 {
+                    eprintln!(
+                        "run {n} limit {limit:#x} step {step} {:?}\n  sim:      {s}\n  tt-metal: {r}",
+                        ops[step]
+                    );
+                }
+            }
+        }
+        operations += ops.len();
+    }
+    real.close();
+    println!(
+        "differential: {preset}: interleaved L1 limit: {operations} operations ({orphans} refused below the limit, their blocks kept), {differences} differences"
+    );
+    assert_eq!(
+        differences, 0,
+        "the simulator differs from TT-Metal's bank manager"
+    );
+    assert!(orphans >= 50, "{orphans} refusals below the limit");
 }
