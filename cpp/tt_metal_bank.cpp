@@ -21,6 +21,9 @@ std::vector<BankStep> replay_l1_bank(const BankGeometry&, std::uint64_t, const s
 #else
 
 std::vector<BankStep> replay_l1_bank(const BankGeometry& g, std::uint64_t limit, const std::vector<BankOp>& ops) {
+    // The bank manager is built in place from its pinned size: only on the pinned library.
+    const std::string problem = api::check_library();
+    if (!problem.empty()) throw Failure(problem);
     if (g.banks == 0 || g.grid_x == 0 || g.grid_y == 0 || g.alignment == 0 || g.granularity == 0) {
         throw Failure("an L1 bank manager needs banks, a compute grid and alignments");
     }
