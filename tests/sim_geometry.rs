@@ -379,6 +379,9 @@ fn dram_sharded_buffers_match_tt_metal() {
     // (shards, pages, page size, top-down) and, per preset, (address, bytes
     // per bank) or None where TT-Metal refuses the shard grid.
     type Case = (u32, u64, u64, bool);
+    /// Where TT-Metal put each case (address, bytes per bank), and the
+    /// DRAM bytes allocated per bank after all of them.
+    type Places = ([Option<(u64, u64)>; 9], u64);
     const CASES: [Case; 9] = [
         (1, 100, 2048, false),
         (2, 100, 2048, false),
@@ -390,39 +393,43 @@ fn dram_sharded_buffers_match_tt_metal() {
         (4, 8, 100, false),
         (3, 9, 64, true),
     ];
-    let expected: [(Preset, [Option<(u64, u64)>; 9], u64); 2] = [
+    let expected: [(Preset, Places); 2] = [
         (
             Preset::WormholeB0,
-            [
-                Some((0x10_0040, 204_800)),
-                Some((0x13_2040, 102_400)),
-                Some((0x14_B040, 69_632)),
-                Some((0x15_C040, 40_960)),
-                Some((0x16_6040, 26_624)),
-                Some((0x16_C840, 18_432)),
-                Some((0x17_1040, 10_240)),
-                Some((0x17_3840, 256)),
-                Some((0x3FFF_FF40, 192)),
-            ],
-            473_536,
+            (
+                [
+                    Some((0x10_0040, 204_800)),
+                    Some((0x13_2040, 102_400)),
+                    Some((0x14_B040, 69_632)),
+                    Some((0x15_C040, 40_960)),
+                    Some((0x16_6040, 26_624)),
+                    Some((0x16_C840, 18_432)),
+                    Some((0x17_1040, 10_240)),
+                    Some((0x17_3840, 256)),
+                    Some((0x3FFF_FF40, 192)),
+                ],
+                473_536,
+            ),
         ),
         (
             Preset::BlackholeP150,
-            [
-                Some((0x10_0080, 204_800)),
-                Some((0x13_2080, 102_400)),
-                Some((0x14_B080, 69_632)),
-                Some((0x15_C080, 40_960)),
-                Some((0x16_6080, 26_624)),
-                None, // 12 shards, 8 DRAM banks
-                Some((0x16_C880, 10_240)),
-                Some((0x16_F080, 256)),
-                Some((0xFEFF_FF40, 192)),
-            ],
-            455_104,
+            (
+                [
+                    Some((0x10_0080, 204_800)),
+                    Some((0x13_2080, 102_400)),
+                    Some((0x14_B080, 69_632)),
+                    Some((0x15_C080, 40_960)),
+                    Some((0x16_6080, 26_624)),
+                    None, // 12 shards, 8 DRAM banks
+                    Some((0x16_C880, 10_240)),
+                    Some((0x16_F080, 256)),
+                    Some((0xFEFF_FF40, 192)),
+                ],
+                455_104,
+            ),
         ),
     ];
-    for (preset, places, allocated) in expected {
+    for (preset, (places, allocated)) in expected {
         let dev = SimDevice::preset(preset);
         let banks = dev.snapshot().unwrap().pool(BufferType::Dram).num_banks;
         let mut keep = Vec::new();
@@ -597,6 +604,65 @@ fn a_refusal_below_the_interleaved_l1_limit_keeps_its_block_as_tt_metal_does() {
     assert_eq!(live.len(), 2);
     assert!(live.iter().all(|a| a.orphaned));
     assert_eq!(dev.live_count().unwrap(), 2);
+}
+
+#[test]
+fn the_live_stream_shows_an_orphaned_block_as_an_allocation_never_freed() {
+    use std::time::Duration;
+    use tt_memguard::Direction;
+    use tt_memguard::live::{LiveEvent, LiveStream};
+    use tt_memguard::monitor::Follower;
+    let path = std::env::temp_dir().join(format!("memguard-orphan-{}.jsonl", std::process::id()));
+    let live = LiveStream::create(&path, Duration::from_secs(60)).unwrap();
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_interleaved_limit(0x1_AD60)
+        .build()
+        .unwrap();
+    {
+        let _watch = live.watch(&dev, None);
+        let refused = dev
+            .buffer(BufferType::L1, 64 * 2048)
+            .page_size(2048)
+            .direction(Direction::BottomUp)
+            .allocate();
+        assert!(refused.is_err());
+    }
+    live.finish(1, 0);
+    let mut follower = Follower::open(&path).unwrap();
+    let mut lines = Vec::new();
+    loop {
+        let update = follower.poll().unwrap();
+        lines.extend(update.lines);
+        if !update.more {
+            break;
+        }
+    }
+    let allocs: Vec<_> = lines
+        .iter()
+        .filter_map(|l| match &l.event {
+            LiveEvent::Alloc {
+                address,
+                size_per_bank,
+                label,
+                ..
+            } => Some((*address, *size_per_bank, label.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        allocs,
+        [(
+            0x1_9D60,
+            2048,
+            Some("orphaned by a refused allocation".to_string())
+        )]
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| matches!(l.event, LiveEvent::Free { .. }))
+    );
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
