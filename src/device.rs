@@ -901,6 +901,46 @@ fn explain_oom(mut e: Error, b: &mut dyn Backend) -> Error {
     e
 }
 
+/// A refusal below the interleaved L1 limit left a block allocated (as
+/// TT-Metal's allocator leaves it): observers and the allocation log see it
+/// as the allocation it is. Called with the backend lock held.
+fn announce_orphan(shared: &Shared, request: &Request, e: &Error) {
+    let Error::BelowAddressLimit {
+        address,
+        size_per_bank,
+        orphan_id,
+        ..
+    } = *e
+    else {
+        return;
+    };
+    let label: Arc<str> = Arc::from(orphan_label(request.label.as_deref()).as_str());
+    let num_banks = shared.info.pools[request.buffer_type.index()].banks;
+    shared.notify(DeviceEvent::Alloc {
+        label: Some(&label),
+        id: orphan_id,
+        buffer_type: request.buffer_type,
+        address,
+        size: request.size,
+        size_per_bank,
+        num_banks,
+    });
+    shared.record(|| LogEntry {
+        alloc: true,
+        buffer_type: request.buffer_type,
+        num_banks,
+        shards: None,
+        id: orphan_id,
+        address,
+        size: request.size,
+        page_size: request.page_size,
+        size_per_bank,
+        tag: request.tag,
+        label: Some(Arc::clone(&label)),
+        orphaned: true,
+    });
+}
+
 /// Options for one buffer; finish with [`allocate`](Self::allocate).
 #[must_use = "a buffer request does nothing until .allocate() is called"]
 pub struct BufferBuilder<'d> {
@@ -962,42 +1002,7 @@ impl BufferBuilder<'_> {
             let placed = match b.allocate(request) {
                 Ok(placed) => placed,
                 Err(e) => {
-                    if let Error::BelowAddressLimit {
-                        address,
-                        size_per_bank,
-                        orphan_id,
-                        ..
-                    } = e
-                    {
-                        // The refusal left a block allocated: observers and
-                        // the allocation log see it as the allocation it is.
-                        let label: Arc<str> =
-                            Arc::from(orphan_label(request.label.as_deref()).as_str());
-                        let num_banks = self.device.info().pools[request.buffer_type.index()].banks;
-                        shared.notify(DeviceEvent::Alloc {
-                            label: Some(&label),
-                            id: orphan_id,
-                            buffer_type: request.buffer_type,
-                            address,
-                            size: request.size,
-                            size_per_bank,
-                            num_banks,
-                        });
-                        shared.record(|| LogEntry {
-                            alloc: true,
-                            buffer_type: request.buffer_type,
-                            num_banks,
-                            shards: None,
-                            id: orphan_id,
-                            address,
-                            size: request.size,
-                            page_size: request.page_size,
-                            size_per_bank,
-                            tag: request.tag,
-                            label: Some(Arc::clone(&label)),
-                            orphaned: true,
-                        });
-                    }
+                    announce_orphan(shared, request, &e);
                     return Err(explain_oom(e, b));
                 }
             };
