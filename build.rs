@@ -10,10 +10,11 @@ mod elf;
 const SIM_BRIDGES: [&str; 2] = ["src/ffi/vocab.rs", "src/ffi/sim.rs"];
 
 /// The TT-Metal shim (`tt-metal` feature).
-const TT_METAL_SOURCES: [&str; 4] = [
+const TT_METAL_SOURCES: [&str; 5] = [
     "cpp/tt_metal_abi.cpp",
     "cpp/tt_metal_events.cpp",
     "cpp/tt_metal_device.cpp",
+    "cpp/tt_metal_bank.cpp",
     "cpp/tt_metal_bridge.cpp",
 ];
 

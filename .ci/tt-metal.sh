@@ -110,10 +110,11 @@ unset TT_METAL_HOME
 echo "== tt-metal: build tests, examples and benches against $LIB"
 cargo build -q --features tt-metal --tests --examples --benches
 echo "== tt-metal: every TT-Metal symbol the tests import is exported by libtt_metal.so"
-TEST_BIN=$(cargo test --features tt-metal --test tt_metal --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | awk 'END {print}')
+TEST_BINS=$(cargo test --features tt-metal --test tt_metal --test tt_metal_diff --no-run --message-format=json 2>/dev/null \
+    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p')
 nm -D --defined-only "$LIB/libtt_metal.so" | awk '{print $3}' | sort -u > "$CACHE/exported.txt"
-nm -D --undefined-only "$TEST_BIN" | awk '{print $2}' | grep -E '^_Z(N|NK|TI|TV)?N?K?2tt' | sort -u > "$CACHE/imported.txt"
+# shellcheck disable=SC2086 # one word per binary
+nm -D --undefined-only $TEST_BINS | awk '{print $2}' | grep -E '^_Z(N|NK|TI|TV)?N?K?2tt' | sort -u > "$CACHE/imported.txt"
 MISSING=$(comm -23 "$CACHE/imported.txt" "$CACHE/exported.txt")
 [ -z "$MISSING" ] || { echo "error: imported but not exported by libtt_metal.so:" >&2; echo "$MISSING" >&2; exit 1; }
 echo "ok: $(wc -l < "$CACHE/imported.txt") TT-Metal symbols imported, all exported"

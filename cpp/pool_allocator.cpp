@@ -43,21 +43,26 @@ void PoolAllocator::take(const FreeBlock& block, Addr address, Addr size) {
     allocated_ += size;
 }
 
-std::optional<Addr> PoolAllocator::allocate(Addr size_per_bank, bool bottom_up, Addr address_limit,
-                                            bool* below_limit) {
+void PoolAllocator::note_placed(Addr address) {
+    if (!lowest_ || address < *lowest_) lowest_ = address;
+}
+
+PoolAllocator::Placement PoolAllocator::allocate(Addr size_per_bank, bool bottom_up, Addr address_limit) {
+    Placement out;
     const std::optional<Addr> rounded = block_size(size_per_bank);
-    if (!rounded) return std::nullopt;
+    if (!rounded) return out;
     const Addr size = *rounded;
     FreeBlock block;
     bool found = bottom_up ? free_.lowest_fit(size, block) : free_.highest_fit(size, block);
-    if (!found) return std::nullopt;
+    if (!found) return out;
     const Addr address = bottom_up ? block.address : block.address + block.size - size;
-    if (address < address_limit) {
-        if (below_limit != nullptr) *below_limit = true;
-        return std::nullopt;
-    }
+    // TT-Metal takes the block before it checks the limit, and leaves it
+    // taken when it refuses: the running lowest address does not see it.
     take(block, address, size);
-    return address;
+    out.address = address;
+    out.below_limit = address < address_limit;
+    if (!out.below_limit) note_placed(address);
+    return out;
 }
 
 std::optional<Addr> PoolAllocator::allocate_at(Addr address, Addr size_per_bank) {
@@ -71,6 +76,7 @@ std::optional<Addr> PoolAllocator::allocate_at(Addr address, Addr size_per_bank)
     if (!free_.at(address, block) && !free_.below(address, block)) return std::nullopt;
     if (block.address > address || block.address + block.size < address + size) return std::nullopt;
     take(block, address, size);
+    note_placed(address);
     return address;
 }
 
@@ -90,13 +96,15 @@ void PoolAllocator::deallocate(Addr address, Addr size) {
     } else {
         free_.insert(address, size);
     }
-}
-
-std::optional<Addr> PoolAllocator::lowest_allocated() const {
-    if (allocated_ == 0) return std::nullopt;
-    FreeBlock first;
-    if (!free_.at(base_, first)) return base_;
-    return first.address + first.size;
+    // Freeing at or below the running lowest address moves it to the next
+    // allocated block above: the end of the free block the freed one is now
+    // part of.
+    if (lowest_ && address <= *lowest_) {
+        FreeBlock merged;
+        if (!free_.at(address, merged)) free_.below(address, merged);
+        const Addr end = merged.address + merged.size;
+        lowest_ = end < base_ + size_ ? std::optional<Addr>(end) : std::nullopt;
+    }
 }
 
 PoolStatistics PoolAllocator::statistics() const {

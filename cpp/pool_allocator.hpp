@@ -7,6 +7,11 @@
 // takes the highest such block and places the buffer at its top. Freeing
 // coalesces with both neighbours at once. Statistics are maintained
 // incrementally and read in O(1).
+//
+// An address limit (TT-Metal's interleaved L1 limit) refuses a placement
+// below it the way TT-Metal's allocator does: the block is taken first and
+// the refusal comes after, so the block stays allocated (an orphan nobody
+// can free) and the pool's statistics count it.
 #pragma once
 
 #include <cstdint>
@@ -34,11 +39,16 @@ public:
     // does not fit in 64 bits.
     std::optional<Addr> block_size(Addr size_per_bank) const;
 
-    // Places a block; returns its address, or nothing when no free block is
-    // large enough or when the chosen address lies below `address_limit`
-    // (then `below_limit` is set, and nothing is changed).
-    std::optional<Addr> allocate(Addr size_per_bank, bool bottom_up, Addr address_limit,
-                                 bool* below_limit = nullptr);
+    // Where a block went: an address, or nothing when no free block is large
+    // enough. With `below_limit` set, the address lies below the limit: the
+    // request is refused, yet the block at `address` stays taken.
+    struct Placement {
+        std::optional<Addr> address;
+        bool below_limit = false;
+    };
+
+    // Places a block (see Placement).
+    Placement allocate(Addr size_per_bank, bool bottom_up, Addr address_limit);
     // Places a block at a fixed address when that whole range is free.
     std::optional<Addr> allocate_at(Addr address, Addr size_per_bank);
     // Frees the block [address, address + size) that allocate() or
@@ -57,17 +67,23 @@ public:
     Addr size() const { return size_; }
     Addr allocated_bytes() const { return allocated_; }
     Addr largest_free() const { return free_.largest(); }
-    // The lowest address of an allocated block, if any (O(log n)): TT-Metal's
-    // "lowest occupied address" of a bank.
-    std::optional<Addr> lowest_allocated() const;
+    // TT-Metal's "lowest occupied address" of a bank, which its allocator
+    // keeps as a running value rather than reading the blocks: lowered by
+    // every placement that is not refused, and recomputed when a block at or
+    // below it is freed, as the next allocated block above the freed one.
+    // It is the lowest allocated block unless a refused placement left one
+    // lower (that block is not counted until a free walks up to it).
+    std::optional<Addr> lowest_allocated() const { return lowest_; }
 
 private:
     void take(const FreeBlock& block, Addr address, Addr size);
+    void note_placed(Addr address);
 
     Addr base_;
     Addr size_;
     Addr granularity_;
     Addr allocated_ = 0;
+    std::optional<Addr> lowest_;
     FreeBlockTree free_;
 };
 

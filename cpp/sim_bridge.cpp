@@ -29,6 +29,7 @@ AllocRecord to_bridge(const sim::Record& record, const std::string& label) {
     out.shards = record.shards;
     out.tag = record.tag;
     out.label = rust::String(label);
+    out.orphan = record.orphan;
     return out;
 }
 

@@ -102,9 +102,8 @@ Device::Device(const Geometry& geometry) : geometry_(geometry), pools_(make_pool
 
 AllocOutcome Device::allocate(const AllocRequest& request) {
     AllocOutcome out;
-    if (!is_pool(request.pool) || request.size == 0 ||
-        request.page_size == 0 || request.size % request.page_size != 0 || request.shards > geometry_.l1_banks ||
-        (request.shards == 0 && request.pool == Pool::L1Small)) {
+    if (!is_pool(request.pool) || request.size == 0 || request.page_size == 0 ||
+        request.size % request.page_size != 0) {
         // The Rust side validates first and names the problem; this is a
         // backstop so that the allocator never sees an impossible request.
         out.status = AllocStatus::Invalid;
@@ -112,6 +111,14 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     }
     const Pool pool = request.pool;
     const bool sharded = request.shards > 0;
+    // Shards are cores of the compute grid in L1 and L1_SMALL, DRAM banks in DRAM; TRACE holds
+    // interleaved buffers only, and L1_SMALL sharded ones only.
+    const bool shards_ok = !sharded || (pool == Pool::Dram ? request.shards <= geometry_.dram_banks
+                                                           : pool != Pool::Trace && request.shards <= geometry_.l1_banks);
+    if (!shards_ok || (!sharded && pool == Pool::L1Small)) {
+        out.status = AllocStatus::Invalid;
+        return out;
+    }
     out.banks = sharded ? request.shards : banks(pool);
     PoolAllocator& allocator = pools_[pool_index(pool)];
     const std::optional<Addr> per_bank = size_per_bank(request.size, request.page_size, out.banks, alignment(pool));
@@ -132,6 +139,7 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
 
     std::optional<Addr> address;
     AllocStatus failure = AllocStatus::OutOfMemory;
+    bool orphan = false;
     if (banks(pool) == 0) {
         address = std::nullopt;  // region not configured (L1_SMALL with size 0)
     } else if (request.fixed_address) {
@@ -147,9 +155,9 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     } else {
         Addr limit = 0;
         if (!sharded && pool == Pool::L1) limit = geometry_.l1_interleaved_limit;
-        bool below_limit = false;
-        address = allocator.allocate(out.size_per_bank, bottom_up, limit, &below_limit);
-        if (below_limit) failure = AllocStatus::BelowAddressLimit;
+        const PoolAllocator::Placement placement = allocator.allocate(out.size_per_bank, bottom_up, limit);
+        address = placement.address;
+        orphan = placement.below_limit;
     }
     if (!address) {
         out.status = failure;
@@ -166,23 +174,37 @@ AllocOutcome Device::allocate(const AllocRequest& request) {
     record.per_bank_size = *allocator.block_size(out.size_per_bank);
     record.shards = request.shards;
     record.tag = request.tag;
-    record.labeled = !request.label.empty();
-    if (record.labeled) labels_.emplace(record.id, request.label);
-    if (free_slots_.empty()) {
-        out.slot = static_cast<std::uint32_t>(records_.size());
-        records_.push_back(record);
-    } else {
-        out.slot = free_slots_.back();
-        free_slots_.pop_back();
-        records_[out.slot] = record;
-    }
-    ++live_count_;
+    record.orphan = orphan;
+    out.slot = add_record(record, request.label);
     note_allocated(pool);
+    if (orphan) {
+        // Refused below the interleaved limit, as TT-Metal refuses it: after taking the block,
+        // which stays allocated under a record of its own (the failed request's size, label
+        // and caller) so that leak reports can name it.
+        out.status = AllocStatus::BelowAddressLimit;
+        out.stats = allocator.statistics();
+    }
     return out;
 }
 
+std::uint32_t Device::add_record(const Record& record, const std::string& label) {
+    if (!label.empty()) labels_.emplace(record.id, label);
+    std::uint32_t slot = 0;
+    if (free_slots_.empty()) {
+        slot = static_cast<std::uint32_t>(records_.size());
+        records_.push_back(record);
+    } else {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+        records_[slot] = record;
+    }
+    records_[slot].labeled = !label.empty();
+    ++live_count_;
+    return slot;
+}
+
 bool Device::deallocate(std::uint32_t slot, std::uint64_t id) {
-    if (id == 0 || slot >= records_.size() || records_[slot].id != id) return false;
+    if (id == 0 || slot >= records_.size() || records_[slot].id != id || records_[slot].orphan) return false;
     Record& record = records_[slot];
     pools_[pool_index(record.pool)].deallocate(record.address, record.per_bank_size);
     if (record.labeled) labels_.erase(id);

@@ -41,7 +41,9 @@ struct AllocRequest {
     Pool pool = Pool::Dram;
     Addr size = 0;
     Addr page_size = 0;
-    std::uint32_t shards = 0;  // 0: interleaved over every bank of the pool
+    // 0: interleaved over every bank of the pool; else the first `shards` cores (L1, L1_SMALL)
+    // or DRAM banks (DRAM) hold the data.
+    std::uint32_t shards = 0;
     Direction direction = Direction::Default;
     bool fixed_address = false;
     Addr address = 0;
@@ -59,6 +61,9 @@ struct Record {
     std::uint32_t shards = 0;
     Pool pool = Pool::Dram;
     bool labeled = false;
+    // A block a refused request left allocated (TT-Metal's interleaved L1 limit): live until
+    // the device is closed, and never freed by deallocate().
+    bool orphan = false;
 };
 
 struct Block {
@@ -69,6 +74,7 @@ struct Block {
 
 struct AllocOutcome {
     AllocStatus status = AllocStatus::Placed;
+    // The placed buffer; for BelowAddressLimit, the orphaned block the refusal left.
     Record record;
     std::uint32_t slot = 0;  // registry slot: the handle for deallocate()
     // Per-bank need before allocator rounding, and the pool's statistics at
@@ -91,7 +97,8 @@ public:
 
     AllocOutcome allocate(const AllocRequest& request);
     // Frees the live allocation `id` held in registry slot `slot`; false when
-    // it is not live there (freeing twice is ignored, as TT-Metal does).
+    // it is not live there (freeing twice is ignored, as TT-Metal does) or is
+    // an orphaned block (nothing in TT-Metal can free one).
     bool deallocate(std::uint32_t slot, std::uint64_t id);
 
     PoolView pool(Pool pool) const;
@@ -139,6 +146,8 @@ public:
 
 private:
     void note_allocated(Pool pool);
+    // Registers a block in the first free slot; returns the slot.
+    std::uint32_t add_record(const Record& record, const std::string& label);
 
     Geometry geometry_;
     std::array<PoolAllocator, kPoolCount> pools_;

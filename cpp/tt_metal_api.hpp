@@ -42,8 +42,24 @@
 #include <string_view>
 #include <type_traits>
 #include <typeinfo>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <variant>
+
+namespace ttsl {
+
+// ttsl::StrongType<T, Tag>: one T, trivially copyable (passed by value in a register).
+template <typename T, typename Tag>
+class StrongType {
+public:
+    constexpr explicit StrongType(T value) : value_(value) {}
+
+private:
+    T value_;
+};
+
+}  // namespace ttsl
 
 namespace tt {
 
@@ -192,6 +208,47 @@ public:
     std::uint32_t get_alignment(BufferType type) const;
     DeviceAddr get_base_allocator_addr(const HalMemType& mem_type) const;
     Statistics get_statistics(const BufferType& type) const;
+};
+
+struct AllocatorIDTag;
+
+// The allocator of one pool (all its banks in lock-step), as a device's allocator builds it; used
+// only to reproduce what the allocator does with an interleaved L1 limit above the pool's base,
+// which no device of this release configures (tt_metal_bank.cpp). 0x528 bytes, built in place;
+// its destructor is not exported.
+class BankManager {
+public:
+    using AllocatorID = ttsl::StrongType<std::uint32_t, AllocatorIDTag>;
+
+    // 0x40 bytes: a small vector of one empty dependency list, all in its inline storage (so
+    // leaving it undestroyed frees nothing).
+    class AllocatorDependencies {
+    public:
+        AllocatorDependencies();
+        AllocatorDependencies(const AllocatorDependencies&) = delete;
+        AllocatorDependencies& operator=(const AllocatorDependencies&) = delete;
+
+    private:
+        alignas(8) unsigned char bytes_[0x40];
+    };
+
+    BankManager(const BufferType& buffer_type, const std::unordered_map<unsigned int, long>& bank_offsets,
+                DeviceAddr size_bytes, DeviceAddr interleaved_address_limit, std::uint32_t alignment_bytes,
+                std::uint32_t granularity_bytes, DeviceAddr alloc_offset, bool disable_interleaved,
+                const AllocatorDependencies& dependencies);
+    BankManager(const BankManager&) = delete;
+    BankManager& operator=(const BankManager&) = delete;
+    DeviceAddr allocate_buffer(DeviceAddr size, DeviceAddr page_size, bool bottom_up, const CoreRangeSet& compute_grid,
+                               std::optional<std::uint32_t> num_shards, AllocatorID allocator_id,
+                               const std::vector<std::pair<DeviceAddr, DeviceAddr>>& avoid,
+                               const std::optional<std::unordered_set<std::uint32_t>>& scope);
+    void deallocate_buffer(DeviceAddr address, AllocatorID allocator_id);
+    Statistics get_statistics(AllocatorID allocator_id) const;
+    std::optional<DeviceAddr> lowest_occupied_address(std::uint32_t bank_id, AllocatorID allocator_id) const;
+    void clear();
+
+private:
+    alignas(8) unsigned char bytes_[0x528];
 };
 
 // 12 bytes, inline in the library. Default: WORKER, no axis.
@@ -398,6 +455,10 @@ static_assert(sizeof(CircularBufferConfig) == 4432 && alignof(CircularBufferConf
 static_assert(sizeof(distributed::MeshCoordinateRange) == 240);
 static_assert(sizeof(distributed::MeshWorkload) == 8);
 static_assert(sizeof(std::map<std::uint8_t, tt::DataFormat>) == 48);
+static_assert(sizeof(BankManager::AllocatorID) == 4 && std::is_trivially_copyable_v<BankManager::AllocatorID>);
+static_assert(sizeof(BankManager::AllocatorDependencies) == 0x40);
+static_assert(sizeof(BankManager) == 0x528);
+static_assert(std::is_same_v<std::int64_t, long> && std::is_same_v<DeviceAddr, unsigned long>);
 }  // namespace memguard::ttm::pinned::layout
 
 #endif  // MEMGUARD_TT_METAL_HEADERS

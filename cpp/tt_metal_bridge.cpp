@@ -2,6 +2,7 @@
 
 #include "tt-memguard/src/ffi/tt_metal.rs.h"
 #include "bridge_convert.hpp"
+#include "tt_metal_bank.hpp"
 
 namespace memguard::ffi {
 namespace {
@@ -40,6 +41,43 @@ std::unique_ptr<TtMetalHandle> tt_adopt_mesh_device(std::size_t address) {
 
 std::unique_ptr<TtMetalHandle> tt_adopt_idevice(std::size_t address) {
     return std::make_unique<TtMetalHandle>(ttm::adopt_idevice(reinterpret_cast<void*>(address)));
+}
+
+rust::Vec<TtBankStep> tt_l1_bank_replay(const TtBankGeometry& g, std::uint64_t limit, rust::Slice<const TtBankOp> ops) {
+    ttm::BankGeometry geometry;
+    geometry.banks = g.banks;
+    geometry.base = g.base;
+    geometry.size = g.size;
+    geometry.alignment = g.alignment;
+    geometry.granularity = g.granularity;
+    geometry.grid_x = g.grid_x;
+    geometry.grid_y = g.grid_y;
+    std::vector<ttm::BankOp> plain;
+    plain.reserve(ops.size());
+    for (const TtBankOp& op : ops) {
+        ttm::BankOp p;
+        p.free = op.free;
+        p.step = op.step;
+        p.size = op.size;
+        p.page_size = op.page_size;
+        p.bottom_up = op.bottom_up;
+        p.shards = op.shards;
+        plain.push_back(p);
+    }
+    rust::Vec<TtBankStep> out;
+    for (const ttm::BankStep& step : ttm::replay_l1_bank(geometry, limit, plain)) {
+        TtBankStep s;
+        s.placed = step.placed;
+        s.address = step.address;
+        s.error = rust::String(step.error);
+        s.allocated = step.allocated;
+        s.free = step.free;
+        s.largest_free = step.largest_free;
+        s.has_lowest = step.lowest.has_value();
+        s.lowest = step.lowest.value_or(0);
+        out.push_back(std::move(s));
+    }
+    return out;
 }
 
 TtFacts TtMetalHandle::facts() const {
@@ -98,6 +136,7 @@ rust::Vec<AllocRecord> TtMetalHandle::live() const {
         record.shards = r.shards;
         record.tag = r.tag;
         record.label = rust::String(r.label);
+        record.orphan = false;  // TT-Metal 0.81.1's interleaved L1 limit is the pool's base
         out.push_back(std::move(record));
     }
     return out;

@@ -27,6 +27,9 @@ namespace memguard::ffi {
 struct TtOpenOptions;
 struct TtFacts;
 struct TtForeignEvent;
+struct TtBankGeometry;
+struct TtBankOp;
+struct TtBankStep;
 
 class TtMetalHandle {
 public:
@@ -60,5 +63,7 @@ private:
 std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& options);
 std::unique_ptr<TtMetalHandle> tt_adopt_mesh_device(std::size_t address);
 std::unique_ptr<TtMetalHandle> tt_adopt_idevice(std::size_t address);
+rust::Vec<TtBankStep> tt_l1_bank_replay(const TtBankGeometry& geometry, std::uint64_t limit,
+                                        rust::Slice<const TtBankOp> ops);
 
 }  // namespace memguard::ffi

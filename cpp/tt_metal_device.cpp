@@ -132,7 +132,7 @@ Outcome MeshHandle::allocate(const Request& request) {
     Outcome out;
     if (!is_pool(request.pool) || !is_direction(request.direction) || request.fixed_address || request.size == 0 ||
         request.page_size == 0 || request.size % request.page_size != 0 ||
-        (request.pool == Pool::L1Small && request.shards == 0)) {
+        (request.pool == Pool::L1Small && request.shards == 0) || (request.pool == Pool::Trace && request.shards > 0)) {
         // The Rust side validates first and names the problem; this is a backstop so that
         // TT-Metal never sees an impossible request.
         out.status = AllocStatus::Invalid;
@@ -145,8 +145,10 @@ Outcome MeshHandle::allocate(const Request& request) {
     if (request.direction == Direction::BottomUp) local.bottom_up = true;
     if (request.direction == Direction::TopDown) local.bottom_up = false;
     if (request.shards > 0) {
-        // Height-sharded over the first `shards` cores of the grid in row-major order, each
-        // core holding ceil(pages / shards) pages.
+        // Height-sharded over the first `shards` cores of the grid in row-major order (L1,
+        // L1_SMALL), or over the first `shards` DRAM banks (DRAM: TT-Metal's DRAM shard grid is
+        // row 0, one logical core per bank, x = bank id), each holding ceil(pages / shards)
+        // pages.
         const std::uint64_t pages = request.size / request.page_size;
         const std::uint64_t per_shard = ceil_div(pages, request.shards);
         if (pages > UINT32_MAX || 32 * per_shard > UINT32_MAX) {
@@ -158,7 +160,8 @@ Outcome MeshHandle::allocate(const Request& request) {
                           " pages is too large for TT-Metal's shard spec (at most 4294967295 pages, and 134217727 "
                           "per shard)");
         }
-        const std::size_t grid_x = facts_.grid_x;
+        const bool dram = request.pool == Pool::Dram;
+        const std::size_t grid_x = dram ? request.shards : facts_.grid_x;
         const std::size_t rows = request.shards / grid_x;
         const std::size_t rest = request.shards % grid_x;
         local.sharding_args = guarded([&] {

@@ -37,7 +37,8 @@ enum class AllocStatus : std::uint8_t {
     Placed = 0,
     // No free block is large enough (the outcome carries the pool's statistics).
     OutOfMemory = 1,
-    // The only free block large enough lies below the interleaved L1 address limit.
+    // The only free block large enough lies below the interleaved L1 address limit: refused,
+    // yet the block stays allocated, as TT-Metal leaves it (an orphan; the outcome describes it).
     BelowAddressLimit = 2,
     // The fixed address range is not free.
     AddressNotFree = 3,

@@ -379,6 +379,7 @@ mod tests {
             shards: None,
             label: None,
             location: None,
+            orphaned: false,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::fragmentation::explain_fragmentation;
 use crate::program::CircularBufferConfig;
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Foreign, Peaks, Placed, Request};
-use crate::types::{Allocation, BufferType, SourceLocation};
+use crate::types::{Allocation, BufferType, SourceLocation, orphan_label};
 
 /// Which kind of backend a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -418,14 +418,33 @@ impl Device {
             .allocate()
     }
 
-    /// Allocates a buffer sharded over the first `shards` cores (L1 and
-    /// L1_SMALL). As in TT-Metal, the per-bank size is reserved at the same
-    /// address in every bank of the pool.
+    /// Allocates a sharded buffer: its pages are spread over `shards` shards
+    /// of `ceil(pages / shards)` pages each, on the first `shards` cores of
+    /// the compute grid (L1 and L1_SMALL) or the first `shards` DRAM banks
+    /// (DRAM). As in TT-Metal, the pool has one allocator for all its
+    /// banks: a shard's size (pages times the page size rounded up to the
+    /// pool's alignment) is reserved at the same address in every bank of
+    /// the pool, also the banks that hold no shard, and the statistics count
+    /// it in every bank.
     ///
     /// # Errors
     ///
     /// As [`allocate`](Self::allocate), and 0 shards, more shards than
-    /// cores, or a pool that does not take sharded buffers.
+    /// cores ([`Error::TooManyShards`]) or DRAM banks
+    /// ([`Error::DramShards`]), or TRACE, which takes interleaved buffers
+    /// only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, SimDevice};
+    ///
+    /// let dev = SimDevice::wormhole_b0();
+    /// // 100 pages over 3 of the 12 DRAM banks: 34 pages of 2 KiB per bank.
+    /// let w = dev.allocate_sharded(BufferType::Dram, 100 * 2048, 2048, 3)?;
+    /// assert_eq!((w.address(), w.size_per_bank(), w.num_banks()), (0x100040, 69_632, 12));
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
     #[track_caller]
     pub fn allocate_sharded(
         &self,
@@ -1048,11 +1067,21 @@ fn validate(request: &Request, info: &DeviceInfo) -> Result<()> {
         return Err(Error::SizeNotPageMultiple { size, page_size });
     }
     let cores = info.compute_cores();
+    let dram_banks = info.pools[BufferType::Dram.index()].banks;
     match (buffer_type, shards) {
         (BufferType::L1Small, None) => return Err(Error::L1SmallInterleaved),
-        (BufferType::Dram | BufferType::Trace, Some(_)) => {
+        (BufferType::Trace, Some(_)) => {
             return Err(Error::ShardingUnsupported { buffer_type });
         }
+        // DRAM shards are DRAM banks: TT-Metal's DRAM shard grid is one row,
+        // one core per bank.
+        (BufferType::Dram, Some(shards)) if shards == 0 || shards > dram_banks => {
+            return Err(Error::DramShards {
+                shards,
+                banks: dram_banks,
+            });
+        }
+        (BufferType::Dram, _) => {}
         (_, Some(0)) => return Err(Error::ZeroShards { cores }),
         (_, Some(shards)) if shards > cores => {
             return Err(Error::TooManyShards { shards, cores });
@@ -1130,6 +1159,42 @@ fn explain_oom(mut e: Error, b: &mut dyn Backend) -> Error {
     e
 }
 
+/// A refusal below the interleaved L1 limit left a block allocated (as
+/// TT-Metal's allocator leaves it): observers and the allocation log see it
+/// as the allocation it is. Called with the backend lock held.
+fn announce_orphan(shared: &Shared, log: &mut AllocLog, request: &Request, e: &Error) {
+    let Error::BelowAddressLimit {
+        address,
+        size_per_bank,
+        orphan_id,
+        ..
+    } = *e
+    else {
+        return;
+    };
+    let label: Arc<str> = Arc::from(orphan_label(request.label.as_deref()).as_str());
+    let num_banks = shared.info.pools[request.buffer_type.index()].banks;
+    shared.notify(DeviceEvent::Alloc {
+        label: Some(&label),
+        id: orphan_id,
+        buffer_type: request.buffer_type,
+        address,
+        size: request.size,
+        size_per_bank,
+        num_banks,
+    });
+    shared.record(log, true, request.buffer_type, size_per_bank, || LogEntry {
+        alloc: true,
+        buffer_type: request.buffer_type,
+        id: orphan_id,
+        address,
+        size: request.size,
+        size_per_bank,
+        location: location_from_tag(request.tag),
+        label: Some(Arc::clone(&label)),
+    });
+}
+
 /// Options for one buffer; finish with [`allocate`](Self::allocate).
 #[must_use = "a buffer request does nothing until .allocate() is called"]
 pub struct BufferBuilder<'d> {
@@ -1144,7 +1209,9 @@ impl BufferBuilder<'_> {
         self
     }
 
-    /// Shards the buffer over the first `shards` cores.
+    /// Shards the buffer over the first `shards` cores of the compute grid
+    /// (L1, L1_SMALL) or the first `shards` DRAM banks (DRAM); see
+    /// [`Device::allocate_sharded`].
     pub fn sharded(mut self, shards: u32) -> Self {
         self.request.shards = Some(shards);
         self
@@ -1201,6 +1268,7 @@ impl BufferBuilder<'_> {
                         };
                         shared.trace(b, Some(&event));
                     }
+                    announce_orphan(shared, log, request, &e);
                     return Err(explain_oom(e, b));
                 }
             };
@@ -1337,7 +1405,8 @@ impl Buffer {
         self.num_banks
     }
 
-    /// Cores holding data, for a sharded buffer.
+    /// Cores (L1, L1_SMALL) or DRAM banks (DRAM) holding data, for a
+    /// sharded buffer.
     pub fn shards(&self) -> Option<u32> {
         self.shards
     }

@@ -77,9 +77,21 @@ pub enum Error {
         cores: u32,
     },
 
+    /// A DRAM-sharded buffer over no DRAM bank, or over more banks than the
+    /// device has (TT-Metal refuses a DRAM shard grid past the last bank).
+    #[error(
+        "{shards} DRAM shards requested but the device has {banks} DRAM banks: a DRAM-sharded buffer takes one shard per DRAM bank, from 1 to {banks}"
+    )]
+    DramShards {
+        /// Shards asked for.
+        shards: u32,
+        /// DRAM banks of the device.
+        banks: u32,
+    },
+
     /// A sharded buffer in a pool that holds interleaved buffers only.
     #[error(
-        "sharded buffers are supported in L1 and L1_SMALL, not in {buffer_type}: allocate it interleaved"
+        "sharded buffers are supported in DRAM, L1 and L1_SMALL, not in {buffer_type}: allocate it interleaved"
     )]
     ShardingUnsupported {
         /// The pool asked for.
@@ -138,14 +150,27 @@ pub enum Error {
     },
 
     /// An interleaved L1 buffer whose place lies below the interleaved limit.
+    /// The first line is TT-Metal's message. Like TT-Metal, the device took
+    /// the block before it refused the buffer, and the block stays allocated
+    /// until the device is closed: it is listed by
+    /// [`Device::live_allocations`](crate::Device::live_allocations) (and
+    /// named by leak reports) as allocation `orphan_id`, labelled
+    /// `orphaned by a refused allocation`, with this call's location.
     #[error(
-        "Out of Memory: cannot allocate an interleaved L1 buffer of {size} B below address {limit:#x}: the only free block large enough lies under the limit"
+        "Out of Memory: Cannot allocate at an address below {limit}. Allocation at {address}\n  the {size} B interleaved L1 buffer landed at {address:#x}, below the interleaved limit {limit:#x}; TT-Metal refuses it after taking the block, so {} B stay allocated in every L1 bank until the device is closed (allocation {orphan_id}, 'orphaned by a refused allocation'): free L1 buffers above the limit first, or allocate the buffer sharded (sharded buffers may lie below the limit)",
+        format_count(*size_per_bank)
     )]
     BelowAddressLimit {
         /// The requested size.
         size: u64,
         /// The lowest address interleaved L1 buffers may take.
         limit: u64,
+        /// Where the refused buffer was placed, and its block stays.
+        address: u64,
+        /// Bytes the orphaned block holds in every bank.
+        size_per_bank: u64,
+        /// The allocation id of the orphaned block.
+        orphan_id: u64,
     },
 
     /// A fixed-address allocation whose range is not free.

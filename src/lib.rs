@@ -156,10 +156,9 @@
 //!
 //! # Known limitations
 //!
-//! - DRAM-sharded buffers are not simulated (sharding is modelled in L1 and
-//!   L1_SMALL).
-//! - Where TT-Metal keeps a block it refused below the interleaved L1 limit,
-//!   the simulator refuses without side effects.
+//! - A sharded buffer is given by its shard count: its shards are the first
+//!   S cores of the compute grid (L1, L1_SMALL) or the first S DRAM banks
+//!   (DRAM); other shard grids and shard shapes cannot be expressed.
 //! - On a real device, allocations made on threads other than the one that
 //!   opened the device are not observed by TT-Metal's graph tracking.
 //! - On a TT-Metal device, "enqueue" is TT-Metal's compile step (layout and
@@ -227,6 +226,9 @@ pub use record::Recording;
 pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 pub use source::Direction;
 pub use source::sim::{Preset, PresetGeometry, SimDevice, SimDeviceBuilder};
+#[cfg(feature = "tt-metal")]
+#[doc(hidden)]
+pub use source::tt_metal::{L1BankOp, L1BankStep};
 #[cfg(feature = "tt-metal")]
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Expect, Trace, TraceOp};

@@ -569,13 +569,23 @@ fn describe(a: &Allocation) -> String {
         a.num_banks
     );
     if let Some(shards) = a.shards {
-        let _ = write!(s, ", sharded over {shards} cores");
+        let over = match a.buffer_type {
+            BufferType::Dram => "DRAM banks",
+            _ => "cores",
+        };
+        let _ = write!(s, ", sharded over {shards} {over}");
     }
     let _ = write!(s, ") at {:#x}", a.address);
     if let Some(label) = &a.label {
         let _ = write!(s, ", label {label:?}");
     }
     match &a.location {
+        Some(loc) if a.orphaned => {
+            let _ = write!(
+                s,
+                ",\n      kept by TT-Metal after refusing the allocation at {loc}"
+            );
+        }
         Some(loc) => {
             let _ = write!(s, ",\n      allocated at {loc}");
         }

@@ -23,7 +23,8 @@
 //! ```
 //!
 //! `DIR` is `bu` (bottom-up), `td` (top-down) or `def` (the pool's default);
-//! `shards S` shards the buffer over the first S cores. Options follow, in
+//! `shards S` shards the buffer over the first S cores (the first S DRAM
+//! banks for DRAM). Options follow, in
 //! any order, each at most once: `label=NAME` names the buffer in reports
 //! (the id names it otherwise; `%XX` escapes a byte, so that a label may
 //! hold spaces, `#` or `%`); `fixed=ADDR` places the buffer at that address

@@ -292,12 +292,34 @@ pub struct Allocation {
     pub size_per_bank: u64,
     /// Banks the reservation is made in (all banks of the pool).
     pub num_banks: u32,
-    /// Number of cores holding data, for a sharded buffer.
+    /// Number of cores (L1, L1_SMALL) or DRAM banks (DRAM) holding data,
+    /// for a sharded buffer.
     pub shards: Option<u32>,
-    /// Label given at allocation.
+    /// Label given at allocation; for an orphaned block, `orphaned by a
+    /// refused allocation`, followed by the refused request's label in
+    /// parentheses when it had one.
     pub label: Option<String>,
-    /// Where it was allocated, when it was allocated through this crate.
+    /// Where it was allocated, when it was allocated through this crate
+    /// (for an orphaned block: where the refused allocation was made).
     pub location: Option<SourceLocation>,
+    /// A block that a refused allocation left allocated: TT-Metal takes
+    /// the block before it checks the interleaved L1 address limit, and
+    /// keeps it when it refuses the buffer
+    /// ([`Error::BelowAddressLimit`](crate::Error::BelowAddressLimit)).
+    /// Nothing can free it; it is released when the device is closed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub orphaned: bool,
+}
+
+/// The label of a block a refused allocation left allocated.
+pub(crate) const ORPHAN_LABEL: &str = "orphaned by a refused allocation";
+
+/// An orphaned block's label, naming the refused request's label if any.
+pub(crate) fn orphan_label(request_label: Option<&str>) -> String {
+    match request_label {
+        Some(label) if !label.is_empty() => format!("{ORPHAN_LABEL} ({label})"),
+        _ => ORPHAN_LABEL.to_string(),
+    }
 }
 
 impl Allocation {

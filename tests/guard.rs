@@ -46,6 +46,48 @@ fn a_forgotten_buffer_is_named_with_its_bytes_and_location() {
 }
 
 #[test]
+fn a_block_orphaned_by_a_refused_allocation_is_a_leak_named_by_that_allocation() {
+    // TT-Metal keeps the block of an interleaved L1 buffer it refuses below
+    // its interleaved limit: the guard sees retained memory and names the
+    // refused call as the leak's site.
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_interleaved_limit(0x1_AD60)
+        .build()
+        .unwrap();
+    let guard = MemoryGuard::new(&dev).name("refused");
+    let err = dev
+        .buffer(BufferType::L1, 64 * 2048)
+        .page_size(2048)
+        .direction(tt_memguard::Direction::BottomUp)
+        .label("act")
+        .allocate()
+        .unwrap_err();
+    let line = line!() - 2;
+    assert!(matches!(err, Error::BelowAddressLimit { .. }), "{err}");
+    let report = failed_report(guard.finish().unwrap_err());
+    let leak = report.leaks().next().unwrap();
+    assert!(leak.orphaned);
+    assert_eq!(
+        (leak.address, leak.size_per_bank, leak.num_banks),
+        (0x1_9D60, 2048, 64)
+    );
+    assert_eq!(
+        leak.label.as_deref(),
+        Some("orphaned by a refused allocation (act)")
+    );
+    assert_eq!(leak.location.as_ref().unwrap().line, line);
+    let l1 = report.device().pool(BufferType::L1);
+    assert_eq!(l1.retained_total(), 2048 * 64);
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!(
+            "at 0x19d60, label \"orphaned by a refused allocation (act)\",\n      kept by TT-Metal after refusing the allocation at tests/guard.rs:{line}:"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn peak_over_budget_fails_although_nothing_leaks() {
     let dev = SimDevice::wormhole_b0();
     let guard = MemoryGuard::new(&dev)

@@ -195,6 +195,36 @@ fn refused_requests_say_why() {
 }
 
 #[test]
+fn dram_sharded_lines_replay() {
+    // Shards are DRAM banks: 100 pages over 3 of the 12 banks take 34 pages
+    // of 2 KiB in every bank; 13 shards are more than the banks.
+    let lines = replay(
+        "alloc w DRAM 204800 2048 def shards 3\n\
+         alloc x DRAM 13312 1024 td shards 13\n\
+         alloc y DRAM 13312 1024 td shards 12\n",
+    );
+    assert!(
+        lines[1].starts_with("1 0x100040 DRAM:69632/"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("2 ERR:other ")
+            && lines[2].ends_with(
+                " # 13 DRAM shards requested but the device has 12 DRAM banks: a DRAM-sharded buffer takes one shard per DRAM bank, from 1 to 12"
+            ),
+        "{}",
+        lines[2]
+    );
+    // 13 pages over 12 banks: 2 pages of 1 KiB at the top of DRAM.
+    assert!(
+        lines[3].starts_with("3 0x3ffff800 DRAM:71680/"),
+        "{}",
+        lines[3]
+    );
+}
+
+#[test]
 fn numbers_past_64_bits_are_too_large_not_malformed() {
     let cases = [
         (

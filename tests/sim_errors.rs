@@ -73,16 +73,57 @@ fn shard_counts() {
         m,
         "a sharded buffer needs at least 1 shard: give a shard count from 1 to 64"
     );
-    let (e, m) = message(dev.allocate_sharded(BufferType::Dram, 1024, 1024, 2));
+    // DRAM shards are DRAM banks: 1 to 12 on Wormhole.
+    assert!(
+        dev.allocate_sharded(BufferType::Dram, 1024, 1024, 12)
+            .is_ok()
+    );
+    let (e, m) = message(dev.allocate_sharded(BufferType::Dram, 13 * 1024, 1024, 13));
     assert!(matches!(
         e,
-        Error::ShardingUnsupported {
-            buffer_type: BufferType::Dram
+        Error::DramShards {
+            shards: 13,
+            banks: 12
         }
     ));
     assert_eq!(
         m,
-        "sharded buffers are supported in L1 and L1_SMALL, not in DRAM: allocate it interleaved"
+        "13 DRAM shards requested but the device has 12 DRAM banks: a DRAM-sharded buffer takes one shard per DRAM bank, from 1 to 12"
+    );
+    let (e, _) = message(dev.allocate_sharded(BufferType::Dram, 1024, 1024, 0));
+    assert!(matches!(
+        e,
+        Error::DramShards {
+            shards: 0,
+            banks: 12
+        }
+    ));
+    // Blackhole has 8 DRAM banks.
+    let bh = SimDevice::blackhole_p150();
+    assert!(bh.allocate_sharded(BufferType::Dram, 8 * 64, 64, 8).is_ok());
+    let (e, _) = message(bh.allocate_sharded(BufferType::Dram, 9 * 64, 64, 9));
+    assert!(matches!(
+        e,
+        Error::DramShards {
+            shards: 9,
+            banks: 8
+        }
+    ));
+    // TRACE takes interleaved buffers only.
+    let traced = SimDevice::builder(Preset::WormholeB0)
+        .trace_region_size(MIB)
+        .build()
+        .unwrap();
+    let (e, m) = message(traced.allocate_sharded(BufferType::Trace, 1024, 1024, 2));
+    assert!(matches!(
+        e,
+        Error::ShardingUnsupported {
+            buffer_type: BufferType::Trace
+        }
+    ));
+    assert_eq!(
+        m,
+        "sharded buffers are supported in DRAM, L1 and L1_SMALL, not in TRACE: allocate it interleaved"
     );
     // n300's grid is smaller.
     let n300 = SimDevice::wormhole_n300();

@@ -221,8 +221,10 @@ impl ModelPool {
         }
     }
 
-    /// Places `size` bytes (already a multiple of the granule).
-    fn allocate(&mut self, size: u64, bottom_up: bool) -> Option<u64> {
+    /// Places `size` bytes (already a multiple of the granule); the flag
+    /// tells a placement below `limit`, which is refused after the block was
+    /// taken (TT-Metal's interleaved L1 limit): the block stays allocated.
+    fn allocate(&mut self, size: u64, bottom_up: bool, limit: u64) -> Option<(u64, bool)> {
         let fits = |b: &Block| !b.allocated && b.size >= size;
         let index = if bottom_up {
             self.blocks.iter().position(fits)?
@@ -259,7 +261,7 @@ impl ModelPool {
         }
         self.allocated += size;
         self.peak = self.peak.max(self.allocated);
-        Some(address)
+        Some((address, address < limit))
     }
 
     /// Frees the allocated block at `address`; returns its size.
@@ -404,6 +406,8 @@ type LiveKey = (BufferType, Hex, u64, u64, u64, Option<u32>, u32);
 struct Counts {
     ok: u64,
     oom: u64,
+    /// Refused below the interleaved L1 limit, leaving an orphaned block.
+    orphaned: u64,
     /// Out-of-memory failures with enough free bytes in total (fragmentation).
     fragmented: u64,
     freed: u64,
@@ -414,6 +418,8 @@ struct Config {
     preset: Preset,
     l1_small_size: u64,
     trace_region_size: u64,
+    /// Lowest address of an interleaved L1 buffer (None: the L1 base).
+    l1_interleaved_limit: Option<u64>,
     seed: u64,
 }
 
@@ -494,15 +500,17 @@ fn random_request(rng: &mut Rng, pool: usize, geometry: &PoolGeometry, cores: u3
     let page_size = PAGE_SIZES[index];
     let aligned_page = round_up(page_size, geometry.alignment);
 
+    // Shards are cores in L1 and L1_SMALL, DRAM banks in DRAM.
     let shards = match buffer_type {
-        BufferType::L1Small => Some(()),
-        BufferType::L1 if rng.chance(0.4) => Some(()),
+        BufferType::L1Small => Some(cores),
+        BufferType::L1 if rng.chance(0.4) => Some(cores),
+        BufferType::Dram if rng.chance(0.3) => Some(geometry.banks),
         _ => None,
     }
-    .map(|()| match rng.below(4) {
+    .map(|max| match rng.below(4) {
         0 => 1,
-        1 => cores,
-        _ => rng.range(1, u64::from(cores)) as u32,
+        1 => max,
+        _ => rng.range(1, u64::from(max)) as u32,
     });
     // The per-bank size counts pages over the shards of a sharded buffer,
     // over every bank of the pool otherwise (at least one, for sizing).
@@ -532,11 +540,13 @@ fn run(config: Config) {
     let mut model: Vec<ModelPool> = pools.iter().map(|p| ModelPool::new(*p)).collect();
     let mut stats: Vec<Stats> = model.iter().map(ModelPool::stats).collect();
 
-    let dev = SimDevice::builder(config.preset)
+    let mut builder = SimDevice::builder(config.preset)
         .l1_small_size(config.l1_small_size)
-        .trace_region_size(config.trace_region_size)
-        .build()
-        .expect("valid carve-outs");
+        .trace_region_size(config.trace_region_size);
+    if let Some(limit) = config.l1_interleaved_limit {
+        builder = builder.l1_interleaved_limit(limit);
+    }
+    let dev = builder.build().expect("valid carve-outs");
     let mut run = Run {
         name: config.name,
         seed,
@@ -574,6 +584,8 @@ fn run(config: Config) {
 
     let mut rng = Rng(seed);
     let mut live: Vec<Vec<Live>> = (0..4).map(|_| Vec::new()).collect();
+    // Blocks refused below the interleaved limit, which stay allocated.
+    let mut orphans: Vec<LiveKey> = Vec::new();
     let mut counts = [Counts::default(); 4];
     let mut max_live = [0usize; 4];
     let mut live_sum = 0u64;
@@ -626,9 +638,13 @@ fn run(config: Config) {
             }
             let got = builder.allocate();
             let before = stats[pool];
-            let expected = model[pool].allocate(reserve, bottom_up);
+            let limit = match (buffer_type, shards, config.l1_interleaved_limit) {
+                (BufferType::L1, None, Some(limit)) => limit,
+                _ => 0,
+            };
+            let expected = model[pool].allocate(reserve, bottom_up, limit);
             match (got, expected) {
-                (Ok(buffer), Some(address)) => {
+                (Ok(buffer), Some((address, false))) => {
                     run.check_eq("address", Hex(buffer.address()), Hex(address));
                     run.check_eq("per-bank size", buffer.size_per_bank(), reserve);
                     run.check_eq("buffer bank count", buffer.num_banks(), pools[pool].banks);
@@ -682,10 +698,38 @@ fn run(config: Config) {
                         counts[pool].fragmented += 1;
                     }
                 }
+                (
+                    Err(Error::BelowAddressLimit {
+                        size: s,
+                        limit: l,
+                        address: a,
+                        size_per_bank: pb,
+                        ..
+                    }),
+                    Some((address, true)),
+                ) => {
+                    run.check_eq(
+                        "refusal below the limit (size, limit, address, per bank)",
+                        (s, l, Hex(a), pb),
+                        (size, limit, Hex(address), reserve),
+                    );
+                    counts[pool].orphaned += 1;
+                    orphans.push((
+                        buffer_type,
+                        Hex(address),
+                        reserve,
+                        size,
+                        page_size,
+                        None,
+                        pools[pool].banks,
+                    ));
+                }
                 (got, expected) => run.fail(
                     "allocation outcome",
                     got.map(|b| format!("{:#x}", b.address())),
-                    expected.map(|a| format!("{a:#x} ({reserve} B per bank)")),
+                    expected.map(|(a, below)| {
+                        format!("{a:#x} ({reserve} B per bank, below the limit: {below})")
+                    }),
                 ),
             }
         } else {
@@ -725,7 +769,7 @@ fn run(config: Config) {
         live_sum += live.iter().map(|l| l.len() as u64).sum::<u64>();
 
         if step % CHECK_EVERY == 0 || step == steps {
-            full_check(&run, &dev, &model, &live, &mark);
+            full_check(&run, &dev, &model, &live, &orphans, &mark);
         }
     }
 
@@ -743,32 +787,45 @@ fn run(config: Config) {
         }
     }
     run.check_eq(
-        "live count after freeing everything",
+        "live count after freeing everything (the orphaned blocks stay)",
         dev.live_count().expect("live count"),
-        0,
+        orphans.len() as u64,
     );
-    run.check_eq(
-        "fresh snapshot after freeing everything",
-        dev.snapshot().expect("snapshot"),
-        fresh,
-    );
+    if orphans.is_empty() {
+        run.check_eq(
+            "fresh snapshot after freeing everything",
+            dev.snapshot().expect("snapshot"),
+            fresh,
+        );
+    }
     for (i, t) in BufferType::ALL.into_iter().enumerate() {
         run.check_eq(
             &format!("{t} statistics after freeing everything"),
             sim_stats(&dev, t),
             model[i].stats(),
         );
-        run.check_eq(
-            &format!("{t} model after freeing everything"),
-            model[i].stats(),
-            ModelPool::new(pools[i]).stats(),
-        );
+        if !orphans.iter().any(|o| o.0 == t) {
+            run.check_eq(
+                &format!("{t} model after freeing everything"),
+                model[i].stats(),
+                ModelPool::new(pools[i]).stats(),
+            );
+        }
         if let Err(e) = model[i].check_invariants() {
             run.fail(&format!("{t} model invariants"), "-", e);
         }
     }
 
-    let ops: u64 = counts.iter().map(|c| c.ok + c.oom + c.freed).sum();
+    if config.l1_interleaved_limit.is_some() {
+        assert!(
+            counts[1].orphaned > 0,
+            "no interleaved L1 buffer was refused below the limit"
+        );
+    }
+    let ops: u64 = counts
+        .iter()
+        .map(|c| c.ok + c.oom + c.orphaned + c.freed)
+        .sum();
     assert_eq!(ops, steps);
     let mix: Vec<String> = BufferType::ALL
         .iter()
@@ -782,8 +839,8 @@ fn run(config: Config) {
                 100.0 * pool.peak as f64 / pool.geometry.size as f64
             };
             format!(
-                "{t}: {} ok / {} oom ({} fragmented) / {} freed, max live {m}, peak {peak:.1}%",
-                c.ok, c.oom, c.fragmented, c.freed
+                "{t}: {} ok / {} oom ({} fragmented) / {} orphaned / {} freed, max live {m}, peak {peak:.1}%",
+                c.ok, c.oom, c.fragmented, c.orphaned, c.freed
             )
         })
         .collect();
@@ -801,6 +858,7 @@ fn full_check(
     dev: &Device,
     model: &[ModelPool],
     live: &[Vec<Live>],
+    orphans: &[LiveKey],
     mark: &tt_memguard::PeakMark,
 ) {
     for (i, t) in BufferType::ALL.into_iter().enumerate() {
@@ -825,6 +883,7 @@ fn full_check(
                 )
             })
         })
+        .chain(orphans.iter().copied())
         .collect();
     let mut got: Vec<LiveKey> = dev
         .live_allocations()
@@ -864,9 +923,9 @@ fn full_check(
     for (i, t) in BufferType::ALL.into_iter().enumerate() {
         let blocks = model[i].blocks.iter().filter(|b| b.allocated).count();
         run.check_eq(
-            &format!("{t} allocated model blocks vs live buffers"),
+            &format!("{t} allocated model blocks vs live buffers and orphaned blocks"),
             blocks,
-            live[i].len(),
+            live[i].len() + orphans.iter().filter(|o| o.0 == t).count(),
         );
     }
     let peaks = mark.read().expect("peak mark");
@@ -886,6 +945,7 @@ fn wormhole_b0_matches_reference() {
         preset: Preset::WormholeB0,
         l1_small_size: 64 * KIB,
         trace_region_size: 8 * MIB,
+        l1_interleaved_limit: None,
         seed: 0x5EED_0001,
     });
 }
@@ -898,6 +958,7 @@ fn wormhole_n300_matches_reference() {
         preset: Preset::WormholeN300,
         l1_small_size: 65_000,
         trace_region_size: 8 * MIB + 12_345,
+        l1_interleaved_limit: None,
         seed: 0x5EED_0002,
     });
 }
@@ -909,6 +970,7 @@ fn blackhole_p150_matches_reference() {
         preset: Preset::BlackholeP150,
         l1_small_size: 64 * KIB,
         trace_region_size: 8 * MIB,
+        l1_interleaved_limit: None,
         seed: 0x5EED_0003,
     });
 }
@@ -920,6 +982,21 @@ fn wormhole_b0_without_carve_outs_matches_reference() {
         preset: Preset::WormholeB0,
         l1_small_size: 0,
         trace_region_size: 0,
+        l1_interleaved_limit: None,
         seed: 0x5EED_0004,
+    });
+}
+
+#[test]
+fn wormhole_b0_with_an_interleaved_l1_limit_matches_reference() {
+    // Interleaved L1 buffers placed in the bottom 64 KiB of the pool are
+    // refused, and their blocks stay allocated as in TT-Metal.
+    run(Config {
+        name: "wormhole_b0 (interleaved L1 limit)",
+        preset: Preset::WormholeB0,
+        l1_small_size: 64 * KIB,
+        trace_region_size: 8 * MIB,
+        l1_interleaved_limit: Some(0x1_9D60 + 64 * KIB),
+        seed: 0x5EED_0005,
     });
 }

@@ -175,6 +175,73 @@ fn sharded_l1_small_trace_and_directions() {
 
 #[test]
 #[serial]
+fn dram_sharded_buffers_get_the_simulators_addresses() {
+    let dev = TtMetalDevice::open(TtMetalConfig::default()).unwrap();
+    let sim = sim_twin(&dev);
+    let banks = dev.snapshot().unwrap().pool(BufferType::Dram).num_banks;
+    // One shard per DRAM bank, 1 to all of them, both directions; page
+    // sizes that the DRAM alignment rounds up, and page counts the shards
+    // do not hold evenly.
+    let mut live = Vec::new();
+    for (i, shards) in (1..=banks).enumerate() {
+        let page = [2048, 1000, 100, 64][i % 4];
+        let pages = 100 + i as u64;
+        let direction = if i % 3 == 2 {
+            Direction::TopDown
+        } else {
+            Direction::Default
+        };
+        let allocate = |d: &Device| {
+            d.buffer(BufferType::Dram, pages * page)
+                .page_size(page)
+                .sharded(shards)
+                .direction(direction)
+                .label("weights")
+                .allocate()
+                .unwrap()
+        };
+        let (real, twin) = (allocate(&dev), allocate(&sim));
+        assert_eq!(
+            (real.address(), real.size_per_bank(), real.num_banks()),
+            (twin.address(), twin.size_per_bank(), twin.num_banks()),
+            "{shards} shards of {pages} x {page} B"
+        );
+        assert_eq!(dev.snapshot().unwrap(), sim.snapshot().unwrap());
+        live.push((real, twin));
+    }
+    if TtMetalDevice::matching_preset(&dev).unwrap() == Some(Preset::WormholeB0) {
+        // 100 pages of 2 KiB on 1 bank, then 101 pages of 1,000 B (1,024 B
+        // in DRAM) over 2 banks: 51 pages each.
+        assert_eq!(
+            (live[0].0.address(), live[0].0.size_per_bank()),
+            (0x10_0040, 204_800)
+        );
+        assert_eq!(
+            (live[1].0.address(), live[1].0.size_per_bank()),
+            (0x13_2040, 52_224)
+        );
+    }
+    // The event log knows them as sharded, with their labels.
+    let listed = dev.live_allocations().unwrap();
+    assert_eq!(listed.len(), banks as usize);
+    for (a, shards) in listed.iter().zip(1..) {
+        assert_eq!(
+            (a.shards, a.label.as_deref(), a.num_banks),
+            (Some(shards), Some("weights"), banks)
+        );
+    }
+    // More shards than DRAM banks: refused before TT-Metal sees it.
+    let e = dev
+        .allocate_sharded(BufferType::Dram, 4096, 64, banks + 1)
+        .unwrap_err();
+    assert!(matches!(e, Error::DramShards { .. }), "{e}");
+    drop(live);
+    assert_eq!(dev.snapshot().unwrap(), sim.snapshot().unwrap());
+    assert_eq!(dev.live_count().unwrap(), 0);
+}
+
+#[test]
+#[serial]
 fn live_set_attribution_and_peaks_come_from_events() {
     let dev = open();
     let first = dev.next_allocation_id().unwrap();

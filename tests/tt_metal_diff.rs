@@ -9,8 +9,8 @@ mod common;
 use serial_test::serial;
 
 use tt_memguard::{
-    Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Error, KIB, Preset,
-    Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
+    Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Direction, Error,
+    KIB, L1BankOp, L1BankStep, Preset, Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
 };
 
 /// Traces per device kind and operations per trace: 12,000 operations.
@@ -45,10 +45,11 @@ impl Rng {
     }
 }
 
-/// A random trace for `preset` with `cores` compute cores: DRAM, L1 and
-/// TRACE interleaved, L1 and L1_SMALL sharded, both directions, with
-/// carve-outs, some refused requests, and frees of live and unknown ids.
-fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
+/// A random trace for `preset` with `cores` compute cores and `dram_banks`
+/// DRAM banks: DRAM, L1 and TRACE interleaved, DRAM, L1 and L1_SMALL
+/// sharded, both directions, with carve-outs, some refused requests, and
+/// frees of live and unknown ids.
+fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32) -> String {
     let mut rng = Rng(seed);
     let device = match preset {
         Preset::WormholeB0 => "wh",
@@ -79,7 +80,17 @@ fn random_trace(seed: u64, preset: Preset, cores: u32) -> String {
         let direction = rng.pick(&["def", "def", "def", "bu", "td"]);
         let page = rng.pick(&[16, 32, 64, 100, 1000, 1024, 2048, 2048, 4096, 6000]);
         let (pool, pages, shards) = match rng.range(1, 100) {
-            1..=30 => ("DRAM", rng.pages(16), None),
+            1..=21 => ("DRAM", rng.pages(16), None),
+            // DRAM-sharded over 1 to all DRAM banks, sometimes with more
+            // pages than the shards hold evenly.
+            22..=30 => {
+                let shards = rng.range(1, u64::from(dram_banks));
+                (
+                    "DRAM",
+                    shards * rng.pages(12) - rng.range(0, shards - 1),
+                    Some(shards),
+                )
+            }
             31..=58 => ("L1", rng.pages(11), None),
             59..=70 => {
                 let shards = rng.range(1, u64::from(cores));
@@ -123,12 +134,18 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
         .expect("the TT-Metal device has the geometry of a simulated preset");
     probe.close();
     let cores = SimDevice::preset(preset).info().compute_cores();
+    let dram_banks = SimDevice::preset(preset)
+        .snapshot()
+        .unwrap()
+        .pool(BufferType::Dram)
+        .num_banks;
     let trace_dir = std::env::var_os("TT_MEMGUARD_DIFF_TRACE_DIR");
 
     let (mut operations, mut differences, mut refused) = (0usize, 0usize, 0usize);
+    let mut dram_sharded = 0usize;
     for n in 0..TRACES {
         let seed = 0x7474_6d65_7461_6c00 ^ (n * 7919) ^ preset as u64;
-        let text = random_trace(seed, preset, cores);
+        let text = random_trace(seed, preset, cores, dram_banks);
         if let Some(dir) = &trace_dir {
             let path = std::path::Path::new(dir).join(format!("diff-{n}.trace"));
             std::fs::write(&path, &text).unwrap();
@@ -166,6 +183,10 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
             }
         }
         refused += on_real.iter().filter(|l| l.contains(" ERR:")).count();
+        dram_sharded += text
+            .lines()
+            .filter(|l| l.contains(" DRAM ") && l.contains(" shards "))
+            .count();
         operations += trace.ops.len();
         // Replay frees what is still live: both devices are fresh again.
         assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap());
@@ -173,10 +194,11 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
         real.close();
     }
     println!(
-        "differential: {preset}: {operations} operations ({refused} refused on both), {differences} differences"
+        "differential: {preset}: {operations} operations ({refused} refused on both, {dram_sharded} DRAM-sharded), {differences} differences"
     );
     assert_eq!(differences, 0, "the simulator differs from TT-Metal");
     assert!(operations >= 10_000);
+    assert!(dram_sharded >= 400, "{dram_sharded} DRAM-sharded requests");
 }
 
 /// Devices per kind and steps per device of the circular-buffer differential test.
@@ -418,4 +440,138 @@ fn a_recorded_tt_metal_workload_replays_line_for_line_on_the_simulator() {
     );
     assert!(operations >= 800, "{operations} operations");
     assert!(foreign >= 50, "{foreign} allocations by other code");
+}
+
+/// Runs and steps of the interleaved-limit differential test.
+const LIMIT_RUNS: u64 = 8;
+const LIMIT_STEPS: usize = 800;
+
+/// The first line of an allocation error, without the simulator's
+/// explanation after TT-Metal's out-of-memory figures (and TT-Metal's
+/// closing full stop, which only some of its messages have).
+fn tt_message(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let line = match line.find("B)") {
+        Some(at) if line.starts_with("Out of Memory: Not enough space") => &line[..at + 2],
+        _ => line,
+    };
+    line.trim_end_matches('.').to_string()
+}
+
+/// A step as both sides must report it.
+fn show_step(step: &L1BankStep) -> String {
+    let outcome = match &step.outcome {
+        Ok(address) => format!("{address:#x}"),
+        Err(e) => tt_message(e),
+    };
+    format!(
+        "{outcome} | allocated {} free {} largest {} lowest {:?}",
+        step.allocated_per_bank, step.free_per_bank, step.largest_free_block_per_bank, step.lowest
+    )
+}
+
+// TT-Metal 0.81.1 opens every device with its interleaved L1 limit at the L1 pool's base, so the
+// refusal below the limit cannot happen through a device; its own bank manager, configured like
+// the device's L1 pool with the limit higher up, shows what its allocator then does (it keeps the
+// block). The simulator with the same limit must do the same, step by step.
+#[test]
+#[serial]
+fn interleaved_l1_limit_refusals_match_tt_metals_bank_manager() {
+    let real = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
+    let preset = TtMetalDevice::matching_preset(&real)
+        .unwrap()
+        .expect("the TT-Metal device has the geometry of a simulated preset");
+    let l1 = *real.snapshot().unwrap().pool(BufferType::L1);
+    let cores = u64::from(real.info().compute_cores());
+    let (mut operations, mut differences, mut orphans) = (0usize, 0usize, 0usize);
+    for n in 0..LIMIT_RUNS {
+        let mut rng = Rng(0x6c69_6d69_7400_0000 ^ (n * 7_919) ^ preset as u64);
+        let limit = l1.base_address + rng.pick(&[16, 64, 256, 700]) * KIB;
+        let sim = SimDevice::builder(preset)
+            .l1_interleaved_limit(limit)
+            .build()
+            .unwrap();
+        let mut probe = sim.create_program().unwrap();
+        let mut ops: Vec<L1BankOp> = Vec::new();
+        let mut on_sim: Vec<L1BankStep> = Vec::new();
+        let mut live: Vec<(usize, Buffer)> = Vec::new();
+        for step in 0..LIMIT_STEPS {
+            let free_percent = (live.len() as u64 * 100 / (live.len() as u64 + 40)).min(60);
+            let outcome = if !live.is_empty() && rng.chance(free_percent) {
+                let (placed_at, buffer) =
+                    live.swap_remove(rng.range(0, live.len() as u64 - 1) as usize);
+                ops.push(L1BankOp::Free { step: placed_at });
+                drop(buffer);
+                Ok(0)
+            } else {
+                let page = rng.pick(&[16, 32, 48, 64, 100, 1000, 1024, 2048, 4096]);
+                let bottom_up = rng.chance(55);
+                let shards = rng.chance(20).then(|| rng.range(1, cores) as u32);
+                let banks = shards.map_or(u64::from(l1.num_banks), u64::from);
+                let log2 = if rng.chance(10) { 9 } else { 5 };
+                let per_bank = rng.pages(log2);
+                let size = banks * per_bank * page - rng.range(0, banks - 1) * page;
+                ops.push(L1BankOp::Allocate {
+                    size,
+                    page_size: page,
+                    bottom_up,
+                    shards,
+                });
+                let mut request =
+                    sim.buffer(BufferType::L1, size)
+                        .page_size(page)
+                        .direction(if bottom_up {
+                            Direction::BottomUp
+                        } else {
+                            Direction::TopDown
+                        });
+                if let Some(shards) = shards {
+                    request = request.sharded(shards);
+                }
+                match request.allocate() {
+                    Ok(buffer) => {
+                        let address = buffer.address();
+                        live.push((step, buffer));
+                        Ok(address)
+                    }
+                    Err(e) => {
+                        orphans += usize::from(matches!(e, Error::BelowAddressLimit { .. }));
+                        Err(e.to_string())
+                    }
+                }
+            };
+            let pool = *sim.snapshot().unwrap().pool(BufferType::L1);
+            on_sim.push(L1BankStep {
+                outcome,
+                allocated_per_bank: pool.allocated_per_bank,
+                free_per_bank: pool.free_per_bank,
+                largest_free_block_per_bank: pool.largest_free_block_per_bank,
+                lowest: sim.enqueue(&mut probe).unwrap().lowest_l1_buffer,
+            });
+        }
+        let on_real = TtMetalDevice::replay_l1_bank_manager(&real, limit, &ops).unwrap();
+        assert_eq!(on_real.len(), on_sim.len());
+        for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
+            let (s, r) = (show_step(s), show_step(r));
+            if s != r {
+                differences += 1;
+                if differences <= 5 {
+                    eprintln!(
+                        "run {n} limit {limit:#x} step {step} {:?}\n  sim:      {s}\n  tt-metal: {r}",
+                        ops[step]
+                    );
+                }
+            }
+        }
+        operations += ops.len();
+    }
+    real.close();
+    println!(
+        "differential: {preset}: interleaved L1 limit: {operations} operations ({orphans} refused below the limit, their blocks kept), {differences} differences"
+    );
+    assert_eq!(
+        differences, 0,
+        "the simulator differs from TT-Metal's bank manager"
+    );
+    assert!(orphans >= 50, "{orphans} refusals below the limit");
 }

@@ -56,6 +56,44 @@ pub(crate) mod bridge {
         per_bank_size: u64,
     }
 
+    /// One geometry of an L1 pool for `tt_l1_bank_replay`.
+    #[derive(Debug, Clone, Copy)]
+    struct TtBankGeometry {
+        banks: u32,
+        base: u64,
+        size: u64,
+        alignment: u32,
+        granularity: u32,
+        grid_x: u32,
+        grid_y: u32,
+    }
+
+    /// An allocation (interleaved when `shards` is 0), or with `free` set
+    /// the free of the buffer that step `step` placed.
+    #[derive(Debug, Clone, Copy)]
+    struct TtBankOp {
+        free: bool,
+        step: usize,
+        size: u64,
+        page_size: u64,
+        bottom_up: bool,
+        shards: u32,
+    }
+
+    /// What a step did: an address, or TT-Metal's message; then the
+    /// pool's per-bank statistics and its lowest occupied address.
+    #[derive(Debug, Clone)]
+    struct TtBankStep {
+        placed: bool,
+        address: u64,
+        error: String,
+        allocated: u64,
+        free: u64,
+        largest_free: u64,
+        has_lowest: bool,
+        lowest: u64,
+    }
+
     // ---- C++ ---------------------------------------------------------------
 
     #[namespace = "memguard"]
@@ -89,6 +127,13 @@ pub(crate) mod bridge {
         fn tt_adopt_mesh_device(address: usize) -> Result<UniquePtr<TtMetalHandle>>;
         /// `address` is a live `tt::tt_metal::IDevice*`.
         fn tt_adopt_idevice(address: usize) -> Result<UniquePtr<TtMetalHandle>>;
+        /// TT-Metal's own L1 bank manager, fresh, with interleaved address
+        /// limit `limit`, running `ops` (`cpp/tt_metal_bank.hpp`).
+        fn tt_l1_bank_replay(
+            geometry: &TtBankGeometry,
+            limit: u64,
+            ops: &[TtBankOp],
+        ) -> Result<Vec<TtBankStep>>;
 
         fn facts(self: &TtMetalHandle) -> TtFacts;
         /// An allocation that does not fit is an outcome (with the pool's

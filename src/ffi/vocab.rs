@@ -37,7 +37,9 @@ pub(crate) mod bridge {
         /// No free block is large enough.
         OutOfMemory = 1,
         /// The only free block large enough lies below the interleaved L1
-        /// address limit.
+        /// address limit: refused, yet the block stays allocated (TT-Metal
+        /// takes it before it checks the limit). The outcome's id, address
+        /// and per-bank size describe that orphaned block.
         BelowAddressLimit = 2,
         /// The fixed address range is not free.
         AddressNotFree = 3,
@@ -94,6 +96,9 @@ pub(crate) mod bridge {
         shards: u32,
         tag: u64,
         label: String,
+        /// A block a refused request left allocated (see
+        /// `AllocStatus::BelowAddressLimit`); its label is the request's.
+        orphan: bool,
     }
 
     /// What became of an allocation request. `id`, `slot`, `address` and

@@ -510,6 +510,9 @@ impl<B> Adapter<B> {
             vocab::AllocStatus::BelowAddressLimit => Error::BelowAddressLimit {
                 size: request.size,
                 limit: self.l1_limit,
+                address: out.address,
+                size_per_bank: out.per_bank_size,
+                orphan_id: out.id,
             },
             vocab::AllocStatus::AddressNotFree => Error::AddressNotFree {
                 buffer_type,
@@ -666,8 +669,13 @@ fn allocation_from_bridge(r: vocab::AllocRecord, banks: &[u32; 4]) -> Result<(Al
         size_per_bank: r.per_bank_size,
         num_banks: banks[buffer_type.index()],
         shards: (r.shards > 0).then_some(r.shards),
-        label: (!r.label.is_empty()).then_some(r.label),
+        label: if r.orphan {
+            Some(crate::types::orphan_label(Some(&r.label)))
+        } else {
+            (!r.label.is_empty()).then_some(r.label)
+        },
         location: None,
+        orphaned: r.orphan,
     };
     Ok((allocation, r.tag))
 }
@@ -832,6 +840,7 @@ mod tests {
             shards: 0,
             tag: 0,
             label: String::new(),
+            orphan: false,
         }
     }
 

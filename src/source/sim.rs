@@ -280,7 +280,34 @@ impl SimDeviceBuilder {
         self
     }
 
-    /// Lowest address an interleaved L1 buffer may take (default: the L1 base).
+    /// Lowest address an interleaved L1 buffer may take (default: the L1
+    /// base, as on every device TT-Metal 0.81.1 opens). An interleaved L1
+    /// buffer whose place lies lower is refused with
+    /// [`Error::BelowAddressLimit`], and, as TT-Metal's allocator does, the
+    /// block it was given stays allocated until the device is closed: the
+    /// device lists it among its live allocations as an orphaned block
+    /// ([`Allocation::orphaned`](crate::Allocation::orphaned)), under the
+    /// location of the refused call, and TT-Metal's lowest occupied L1
+    /// address (which circular buffers are checked against) does not see it
+    /// until a free below it moves that address up to it. Sharded buffers
+    /// are not limited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tt_memguard::{BufferType, Direction, Error, Preset, SimDevice};
+    ///
+    /// let dev = SimDevice::builder(Preset::WormholeB0).l1_interleaved_limit(0x1_AD60).build()?;
+    /// let refused = dev
+    ///     .buffer(BufferType::L1, 64 * 2048)
+    ///     .page_size(2048)
+    ///     .direction(Direction::BottomUp)
+    ///     .allocate();
+    /// assert!(matches!(refused, Err(Error::BelowAddressLimit { address: 0x1_9D60, .. })));
+    /// let kept = &dev.live_allocations()?[0];
+    /// assert!(kept.orphaned && kept.size_per_bank == 2048);
+    /// # Ok::<(), tt_memguard::Error>(())
+    /// ```
     pub fn l1_interleaved_limit(mut self, address: u64) -> Self {
         self.l1_interleaved_limit = Some(address);
         self

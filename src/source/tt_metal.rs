@@ -292,6 +292,135 @@ impl TtMetalDevice {
     }
 }
 
+/// One step for [`TtMetalDevice::replay_l1_bank_manager`]: an L1 buffer
+/// (interleaved when `shards` is `None`), or the free of the buffer an
+/// earlier step placed.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L1BankOp {
+    /// An L1 buffer of `size` bytes in pages of `page_size`.
+    Allocate {
+        /// Bytes in all.
+        size: u64,
+        /// Page size.
+        page_size: u64,
+        /// Placement direction.
+        bottom_up: bool,
+        /// Shards, for a sharded buffer.
+        shards: Option<u32>,
+    },
+    /// Frees the buffer step `step` placed.
+    Free {
+        /// The step that placed it.
+        step: usize,
+    },
+}
+
+/// What one [`L1BankOp`] did on TT-Metal's bank manager.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L1BankStep {
+    /// The address placed, or TT-Metal's message (`Ok(0)` for a free).
+    pub outcome: std::result::Result<u64, String>,
+    /// Allocated bytes per bank afterwards.
+    pub allocated_per_bank: u64,
+    /// Free bytes per bank afterwards.
+    pub free_per_bank: u64,
+    /// Largest free block per bank afterwards.
+    pub largest_free_block_per_bank: u64,
+    /// TT-Metal's lowest occupied address of the pool afterwards.
+    pub lowest: Option<u64>,
+}
+
+impl TtMetalDevice {
+    /// Runs `ops` on TT-Metal's own allocator for an L1 pool of `device`'s
+    /// geometry (banks, base, size, alignments, compute grid), built fresh
+    /// with its interleaved address limit at `limit`. No device of TT-Metal
+    /// 0.81.1 sets that limit above the L1 pool's base, so what its
+    /// allocator does when an interleaved buffer lands below the limit can
+    /// only be seen this way; the differential tests compare it with a
+    /// simulated device opened with the same `l1_interleaved_limit`. Test
+    /// support: each call leaves TT-Metal's bank manager allocated (about
+    /// 2 KiB; its destructor is not exported).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] on a device that is not a TT-Metal device,
+    /// [`Error::DeviceClosed`], and [`Error::TtMetal`] with TT-Metal's own
+    /// headers (`TT_METAL_HOME`), which do not declare the bank manager. A
+    /// free of a step that placed nothing is that step's `Err`.
+    #[doc(hidden)]
+    pub fn replay_l1_bank_manager(
+        device: &Device,
+        limit: u64,
+        ops: &[L1BankOp],
+    ) -> Result<Vec<L1BankStep>> {
+        if device.info().kind != DeviceKind::TtMetal {
+            return Err(Error::Unsupported {
+                what: "driving TT-Metal's bank manager from a simulated device",
+                instead: "pass a device opened with TtMetalDevice::open",
+            });
+        }
+        let snapshot = device.snapshot()?;
+        let (l1, dram) = (
+            snapshot.pool(BufferType::L1),
+            snapshot.pool(BufferType::Dram),
+        );
+        let narrow = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        let geometry = bridge::TtBankGeometry {
+            banks: l1.num_banks,
+            base: l1.base_address,
+            size: l1.size_per_bank,
+            alignment: narrow(l1.alignment),
+            granularity: narrow(dram.alignment),
+            grid_x: device.info().compute_grid.0,
+            grid_y: device.info().compute_grid.1,
+        };
+        let ops: Vec<bridge::TtBankOp> = ops
+            .iter()
+            .map(|op| match *op {
+                L1BankOp::Allocate {
+                    size,
+                    page_size,
+                    bottom_up,
+                    shards,
+                } => bridge::TtBankOp {
+                    free: false,
+                    step: 0,
+                    size,
+                    page_size,
+                    bottom_up,
+                    shards: shards.unwrap_or(0),
+                },
+                L1BankOp::Free { step } => bridge::TtBankOp {
+                    free: true,
+                    step,
+                    size: 0,
+                    page_size: 0,
+                    bottom_up: false,
+                    shards: 0,
+                },
+            })
+            .collect();
+        let steps = bridge::tt_l1_bank_replay(&geometry, limit, &ops)
+            .map_err(|e| tt_error("driving TT-Metal's L1 bank manager", e))?;
+        Ok(steps
+            .into_iter()
+            .map(|s| L1BankStep {
+                outcome: if s.placed || s.error.is_empty() {
+                    Ok(s.address)
+                } else {
+                    Err(s.error)
+                },
+                allocated_per_bank: s.allocated,
+                free_per_bank: s.free,
+                largest_free_block_per_bank: s.largest_free,
+                lowest: s.has_lowest.then_some(s.lowest),
+            })
+            .collect())
+    }
+}
+
 /// Carve-outs TT-Metal accepted although they do not fit: its arithmetic
 /// wraps around (an `l1_small_size` near 2^64 opens a device without
 /// L1_SMALL; a `trace_region_size` larger than DRAM leaves a DRAM pool of
