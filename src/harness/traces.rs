@@ -311,7 +311,7 @@ pub(crate) fn check_device(
     }
     let recorded = DeviceProvider::key_of(own_device(trace));
     Err(format!(
-        "{shown} checks where the device it was recorded on, {recorded}, placed things ({expectations} expect= option{s}), but this run's device is {device_key} (chosen by {by}), whose geometry differs: the placements would not hold there. To replay it on the device it names, {undo} (a trace test then opens the simulated device its header names); to ask what {device_key} does with it, drop its expectations (remove its expect= options, or write it back after Trace::clear_expectations); or leave it out of this run (--skip {test}).",
+        "{shown} names the device {recorded} and expects what it did ({expectations} expect= option{s}: where it placed buffers and circular buffers, or what it refused), but this run's device is {device_key} (chosen by {by}), whose geometry differs: those would not hold there. To replay it on the device it names, {undo} (a trace test then opens the simulated device its header names); to ask what {device_key} does with it, drop its expectations (remove its expect= options, or write it back after Trace::clear_expectations); or leave it out of this run (--skip {test}).",
         shown = file.shown,
         s = if expectations == 1 { "" } else { "s" },
         by = choice.by,
@@ -453,4 +453,157 @@ pub(crate) fn leaks_text(file: &TraceFile, trace: &Trace, live: &[(usize, Buffer
         file.shown,
         names.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir()
+            .join(format!("memguard-trace-dir-{}-{name}", std::process::id()))
+            .join("traces");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(tests: &[Test]) -> Vec<&str> {
+        tests.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn one_test_per_trace_file_in_name_order_others_left_alone() {
+        let dir = scratch("listing");
+        for file in ["b.trace", "a.json", "c.trace", "notes.md", "c.trace.bak", ".hidden.trace"] {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+        std::fs::create_dir(dir.join("nested.trace")).unwrap();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub").join("d.trace"), "").unwrap();
+        let mut tests = vec![Test::new("plain", |_: &Device| {})];
+        expand(&dir, Path::new("/unused"), &mut tests).unwrap();
+        assert_eq!(names(&tests), ["plain", "traces::a", "traces::b", "traces::c"]);
+        let Run::Trace(file) = &tests[1].run else {
+            panic!("a trace test")
+        };
+        assert!(file.capture);
+        assert_eq!(file.shown, format!("{}/a.json", dir.display()));
+    }
+
+    #[test]
+    fn a_relative_directory_is_under_the_package_root_and_shown_as_given() {
+        let dir = scratch("relative");
+        std::fs::write(dir.join("x.trace"), "").unwrap();
+        let root = dir.parent().unwrap();
+        let mut tests = Vec::new();
+        expand(Path::new("traces/"), root, &mut tests).unwrap();
+        assert_eq!(names(&tests), ["traces::x"]);
+        let Run::Trace(file) = &tests[0].run else {
+            panic!("a trace test")
+        };
+        assert_eq!(file.shown, "traces/x.trace");
+        // "." is named after the directory it is.
+        let mut tests = Vec::new();
+        expand(Path::new("."), &dir, &mut tests).unwrap();
+        assert_eq!(names(&tests), ["traces::x"]);
+    }
+
+    #[test]
+    fn bad_directories_are_errors_naming_them_and_the_fix() {
+        let dir = scratch("bad");
+        let missing = dir.join("missing");
+        let e = expand(&missing, Path::new("/"), &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, Error::TraceTests { .. }));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("trace tests in {}: no such directory", missing.display())),
+            "{text}"
+        );
+        assert!(text.contains("fix the path given to Harness::traces"), "{text}");
+
+        let e = expand(&dir, Path::new("/"), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("it holds no trace file (*.trace, or a ttnn graph capture *.json): add traces"), "{e}");
+
+        std::fs::write(dir.join("x.trace"), "").unwrap();
+        let mut tests = vec![Test::new("traces::x", |_: &Device| {})];
+        let e = expand(&dir, Path::new("/"), &mut tests).unwrap_err();
+        assert!(
+            e.to_string().contains("x.trace makes the test traces::x, but another test is named traces::x: rename the file"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_fails_naming_the_file_as_shown() {
+        let file = TraceFile {
+            path: PathBuf::from("/nonexistent/memguard/x.trace"),
+            shown: "tests/traces/x.trace".to_string(),
+            capture: false,
+        };
+        let e = file.load(&ImportOptions::new()).err().unwrap();
+        assert!(e.starts_with("cannot access tests/traces/x.trace: "), "{e}");
+        let capture = TraceFile {
+            capture: true,
+            shown: "tests/traces/x.json".to_string(),
+            ..file
+        };
+        let e = capture.load(&ImportOptions::new()).err().unwrap();
+        assert!(e.starts_with("cannot access tests/traces/x.json: "), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_line_names_the_file_as_shown_and_the_line() {
+        let dir = scratch("malformed");
+        let path = dir.join("x.trace");
+        std::fs::write(&path, "device wh\n\nalloc w DRAM ten 2048 def\n").unwrap();
+        let file = TraceFile {
+            path,
+            shown: "tests/traces/x.trace".to_string(),
+            capture: false,
+        };
+        let e = file.load(&ImportOptions::new()).err().unwrap();
+        assert!(e.starts_with("tests/traces/x.trace: line 3: size \"ten\" is not a number"), "{e}");
+    }
+
+    fn loaded(text: &str) -> Loaded {
+        Loaded {
+            trace: Trace::parse(text).unwrap(),
+            notes: Vec::new(),
+            carve_outs_missing: false,
+        }
+    }
+
+    const FILE: TraceFile = TraceFile {
+        path: PathBuf::new(),
+        shown: String::new(),
+        capture: false,
+    };
+
+    #[test]
+    fn refusals_the_recording_made_too_do_not_stop_the_replay() {
+        let trace = loaded(
+            "device wh\nl1_small 65536\nprogram mm\ncb mm 0,0-7,7 655360 index=0 page=2048\n\
+             alloc out L1 45875200 2048 def label=output\nenqueue mm expect=clash\n\
+             alloc big L1 134217728 2048 def expect=oom\nalloc kept DRAM 2048 2048 def\ndestroy mm\nfree out\n",
+        );
+        let dev = trace.trace.open_sim().unwrap();
+        let live = replay(&FILE, &trace, &dev, "sim").unwrap();
+        // What the trace never freed stays allocated, with its line.
+        assert_eq!(live.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [8]);
+        assert_eq!(dev.live_count().unwrap(), 1);
+        drop(live);
+        assert_eq!(dev.live_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_unexpected_refusal_stops_the_replay_and_frees_what_it_made() {
+        let trace = loaded("alloc w DRAM 2048 2048 def\nalloc big L1 134217728 2048 def\nalloc x DRAM 2048 2048 def\n");
+        let dev = trace.trace.open_sim().unwrap();
+        let e = replay(&FILE, &trace, &dev, "sim").unwrap_err();
+        assert!(e.starts_with(": line 2: \"alloc big L1 134217728 2048 def\" was refused: Out of Memory: "), "{e}");
+        assert_eq!(dev.live_count().unwrap(), 0);
+        // The third allocation never happened.
+        assert_eq!(dev.next_allocation_id().unwrap(), 2);
+    }
 }
