@@ -30,7 +30,13 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
             cmd.env_remove(var);
         }
     }
-    for var in ["NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "INSTA_UPDATE", "INSTA_FORCE_PASS"] {
+    for var in [
+        "NO_COLOR",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
+        "INSTA_UPDATE",
+        "INSTA_FORCE_PASS",
+    ] {
         cmd.env_remove(var);
     }
     cmd.envs(envs.iter().copied());
@@ -77,8 +83,16 @@ fn failure<'a>(text: &'a str, test: &str) -> &'a str {
 /// the 8x8 grid and the output in L1, on a Wormhole B0 with 32 KiB of
 /// L1_SMALL per bank.
 fn matmul_workload(dev: &Device) -> Result<(), Error> {
-    let in0 = dev.buffer(BufferType::Dram, 2 * MIB).page_size(2048).label("in0").allocate()?;
-    let in1 = dev.buffer(BufferType::Dram, 2 * MIB).page_size(2048).label("in1").allocate()?;
+    let in0 = dev
+        .buffer(BufferType::Dram, 2 * MIB)
+        .page_size(2048)
+        .label("in0")
+        .allocate()?;
+    let in1 = dev
+        .buffer(BufferType::Dram, 2 * MIB)
+        .page_size(2048)
+        .label("in1")
+        .allocate()?;
     let halo = dev
         .buffer(BufferType::L1Small, 64 * 8 * KIB)
         .page_size(2048)
@@ -88,9 +102,16 @@ fn matmul_workload(dev: &Device) -> Result<(), Error> {
     let mut program = dev.create_program()?;
     let grid = CoreRange::grid(8, 8)?;
     for index in [0, 1, 16] {
-        program.add_circular_buffer(grid, CircularBufferConfig::new(64 * KIB).page_size(index, 2048))?;
+        program.add_circular_buffer(
+            grid,
+            CircularBufferConfig::new(64 * KIB).page_size(index, 2048),
+        )?;
     }
-    let out = dev.buffer(BufferType::L1, 64 * 256 * KIB).page_size(2048).label("out").allocate()?;
+    let out = dev
+        .buffer(BufferType::L1, 64 * 256 * KIB)
+        .page_size(2048)
+        .label("out")
+        .allocate()?;
     dev.enqueue(&mut program)?;
     drop((program, halo, in0, in1));
     drop(out);
@@ -110,7 +131,10 @@ const RECORDED_HEADER: &str = "\
 
 #[test]
 fn the_recorded_trace_is_what_its_workload_records() {
-    let dev = SimDevice::builder(Preset::WormholeB0).l1_small_size(32 * KIB).build().unwrap();
+    let dev = SimDevice::builder(Preset::WormholeB0)
+        .l1_small_size(32 * KIB)
+        .build()
+        .unwrap();
     let rec = dev.record().unwrap();
     matmul_workload(&dev).unwrap();
     let recorded = format!("{RECORDED_HEADER}{}", rec.finish().unwrap().to_text());
@@ -125,7 +149,13 @@ fn the_recorded_trace_is_what_its_workload_records() {
     );
     // It has expectations, so its test checks placements.
     let trace = Trace::parse(&committed).unwrap();
-    assert!(trace.ops.iter().any(|(_, op)| matches!(op, TraceOp::Alloc { expect: Some(_), .. })));
+    assert!(trace.ops.iter().any(|(_, op)| matches!(
+        op,
+        TraceOp::Alloc {
+            expect: Some(_),
+            ..
+        }
+    )));
     assert_eq!(trace.l1_small_size, 32 * KIB);
 }
 
@@ -142,7 +172,10 @@ fn each_trace_file_is_a_test_and_fails_with_the_whole_explanation() {
         text.contains("1 passed; 6 failed; 0 ignored; 0 measured; 0 filtered out"),
         "{text}"
     );
-    assert!(text.contains("test traces::fits             ... ok "), "{text}");
+    assert!(
+        text.contains("test traces::fits             ... ok "),
+        "{text}"
+    );
 
     // A file that does not parse: its file and line; the others still ran.
     assert!(
@@ -274,13 +307,20 @@ fn json_report_html_live_stream_and_recording_of_trace_tests() {
     assert_eq!(labels, [Some("kv_cache"), Some("scratch")]);
     assert!(leaks.iter().all(|a| a.location.is_none()));
     // The device each ran on: the one its header names.
-    assert_eq!(record("traces::cb_clash").device, "sim:wormhole_b0 l1_small_size=65536");
+    assert_eq!(
+        record("traces::cb_clash").device,
+        "sim:wormhole_b0 l1_small_size=65536"
+    );
     assert_eq!(record("traces::fits").device, "sim:wormhole_b0");
     // A file that does not parse ran on no device.
     let broken = record("traces::broken");
     assert!(broken.memory.is_none());
     assert!(
-        broken.error.as_deref().unwrap().starts_with("examples/traces/broken.trace: line 4: "),
+        broken
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("examples/traces/broken.trace: line 4: "),
         "{:?}",
         broken.error
     );
@@ -294,8 +334,10 @@ fn json_report_html_live_stream_and_recording_of_trace_tests() {
     for name in ["traces::fits", "traces::leaks"] {
         for event in ["test_start", "test_end"] {
             assert!(
-                stream.lines().any(|l| l.contains(&format!("\"event\":\"{event}\""))
-                    && l.contains(&format!("\"test\":\"{name}\""))),
+                stream
+                    .lines()
+                    .any(|l| l.contains(&format!("\"event\":\"{event}\""))
+                        && l.contains(&format!("\"test\":\"{name}\""))),
                 "no {event} of {name} in the live stream"
             );
         }
@@ -303,10 +345,9 @@ fn json_report_html_live_stream_and_recording_of_trace_tests() {
 
     // The replay, recorded: the same operations, named by the recording.
     let recorded = Trace::from_file(rec.join("traces__leaks.trace")).unwrap();
-    let original = Trace::from_file(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traces/leaks.trace"),
-    )
-    .unwrap();
+    let original =
+        Trace::from_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traces/leaks.trace"))
+            .unwrap();
     assert_eq!(recorded.ops.len(), original.ops.len());
 }
 
@@ -331,10 +372,16 @@ fn insta_snapshots_of_trace_tests() {
         "{recorded}"
     );
     // The same footprint in CI passes; another one fails.
-    let out = run(&args, &[("TT_MEMGUARD_SNAPSHOT_DIR", snaps), ("CI", "true")]);
+    let out = run(
+        &args,
+        &[("TT_MEMGUARD_SNAPSHOT_DIR", snaps), ("CI", "true")],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     std::fs::write(&file, recorded.replace("1.0 MiB", "2.0 MiB")).unwrap();
-    let out = run(&args, &[("TT_MEMGUARD_SNAPSHOT_DIR", snaps), ("CI", "true")]);
+    let out = run(
+        &args,
+        &[("TT_MEMGUARD_SNAPSHOT_DIR", snaps), ("CI", "true")],
+    );
     assert_eq!(out.status.code(), Some(101), "{}", stdout(&out));
 }
 
@@ -344,7 +391,14 @@ fn insta_snapshots_of_trace_tests() {
 fn a_chosen_device_of_another_geometry_fails_traces_with_expectations_only() {
     let report = tmp("chosen").join("memory.json");
     let out = run(
-        &["--test-threads", "1", "--color", "never", "--memory-report", report.to_str().unwrap()],
+        &[
+            "--test-threads",
+            "1",
+            "--color",
+            "never",
+            "--memory-report",
+            report.to_str().unwrap(),
+        ],
         &[("TT_MEMGUARD_DEVICE", "sim:bh")],
     );
     let text = stdout(&out);
@@ -362,8 +416,14 @@ fn a_chosen_device_of_another_geometry_fails_traces_with_expectations_only() {
     }
     // Traces without expectations replay on the chosen device, its
     // carve-outs included: the clash of a 64 KiB L1_SMALL region is gone.
-    assert!(text.contains("test traces::cb_clash         ... ok "), "{text}");
-    assert!(json.contains("\"device\": \"sim:blackhole_p150\""), "{json}");
+    assert!(
+        text.contains("test traces::cb_clash         ... ok "),
+        "{text}"
+    );
+    assert!(
+        json.contains("\"device\": \"sim:blackhole_p150\""),
+        "{json}"
+    );
     assert!(!json.contains("l1_small_size=65536"), "{json}");
 }
 
@@ -410,10 +470,16 @@ fn a_missing_or_empty_directory_stops_the_run_naming_it() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("error: trace tests in {}: no such directory", missing.display())),
+        err.contains(&format!(
+            "error: trace tests in {}: no such directory",
+            missing.display()
+        )),
         "{err}"
     );
-    assert!(err.contains("fix the path given to Harness::traces"), "{err}");
+    assert!(
+        err.contains("fix the path given to Harness::traces"),
+        "{err}"
+    );
 
     std::fs::write(dir.join("notes.txt"), "not a trace").unwrap();
     let out = run_dir(&dir, &["--list"]);
@@ -434,7 +500,8 @@ fn two_files_that_make_one_test_name_stop_the_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("conv.trace makes the test traces::conv, but ") && err.contains("conv.json makes it too: rename the file"),
+        err.contains("conv.trace makes the test traces::conv, but ")
+            && err.contains("conv.json makes it too: rename the file"),
         "{err}"
     );
 }
@@ -443,7 +510,11 @@ fn two_files_that_make_one_test_name_stop_the_run() {
 fn a_capture_that_cannot_be_imported_fails_its_test_only() {
     let dir = traces_dir("capture");
     std::fs::write(dir.join("bad.json"), "[{\"counter\": 0, ").unwrap();
-    std::fs::write(dir.join("good.trace"), "alloc w DRAM 2048 2048 def\nfree w\n").unwrap();
+    std::fs::write(
+        dir.join("good.trace"),
+        "alloc w DRAM 2048 2048 def\nfree w\n",
+    )
+    .unwrap();
     std::fs::create_dir(dir.join("nested")).unwrap();
     std::fs::write(dir.join("nested").join("skipped.trace"), "nonsense\n").unwrap();
     std::fs::write(dir.join(".hidden.trace"), "nonsense\n").unwrap();
@@ -453,14 +524,21 @@ fn a_capture_that_cannot_be_imported_fails_its_test_only() {
     assert!(text.contains("running 2 tests"), "{text}");
     assert!(text.contains("test traces::good ... ok "), "{text}");
     let bad = failure(&text, "traces::bad");
-    assert!(bad.contains("ttnn capture ") && bad.contains("bad.json: "), "{bad}");
+    assert!(
+        bad.contains("ttnn capture ") && bad.contains("bad.json: "),
+        "{bad}"
+    );
 }
 
 #[test]
 fn budgets_and_a_device_from_code_apply_to_trace_tests() {
     use tt_memguard::runner::{DeviceProvider, Harness, RunReport};
     let dir = traces_dir("code");
-    std::fs::write(dir.join("big.trace"), "alloc a L1 1048576 2048 def\nfree a\n").unwrap();
+    std::fs::write(
+        dir.join("big.trace"),
+        "alloc a L1 1048576 2048 def\nfree a\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.join("placed.trace"),
         "device wh\nalloc a DRAM 2048 2048 def expect=0x100040\nfree a\n",
@@ -486,18 +564,29 @@ fn budgets_and_a_device_from_code_apply_to_trace_tests() {
         ]);
     let run = RunReport::read(&report).unwrap();
     let big = run.tests.iter().find(|t| t.name == "traces::big").unwrap();
-    assert_eq!((big.status, big.device.as_str()), (TestStatus::Failed, "sim:blackhole_p150"));
+    assert_eq!(
+        (big.status, big.device.as_str()),
+        (TestStatus::Failed, "sim:blackhole_p150")
+    );
     let l1 = &big.memory.as_ref().unwrap().devices[0].pools[1];
     assert_eq!(l1.buffer_type, BufferType::L1);
     let check = &l1.checks[0];
     // 1 MiB in pages of 2 KiB over Blackhole's 110 L1 banks: 5 pages per bank.
-    assert_eq!((check.limit, check.actual, check.passed), (512 * KIB, 110 * 5 * 2048, false));
+    assert_eq!(
+        (check.limit, check.actual, check.passed),
+        (512 * KIB, 110 * 5 * 2048, false)
+    );
     assert_eq!(check.source.to_string(), "code");
-    let placed = run.tests.iter().find(|t| t.name == "traces::placed").unwrap();
+    let placed = run
+        .tests
+        .iter()
+        .find(|t| t.name == "traces::placed")
+        .unwrap();
     let error = placed.error.as_deref().unwrap();
     assert!(
-        error.contains("this run's device is sim:blackhole_p150 (chosen by Harness::device in the test target)")
-            && error.contains("run the trace tests from a test target whose Harness sets no device"),
+        error.contains(
+            "this run's device is sim:blackhole_p150 (chosen by Harness::device in the test target)"
+        ) && error.contains("run the trace tests from a test target whose Harness sets no device"),
         "{error}"
     );
 }

@@ -410,7 +410,10 @@ pub(crate) fn replay(
             file.position(line),
             operation(line)
         ),
-        (_, None) => format!("{}: the replay stopped before its first operation: {e}", file.shown),
+        (_, None) => format!(
+            "{}: the replay stopped before its first operation: {e}",
+            file.shown
+        ),
     };
     if !loaded.notes.is_empty() {
         message.push_str(&notes_text(loaded));
@@ -448,11 +451,7 @@ pub(crate) fn leaks_text(file: &TraceFile, trace: &Trace, live: &[(usize, Buffer
             format!("{:?} ({})", name.unwrap_or_default(), file.position(line))
         })
         .collect();
-    format!(
-        "never freed by {}: {}",
-        file.shown,
-        names.join(", ")
-    )
+    format!("never freed by {}: {}", file.shown, names.join(", "))
 }
 
 #[cfg(test)]
@@ -475,7 +474,14 @@ mod tests {
     #[test]
     fn one_test_per_trace_file_in_name_order_others_left_alone() {
         let dir = scratch("listing");
-        for file in ["b.trace", "a.json", "c.trace", "notes.md", "c.trace.bak", ".hidden.trace"] {
+        for file in [
+            "b.trace",
+            "a.json",
+            "c.trace",
+            "notes.md",
+            "c.trace.bak",
+            ".hidden.trace",
+        ] {
             std::fs::write(dir.join(file), "").unwrap();
         }
         std::fs::create_dir(dir.join("nested.trace")).unwrap();
@@ -483,7 +489,10 @@ mod tests {
         std::fs::write(dir.join("sub").join("d.trace"), "").unwrap();
         let mut tests = vec![Test::new("plain", |_: &Device| {})];
         expand(&dir, Path::new("/unused"), &mut tests).unwrap();
-        assert_eq!(names(&tests), ["plain", "traces::a", "traces::b", "traces::c"]);
+        assert_eq!(
+            names(&tests),
+            ["plain", "traces::a", "traces::b", "traces::c"]
+        );
         let Run::Trace(file) = &tests[1].run else {
             panic!("a trace test")
         };
@@ -517,13 +526,24 @@ mod tests {
         assert!(matches!(e, Error::TraceTests { .. }));
         let text = e.to_string();
         assert!(
-            text.starts_with(&format!("trace tests in {}: no such directory", missing.display())),
+            text.starts_with(&format!(
+                "trace tests in {}: no such directory",
+                missing.display()
+            )),
             "{text}"
         );
-        assert!(text.contains("fix the path given to Harness::traces"), "{text}");
+        assert!(
+            text.contains("fix the path given to Harness::traces"),
+            "{text}"
+        );
 
         let e = expand(&dir, Path::new("/"), &mut Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("it holds no trace file (*.trace, or a ttnn graph capture *.json): add traces"), "{e}");
+        assert!(
+            e.to_string().contains(
+                "it holds no trace file (*.trace, or a ttnn graph capture *.json): add traces"
+            ),
+            "{e}"
+        );
 
         std::fs::write(dir.join("x.trace"), "").unwrap();
         let mut tests = vec![Test::new("traces::x", |_: &Device| {})];
@@ -563,7 +583,10 @@ mod tests {
             capture: false,
         };
         let e = file.load(&ImportOptions::new()).err().unwrap();
-        assert!(e.starts_with("tests/traces/x.trace: line 3: size \"ten\" is not a number"), "{e}");
+        assert!(
+            e.starts_with("tests/traces/x.trace: line 3: size \"ten\" is not a number"),
+            "{e}"
+        );
     }
 
     fn loaded(text: &str) -> Loaded {
@@ -598,10 +621,17 @@ mod tests {
 
     #[test]
     fn an_unexpected_refusal_stops_the_replay_and_frees_what_it_made() {
-        let trace = loaded("alloc w DRAM 2048 2048 def\nalloc big L1 134217728 2048 def\nalloc x DRAM 2048 2048 def\n");
+        let trace = loaded(
+            "alloc w DRAM 2048 2048 def\nalloc big L1 134217728 2048 def\nalloc x DRAM 2048 2048 def\n",
+        );
         let dev = trace.trace.open_sim().unwrap();
         let e = replay(&FILE, &trace, &dev, "sim").unwrap_err();
-        assert!(e.starts_with(": line 2: \"alloc big L1 134217728 2048 def\" was refused: Out of Memory: "), "{e}");
+        assert!(
+            e.starts_with(
+                ": line 2: \"alloc big L1 134217728 2048 def\" was refused: Out of Memory: "
+            ),
+            "{e}"
+        );
         assert_eq!(dev.live_count().unwrap(), 0);
         // The third allocation never happened.
         assert_eq!(dev.next_allocation_id().unwrap(), 2);
