@@ -294,6 +294,13 @@ macro_rules! __memguard_limit {
 ///     tests = a
 /// }
 /// ```
+///
+/// ```no_run
+/// # use tt_memguard::prelude::*;
+/// # fn a(_: &Device) -> TestResult { Ok(()) }
+/// # mod kernels { use tt_memguard::prelude::*; pub fn b(_: &Device) {} }
+/// tt_memguard::main!(traces = "tests/traces"; tests = a, kernels::b);
+/// ```
 #[macro_export]
 macro_rules! main {
     (harness = $harness:expr; traces = $dir:expr; tests = $($test:path),+ $(,)?) => {
