@@ -3,12 +3,13 @@
 //! test's verdict, its row of the memory table, its JSON record, its
 //! snapshot assertion and its end in the live stream. With
 //! `TT_MEMGUARD_RECORD=DIR`, [`run`] also records the test's device
-//! activity as `DIR/<test>.trace`.
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+//! activity as `DIR/<test>.trace`. A trace test ([`super::traces`]) reads
+//! its file before its device is chosen, and keeps the buffers its trace
+//! never frees until it is recorded, so that its report shows them leaked.
 
 use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 
 use super::exec::Finished;
 use super::output::{self, Row, TestRecord, TestStatus};
