@@ -1246,8 +1246,19 @@ impl BufferBuilder<'_> {
     ///
     /// See [`Device::allocate`] and [`Device::allocate_sharded`].
     #[track_caller]
-    pub fn allocate(mut self) -> Result<Buffer> {
-        self.request.tag = location_tag(Location::caller());
+    pub fn allocate(self) -> Result<Buffer> {
+        self.allocate_tagged(location_tag(Location::caller()))
+    }
+
+    /// Allocates the buffer without a source location: reports name it by
+    /// its label and id (a replayed trace's buffers, whose place is a line
+    /// of the trace, not of Rust code).
+    pub(crate) fn allocate_unlocated(self) -> Result<Buffer> {
+        self.allocate_tagged(0)
+    }
+
+    fn allocate_tagged(mut self, tag: u64) -> Result<Buffer> {
+        self.request.tag = tag;
         validate(&self.request, self.device.info())?;
         let shared = &self.device.shared;
         let request = &self.request;

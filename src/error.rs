@@ -512,6 +512,20 @@ pub enum Error {
         found: String,
     },
 
+    /// A directory of trace tests ([`Harness::traces`](crate::runner::Harness::traces))
+    /// that cannot be turned into tests: missing, unreadable, without a
+    /// trace, or two files that would make tests of the same name.
+    #[error("trace tests in {}: {reason}", dir.display())]
+    TraceTests {
+        /// The directory, as given.
+        dir: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+        /// The operating system's error, when there is one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+
     /// A device whose activity cannot be recorded as a trace, or a
     /// recording that could not be completed.
     #[error("cannot record device {device}: {reason}")]

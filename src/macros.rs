@@ -274,9 +274,51 @@ macro_rules! __memguard_limit {
 ///     tests = a, b
 /// }
 /// ```
+///
+/// Trace tests ([`Harness::traces`](crate::runner::Harness::traces)): one
+/// memory-checked test per trace file (`*.trace`, ttnn captures `*.json`) of
+/// a directory, named `traces::<file stem>` for `tests/traces`. With the
+/// full form, tests and traces mix:
+///
+/// ```no_run
+/// tt_memguard::main!(traces = "tests/traces");
+/// ```
+///
+/// ```no_run
+/// # use tt_memguard::prelude::*;
+/// # use tt_memguard::runner::Harness;
+/// # fn a(_: &Device) -> TestResult { Ok(()) }
+/// tt_memguard::main! {
+///     harness = Harness::new().config_file("tests/traces.toml");
+///     traces = "tests/traces";
+///     tests = a
+/// }
+/// ```
+///
+/// ```no_run
+/// # use tt_memguard::prelude::*;
+/// # fn a(_: &Device) -> TestResult { Ok(()) }
+/// # mod kernels { use tt_memguard::prelude::*; pub fn b(_: &Device) {} }
+/// tt_memguard::main!(traces = "tests/traces"; tests = a, kernels::b);
+/// ```
 #[macro_export]
 macro_rules! main {
+    (harness = $harness:expr; traces = $dir:expr; tests = $($test:path),+ $(,)?) => {
+        $crate::main! { @main ($harness).traces($dir); $($test),+ }
+    };
+    (harness = $harness:expr; traces = $dir:expr $(;)?) => {
+        $crate::main! { @main ($harness).traces($dir); }
+    };
     (harness = $harness:expr; tests = $($test:path),+ $(,)?) => {
+        $crate::main! { @main $harness; $($test),+ }
+    };
+    (traces = $dir:expr; tests = $($test:path),+ $(,)?) => {
+        $crate::main! { @main $crate::runner::Harness::new().traces($dir); $($test),+ }
+    };
+    (traces = $dir:expr $(;)?) => {
+        $crate::main! { @main $crate::runner::Harness::new().traces($dir); }
+    };
+    (@main $harness:expr; $($test:path),*) => {
         // Built with libtest's harness (`harness = false` forgotten), this
         // `main` is never called; libtest runs this test instead, which
         // fails naming the fix in a test target (cargo sets
@@ -293,7 +335,7 @@ macro_rules! main {
                 .__snapshot_assertion(|name, text| {
                     $crate::__private::insta::assert_snapshot!(name, text)
                 })
-                $(.__test_at_path(stringify!($test), $test))+
+                $(.__test_at_path(stringify!($test), $test))*
                 .run()
         }
     };

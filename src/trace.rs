@@ -368,22 +368,27 @@ impl Trace {
     /// trace built by hand: [`Trace::parse`] refuses it); errors of the
     /// device itself (closed, C++ exception, programs unsupported).
     pub fn replay(&self, device: &Device, mut out: impl FnMut(&str)) -> Result<()> {
-        self.replay_steps(device, &mut |step| out(step.text))
+        self.replay_steps(device, ReplayMode::default(), &mut |step| out(step.text))?;
+        Ok(())
     }
 
-    /// [`replay`](Self::replay), handing `out` every step's parts.
+    /// [`replay`](Self::replay), handing `out` every step's parts; returns
+    /// the buffers still live at the end, each with its line, for the
+    /// caller to keep or drop.
     pub(crate) fn replay_steps(
         &self,
         device: &Device,
+        mode: ReplayMode,
         out: &mut dyn FnMut(&Step<'_>),
-    ) -> Result<()> {
-        let mut live: HashMap<&str, Buffer> = HashMap::new();
+    ) -> Result<Vec<(usize, Buffer)>> {
+        let mut live: HashMap<&str, (usize, Buffer)> = HashMap::new();
         // Declared after `live`: programs go before the buffers backing them.
         let mut programs: HashMap<&str, Program> = HashMap::new();
         out(&Step {
             line: 0,
             field: "-",
             reason: None,
+            error: None,
             text: &format_line(0, "-", &device.snapshot()?),
         });
         for (step, (line, op)) in self.ops.iter().enumerate() {
@@ -393,6 +398,10 @@ impl Trace {
             // device did not meet (what it did instead).
             let mut refused: Option<String> = None;
             let mut mismatch: Option<(&Expect, Expect)> = None;
+            // The device's error for a refused operation, and whether the
+            // trace says the recorded device refused it too.
+            let mut error: Option<Error> = None;
+            let mut expected_refusal = false;
             let trace_error = |text: String, reason: String| Error::TraceSyntax {
                 path: None,
                 line: *line,
@@ -430,20 +439,27 @@ impl Trace {
                     if let Some(address) = fixed {
                         request = request.at_address(*address);
                     }
-                    let (field, got) = match request
-                        .label(label.clone().unwrap_or_else(|| id.clone()))
-                        .allocate()
-                    {
+                    let request = request.label(label.clone().unwrap_or_else(|| id.clone()));
+                    let allocated = if mode.unlocated {
+                        request.allocate_unlocated()
+                    } else {
+                        request.allocate()
+                    };
+                    let (field, got) = match allocated {
                         Ok(buffer) => {
                             let address = buffer.address();
-                            live.insert(id.as_str(), buffer);
+                            live.insert(id.as_str(), (*line, buffer));
                             (format!("{address:#x}"), Expect::At(address))
                         }
                         Err(
-                            Error::OutOfMemory { .. }
+                            e @ (Error::OutOfMemory { .. }
                             | Error::BelowAddressLimit { .. }
-                            | Error::BufferTooLarge { .. },
-                        ) => ("ERR:oom".to_string(), Expect::OutOfMemory),
+                            | Error::BufferTooLarge { .. }),
+                        ) => {
+                            expected_refusal = *expect == Some(Expect::OutOfMemory);
+                            error = Some(e);
+                            ("ERR:oom".to_string(), Expect::OutOfMemory)
+                        }
                         Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
                             let field = match e {
@@ -454,6 +470,7 @@ impl Trace {
                                 }
                             };
                             refused = Some(e.to_string());
+                            error = Some(e);
                             (field.to_string(), Expect::OutOfMemory)
                         }
                     };
@@ -465,7 +482,7 @@ impl Trace {
                     field
                 }
                 TraceOp::Free { id } => {
-                    if let Some(buffer) = live.remove(id.as_str()) {
+                    if let Some((_, buffer)) = live.remove(id.as_str()) {
                         buffer.free()?;
                     }
                     "-".to_string()
@@ -498,7 +515,7 @@ impl Trace {
                         config = config.page_size(index, *page_size);
                     }
                     if let Some((buffer, offset)) = backed {
-                        let Some(b) = live.get(buffer.as_str()) else {
+                        let Some((_, b)) = live.get(buffer.as_str()) else {
                             return Err(trace_error(
                                 format!("cb {program} ... backed={buffer}"),
                                 format!(
@@ -513,6 +530,7 @@ impl Trace {
                         Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
                             reason = Some(e.to_string());
+                            error = Some(e);
                             "ERR:other".to_string()
                         }
                     }
@@ -542,19 +560,23 @@ impl Trace {
                         }
                         Err(Error::CircularBuffers(failure)) => {
                             reason = Some(failure.tt_metal_message());
-                            match failure.check {
+                            let outcome = match failure.check {
                                 CircularBufferCheck::BeyondL1 => {
                                     ("ERR:cb_beyond_l1".to_string(), Expect::BeyondL1)
                                 }
                                 CircularBufferCheck::Clash => {
                                     ("ERR:cb_clash".to_string(), Expect::Clash)
                                 }
-                            }
+                            };
+                            expected_refusal = expect.as_ref() == Some(&outcome.1);
+                            error = Some(Error::CircularBuffers(failure));
+                            outcome
                         }
                         Err(e) if fatal(&e) => return Err(e),
                         Err(e) => {
                             reason = Some(e.to_string());
                             refused = Some(e.to_string());
+                            error = Some(e);
                             ("ERR:other".to_string(), Expect::Clash)
                         }
                     };
@@ -589,6 +611,7 @@ impl Trace {
                 line: *line,
                 field: &field,
                 reason: reason.as_deref(),
+                error: error.as_ref(),
                 text: &text,
             });
             if let Some((expected, got)) = mismatch {
@@ -602,9 +625,28 @@ impl Trace {
                     },
                 });
             }
+            if mode.stop_on_refusal
+                && !expected_refusal
+                && let Some(e) = error
+            {
+                return Err(e);
+            }
         }
-        Ok(())
+        Ok(live.into_values().collect())
     }
+}
+
+/// How [`Trace::replay_steps`] runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReplayMode {
+    /// Stop at the first operation the device refuses that the trace does
+    /// not say the recorded device refused too (`expect=oom`,
+    /// `expect=clash`, `expect=beyond_l1`), with the device's error, after
+    /// handing out that step.
+    pub stop_on_refusal: bool,
+    /// Allocate without a source location: reports name the buffers by
+    /// their labels and ids, not by a line of the replayer.
+    pub unlocated: bool,
 }
 
 /// One step of a replay: the fresh device (line 0), then one per operation.
@@ -615,6 +657,8 @@ pub(crate) struct Step<'a> {
     pub field: &'a str,
     /// Why a request was refused, on one line.
     pub reason: Option<&'a str>,
+    /// The device's error for a refused operation, whole.
+    pub error: Option<&'a Error>,
     /// The whole line [`Trace::replay`] prints.
     pub text: &'a str,
 }

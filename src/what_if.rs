@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::source::sim::Preset;
-use crate::trace::{Step, Trace, preset_word};
+use crate::trace::{ReplayMode, Step, Trace, preset_word};
 use crate::types::BufferType;
 use crate::units::format_bytes;
 
@@ -202,7 +202,7 @@ impl Trace {
         let mark = device.peak_mark()?;
         let mut first: Option<WhatIfFailure> = None;
         let ops = &self.ops;
-        let result = self.replay_steps(&device, &mut |step: &Step<'_>| {
+        let result = self.replay_steps(&device, ReplayMode::default(), &mut |step: &Step<'_>| {
             if first.is_some() || !step.field.starts_with("ERR:") {
                 return;
             }
@@ -225,7 +225,8 @@ impl Trace {
                 message: step.reason.unwrap_or(summary).to_string(),
             });
         });
-        if let Err(e) = result {
+        // Buffers still live at the end are freed here.
+        if let Err(e) = result.map(drop) {
             if let crate::Error::TraceSyntax { line, text, .. } = &e {
                 first.get_or_insert(WhatIfFailure {
                     line: *line,

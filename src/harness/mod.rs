@@ -11,6 +11,7 @@ mod exec;
 mod exit;
 mod output;
 mod provider;
+mod traces;
 mod trial;
 
 use std::panic::Location;
@@ -56,11 +57,17 @@ pub type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 /// no allocation).
 type Body = Box<dyn Fn(&Device) -> std::result::Result<(), String> + Send + Sync>;
 
+/// What a test runs: a function, or a trace file replayed.
+enum Run {
+    Body(Body),
+    Trace(traces::TraceFile),
+}
+
 /// One test of the harness, with its own budget and options.
 #[must_use]
 pub struct Test {
     name: String,
-    body: Body,
+    run: Run,
     budget: Option<Box<Budget>>,
     allow: Vec<Allow>,
     warmup: u32,
@@ -85,7 +92,7 @@ impl Test {
     {
         Test {
             name: name.into(),
-            body: Box::new(move |dev| body(dev).into_outcome()),
+            run: Run::Body(Box::new(move |dev| body(dev).into_outcome())),
             budget: None,
             allow: Vec::new(),
             warmup: 0,
@@ -211,7 +218,11 @@ impl Test {
 #[must_use]
 pub struct Harness {
     tests: Vec<Test>,
+    /// Directories of trace tests, listed when the run starts.
+    trace_dirs: Vec<PathBuf>,
     provider: DeviceProvider,
+    /// Whether [`device`](Self::device) was called.
+    device_chosen: bool,
     budget: Arc<Budget>,
     manifest_dir: Option<PathBuf>,
     config_file: Option<PathBuf>,
@@ -267,6 +278,9 @@ struct Context {
     live: Option<LiveStream>,
     /// Where each test's trace goes (`TT_MEMGUARD_RECORD`).
     record_dir: Option<PathBuf>,
+    /// What chose the run's device, in code or the environment; `None`:
+    /// trace tests open the device their header names.
+    device_choice: Option<traces::DeviceChoice>,
 }
 
 impl Context {
@@ -340,7 +354,9 @@ impl Harness {
     pub fn new() -> Harness {
         Harness {
             tests: Vec::new(),
+            trace_dirs: Vec::new(),
             provider: DeviceProvider::sim(Preset::WormholeB0),
+            device_chosen: false,
             budget: Arc::new(Budget::new()),
             manifest_dir: None,
             config_file: None,
@@ -377,6 +393,7 @@ impl Harness {
     /// Where each test's device comes from (`TT_MEMGUARD_DEVICE` overrides it).
     pub fn device(mut self, provider: DeviceProvider) -> Self {
         self.provider = provider;
+        self.device_chosen = true;
         self
     }
 
@@ -405,6 +422,67 @@ impl Harness {
         R: TestOutcome,
     {
         self.test(test_name(path), body)
+    }
+
+    /// Adds one test per trace file of `dir`: each replays its trace on a
+    /// device inside the test's guard, with the budgets, reports,
+    /// snapshots and live stream of every other test.
+    ///
+    /// - **Files.** `*.trace` files (the text format of
+    ///   [`Trace`](crate::Trace), e.g. recorded with `TT_MEMGUARD_RECORD`)
+    ///   and ttnn graph captures `*.json`
+    ///   ([`Trace::from_ttnn_capture_file`](crate::Trace::from_ttnn_capture_file)),
+    ///   directly in `dir` (subdirectories are not entered: call `traces`
+    ///   once per directory), in file-name order. Hidden files and other
+    ///   files are left alone. `dir` is relative to the package root
+    ///   ([`manifest_dir`](Self::manifest_dir)) unless absolute.
+    /// - **Names.** `<dir's name>::<file name without extension>`:
+    ///   `tests/traces/conv_fits.trace` is the test `traces::conv_fits`, for
+    ///   filters, `--exact`, `[tests."traces::*"]` sections of
+    ///   `memguard.toml`, reports and snapshots.
+    /// - **Device.** A trace test replays on a fresh simulated device of the
+    ///   model and carve-outs its header names (`device`, `l1_small`,
+    ///   `trace` lines; a capture's architecture), unless the run's device
+    ///   was chosen: by [`device`](Self::device), `TT_MEMGUARD_DEVICE` or a
+    ///   carve-out variable (`TT_MEMGUARD_L1_SMALL_SIZE`,
+    ///   `TT_MEMGUARD_TRACE_REGION_SIZE`). Then it replays on that device;
+    ///   a trace with expectations (`expect=`) whose recorded geometry
+    ///   differs from it fails, naming both devices, what chose the run's,
+    ///   and the ways out (run without the choice, drop the expectations,
+    ///   or `--skip` the test), since its placements hold only on its own
+    ///   geometry.
+    /// - **Verdict.** The replay stops at the first operation the device
+    ///   refuses (out of memory, a circular-buffer clash, a bad request)
+    ///   unless the trace says the recorded device refused it too
+    ///   (`expect=oom`, `expect=clash`, `expect=beyond_l1`), and at the
+    ///   first expectation the device does not meet: the test fails with
+    ///   the file, the line (a capture's node) and the device's whole
+    ///   error. Buffers still live at the trace's end are the workload's:
+    ///   they stay allocated until the guard has checked them, so the
+    ///   report shows them as leaked, named by their labels (`label=`, else
+    ///   the trace's id), and the test's message lists their lines.
+    /// - **Errors.** A missing or unreadable directory, one without any
+    ///   trace file, or two files that would make tests of the same name
+    ///   stop the run before the first test ([`Error::TraceTests`]). A file
+    ///   that cannot be read or parsed fails its own test, naming the file
+    ///   and the line; the others still run.
+    ///
+    /// ```no_run
+    /// use tt_memguard::runner::Harness;
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     Harness::new()
+    ///         .manifest_dir(env!("CARGO_MANIFEST_DIR"))
+    ///         .traces("tests/traces")
+    ///         .run()
+    /// }
+    /// ```
+    ///
+    /// [`main!`](crate::main) has the short form
+    /// `tt_memguard::main!(traces = "tests/traces");`.
+    pub fn traces(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.trace_dirs.push(dir.into());
+        self
     }
 
     /// Adds a configured test.
@@ -452,7 +530,7 @@ impl Harness {
         }
     }
 
-    fn try_run(self, caller: &'static Location<'static>, cli: cli::Cli) -> Result<ExitCode> {
+    fn try_run(mut self, caller: &'static Location<'static>, cli: cli::Cli) -> Result<ExitCode> {
         // 1. The runner's flags (else their variables); a `TT_MEMGUARD_*`
         //    variable that is not ours stops the run.
         let (arguments, flags) = cli.resolve()?;
@@ -468,6 +546,10 @@ impl Harness {
             .unwrap_or_else(|| PathBuf::from("."));
         if let Some(dir) = &flags.merge {
             return merge(dir, flags.report.as_deref(), flags.html.as_deref());
+        }
+        // Trace tests: one per file, named by the directory's listing.
+        for dir in std::mem::take(&mut self.trace_dirs) {
+            traces::expand(&dir, &manifest_dir, &mut self.tests)?;
         }
         // In a report directory the page comes from the merge.
         let page = flags.html.clone().filter(|_| flags.report_dir.is_none());
@@ -501,6 +583,14 @@ impl Harness {
                 );
             }
         }
+        let device_choice = match DeviceProvider::chosen_by_env() {
+            Some((by, undo)) => Some(traces::DeviceChoice { by, undo }),
+            None => self.device_chosen.then(|| traces::DeviceChoice {
+                by: "Harness::device in the test target".to_string(),
+                undo: "run the trace tests from a test target whose Harness sets no device"
+                    .to_string(),
+            }),
+        };
         let provider = self.provider.for_run()?;
         let color = match arguments.color {
             Some(libtest_mimic::ColorSetting::Always) => ColorChoice::Always,
@@ -549,6 +639,7 @@ impl Harness {
             } else {
                 trial::record_dir_from_env()?
             },
+            device_choice,
         });
 
         // 4. Before the first test: the reports are written unfinished,

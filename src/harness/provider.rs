@@ -214,11 +214,7 @@ impl DeviceProvider {
                 preset,
                 l1_small_size,
                 trace_region_size,
-            } => (
-                format!("sim:{}", preset.name()),
-                *l1_small_size,
-                *trace_region_size,
-            ),
+            } => return Self::key_of((*preset, *l1_small_size, *trace_region_size)),
             DeviceProvider::Shared(shared) => {
                 let info = shared.device.info();
                 (
@@ -228,14 +224,42 @@ impl DeviceProvider {
                 )
             }
         };
-        let mut key = name;
-        if l1_small > 0 {
-            key.push_str(&format!(" l1_small_size={l1_small}"));
+        key_with_carve_outs(name, l1_small, trace)
+    }
+
+    /// The key of a simulated device: `sim:wormhole_b0 l1_small_size=65536`.
+    pub(crate) fn key_of((preset, l1_small, trace): SimKey) -> String {
+        key_with_carve_outs(format!("sim:{}", preset.name()), l1_small, trace)
+    }
+
+    /// What chose the run's device in the environment, if anything:
+    /// `TT_MEMGUARD_DEVICE`, else a carve-out variable; with how to undo it.
+    pub(crate) fn chosen_by_env() -> Option<(String, String)> {
+        ["TT_MEMGUARD_DEVICE", CARVE_OUT_VARS[0], CARVE_OUT_VARS[1]]
+            .into_iter()
+            .find_map(|var| {
+                let value = std::env::var_os(var)?;
+                Some((
+                    format!("{var}={}", value.to_string_lossy()),
+                    format!("run without {var}"),
+                ))
+            })
+    }
+
+    /// The device a test runs on, held for the test's duration.
+    pub(crate) fn acquire(&self) -> Result<Lease<'_>> {
+        match self {
+            DeviceProvider::Sim {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => acquire_sim((*preset, *l1_small_size, *trace_region_size)),
+            DeviceProvider::Shared(shared) => Ok(Lease {
+                _turn: Some(shared.lock.lock().unwrap_or_else(|e| e.into_inner())),
+                device: shared.device.clone(),
+                recycle: None,
+            }),
         }
-        if trace > 0 {
-            key.push_str(&format!(" trace_region_size={trace}"));
-        }
-        key
     }
 
     /// `tt-metal` or `tt-metal:ID`: opens that TT-Metal device (with the
@@ -267,52 +291,53 @@ impl DeviceProvider {
         })?;
         Ok(Some(DeviceProvider::shared(device)))
     }
-
-    /// The device a test runs on, held for the test's duration.
-    pub(crate) fn acquire(&self) -> Result<Lease<'_>> {
-        match self {
-            DeviceProvider::Sim {
-                preset,
-                l1_small_size,
-                trace_region_size,
-            } => {
-                let key = (*preset, *l1_small_size, *trace_region_size);
-                let spare = SPARE.with(|s| {
-                    let mut s = s.borrow_mut();
-                    match s.take() {
-                        Some((k, device)) if k == key => Some(device),
-                        other => {
-                            *s = other;
-                            None
-                        }
-                    }
-                });
-                let device = match spare {
-                    Some(device) => device,
-                    None => SimDevice::builder(*preset)
-                        .l1_small_size(*l1_small_size)
-                        .trace_region_size(*trace_region_size)
-                        .build()?,
-                };
-                Ok(Lease {
-                    device,
-                    recycle: Some(key),
-                    _turn: None,
-                })
-            }
-            DeviceProvider::Shared(shared) => Ok(Lease {
-                _turn: Some(shared.lock.lock().unwrap_or_else(|e| e.into_inner())),
-                device: shared.device.clone(),
-                recycle: None,
-            }),
-        }
-    }
 }
 
 /// The carve-out variables, in the order of `[l1_small_size, trace_region_size]`.
 const CARVE_OUT_VARS: [&str; 2] = ["TT_MEMGUARD_L1_SMALL_SIZE", "TT_MEMGUARD_TRACE_REGION_SIZE"];
 
-type SimKey = (Preset, u64, u64);
+/// A simulated device's model and carve-outs: `(preset, l1_small_size,
+/// trace_region_size)`.
+pub(crate) type SimKey = (Preset, u64, u64);
+
+/// `name`, then the carve-outs that are not 0.
+fn key_with_carve_outs(name: String, l1_small: u64, trace: u64) -> String {
+    let mut key = name;
+    if l1_small > 0 {
+        key.push_str(&format!(" l1_small_size={l1_small}"));
+    }
+    if trace > 0 {
+        key.push_str(&format!(" trace_region_size={trace}"));
+    }
+    key
+}
+
+/// A fresh simulated device of `key`, or the clean one the previous test
+/// on this thread left, when it has the same configuration.
+pub(crate) fn acquire_sim(key: SimKey) -> Result<Lease<'static>> {
+    let spare = SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.take() {
+            Some((k, device)) if k == key => Some(device),
+            other => {
+                *s = other;
+                None
+            }
+        }
+    });
+    let device = match spare {
+        Some(device) => device,
+        None => SimDevice::builder(key.0)
+            .l1_small_size(key.1)
+            .trace_region_size(key.2)
+            .build()?,
+    };
+    Ok(Lease {
+        device,
+        recycle: Some(key),
+        _turn: None,
+    })
+}
 
 thread_local! {
     /// A clean simulated device left by the previous test on this thread.

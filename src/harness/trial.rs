@@ -3,15 +3,19 @@
 //! test's verdict, its row of the memory table, its JSON record, its
 //! snapshot assertion and its end in the live stream. With
 //! `TT_MEMGUARD_RECORD=DIR`, [`run`] also records the test's device
-//! activity as `DIR/<test>.trace`.
+//! activity as `DIR/<test>.trace`. A trace test ([`super::traces`]) reads
+//! its file before its device is chosen, and keeps the buffers its trace
+//! never frees until it is recorded, so that its report shows them leaked.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 
 use super::exec::Finished;
 use super::output::{self, Row, TestRecord, TestStatus};
-use super::provider::Lease;
-use super::{Context, Test};
+use super::provider::{DeviceProvider, Lease, acquire_sim};
+use super::{Context, Run, Test, traces};
+use crate::device::Buffer;
 use crate::guard::{GuardOptions, LeanOutcome, MemoryGuard};
 use crate::live::Watch;
 use crate::report::MemoryReport;
@@ -26,6 +30,15 @@ pub(crate) struct Outcome<'a> {
     /// panic, its warm-up's, or no device or guard.
     error: Option<String>,
     memory: Memory,
+    /// A trace test's buffers still live at the trace's end, kept until
+    /// the test is recorded.
+    leftovers: Vec<(usize, Buffer)>,
+    /// The device's key in reports, when the test ran on another device
+    /// than the run's (a trace test on the device its header names).
+    device_key: Option<String>,
+    /// Said after a failed test's message (a trace test's leaks, a
+    /// capture's import notes).
+    note: Option<String>,
 }
 
 /// What the guard made of the test's memory.
@@ -47,17 +60,62 @@ impl<'a> Outcome<'a> {
             watch: None,
             error: Some(error),
             memory: Memory::None,
+            leftovers: Vec::new(),
+            device_key: None,
+            note: None,
         }
     }
 }
 
 /// Runs `test`: device, guard, warm-up, body (panics caught), checks.
 pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
-    let lease = match context.provider.acquire() {
+    // A trace test reads its file first: its header names its device.
+    let loaded = match &test.run {
+        Run::Trace(file) => {
+            let options =
+                traces::import_options(&context.provider, context.device_choice.is_some());
+            match file.load(&options) {
+                Ok(loaded) => Some((file, loaded)),
+                Err(e) => return Outcome::not_run(e, None),
+            }
+        }
+        Run::Body(_) => None,
+    };
+    let own = loaded
+        .as_ref()
+        .filter(|_| context.device_choice.is_none())
+        .map(|(_, loaded)| traces::own_device(&loaded.trace));
+    let lease = match own {
+        Some(key) => acquire_sim(key).map_err(|e| {
+            format!(
+                "cannot open the device {} names ({}): {e}",
+                loaded.as_ref().map_or("", |(file, _)| file.shown()),
+                DeviceProvider::key_of(key)
+            )
+        }),
+        None => context
+            .provider
+            .acquire()
+            .map_err(|e| format!("cannot open the test's device: {e}")),
+    };
+    let lease = match lease {
         Ok(lease) => lease,
-        Err(e) => return Outcome::not_run(format!("cannot open the test's device: {e}"), None),
+        Err(e) => return Outcome::not_run(e, None),
     };
     let device = &lease.device;
+    let device_key = own.map(DeviceProvider::key_of);
+    if let (Some((file, loaded)), Some(choice)) = (&loaded, &context.device_choice)
+        && let Err(e) = traces::check_device(
+            file,
+            &test.name,
+            &loaded.trace,
+            device,
+            &context.device,
+            choice,
+        )
+    {
+        return Outcome::not_run(e, Some(lease));
+    }
     // Recorded from before the warm-up: its buffers are the state the
     // guarded run starts from.
     let recording = match context.record_dir.as_deref().map(|_| device.record()) {
@@ -83,8 +141,22 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
     if context.explain {
         options = options.explain(true);
     }
+    // A trace's buffers still live at its end: kept past the guard's check.
+    let leftovers: RefCell<Vec<(usize, Buffer)>> = RefCell::new(Vec::new());
+    let body = || match (&test.run, &loaded) {
+        (Run::Body(body), _) => body(device),
+        (Run::Trace(_), Some((file, loaded))) => {
+            // A warm-up's leftovers go before the next replay.
+            leftovers.borrow_mut().clear();
+            let key = device_key.as_deref().unwrap_or(&context.device);
+            let live = traces::replay(file, loaded, device, key)?;
+            *leftovers.borrow_mut() = live;
+            Ok(())
+        }
+        (Run::Trace(_), None) => unreachable!("a trace test's file is read before it runs"),
+    };
     // The body's failure message, and whether it was a panic.
-    let run_body = || match catch_unwind(AssertUnwindSafe(|| (test.body)(device))) {
+    let run_body = || match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some((e, false)),
         Err(payload) => Some((super::panic_message(payload.as_ref()), true)),
@@ -96,6 +168,8 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
             break;
         }
     }
+    // Nothing of the warm-up stays for the checked run.
+    leftovers.borrow_mut().clear();
     let mut guard = match MemoryGuard::start(std::iter::once(device.clone()), options, None) {
         Ok(guard) => guard,
         Err(e) => {
@@ -142,11 +216,25 @@ pub(crate) fn run<'a>(context: &'a Context, test: &Test) -> Outcome<'a> {
             Err(e) => Memory::Error(e.to_string()),
         }
     };
+    let leftovers = leftovers.into_inner();
+    let mut notes = Vec::new();
+    if let Some((file, loaded)) = &loaded {
+        if !leftovers.is_empty() {
+            notes.push(traces::leaks_text(file, &loaded.trace, &leftovers));
+        }
+        // A failed replay's message has the import's notes already.
+        if !loaded.notes.is_empty() && error.is_none() {
+            notes.push(traces::notes_text(loaded).trim_start().to_string());
+        }
+    }
     Outcome {
         lease: Some(lease),
         watch,
         error,
         memory,
+        leftovers,
+        device_key,
+        note: (!notes.is_empty()).then(|| notes.join("\n")),
     }
 }
 
@@ -198,11 +286,15 @@ pub(crate) fn record(
         watch,
         error,
         memory,
+        leftovers,
+        device_key,
+        note,
     } = outcome;
     let (memory, memory_error) = match memory {
         Memory::Clean(row) => {
             // Only a test without error takes the lean path.
             drop(watch);
+            drop(leftovers);
             if let Some(lease) = lease {
                 lease.release();
             }
@@ -251,6 +343,10 @@ pub(crate) fn record(
                 .push(outcome);
         }
     }
+    if let Some(note) = note.filter(|_| !message.is_empty()) {
+        message.push_str(&note);
+        message.push('\n');
+    }
     let status = if message.is_empty() {
         TestStatus::Passed
     } else {
@@ -268,7 +364,9 @@ pub(crate) fn record(
                 .unwrap_or_default(),
         );
     }
-    // The device goes back (a simulated one is reused when left clean).
+    // A trace's leftovers are freed once checked and reported, and the
+    // device goes back (a simulated one is reused when left clean).
+    drop(leftovers);
     if let Some(lease) = lease {
         lease.release();
     }
@@ -282,7 +380,7 @@ pub(crate) fn record(
             .push(TestRecord {
                 name: test.name.to_string(),
                 binary: context.binary.clone(),
-                device: context.device.clone(),
+                device: device_key.unwrap_or_else(|| context.device.clone()),
                 status,
                 error,
                 memory,
