@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use crate::cb_failure::ProgramPeak;
 use crate::composition::{Event as LogEntry, Events};
@@ -14,7 +14,7 @@ use crate::fragmentation::explain_fragmentation;
 use crate::program::CircularBufferConfig;
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Foreign, Peaks, Placed, Request};
-use crate::types::{Allocation, BufferType, SourceLocation, orphan_label};
+use crate::types::{Allocation, BufferType, MeshCoord, MeshShape, SourceLocation, orphan_label};
 
 /// Which kind of backend a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,13 @@ pub struct DeviceInfo {
     pub l1_small_size: u64,
     /// Bytes requested for TRACE when the device was opened.
     pub trace_region_size: u64,
+    /// For the device of a [`MeshDevice`](crate::MeshDevice): the mesh's
+    /// shape. Its buffers are placed once, at the same address on every
+    /// chip, by one allocator, and its figures are one chip's.
+    pub mesh_shape: Option<MeshShape>,
+    /// For one chip's own allocator in a mesh
+    /// ([`MeshDevice::chip`](crate::MeshDevice::chip)): the chip's place.
+    pub mesh_chip: Option<MeshCoord>,
     /// What the per-bank size of a request depends on, pool by pool.
     pub(crate) pools: [PoolLayout; 4],
 }
@@ -194,6 +201,8 @@ struct Shared {
     /// backend lock.
     recorders: Mutex<Vec<(u64, SharedTracer)>>,
     next_recorder: AtomicU64,
+    /// For the device of a mesh: each chip's own allocator, row by row.
+    chips: OnceLock<Vec<Device>>,
 }
 
 /// What the device lock guards: the backend (`None` once closed), and the
@@ -376,8 +385,20 @@ impl Device {
                 tracing: AtomicBool::new(false),
                 recorders: Mutex::new(Vec::new()),
                 next_recorder: AtomicU64::new(1),
+                chips: OnceLock::new(),
             }),
         }
+    }
+
+    /// Links a mesh's device to its chips' own allocators (once).
+    pub(crate) fn set_chips(&self, chips: Vec<Device>) {
+        let _ = self.shared.chips.set(chips);
+    }
+
+    /// For the device of a mesh, each chip's own allocator, row by row;
+    /// empty for any other device.
+    pub(crate) fn chips(&self) -> &[Device] {
+        self.shared.chips.get().map_or(&[], Vec::as_slice)
     }
 
     /// What the device is.
@@ -515,10 +536,14 @@ impl Device {
         self.shared.with(|b| b.next_id())
     }
 
-    /// Closes the device. Buffers still alive become inert: dropping them
-    /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
-    /// Closing twice is harmless.
+    /// Closes the device (for the device of a mesh, its chips too). Buffers
+    /// still alive become inert: dropping them does nothing, and
+    /// [`Buffer::free`] reports [`Error::DeviceClosed`]. Closing twice is
+    /// harmless.
     pub fn close(&self) {
+        for chip in self.chips() {
+            chip.close();
+        }
         self.shared.lock().backend.take();
     }
 
@@ -829,8 +854,17 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    /// [`Error::DeviceClosed`] after [`close`](Self::close);
+    /// [`Error::Unsupported`] on one chip's own allocator in a mesh
+    /// ([`MeshDevice::chip`](crate::MeshDevice::chip)): programs run on the
+    /// mesh.
     pub fn create_program(&self) -> Result<Program> {
+        if self.shared.info.mesh_chip.is_some() {
+            return Err(Error::Unsupported {
+                what: "a program on one chip's own allocator in a mesh",
+                instead: "create and enqueue it on the MeshDevice: TT-Metal lays a mesh workload's circular buffers out on the chips it runs on and checks them against the mesh's buffers",
+            });
+        }
         let shared = &self.shared;
         let id = shared.with(|b| {
             let id = b.create_program()?;

@@ -12,7 +12,7 @@ use crate::cores::{CoreRange, CoreRangeError};
 use crate::fragmentation::Fragmentation;
 use crate::report::MemoryReport;
 use crate::ttnn_capture::CaptureError;
-use crate::types::{BufferType, ParseBufferTypeError};
+use crate::types::{BufferType, MeshCoord, MeshShape, ParseBufferTypeError};
 use crate::units::{SizeError, format_count};
 
 /// The error underneath a problem in a file, variable or stream, when there
@@ -366,14 +366,14 @@ pub enum Error {
     #[error("{0}")]
     MemoryCheckFailed(Box<MemoryReport>),
 
-    /// A memory source or mesh without any device.
-    #[error("{context}: a mesh or guarded memory source needs at least one device")]
+    /// A memory source or device group without any device.
+    #[error("{context}: a device group or guarded memory source needs at least one device")]
     NoDevice {
         /// What was given no device.
         context: &'static str,
     },
 
-    /// A memory source or mesh that lists one device more than once.
+    /// A memory source or device group that lists one device more than once.
     #[error(
         "{context} lists device {device} more than once: list each device once (its allocations would be counted once per listing)"
     )]
@@ -458,6 +458,35 @@ pub enum Error {
     UnknownPreset {
         /// The text given.
         value: String,
+    },
+
+    /// A mesh preset name that is not known.
+    #[error("unknown simulated mesh {value:?}: expected n300_mesh (n300x2), t3000 (t3k) or galaxy")]
+    UnknownMeshPreset {
+        /// The text given.
+        value: String,
+    },
+
+    /// A mesh that cannot be opened as asked.
+    #[error("invalid mesh: {reason}")]
+    InvalidMesh {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A chip coordinate outside a mesh.
+    #[error(
+        "mesh {mesh} has no chip {coord}: it is {shape}, rows 0 to {} and columns 0 to {}",
+        shape.rows.saturating_sub(1),
+        shape.cols.saturating_sub(1)
+    )]
+    NoSuchChip {
+        /// The mesh's name.
+        mesh: String,
+        /// The coordinate asked for.
+        coord: MeshCoord,
+        /// The mesh's shape.
+        shape: MeshShape,
     },
 
     /// A request the backend refused for a reason the checks above missed.

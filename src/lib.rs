@@ -172,7 +172,7 @@
 // Dependencies point one way, bottom to top:
 //   units, types, cores <- budget, render, cb_failure <- report <- error
 //   <- source + device + program (a backend hands out a Device, a Device
-//   its Programs) <- mesh <- guard <- check <- macros, trace, live
+//   its Programs) <- group, mesh <- guard <- check <- macros, trace, live
 //   <- record (Device::record), what_if (Trace::what_if) <- monitor, harness.
 // Only `source` and `ffi` know that C++ exists.
 mod budget;
@@ -185,6 +185,7 @@ mod device;
 mod error;
 mod ffi;
 mod fragmentation;
+mod group;
 mod guard;
 mod mesh;
 mod program;
@@ -219,8 +220,11 @@ pub use error::{ConfigError, Error, Result};
 pub use fragmentation::{
     Fragmentation, FreeBlock, LARGEST_SHOWN, explain_fragmentation, pool_free_blocks,
 };
+#[allow(deprecated)]
+pub use group::Mesh;
+pub use group::{DeviceGroup, MemorySource};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
-pub use mesh::{MemorySource, Mesh};
+pub use mesh::{MeshDevice, MeshPreset, SimMesh, SimMeshBuilder};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
 pub use record::Recording;
 pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
@@ -233,7 +237,8 @@ pub use source::tt_metal::{L1BankOp, L1BankStep};
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Expect, Trace, TraceOp};
 pub use types::{
-    Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
+    Allocation, BufferType, MeshCoord, MeshShape, ParseBufferTypeError, PoolStats, Snapshot,
+    SourceLocation,
 };
 pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
 pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
@@ -257,11 +262,13 @@ pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
 /// fits(&SimDevice::wormhole_b0()).unwrap();
 /// ```
 pub mod prelude {
+    #[allow(deprecated)]
+    pub use crate::Mesh;
     pub use crate::runner::TestResult;
     pub use crate::{
         Allow, Budget, Buffer, BufferType, ByteSize, CircularBufferConfig, CoreCoord, CoreRange,
-        CoreRangeSet, Device, Error, GIB, GuardOptions, KIB, MIB, MemoryGuard, MemoryReport, Mesh,
-        Preset, Program, Result, SimDevice,
+        CoreRangeSet, Device, DeviceGroup, Error, GIB, GuardOptions, KIB, MIB, MemoryGuard,
+        MemoryReport, MeshDevice, Preset, Program, Result, SimDevice, SimMesh,
     };
     pub use crate::{
         assert_memory_budget, assert_no_leak, try_assert_memory_budget, try_assert_no_leak,

@@ -528,6 +528,8 @@ impl TtMetalBridge {
             l1_small_size: config.l1_small_size,
             trace_region_size: config.trace_region_size,
             l1_interleaved_limit: None,
+            mesh_shape: None,
+            mesh_chip: None,
         };
         Adapter::into_device(TtMetalBridge { inner, owned }, opened)
     }
