@@ -198,7 +198,9 @@ impl MeshDevice {
     ///
     /// # Errors
     ///
-    /// [`Error::NoSuchChip`] when the coordinate is outside the mesh.
+    /// [`Error::NoSuchChip`] when the coordinate is outside the mesh;
+    /// [`Error::Unsupported`] on a mesh opened through TT-Metal, which
+    /// observes the mesh's allocator only.
     ///
     /// # Examples
     ///
@@ -214,6 +216,12 @@ impl MeshDevice {
         let coord = coord.into();
         let shape = self.shape();
         let chips = self.device.chips();
+        if chips.is_empty() && shape.contains(coord) {
+            return Err(Error::Unsupported {
+                what: "one chip's own allocator on a mesh opened through TT-Metal",
+                instead: "allocate on the mesh, or check buffers on one chip alone on a simulated mesh (SimMesh)",
+            });
+        }
         let index = u64::from(coord.row) * u64::from(shape.cols) + u64::from(coord.col);
         match usize::try_from(index).ok().and_then(|i| chips.get(i)) {
             Some(chip) if shape.contains(coord) => Ok(chip),
