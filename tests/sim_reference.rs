@@ -422,6 +422,9 @@ struct Counts {
     /// Out-of-memory failures with enough free bytes in total (fragmentation).
     fragmented: u64,
     freed: u64,
+    /// Refused on a mesh: the buffer would lie on a live buffer of another allocator of the
+    /// mesh (a chip's own on a mesh buffer, or the reverse).
+    overlap: u64,
 }
 
 struct Config {
@@ -684,7 +687,15 @@ fn run(config: Config) {
             0
         };
         used[which] = true;
-        let target = &mut targets[which];
+        // The allocators whose buffers a new one must not lie on: for a mesh buffer every chip's
+        // own, for a chip's own buffer the mesh's.
+        let (head, tail) = targets.split_at_mut(which);
+        let (target, tail) = tail.split_first_mut().expect("a target");
+        let others: Vec<&Target> = if which == 0 {
+            tail.iter().collect()
+        } else {
+            vec![&head[0]]
+        };
         let mut pick = rng.below(total_weight);
         let mut pool = 0;
         while pick >= weights[pool] {
@@ -704,6 +715,18 @@ fn run(config: Config) {
         };
         if n == 0 || rng.chance(p_allocate) {
             run.op = random_request(&mut rng, pool, &pools[pool], g.cores);
+            // A chip's own allocator starts where the mesh's does and would mostly be refused
+            // for lying on mesh buffers: its buffers mostly grow from the other end of the pool.
+            if which > 0
+                && rng.chance(0.8)
+                && let Op::Allocate { direction, .. } = &mut run.op
+            {
+                *direction = if default_bottom_up(pool) {
+                    Direction::TopDown
+                } else {
+                    Direction::BottomUp
+                };
+            }
             let Op::Allocate {
                 size,
                 page_size,
@@ -737,8 +760,18 @@ fn run(config: Config) {
                 _ => 0,
             };
             let expected = target.model[pool].allocate(reserve, bottom_up, limit);
+            let overlap = match expected {
+                Some((address, false)) => lies_on(&others, buffer_type, address, reserve),
+                _ => false,
+            };
             match (got, expected) {
-                (Ok(buffer), Some((address, false))) => {
+                (Err(Error::MeshOverlap { address: a, .. }), Some((address, false))) if overlap => {
+                    run.check_eq("refused overlap address", Hex(a), Hex(address));
+                    // Refused: the block goes back.
+                    target.model[pool].free(address);
+                    target.counts[pool].overlap += 1;
+                }
+                (Ok(buffer), Some((address, false))) if !overlap => {
                     run.check_eq("address", Hex(buffer.address()), Hex(address));
                     run.check_eq("per-bank size", buffer.size_per_bank(), reserve);
                     run.check_eq("buffer bank count", buffer.num_banks(), pools[pool].banks);
@@ -954,6 +987,7 @@ fn run(config: Config) {
             c.orphaned += t.orphaned;
             c.fragmented += t.fragmented;
             c.freed += t.freed;
+            c.overlap += t.overlap;
             max_live[i] = max_live[i].max(target.max_live[i]);
         }
     }
@@ -965,8 +999,14 @@ fn run(config: Config) {
     }
     let ops: u64 = counts
         .iter()
-        .map(|c| c.ok + c.oom + c.orphaned + c.freed)
+        .map(|c| c.ok + c.oom + c.orphaned + c.freed + c.overlap)
         .sum();
+    if config.mesh.is_some() {
+        assert!(
+            counts.iter().map(|c| c.overlap).sum::<u64>() > 0,
+            "no buffer of the mesh was refused for lying on another allocator's"
+        );
+    }
     assert_eq!(ops, steps);
     let mix: Vec<String> = BufferType::ALL
         .iter()
@@ -980,8 +1020,8 @@ fn run(config: Config) {
                 100.0 * pool.peak as f64 / pool.geometry.size as f64
             };
             format!(
-                "{t}: {} ok / {} oom ({} fragmented) / {} orphaned / {} freed, max live {m}, peak {peak:.1}%",
-                c.ok, c.oom, c.fragmented, c.orphaned, c.freed
+                "{t}: {} ok / {} oom ({} fragmented) / {} orphaned / {} overlapping / {} freed, max live {m}, peak {peak:.1}%",
+                c.ok, c.oom, c.fragmented, c.orphaned, c.overlap, c.freed
             )
         })
         .collect();
@@ -1000,6 +1040,22 @@ fn run(config: Config) {
         live_sum as f64 / steps as f64,
         mix.join("; ")
     );
+}
+
+/// Whether `size` bytes at `address` in `buffer_type`'s address space (DRAM and TRACE share
+/// one, L1 and L1_SMALL the other) lie on a live buffer or a kept block of `others`.
+fn lies_on(others: &[&Target], buffer_type: BufferType, address: u64, size: u64) -> bool {
+    let dram = |t: BufferType| matches!(t, BufferType::Dram | BufferType::Trace);
+    let meets = |t: BufferType, a: u64, s: u64| {
+        dram(t) == dram(buffer_type) && a < address + size && address < a + s
+    };
+    others.iter().any(|o| {
+        o.live
+            .iter()
+            .zip(BufferType::ALL)
+            .any(|(entries, t)| entries.iter().any(|e| meets(t, e.address, e.size_per_bank)))
+            || o.orphans.iter().any(|k| meets(k.0, k.1.0, k.2))
+    })
 }
 
 fn full_check(
