@@ -112,6 +112,14 @@ impl FromStr for MeshPreset {
 /// which are every chip's. [`chip`](Self::chip) reaches one chip's own
 /// allocator, for buffers on that chip alone.
 ///
+/// TT-Metal places a chip's own buffers with the chip's allocator, which
+/// does not see the mesh's buffers, and the mesh's allocator does not see
+/// them either: both start from the same end of a pool, so a chip's own
+/// buffer usually lands on a mesh buffer, and the two overwrite each
+/// other. The simulated mesh places both as TT-Metal does, and refuses
+/// either one when it would lie on a live buffer of the other kind
+/// ([`Error::MeshOverlap`]).
+///
 /// A guard on the mesh (or on its [`Device`]) covers the chips too: a
 /// chip whose own allocator was used has a report of its own, named like
 /// `sim:t3000[0,1]`; chips nobody used are left out of the report, since
@@ -120,14 +128,20 @@ impl FromStr for MeshPreset {
 /// # Examples
 ///
 /// ```
-/// use tt_memguard::{BufferType, MemoryGuard, SimMesh, MIB};
+/// use tt_memguard::{BufferType, Direction, Error, MemoryGuard, SimMesh, KIB, MIB};
 ///
 /// let mesh = SimMesh::t3000();
 /// let guard = MemoryGuard::new(&mesh);
 /// let weights = mesh.allocate(BufferType::Dram, 8 * MIB, 2048)?; // on all 8 chips
 /// assert_eq!(weights.address(), 0x100040);
-/// let scratch = mesh.chip((1, 3))?.allocate(BufferType::Dram, MIB, 2048)?; // chip [1,3] only
-/// assert_eq!(scratch.address(), 0x100040); // its own allocator: the same place
+///
+/// // Chip [1,3]'s own allocator would put this buffer on the weights.
+/// let chip = mesh.chip((1, 3))?;
+/// let e = chip.allocate(BufferType::Dram, MIB, 2048).unwrap_err();
+/// assert!(matches!(e, Error::MeshOverlap { address: 0x100040, .. }));
+/// // From the other end of DRAM it fits, on chip [1,3] alone.
+/// let scratch = chip.buffer(BufferType::Dram, MIB).page_size(2048).direction(Direction::TopDown).allocate()?;
+///
 /// drop((weights, scratch));
 /// let report = guard.finish()?;
 /// let names: Vec<&str> = report.devices.iter().map(|d| d.device.as_str()).collect();
@@ -191,10 +205,10 @@ impl MeshDevice {
     }
 
     /// One chip's own allocator: buffers allocated on it are on that chip
-    /// alone. As in TT-Metal, it knows nothing of the mesh's buffers, so a
-    /// buffer may be placed where a mesh buffer is, and the mesh's
-    /// statistics do not count it. Programs are enqueued on the mesh, not
-    /// here.
+    /// alone. As in TT-Metal, it knows nothing of the mesh's buffers (and
+    /// the mesh's statistics do not count its own): a buffer it would place
+    /// on a live mesh buffer is refused ([`Error::MeshOverlap`]). Programs
+    /// are enqueued on the mesh, not here.
     ///
     /// # Errors
     ///
