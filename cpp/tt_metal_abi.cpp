@@ -284,7 +284,7 @@ std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist
         if (start != bytes + 16 || end != bytes + 64) {
             throw Failure(
                 "TT-Metal's MeshCoordinateRange does not have the layout tt-memguard's declarations were checked "
-                "against (ttnn 0.81.1), or the mesh has more dimensions than a unit mesh");
+                "against (ttnn 0.81.1), or the mesh has more than 2 dimensions");
         }
         workload->add_program(range, std::move(program));
         return workload;

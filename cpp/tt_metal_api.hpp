@@ -356,7 +356,7 @@ public:
     Buffer* get_reference_buffer() const;
 };
 
-// 240 bytes with an inline destructor. A 1x1 or 1x2 mesh's coordinates fit in the inline storage
+// 240 bytes with an inline destructor. A 2-D mesh's coordinates (1x1 to 2x4 here) fit in the inline storage
 // of its small vectors (checked at run time: tt_metal_abi.cpp), so nothing is freed by it.
 class MeshCoordinateRange {
 public:
