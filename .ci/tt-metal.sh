@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the `tt-metal` feature: builds the TT-Metal backend against the real libtt_metal.so of
 # the PyPI wheel ttnn==0.81.1 (its shared libraries and runtime files only; no Python runs) and
-# runs the tt-metal tests in TT-Metal's mock device mode, once per mock device kind.
+# runs the tt-metal tests in TT-Metal's mock device mode, once per mock device kind (n150, p150,
+# n300, and a T3000 of eight chips, whose whole 2x4 mesh the differential test opens).
 #
 #   bash .ci/tt-metal.sh              # everything
 #   TT_MEMGUARD_CI_CACHE=DIR ...      # where the wheel, runtime root and scratch go
@@ -55,6 +56,7 @@ EXAMPLES="$ROOT/tt_metal/third_party/umd/tests/cluster_descriptor_examples"
 mkdir -p "$EXAMPLES"
 cp "$DATA/wormhole_n150.yaml" "$EXAMPLES/wormhole_N150.yaml"
 cp "$DATA/wormhole_n300.yaml" "$EXAMPLES/wormhole_N300.yaml"
+cp "$DATA/wormhole_t3000.yaml" "$EXAMPLES/t3k_cluster_desc.yaml"   # 8 chips: MockCluster::WormholeT3000
 cp "$DATA/blackhole_p150.yaml" "$EXAMPLES/blackhole_P150.yaml"   # the 110-bank p150, as the sim preset
 # Even in mock mode TT-Metal checks that the RISC-V compiler exists and hashes the first line of
 # its `--version` output into the firmware key; only the real line selects the wheel's
@@ -120,11 +122,12 @@ MISSING=$(comm -23 "$CACHE/imported.txt" "$CACHE/exported.txt")
 echo "ok: $(wc -l < "$CACHE/imported.txt") TT-Metal symbols imported, all exported"
 
 SUMMARY=()
-for KIND in n150 p150 n300; do
+for KIND in n150 p150 n300 t3000; do
     case $KIND in
         n150) DESC=wormhole_n150.yaml ;;
-        p150) DESC=blackhole_p150.yaml ;;  # 2 columns harvested: 110 L1 banks, as the sim preset
-        n300) DESC=wormhole_n300.yaml ;;   # device 0 of the two chips
+        p150) DESC=blackhole_p150.yaml ;;   # 2 columns harvested: 110 L1 banks, as the sim preset
+        n300) DESC=wormhole_n300.yaml ;;    # device 0 of the two chips; the mesh test opens both
+        t3000) DESC=wormhole_t3000.yaml ;;  # device 0 of the eight chips; the mesh test opens a 2x4
     esac
     SCRATCH="$CACHE/scratch/$KIND"
     rm -rf "$SCRATCH"
@@ -162,6 +165,16 @@ for KIND in n150 p150 n300; do
     [ "$OPS" -ge 10000 ] || { echo "error: the differential test ran $OPS operations on $KIND (< 10,000)" >&2; exit 1; }
     [ "$CB_RUNS" -ge 500 ] \
         || { echo "error: the circular-buffer differential test ran $CB_RUNS enqueues on $KIND (< 500)" >&2; exit 1; }
+    # On a cluster of several chips, the differential test also compares a mesh of all of them
+    # (one allocator for every chip) with a simulated mesh of the same shape.
+    MESH="single chip"
+    if [ "$KIND" = n300 ] || [ "$KIND" = t3000 ]; then
+        MESH_LINE=$(grep -E '^differential: mesh [0-9]+x[0-9]+ of .* operations' "$LOG" | awk 'NR == 1')
+        MESH_OPS=$(sed -n 's/^differential: mesh .* \([0-9][0-9]*\) operations.*/\1/p' <<<"$MESH_LINE")
+        [ -n "$MESH_OPS" ] && [ "$MESH_OPS" -ge 3000 ] \
+            || { echo "error: the mesh differential test did not run 3,000 operations on $KIND: ${MESH_LINE:-no line}" >&2; exit 1; }
+        MESH="mesh $(sed -n 's/^differential: mesh \([0-9]*x[0-9]*\) .*/\1/p' <<<"$MESH_LINE") $MESH_OPS operations"
+    fi
 
     # The replayer prints the same lines on the simulated and the real device.
     TRACE=tests/data/worked_example.trace
@@ -197,7 +210,7 @@ for KIND in n150 p150 n300; do
         [ "$RECORDED" -eq 4 ] || { echo "error: the runner recorded $RECORDED traces on $KIND (expected 4)" >&2; exit 1; }
         RUNNER="runner suite 4 passed on the TT-Metal device, their 4 recorded traces replay on the simulator"
     fi
-    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations and $CB_RUNS program enqueues with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
+    SUMMARY+=("mock $KIND: $PASSED tests passed against libtt_metal.so (ttnn $WHEEL_VERSION), differential $OPS operations ($MESH) and $CB_RUNS program enqueues with $DIFFS differences, replay --device tt-metal identical ($LINES lines), example ran, $RUNNER, ${SECS} s")
 done
 
 echo "== tt-metal: nothing written outside the scratch directory"

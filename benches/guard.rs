@@ -5,7 +5,11 @@
 //! allocation for the peak composition (target: under 1.5x the plain
 //! guard), passing and failing (the composition then built), and in a
 //! guard that explains itself (timeline and bank maps; target: under 1.5x
-//! the plain guard).
+//! the plain guard). On meshes: 1,000 mesh-buffer pairs guarded on a
+//! T3000 against the same on one chip (target: about 1x: a mesh buffer pays
+//! nothing for the chips while no chip's own buffer is live), and an empty
+//! guard on a Galaxy, which covers its 32 chips' own allocators too,
+//! against one on a single device.
 //!
 //! Run with `cargo bench --bench guard`.
 
@@ -14,7 +18,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use tt_memguard::{Budget, BufferType, MemoryGuard, SimDevice};
+use tt_memguard::{Budget, BufferType, MemoryGuard, SimDevice, SimMesh};
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -74,6 +78,24 @@ fn main() {
         }
         black_box(guard.finish().unwrap());
     });
+    // Meshes: mesh buffers on a T3000 against the same on one of its chips'
+    // model, and an empty guard on a Galaxy (the mesh and 32 chips).
+    let t3000 = SimMesh::t3000();
+    let one_chip = SimDevice::wormhole_n300();
+    let pairs = |dev: &tt_memguard::Device| {
+        let guard = MemoryGuard::new(dev);
+        for _ in 0..1_000 {
+            black_box(dev.allocate(BufferType::Dram, 12 * 2048, 2048).unwrap());
+        }
+        black_box(guard.finish().unwrap());
+    };
+    let chip_work = common::time_per_call(heavy_iters, || pairs(&one_chip));
+    let mesh_work = common::time_per_call(heavy_iters, || pairs(&t3000));
+    let galaxy = SimMesh::galaxy();
+    let galaxy_iters = if quick { 10 } else { 10_000 };
+    let galaxy_empty = common::time_per_call(galaxy_iters, || {
+        black_box(MemoryGuard::new(&galaxy).finish().unwrap());
+    });
     let ns = |d: Duration| d.as_secs_f64() * 1e9;
     println!(
         "{:<44} {:>12} {:>12} {:>8}",
@@ -120,5 +142,19 @@ fn main() {
         ns(crowded_work) / 1e3,
         ns(guarded_work) / 1e3,
         ns(crowded_work) / ns(guarded_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.2}x   (target: about 1x)",
+        "1,000 mesh-buffer pairs, T3000 (vs one chip)",
+        ns(mesh_work) / 1e3,
+        ns(chip_work) / 1e3,
+        ns(mesh_work) / ns(chip_work)
+    );
+    println!(
+        "{:<44} {:>9.1} us {:>9.1} us {:>7.1}x   (33 allocators)",
+        "guard new + finish, empty, Galaxy (vs one)",
+        ns(galaxy_empty) / 1e3,
+        ns(empty) / 1e3,
+        ns(galaxy_empty) / ns(empty)
     );
 }

@@ -37,6 +37,14 @@ std::shared_ptr<dist::MeshDevice> create_unit_mesh(int device_id, std::size_t l1
                                               metal::DispatchCoreConfig{}, {}, worker_l1_size);
 }
 
+std::shared_ptr<dist::MeshDevice> create_mesh(std::uint32_t rows, std::uint32_t cols, std::size_t l1_small_size,
+                                              std::size_t trace_region_size, std::size_t num_command_queues,
+                                              std::size_t worker_l1_size) {
+    const dist::MeshShape shape = rows == 0 ? dist::SystemMesh::instance().shape() : dist::MeshShape(rows, cols);
+    return dist::MeshDevice::create(dist::MeshDeviceConfig(shape), l1_small_size, trace_region_size, num_command_queues,
+                                    metal::DispatchCoreConfig{}, {}, worker_l1_size);
+}
+
 const void* identity(const metal::IDevice* device) { return dynamic_cast<const void*>(device); }
 
 const void* identity(const dist::MeshDevice* mesh) {
@@ -81,6 +89,32 @@ std::shared_ptr<dist::MeshDevice> create_unit_mesh(int device_id, std::size_t l1
                                                    std::size_t worker_l1_size) {
     return pinned::create_unit_mesh(device_id, l1_small_size, trace_region_size, num_command_queues,
                                  metal::DispatchCoreConfig{}, pinned::SpanU32{nullptr, 0}, worker_l1_size);
+}
+
+std::shared_ptr<dist::MeshDevice> create_mesh(std::uint32_t rows, std::uint32_t cols, std::size_t l1_small_size,
+                                              std::size_t trace_region_size, std::size_t num_command_queues,
+                                              std::size_t worker_l1_size) {
+    // The config is built here, zeroed: no offset, no physical device ids, and no shape unless one
+    // is given (the library then opens the system's mesh). The shape is constructed in place by
+    // the library's own constructor; its two small vectors must use their inline storage, so that
+    // leaving it undestroyed frees nothing.
+    pinned::MeshDeviceConfigBytes config;
+    std::memset(config.bytes, 0, sizeof config.bytes);
+    if (rows != 0) {
+        pinned::mesh_shape_2d(config.bytes, rows, cols);
+        const void* dims = nullptr;
+        const void* strides = nullptr;
+        std::memcpy(&dims, config.bytes, sizeof dims);
+        std::memcpy(&strides, config.bytes + 0x38, sizeof strides);
+        if (dims != config.bytes + 0x10 || strides != config.bytes + 0x48) {
+            throw Failure(
+                "TT-Metal's MeshShape does not have the layout tt-memguard's declarations were checked against "
+                "(ttnn 0.81.1): build against your install's headers with TT_METAL_HOME");
+        }
+        config.bytes[pinned::kMeshShapeEngaged] = 1;
+    }
+    return pinned::create_mesh(config, l1_small_size, trace_region_size, num_command_queues,
+                               metal::DispatchCoreConfig{}, pinned::SpanU32{nullptr, 0}, worker_l1_size);
 }
 
 // Itanium C++ ABI: a vtable's offset-to-top entry sits two slots before the address the vptr
@@ -250,7 +284,7 @@ std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist
         if (start != bytes + 16 || end != bytes + 64) {
             throw Failure(
                 "TT-Metal's MeshCoordinateRange does not have the layout tt-memguard's declarations were checked "
-                "against (ttnn 0.81.1), or the mesh has more dimensions than a unit mesh");
+                "against (ttnn 0.81.1), or the mesh has more than 2 dimensions");
         }
         workload->add_program(range, std::move(program));
         return workload;

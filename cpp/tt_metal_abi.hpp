@@ -68,6 +68,12 @@ std::shared_ptr<dist::MeshDevice> create_unit_mesh(int device_id, std::size_t l1
                                                    std::size_t trace_region_size, std::size_t num_command_queues,
                                                    std::size_t worker_l1_size);
 
+// Opens a mesh of `rows` x `cols` chips (0 x 0: the whole system's mesh, in its own shape) with
+// the default dispatch and no L1 bank remap: one allocator places every mesh buffer on all chips.
+std::shared_ptr<dist::MeshDevice> create_mesh(std::uint32_t rows, std::uint32_t cols, std::size_t l1_small_size,
+                                              std::size_t trace_region_size, std::size_t num_command_queues,
+                                              std::size_t worker_l1_size);
+
 // The address of the complete object an IDevice* or MeshDevice* belongs to: equal for the
 // IDevice that buffers report and the MeshDevice that owns them.
 const void* identity(const metal::IDevice* device);

@@ -34,6 +34,7 @@
 #include <tt-metalium/graph_tracking.hpp>
 #include <tt-metalium/mesh_buffer.hpp>
 #include <tt-metalium/mesh_device.hpp>
+#include <tt-metalium/system_mesh.hpp>
 
 #else  // our declarations
 
@@ -332,6 +333,8 @@ class MeshDevice {
 public:
     MeshDevice() = delete;
     const MeshShape& shape() const;
+    std::size_t num_rows() const;  // of a 2-D mesh; throws for another
+    std::size_t num_cols() const;
     std::uint32_t l1_size_per_core() const;
     std::optional<DeviceAddr> lowest_occupied_compute_l1_address() const;
     const std::unique_ptr<Allocator>& allocator() const;
@@ -353,7 +356,7 @@ public:
     Buffer* get_reference_buffer() const;
 };
 
-// 240 bytes with an inline destructor. A 1x1 or 1x2 mesh's coordinates fit in the inline storage
+// 240 bytes with an inline destructor. A 2-D mesh's coordinates (1x1 to 2x4 here) fit in the inline storage
 // of its small vectors (checked at run time: tt_metal_abi.cpp), so nothing is freed by it.
 class MeshCoordinateRange {
 public:
@@ -419,6 +422,33 @@ std::shared_ptr<tt::tt_metal::distributed::MeshDevice> create_unit_mesh(
     std::size_t worker_l1_size)
     __asm__("_ZN2tt8tt_metal11distributed10MeshDevice16create_unit_meshEimmmRKNS0_18DispatchCoreConfigESt4spanIKjLm18446744073709551615EEm");
 
+// MeshDeviceConfig is inline in the library and built by the caller: 0xe0 bytes holding an
+// optional<MeshShape> (the shape at 0, 0x88 bytes, engaged flag at 0x88), an
+// optional<MeshCoordinate> offset (at 0x90, 0x30 bytes, engaged flag at 0xc0) and a
+// vector<int> of physical device ids (at 0xc8). Read from MeshDeviceImpl::create, which tests the
+// flag at 0x88 and walks the vector at 0xc8, and from MeshShape's and MeshCoordinate's exported
+// constructors, which fill 0x88 and 0x30 bytes.
+struct MeshDeviceConfigBytes {
+    alignas(8) unsigned char bytes[0xe0];
+};
+inline constexpr std::size_t kMeshShapeSize = 0x88;
+inline constexpr std::size_t kMeshShapeEngaged = 0x88;
+
+// MeshShape(uint32_t rows, uint32_t cols), constructed in place: a ShapeBase (a small vector of
+// up to 8 uint32_t dims: data pointer at 0, storage at 0x10) and the strides (a small vector of up
+// to 8 size_t: data pointer at 0x38, storage at 0x48).
+void mesh_shape_2d(void* self, std::uint32_t rows, std::uint32_t cols)
+    __asm__("_ZN2tt8tt_metal11distributed9MeshShapeC1Ejj");
+
+// MeshDevice::create(const MeshDeviceConfig&, size_t l1_small_size, size_t trace_region_size,
+//     size_t num_command_queues, const DispatchCoreConfig&, std::span<const uint32_t>
+//     l1_bank_remap, size_t worker_l1_size).
+std::shared_ptr<tt::tt_metal::distributed::MeshDevice> create_mesh(
+    const MeshDeviceConfigBytes& config, std::size_t l1_small_size, std::size_t trace_region_size,
+    std::size_t num_command_queues, const tt::tt_metal::DispatchCoreConfig& dispatch_core_config,
+    SpanU32 l1_bank_remap, std::size_t worker_l1_size)
+    __asm__("_ZN2tt8tt_metal11distributed10MeshDevice6createERKNS1_16MeshDeviceConfigEmmmRKNS0_18DispatchCoreConfigESt4spanIKjLm18446744073709551615EEm");
+
 // The library's RTTI, for checked downcasts of an IDevice*.
 extern const std::type_info idevice_typeinfo __asm__("_ZTIN2tt8tt_metal7IDeviceE");
 extern const std::type_info mesh_device_typeinfo __asm__("_ZTIN2tt8tt_metal11distributed10MeshDeviceE");
@@ -449,6 +479,7 @@ static_assert(offsetof(distributed::DeviceLocalBufferConfig, sub_device_id) == 0
 static_assert(sizeof(distributed::ShardedBufferConfig) == 0x30);
 static_assert(sizeof(distributed::MeshBufferConfig) == 0x38);
 static_assert(sizeof(SpanU32) == 16);
+static_assert(sizeof(MeshDeviceConfigBytes) == 0xe0 && kMeshShapeSize <= kMeshShapeEngaged);
 static_assert(sizeof(Program) == 16);
 static_assert(sizeof(CoreSpec) == 40);
 static_assert(sizeof(CircularBufferConfig) == 4432 && alignof(CircularBufferConfig) == 8);

@@ -31,6 +31,9 @@ std::unique_ptr<TtMetalHandle> tt_open(const TtOpenOptions& o) {
     options.mock = o.mock;
     options.mock_arch = o.mock_arch;
     options.mock_chips = o.mock_chips;
+    options.mesh = o.mesh;
+    options.mesh_rows = o.mesh_rows;
+    options.mesh_cols = o.mesh_cols;
     return std::make_unique<TtMetalHandle>(ttm::MeshHandle::open(options));
 }
 
@@ -88,6 +91,8 @@ TtFacts TtMetalHandle::facts() const {
     out.grid_y = f.grid_y;
     out.mesh_id = f.mesh_id;
     out.num_devices = f.num_devices;
+    out.rows = f.rows;
+    out.cols = f.cols;
     return out;
 }
 

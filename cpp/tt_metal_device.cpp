@@ -49,10 +49,14 @@ std::unique_ptr<MeshHandle> MeshHandle::open(const OpenOptions& options) {
         if (options.mock) {
             metal::experimental::configure_mock_mode(metal_arch(options.mock_arch), options.mock_chips);
         }
+        if (options.mesh) {
+            return api::create_mesh(options.mesh_rows, options.mesh_cols, options.l1_small_size,
+                                    options.trace_region_size, options.num_command_queues, options.worker_l1_size);
+        }
         return api::create_unit_mesh(options.device_id, options.l1_small_size, options.trace_region_size,
                                      options.num_command_queues, options.worker_l1_size);
     });
-    if (!mesh) throw Failure("MeshDevice::create_unit_mesh returned no device");
+    if (!mesh) throw Failure("TT-Metal opened no MeshDevice");
     dist::MeshDevice* raw = mesh.get();
     return std::unique_ptr<MeshHandle>(new MeshHandle(std::move(mesh), raw));
 }
@@ -87,6 +91,8 @@ MeshHandle::MeshHandle(std::shared_ptr<dist::MeshDevice> owned, dist::MeshDevice
         facts_.grid_y = static_cast<std::uint32_t>(grid.y);
         facts_.mesh_id = mesh_->id();
         facts_.num_devices = mesh_->num_devices();
+        facts_.rows = static_cast<std::uint32_t>(mesh_->num_rows());
+        facts_.cols = static_cast<std::uint32_t>(mesh_->num_cols());
     });
     attach(api::identity(mesh_), log_);
     observe_this_thread();
@@ -393,12 +399,24 @@ Enqueued MeshHandle::enqueue(std::uint64_t program) {
     const std::vector<sim::CircularBuffer>& cbs = entry.model.circular_buffers();
     if (first) {
         entry.laid_out = true;
-        if (capture.allocated.size() != cbs.size()) {
+        // TT-Metal reports every CB once per chip of the mesh, CB by CB, each chip at the same
+        // address: the program is laid out the same way on every chip.
+        const std::size_t chips = std::max<std::uint64_t>(facts_.num_devices, 1);
+        if (capture.allocated.size() != cbs.size() * chips) {
             throw Failure("TT-Metal reported " + std::to_string(capture.allocated.size()) +
                           " circular buffers laid out for program " + std::to_string(program) + ", which has " +
-                          std::to_string(cbs.size()) + (threw ? ": " + thrown : std::string()));
+                          std::to_string(cbs.size()) + " on each of " + std::to_string(chips) + " chips" +
+                          (threw ? ": " + thrown : std::string()));
         }
-        for (const auto& [address, size] : capture.allocated) entry.addresses.push_back(address);
+        for (std::size_t i = 0; i < capture.allocated.size(); i += chips) {
+            for (std::size_t chip = 1; chip < chips; ++chip) {
+                if (capture.allocated[i + chip] != capture.allocated[i]) {
+                    throw Failure("TT-Metal laid circular buffer " + std::to_string(i / chips) + " of program " +
+                                  std::to_string(program) + " out at different addresses on the chips of the mesh");
+                }
+            }
+            entry.addresses.push_back(capture.allocated[i].first);
+        }
     } else if (!capture.allocated.empty()) {
         throw Failure("TT-Metal laid program " + std::to_string(program) + " out again at a later enqueue");
     }

@@ -48,6 +48,11 @@ struct OpenOptions {
     bool mock = false;
     Arch mock_arch = Arch::Unknown;
     std::uint32_t mock_chips = 1;
+    // Opens a mesh of mesh_rows x mesh_cols chips (0 x 0: the system's whole mesh) instead of the
+    // unit mesh of `device_id`.
+    bool mesh = false;
+    std::uint32_t mesh_rows = 0;
+    std::uint32_t mesh_cols = 0;
 };
 
 struct Facts {
@@ -56,6 +61,8 @@ struct Facts {
     std::uint32_t grid_y = 0;
     int mesh_id = 0;
     std::uint64_t num_devices = 0;
+    std::uint32_t rows = 1;  // the mesh's shape
+    std::uint32_t cols = 1;
 };
 
 // One pool's statistics (per bank) and layout.
@@ -99,7 +106,7 @@ using Enqueued = sim::EnqueueResult;
 
 class MeshHandle {
 public:
-    // Opens device `device_id` as a unit mesh. Throws Failure.
+    // Opens device `device_id` as a unit mesh, or a mesh of several chips. Throws Failure.
     static std::unique_ptr<MeshHandle> open(const OpenOptions& options);
     // Observes a MeshDevice the caller opened and keeps open; it is never closed here.
     static std::unique_ptr<MeshHandle> adopt(tt::tt_metal::distributed::MeshDevice* mesh);

@@ -7,8 +7,8 @@ use std::panic::Location;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::group::MemorySource;
 use crate::guard::{GuardOptions, MemoryGuard};
-use crate::mesh::MemorySource;
 use crate::report::MemoryReport;
 
 /// Runs `body` inside a guard: `warmup` times unguarded first (see

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use crate::cb_failure::ProgramPeak;
 use crate::composition::{Event as LogEntry, Events};
@@ -14,7 +14,7 @@ use crate::fragmentation::explain_fragmentation;
 use crate::program::CircularBufferConfig;
 use crate::program::{EnqueueReport, Program};
 use crate::source::{Backend, Direction, Foreign, Peaks, Placed, Request};
-use crate::types::{Allocation, BufferType, SourceLocation, orphan_label};
+use crate::types::{Allocation, BufferType, MeshCoord, MeshShape, SourceLocation, orphan_label};
 
 /// Which kind of backend a device is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +40,13 @@ pub struct DeviceInfo {
     pub l1_small_size: u64,
     /// Bytes requested for TRACE when the device was opened.
     pub trace_region_size: u64,
+    /// For the device of a [`MeshDevice`](crate::MeshDevice): the mesh's
+    /// shape. Its buffers are placed once, at the same address on every
+    /// chip, by one allocator, and its figures are one chip's.
+    pub mesh_shape: Option<MeshShape>,
+    /// For one chip's own allocator in a mesh
+    /// ([`MeshDevice::chip`](crate::MeshDevice::chip)): the chip's place.
+    pub mesh_chip: Option<MeshCoord>,
     /// What the per-bank size of a request depends on, pool by pool.
     pub(crate) pools: [PoolLayout; 4],
 }
@@ -194,6 +201,13 @@ struct Shared {
     /// backend lock.
     recorders: Mutex<Vec<(u64, SharedTracer)>>,
     next_recorder: AtomicU64,
+    /// For the device of a mesh: each chip's own allocator, row by row.
+    chips: OnceLock<Vec<Device>>,
+    /// For one chip's own allocator: its mesh's device.
+    mesh: OnceLock<Weak<Shared>>,
+    /// For the device of a mesh: buffers live on its chips' own allocators
+    /// (while there are none, a mesh buffer needs no overlap check).
+    chip_buffers: AtomicU64,
 }
 
 /// What the device lock guards: the backend (`None` once closed), and the
@@ -239,6 +253,13 @@ pub(crate) struct EnqueueLog {
 const ENQUEUE_LOG: usize = 1024;
 
 impl Shared {
+    /// Counts a chip's own buffer freed on its mesh.
+    fn chip_buffer_freed(&self) {
+        if let Some(mesh) = self.mesh.get().and_then(Weak::upgrade) {
+            mesh.chip_buffers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Locked> {
         // A panic while the lock was held cannot leave the backend half
         // updated (every backend call is a single C++ call), so a poisoned
@@ -376,8 +397,80 @@ impl Device {
                 tracing: AtomicBool::new(false),
                 recorders: Mutex::new(Vec::new()),
                 next_recorder: AtomicU64::new(1),
+                chips: OnceLock::new(),
+                mesh: OnceLock::new(),
+                chip_buffers: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Links a mesh's device to its chips' own allocators (once), and each
+    /// chip to the mesh.
+    pub(crate) fn set_chips(&self, chips: Vec<Device>) {
+        for chip in &chips {
+            let _ = chip.shared.mesh.set(Arc::downgrade(&self.shared));
+        }
+        let _ = self.shared.chips.set(chips);
+    }
+
+    /// Refuses a buffer just placed on a mesh that lies on a live buffer of
+    /// the other kind on some chip: a chip's own buffer over a mesh buffer,
+    /// or a mesh buffer over a chip's own buffer. TT-Metal places each with
+    /// its own allocator, blind to the other's buffers, and the two would
+    /// overwrite each other. Called after the placement, with no lock held.
+    fn check_mesh_overlap(&self, buffer: &Buffer) -> Result<()> {
+        let hit = |live: Vec<Allocation>| {
+            live.into_iter().find(|a| {
+                same_address_space(a.buffer_type, buffer.buffer_type)
+                    && a.address < buffer.address.saturating_add(buffer.size_per_bank)
+                    && buffer.address < a.address.saturating_add(a.size_per_bank)
+            })
+        };
+        if let Some(mesh) = self.shared.mesh.get().and_then(Weak::upgrade) {
+            // A chip's own buffer, against the mesh's buffers.
+            mesh.chip_buffers.fetch_add(1, Ordering::Relaxed);
+            let live = mesh.with(|b| b.live()).map(located).unwrap_or_default();
+            if let Some(other) = hit(live) {
+                return Err(Error::MeshOverlap {
+                    mesh: mesh.info.name.clone(),
+                    chip: self.shared.info.mesh_chip.unwrap_or(MeshCoord::new(0, 0)),
+                    on_chip: true,
+                    buffer_type: buffer.buffer_type,
+                    size: buffer.size,
+                    address: buffer.address,
+                    size_per_bank: buffer.size_per_bank,
+                    other: Box::new(other),
+                });
+            }
+        } else if self.shared.chip_buffers.load(Ordering::Relaxed) > 0 {
+            // A mesh buffer, against every chip's own buffers.
+            for chip in self.chips() {
+                let live = chip
+                    .shared
+                    .with(|b| b.live())
+                    .map(located)
+                    .unwrap_or_default();
+                if let Some(other) = hit(live) {
+                    return Err(Error::MeshOverlap {
+                        mesh: self.shared.info.name.clone(),
+                        chip: chip.shared.info.mesh_chip.unwrap_or(MeshCoord::new(0, 0)),
+                        on_chip: false,
+                        buffer_type: buffer.buffer_type,
+                        size: buffer.size,
+                        address: buffer.address,
+                        size_per_bank: buffer.size_per_bank,
+                        other: Box::new(other),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// For the device of a mesh, each chip's own allocator, row by row;
+    /// empty for any other device.
+    pub(crate) fn chips(&self) -> &[Device] {
+        self.shared.chips.get().map_or(&[], Vec::as_slice)
     }
 
     /// What the device is.
@@ -515,10 +608,14 @@ impl Device {
         self.shared.with(|b| b.next_id())
     }
 
-    /// Closes the device. Buffers still alive become inert: dropping them
-    /// does nothing, and [`Buffer::free`] reports [`Error::DeviceClosed`].
-    /// Closing twice is harmless.
+    /// Closes the device (for the device of a mesh, its chips too). Buffers
+    /// still alive become inert: dropping them does nothing, and
+    /// [`Buffer::free`] reports [`Error::DeviceClosed`]. Closing twice is
+    /// harmless.
     pub fn close(&self) {
+        for chip in self.chips() {
+            chip.close();
+        }
         self.shared.lock().backend.take();
     }
 
@@ -829,8 +926,17 @@ impl Device {
     ///
     /// # Errors
     ///
-    /// [`Error::DeviceClosed`] after [`close`](Self::close).
+    /// [`Error::DeviceClosed`] after [`close`](Self::close);
+    /// [`Error::Unsupported`] on one chip's own allocator in a mesh
+    /// ([`MeshDevice::chip`](crate::MeshDevice::chip)): programs run on the
+    /// mesh.
     pub fn create_program(&self) -> Result<Program> {
+        if self.shared.info.mesh_chip.is_some() {
+            return Err(Error::Unsupported {
+                what: "a program on one chip's own allocator in a mesh",
+                instead: "create and enqueue it on the MeshDevice: TT-Metal lays a mesh workload's circular buffers out on the chips it runs on and checks them against the mesh's buffers",
+            });
+        }
         let shared = &self.shared;
         let id = shared.with(|b| {
             let id = b.create_program()?;
@@ -1172,6 +1278,10 @@ fn announce_orphan(shared: &Shared, log: &mut AllocLog, request: &Request, e: &E
     else {
         return;
     };
+    // A block kept on a chip's own allocator: mesh buffers are checked against it from now on.
+    if let Some(mesh) = shared.mesh.get().and_then(Weak::upgrade) {
+        mesh.chip_buffers.fetch_add(1, Ordering::Relaxed);
+    }
     let label: Arc<str> = Arc::from(orphan_label(request.label.as_deref()).as_str());
     let num_banks = shared.info.pools[request.buffer_type.index()].banks;
     shared.notify(DeviceEvent::Alloc {
@@ -1325,8 +1435,20 @@ impl BufferBuilder<'_> {
             label,
             tag: self.request.tag,
         };
+        if shared.mesh.get().is_some() || shared.chip_buffers.load(Ordering::Relaxed) > 0 {
+            // Refused: the placement is undone (the free reaches observers
+            // and recordings like any other).
+            self.device.check_mesh_overlap(&buffer)?;
+        }
         Ok(buffer)
     }
+}
+
+/// Whether two pools share addresses: L1_SMALL is the top of every core's
+/// L1, TRACE the top of every DRAM bank.
+fn same_address_space(a: BufferType, b: BufferType) -> bool {
+    let dram = |t: BufferType| matches!(t, BufferType::Dram | BufferType::Trace);
+    dram(a) == dram(b)
 }
 
 /// A device buffer; freed when dropped. Freeing twice is impossible: the
@@ -1448,6 +1570,7 @@ impl Buffer {
         let (shared, slot, buffer_type) = (&self.shared, self.slot, self.buffer_type);
         shared.with_log(|b, log| {
             if b.deallocate(id, slot)? {
+                shared.chip_buffer_freed();
                 shared.notify(DeviceEvent::Free { id, buffer_type });
                 shared.record(log, false, buffer_type, self.size_per_bank, || {
                     self.logged(id)
@@ -1471,6 +1594,7 @@ impl Drop for Buffer {
         if let Some(backend) = backend.as_deref_mut()
             && backend.deallocate(self.id, self.slot).unwrap_or(false)
         {
+            self.shared.chip_buffer_freed();
             self.shared.notify(DeviceEvent::Free {
                 id: self.id,
                 buffer_type: self.buffer_type,

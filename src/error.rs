@@ -12,7 +12,7 @@ use crate::cores::{CoreRange, CoreRangeError};
 use crate::fragmentation::Fragmentation;
 use crate::report::MemoryReport;
 use crate::ttnn_capture::CaptureError;
-use crate::types::{BufferType, ParseBufferTypeError};
+use crate::types::{Allocation, BufferType, MeshCoord, MeshShape, ParseBufferTypeError};
 use crate::units::{SizeError, format_count};
 
 /// The error underneath a problem in a file, variable or stream, when there
@@ -366,14 +366,14 @@ pub enum Error {
     #[error("{0}")]
     MemoryCheckFailed(Box<MemoryReport>),
 
-    /// A memory source or mesh without any device.
-    #[error("{context}: a mesh or guarded memory source needs at least one device")]
+    /// A memory source or device group without any device.
+    #[error("{context}: a device group or guarded memory source needs at least one device")]
     NoDevice {
         /// What was given no device.
         context: &'static str,
     },
 
-    /// A memory source or mesh that lists one device more than once.
+    /// A memory source or device group that lists one device more than once.
     #[error(
         "{context} lists device {device} more than once: list each device once (its allocations would be counted once per listing)"
     )]
@@ -458,6 +458,61 @@ pub enum Error {
     UnknownPreset {
         /// The text given.
         value: String,
+    },
+
+    /// A mesh preset name that is not known.
+    #[error("unknown simulated mesh {value:?}: expected n300_mesh (n300x2), t3000 (t3k) or galaxy")]
+    UnknownMeshPreset {
+        /// The text given.
+        value: String,
+    },
+
+    /// A mesh that cannot be opened as asked.
+    #[error("invalid mesh: {reason}")]
+    InvalidMesh {
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// A chip coordinate outside a mesh.
+    #[error(
+        "mesh {mesh} has no chip {coord}: it is {shape}, rows 0 to {} and columns 0 to {}",
+        shape.rows.saturating_sub(1),
+        shape.cols.saturating_sub(1)
+    )]
+    NoSuchChip {
+        /// The mesh's name.
+        mesh: String,
+        /// The coordinate asked for.
+        coord: MeshCoord,
+        /// The mesh's shape.
+        shape: MeshShape,
+    },
+
+    /// A buffer of a mesh that would lie on a live buffer of the other kind
+    /// on one chip: a chip's own buffer over a mesh buffer, or a mesh buffer
+    /// over a chip's own buffer. TT-Metal places each with its own
+    /// allocator, which does not see the other's buffers, so it would
+    /// place both, and they would overwrite each other; the refused buffer
+    /// is not kept.
+    #[error("{}", describe_overlap(mesh, *chip, *on_chip, *buffer_type, *size, *address, *size_per_bank, other))]
+    MeshOverlap {
+        /// The mesh's name.
+        mesh: String,
+        /// The chip where the two would meet.
+        chip: MeshCoord,
+        /// Whether the refused buffer is the chip's own (else a mesh buffer).
+        on_chip: bool,
+        /// The refused buffer's pool.
+        buffer_type: BufferType,
+        /// Its size.
+        size: u64,
+        /// Where it was placed.
+        address: u64,
+        /// Bytes it takes in every bank.
+        size_per_bank: u64,
+        /// The live buffer it would lie on.
+        other: Box<Allocation>,
     },
 
     /// A request the backend refused for a reason the checks above missed.
@@ -784,3 +839,58 @@ fn oom_fragmentation(fragmentation: Option<&Fragmentation>) -> String {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The message of [`Error::MeshOverlap`].
+#[allow(clippy::too_many_arguments)]
+fn describe_overlap(
+    mesh: &str,
+    chip: MeshCoord,
+    on_chip: bool,
+    buffer_type: BufferType,
+    size: u64,
+    address: u64,
+    size_per_bank: u64,
+    other: &Allocation,
+) -> String {
+    let name = match &other.label {
+        Some(label) => format!("'{label}' (id {}, ", other.id),
+        None => format!("id {} (", other.id),
+    };
+    let other_text = format!(
+        "{name}{} B {}, {} B per bank) at {:#x}..{:#x}{}",
+        format_count(other.size),
+        other.buffer_type,
+        format_count(other.size_per_bank),
+        other.address,
+        other.address.saturating_add(other.size_per_bank),
+        other
+            .location
+            .as_ref()
+            .map(|l| format!(", allocated at {l}"))
+            .unwrap_or_default()
+    );
+    let placed = format!(
+        "{address:#x}..{:#x} (per bank)",
+        address.saturating_add(size_per_bank)
+    );
+    let (what, fix) = if on_chip {
+        (
+            format!(
+                "chip {chip} of {mesh}: its own {} B {buffer_type} buffer would be placed at {placed}, on mesh buffer {other_text}",
+                format_count(size)
+            ),
+            "free the mesh buffer first, or allocate this one on the mesh",
+        )
+    } else {
+        (
+            format!(
+                "mesh {mesh}: a {} B {buffer_type} mesh buffer would be placed at {placed}, on chip {chip}'s own buffer {other_text}",
+                format_count(size)
+            ),
+            "free the chip's own buffer first, or allocate both on the mesh",
+        )
+    };
+    format!(
+        "{what}: TT-Metal places the mesh's buffers and each chip's own with separate allocators, blind to each other, so the two would overwrite each other; {fix}"
+    )
+}

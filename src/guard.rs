@@ -11,7 +11,7 @@ use crate::detail::{BankMap, DeviceDetail, Timeline};
 use crate::device::{Device, PeakMark, PoolPeaks, RecordingHold, ScopeStart, TimelineHold};
 use crate::error::{Error, Result};
 use crate::fragmentation::explain_fragmentation;
-use crate::mesh::MemorySource;
+use crate::group::MemorySource;
 use crate::report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
 use crate::types::{Allocation, BufferType, Snapshot};
 
@@ -181,6 +181,9 @@ struct Scope {
     mark: PeakMark,
     /// The sequence number of the scope's first enqueue.
     first_enqueue: u64,
+    /// A chip's own allocator the guard covers because it covers the
+    /// chip's mesh: left out of the report when nothing happened on it.
+    implicit: bool,
     /// Keeps the device logging allocations while the budget has a peak
     /// limit or the guard explains itself, for the peak composition.
     recording: Option<RecordingHold>,
@@ -303,7 +306,7 @@ impl MemoryGuard {
     ) -> Result<MemoryGuard> {
         let explain = options.explain;
         let record = explain || wants_composition(options.get_budget());
-        let open = |device: Device| -> Result<Scope> {
+        let open = |device: Device, implicit: bool| -> Result<Scope> {
             let first_enqueue = device.next_enqueue();
             // Logging starts before the baseline, so that the log covers
             // the whole scope.
@@ -326,12 +329,13 @@ impl MemoryGuard {
                 inherited,
                 mark,
                 first_enqueue,
+                implicit,
                 recording,
                 timeline,
             })
         };
         let mut devices = devices.into_iter();
-        let first = devices.next().map(open).transpose()?;
+        let first = devices.next();
         let scopes = match (first, devices.next()) {
             // A guard on nothing would pass whatever happens, and leave a
             // report without a device.
@@ -340,17 +344,32 @@ impl MemoryGuard {
                     context: "the guarded memory source has no device",
                 });
             }
-            (Some(one), None) => Scopes::One(Box::new(one)),
-            (Some(one), Some(two)) => {
-                let mut all = vec![one];
-                for device in std::iter::once(two).chain(devices) {
-                    if all.iter().any(|s| s.device.same_device(&device)) {
+            (Some(one), None) if one.chips().is_empty() => Scopes::One(Box::new(open(one, false)?)),
+            (Some(one), two) => {
+                // Every device listed, then the chips of the meshes among
+                // them that were not listed.
+                let mut listed: Vec<Device> = vec![one];
+                for device in two.into_iter().chain(devices) {
+                    if listed.iter().any(|d| d.same_device(&device)) {
                         return Err(Error::DuplicateDevice {
                             context: "the guarded memory source",
                             device: device.name().to_string(),
                         });
                     }
-                    all.push(open(device)?);
+                    listed.push(device);
+                }
+                let mut chips: Vec<Device> = Vec::new();
+                for chip in listed.iter().flat_map(|d| d.chips()) {
+                    if !listed.iter().chain(&chips).any(|d| d.same_device(chip)) {
+                        chips.push(chip.clone());
+                    }
+                }
+                let mut all = Vec::with_capacity(listed.len() + chips.len());
+                for device in listed {
+                    all.push(open(device, false)?);
+                }
+                for chip in chips {
+                    all.push(open(chip, true)?);
                 }
                 Scopes::Many(all)
             }
@@ -471,15 +490,19 @@ impl MemoryGuard {
         self.evaluate(false)
     }
 
-    /// The report; `last` when the scope ends with it.
+    /// The report; `last` when the scope ends with it. A mesh's chip that
+    /// the guard covers through its mesh has a report only when something
+    /// happened on it.
     fn evaluate(&self, last: bool) -> Result<MemoryReport> {
         self.options.get_budget().validate()?;
-        let devices = self
-            .scopes
-            .as_slice()
-            .iter()
-            .map(|scope| Ok(self.device_report(scope, self.measure(scope, last)?)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut devices = Vec::with_capacity(self.scopes.as_slice().len());
+        for scope in self.scopes.as_slice() {
+            let measured = self.measure(scope, last)?;
+            if scope.implicit && scope.inherited == 0 && measured.untouched() {
+                continue;
+            }
+            devices.push(self.device_report(scope, measured));
+        }
         Ok(self.assemble(devices))
     }
 
@@ -696,6 +719,22 @@ struct Measured {
     persistent: Vec<Allocation>,
     cores: Option<CoreReport>,
     detail: Option<DeviceDetail>,
+}
+
+impl Measured {
+    /// Nothing allocated before, during or after the scope, every check
+    /// passed, no program enqueued.
+    fn untouched(&self) -> bool {
+        self.pools
+            .iter()
+            .all(|p| p.peak_per_bank == 0 && p.before_per_bank == 0 && p.passed())
+            && self.leaked.is_empty()
+            && self.persistent.is_empty()
+            && self
+                .cores
+                .as_ref()
+                .is_none_or(|c| !c.enqueued && c.passed())
+    }
 }
 
 /// How a scope ended, for the runner.

@@ -135,6 +135,34 @@
 //! # Ok::<(), tt_memguard::Error>(())
 //! ```
 //!
+//! # Meshes
+//!
+//! Models run on meshes of chips (an n300 as 1x2, a T3000 as 2x4, a Galaxy
+//! as 4x8). As in TT-Metal's `MeshDevice`, a [`MeshDevice`] has one
+//! allocator for the whole mesh: a mesh buffer is placed once, at the same
+//! address on every chip, and the mesh reports one chip's figures. Each
+//! chip also keeps its own allocator ([`MeshDevice::chip`]), blind to the
+//! mesh's buffers as TT-Metal's is; a buffer of one that would lie on a live
+//! buffer of the other is refused ([`Error::MeshOverlap`]). A guard on the
+//! mesh reports the mesh, and each chip whose own allocator was used
+//! (`sim:t3000[0,1]`):
+//!
+//! ```
+//! use tt_memguard::{BufferType, MemoryGuard, SimMesh, KIB, MIB};
+//!
+//! let mesh = SimMesh::t3000();
+//! let guard = MemoryGuard::new(&mesh);
+//! let weights = mesh.allocate(BufferType::Dram, 8 * MIB, 2048)?; // every chip, one place
+//! let halo = mesh.chip((0, 1))?.allocate(BufferType::L1, 56 * 4 * KIB, 2048)?; // chip [0,1] only
+//! drop((weights, halo));
+//! let report = guard.finish()?;
+//! assert_eq!(report.devices[1].device, "sim:t3000[0,1]");
+//! # Ok::<(), tt_memguard::Error>(())
+//! ```
+//!
+//! A [`DeviceGroup`] is not a mesh: it checks independent devices together
+//! (it was called `Mesh`; the old name is a deprecated alias).
+//!
 //! # Modules
 //!
 //! - [`prelude`]: what a test file needs, in one `use`.
@@ -152,7 +180,8 @@
 //! - `tt-metal`: the backend over a real TT-Metal device (`TtMetalDevice`),
 //!   built against a TT-Metal install (`TT_METAL_HOME`) or against this
 //!   crate's own declarations of the API pinned to the PyPI `ttnn` 0.81.1
-//!   wheel (`TT_MEMGUARD_TTNN_LIB_DIR`). Everything else works without it.
+//!   wheel (`TT_MEMGUARD_TTNN_LIB_DIR`); `TtMetalDevice::open_mesh` opens a
+//!   multi-chip `MeshDevice`. Everything else works without it.
 //!
 //! # Known limitations
 //!
@@ -167,12 +196,16 @@
 //! - The runner's overhead on trivial tests is 1.3-1.9x plain libtest-mimic
 //!   trials on two cores (target 2x, next 1.5x); about half of its work per
 //!   test is the guard's (two snapshots and four pool reports).
+//! - A program runs on the whole mesh: a workload with different programs
+//!   on different chips is checked program by program. A mesh opened
+//!   through TT-Metal observes the mesh's allocator only, not a chip's own.
+//!   The Galaxy preset's chip geometry (the n150's) is not measured.
 #![deny(missing_docs)]
 
 // Dependencies point one way, bottom to top:
 //   units, types, cores <- budget, render, cb_failure <- report <- error
 //   <- source + device + program (a backend hands out a Device, a Device
-//   its Programs) <- mesh <- guard <- check <- macros, trace, live
+//   its Programs) <- group, mesh <- guard <- check <- macros, trace, live
 //   <- record (Device::record), what_if (Trace::what_if) <- monitor, harness.
 // Only `source` and `ffi` know that C++ exists.
 mod budget;
@@ -185,6 +218,7 @@ mod device;
 mod error;
 mod ffi;
 mod fragmentation;
+mod group;
 mod guard;
 mod mesh;
 mod program;
@@ -219,8 +253,11 @@ pub use error::{ConfigError, Error, Result};
 pub use fragmentation::{
     Fragmentation, FreeBlock, LARGEST_SHOWN, explain_fragmentation, pool_free_blocks,
 };
+#[allow(deprecated)]
+pub use group::Mesh;
+pub use group::{DeviceGroup, MemorySource};
 pub use guard::{Allow, GuardOptions, MemoryGuard};
-pub use mesh::{MemorySource, Mesh};
+pub use mesh::{MeshDevice, MeshPreset, SimMesh, SimMeshBuilder};
 pub use program::{CircularBufferConfig, CircularBufferInfo, EnqueueReport, MAX_CB_PAGES, Program};
 pub use record::Recording;
 pub use report::{CoreReport, DeviceReport, MemoryReport, PoolReport, Verdict};
@@ -233,7 +270,8 @@ pub use source::tt_metal::{L1BankOp, L1BankStep};
 pub use source::tt_metal::{MockCluster, TtMetalConfig, TtMetalDevice};
 pub use trace::{Expect, Trace, TraceOp};
 pub use types::{
-    Allocation, BufferType, ParseBufferTypeError, PoolStats, Snapshot, SourceLocation,
+    Allocation, BufferType, MeshCoord, MeshShape, ParseBufferTypeError, PoolStats, Snapshot,
+    SourceLocation,
 };
 pub use units::{ByteSize, GIB, KIB, MIB, SizeError};
 pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
@@ -257,11 +295,13 @@ pub use what_if::{WhatIf, WhatIfConfig, WhatIfFailure, WhatIfRow};
 /// fits(&SimDevice::wormhole_b0()).unwrap();
 /// ```
 pub mod prelude {
+    #[allow(deprecated)]
+    pub use crate::Mesh;
     pub use crate::runner::TestResult;
     pub use crate::{
         Allow, Budget, Buffer, BufferType, ByteSize, CircularBufferConfig, CoreCoord, CoreRange,
-        CoreRangeSet, Device, Error, GIB, GuardOptions, KIB, MIB, MemoryGuard, MemoryReport, Mesh,
-        Preset, Program, Result, SimDevice,
+        CoreRangeSet, Device, DeviceGroup, Error, GIB, GuardOptions, KIB, MIB, MemoryGuard,
+        MemoryReport, MeshDevice, Preset, Program, Result, SimDevice, SimMesh,
     };
     pub use crate::{
         assert_memory_budget, assert_no_leak, try_assert_memory_budget, try_assert_no_leak,

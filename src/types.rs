@@ -329,3 +329,90 @@ impl Allocation {
         self.size_per_bank.saturating_mul(u64::from(self.num_banks))
     }
 }
+
+/// The shape of a mesh of chips: rows by columns, as TT-Metal's `MeshShape`
+/// gives a 2-D mesh (an n300 is 1x2, a T3000 2x4, a Galaxy 4x8).
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::MeshShape;
+///
+/// let t3000 = MeshShape::new(2, 4);
+/// assert_eq!((t3000.chips(), t3000.to_string()), (8, "2x4".to_string()));
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MeshShape {
+    /// Rows of chips.
+    pub rows: u32,
+    /// Chips in a row.
+    pub cols: u32,
+}
+
+impl MeshShape {
+    /// A mesh of `rows` by `cols` chips.
+    pub const fn new(rows: u32, cols: u32) -> MeshShape {
+        MeshShape { rows, cols }
+    }
+
+    /// Chips in the mesh (saturating at `u32::MAX`).
+    pub const fn chips(&self) -> u32 {
+        self.rows.saturating_mul(self.cols)
+    }
+
+    /// Whether `coord` names a chip of the mesh.
+    pub const fn contains(&self, coord: MeshCoord) -> bool {
+        coord.row < self.rows && coord.col < self.cols
+    }
+
+    /// Every coordinate, row by row (TT-Metal's row-major order).
+    pub fn coords(self) -> impl Iterator<Item = MeshCoord> {
+        let cols = self.cols;
+        (0..self.rows).flat_map(move |row| (0..cols).map(move |col| MeshCoord { row, col }))
+    }
+}
+
+impl fmt::Display for MeshShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("{}x{}", self.rows, self.cols))
+    }
+}
+
+/// One chip's place in a mesh: its row and column, counting from 0
+/// (TT-Metal's `MeshCoordinate`); shown as `[row,col]`.
+///
+/// # Examples
+///
+/// ```
+/// use tt_memguard::MeshCoord;
+///
+/// assert_eq!(MeshCoord::new(0, 1).to_string(), "[0,1]");
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MeshCoord {
+    /// The chip's row.
+    pub row: u32,
+    /// The chip's column.
+    pub col: u32,
+}
+
+impl MeshCoord {
+    /// The chip at `row`, `col`.
+    pub const fn new(row: u32, col: u32) -> MeshCoord {
+        MeshCoord { row, col }
+    }
+}
+
+impl From<(u32, u32)> for MeshCoord {
+    fn from((row, col): (u32, u32)) -> MeshCoord {
+        MeshCoord { row, col }
+    }
+}
+
+impl fmt::Display for MeshCoord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("[{},{}]", self.row, self.col))
+    }
+}

@@ -5,8 +5,9 @@
 mod common;
 
 use tt_memguard::{
-    Budget, BufferType, Device, DeviceDetail, DeviceReport, GuardOptions, KIB, MemoryGuard,
-    MemoryReport, Mesh, PeakComposition, Preset, SimDevice, TIMELINE_POINTS, Timeline, check,
+    Budget, BufferType, Device, DeviceDetail, DeviceGroup, DeviceReport, GuardOptions, KIB,
+    MemoryGuard, MemoryReport, PeakComposition, Preset, SimDevice, TIMELINE_POINTS, Timeline,
+    check,
 };
 
 /// An L1 buffer of `per_bank` bytes in each of the 64 banks of a Wormhole.
@@ -218,10 +219,10 @@ fn a_forgotten_guard_does_not_disturb_the_next() {
 }
 
 #[test]
-fn every_device_of_a_mesh_has_its_own_detail() {
-    let mesh = Mesh::sim(Preset::WormholeN300, 2).unwrap();
-    let guard = MemoryGuard::new(&mesh).explain(true);
-    let (d0, d1) = (mesh.device(0), mesh.device(1));
+fn every_device_of_a_group_has_its_own_detail() {
+    let group = DeviceGroup::sim(Preset::WormholeN300, 2).unwrap();
+    let guard = MemoryGuard::new(&group).explain(true);
+    let (d0, d1) = (group.device(0), group.device(1));
     let a = l1(d0, "a0", 2 * KIB);
     drop(l1(d1, "b1", 6 * KIB));
     drop(l1(d1, "c1", 4 * KIB));

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use common::redact_locations;
 use serial_test::serial;
 use tt_memguard::{
-    Allow, Budget, BufferType, CheckKind, Device, Error, GuardOptions, KIB, MIB, MemoryGuard, Mesh,
-    Preset, Result, SimDevice, assert_memory_budget, assert_no_leak, check,
+    Allow, Budget, BufferType, CheckKind, Device, DeviceGroup, Error, GuardOptions, KIB, MIB,
+    MemoryGuard, Preset, Result, SimDevice, assert_memory_budget, assert_no_leak, check,
     try_assert_memory_budget, try_assert_no_leak,
 };
 
@@ -358,15 +358,16 @@ fn allow_listed_persistent_allocations_are_reported_not_leaked() {
 }
 
 #[test]
-fn a_mesh_reports_each_device_and_fails_on_the_leaking_one() {
-    let mesh = Mesh::sim(Preset::WormholeN300, 2).unwrap();
-    let guard = MemoryGuard::new(&mesh).name("all_gather");
-    let a = mesh
+fn a_device_group_reports_each_device_and_fails_on_the_leaking_one() {
+    let group = DeviceGroup::sim(Preset::WormholeN300, 2).unwrap();
+    let guard = MemoryGuard::new(&group).name("all_gather");
+    let a = group
         .device(0)
         .allocate(BufferType::Dram, MIB, 2048)
         .unwrap();
     std::mem::forget(
-        mesh.device(1)
+        group
+            .device(1)
             .allocate(BufferType::L1, 56 * 2 * KIB, 2048)
             .unwrap(),
     );
@@ -375,7 +376,7 @@ fn a_mesh_reports_each_device_and_fails_on_the_leaking_one() {
     assert!(report.devices[0].passed);
     assert!(!report.devices[1].passed);
     assert_eq!(report.devices[1].leaked.len(), 1);
-    insta::assert_snapshot!("mesh_leak", redact_locations(&report.to_string()));
+    insta::assert_snapshot!("group_leak", redact_locations(&report.to_string()));
 }
 
 #[test]
@@ -430,7 +431,7 @@ fn a_guard_on_no_device_is_an_error_not_a_passing_report() {
     assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     assert_eq!(
         e.to_string(),
-        "the guarded memory source has no device: a mesh or guarded memory source needs at least one device"
+        "the guarded memory source has no device: a device group or guarded memory source needs at least one device"
     );
     // The closure and `try_` forms return the error, and the body does not
     // run guarded.
@@ -456,39 +457,47 @@ fn a_guard_on_no_device_is_an_error_not_a_passing_report() {
 }
 
 #[test]
-fn meshes_and_sources_hold_each_device_once_and_at_least_one() {
-    let e = Mesh::new(Vec::new()).unwrap_err();
+fn groups_and_sources_hold_each_device_once_and_at_least_one() {
+    let e = DeviceGroup::new(Vec::new()).unwrap_err();
     assert!(matches!(e, Error::NoDevice { .. }), "{e}");
     assert!(
         e.to_string()
-            .starts_with("the list given to Mesh::new is empty"),
+            .starts_with("the list given to DeviceGroup::new is empty"),
         "{e}"
     );
-    let e = Mesh::sim(Preset::WormholeB0, 0).unwrap_err();
+    let e = DeviceGroup::sim(Preset::WormholeB0, 0).unwrap_err();
     assert!(
         e.to_string()
-            .starts_with("Mesh::sim was asked for 0 devices"),
+            .starts_with("DeviceGroup::sim was asked for 0 devices"),
         "{e}"
     );
 
     let dev = SimDevice::wormhole_b0();
     let twice = vec![dev.clone(), SimDevice::blackhole_p150(), dev.clone()];
-    let e = Mesh::new(twice.clone()).unwrap_err();
+    let e = DeviceGroup::new(twice.clone()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "the list given to Mesh::new lists device sim:wormhole_b0 more than once: list each device once (its allocations would be counted once per listing)"
+        "the list given to DeviceGroup::new lists device sim:wormhole_b0 more than once: list each device once (its allocations would be counted once per listing)"
     );
     let e = MemoryGuard::try_new(&twice).unwrap_err();
     assert!(matches!(e, Error::DuplicateDevice { ref device, .. } if device == "sim:wormhole_b0"));
 
     // Out of range: `get` says so, `device` panics naming the index.
-    let mesh = Mesh::new(vec![dev, SimDevice::blackhole_p150()]).unwrap();
-    assert!(mesh.get(1).is_some() && mesh.get(2).is_none());
-    let payload = std::panic::catch_unwind(|| mesh.device(2).name().len()).unwrap_err();
+    let group = DeviceGroup::new(vec![dev, SimDevice::blackhole_p150()]).unwrap();
+    assert!(group.get(1).is_some() && group.get(2).is_none());
+    let payload = std::panic::catch_unwind(|| group.device(2).name().len()).unwrap_err();
     assert_eq!(
         payload.downcast_ref::<String>().unwrap(),
-        "device index 2 is out of range: the mesh has 2 devices (0 to 1)"
+        "device index 2 is out of range: the group has 2 devices (0 to 1)"
     );
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_name_mesh_still_opens_a_device_group() {
+    let group: tt_memguard::Mesh = tt_memguard::Mesh::sim(Preset::WormholeB0, 2).unwrap();
+    let named: &DeviceGroup = &group;
+    assert_eq!(named.device(1).name(), "sim:wormhole_b0#1");
 }
 
 #[test]

@@ -348,6 +348,34 @@ fn device_from_the_environment() {
     assert_eq!(memory.devices[0].pools[1].peak_per_bank, 4096);
 }
 
+/// `sim:t3000` gives every test a fresh simulated T3000: its buffers are mesh buffers, and a
+/// test that uses no chip's own allocator is reported as the mesh alone, with one chip's
+/// figures; a shared mesh works as a shared device does.
+#[test]
+fn a_mesh_from_the_environment() {
+    let dir = tmp("mesh");
+    let path = dir.join("m.json");
+    for device in ["sim:t3000", "sim-shared:t3k"] {
+        let out = run(
+            &[
+                "--exact",
+                "fits_in_l1",
+                "--memory-report",
+                path.to_str().unwrap(),
+            ],
+            &[("TT_MEMGUARD_DEVICE", device)],
+        );
+        assert_eq!(out.status.code(), Some(0), "{device}: {}", stderr(&out));
+        let report = RunReport::read(&path).unwrap();
+        assert_eq!(report.tests[0].device, "sim:t3000", "{device}");
+        let memory = report.tests[0].memory.as_ref().unwrap();
+        let names: Vec<&str> = memory.devices.iter().map(|d| d.device.as_str()).collect();
+        assert_eq!(names, ["sim:t3000"], "{device}");
+        // 128 pages of 2 KiB over the 56 cores of one n300 chip: 3 pages per bank.
+        assert_eq!(memory.devices[0].pools[1].peak_per_bank, 6144, "{device}");
+    }
+}
+
 fn stderr_of_failed_setup(args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = run(args, envs);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
@@ -359,11 +387,11 @@ fn stderr_of_failed_setup(args: &[&str], envs: &[(&str, &str)]) -> String {
 fn bad_environment_values_are_named() {
     assert_eq!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_DEVICE", "gpu")]),
-        "error: environment variable TT_MEMGUARD_DEVICE=\"gpu\": unknown device; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature"
+        "error: environment variable TT_MEMGUARD_DEVICE=\"gpu\": unknown device; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), a simulated mesh sim:n300_mesh, sim:t3000 or sim:galaxy, sim-shared[:PRESET] (one simulated device or mesh shared by all tests, as a real device is), or tt-metal[:ID] or tt-metal:mesh with the tt-metal feature"
     );
     assert_eq!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_DEVICE", "sim:grayskull")]),
-        "error: environment variable TT_MEMGUARD_DEVICE=\"sim:grayskull\": unknown simulated device \"grayskull\"; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature"
+        "error: environment variable TT_MEMGUARD_DEVICE=\"sim:grayskull\": unknown simulated device \"grayskull\"; expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), a simulated mesh sim:n300_mesh, sim:t3000 or sim:galaxy, sim-shared[:PRESET] (one simulated device or mesh shared by all tests, as a real device is), or tt-metal[:ID] or tt-metal:mesh with the tt-metal feature"
     );
     assert!(
         stderr_of_failed_setup(&[], &[("TT_MEMGUARD_L1_PEAK", "12 XB")])

@@ -10,6 +10,12 @@
 //! pools; every `CHECK_EVERY` steps the model's own invariants, the live set
 //! and the peak mark.
 //!
+//! A simulated mesh is its device, whose one allocator places every mesh
+//! buffer for all chips, and each chip's own allocator: the model has one
+//! reference per allocator, independent of each other, and a guard on the
+//! mesh must report the mesh and exactly the chips whose own allocator was
+//! used.
+//!
 //! Seeds and step counts can be overridden with `SIM_REFERENCE_SEED` and
 //! `SIM_REFERENCE_STEPS` to chase a failure.
 
@@ -18,10 +24,15 @@ mod common;
 use std::fmt::Debug;
 use std::time::Instant;
 
-use tt_memguard::{Buffer, BufferType, Device, Direction, Error, KIB, MIB, Preset, SimDevice};
+use tt_memguard::{
+    Buffer, BufferType, Device, Direction, Error, KIB, MIB, MemoryGuard, MeshShape, Preset,
+    SimDevice, SimMesh,
+};
 
 /// Operations per run (at least).
 const STEPS: u64 = 100_000;
+/// Operations per run on a mesh, spread over its allocators.
+const MESH_STEPS: u64 = 40_000;
 /// Full checks (invariants, live set, peak) every this many steps.
 const CHECK_EVERY: u64 = 1_000;
 /// TRACE granule: the per-bank trace region is a multiple of 8 KiB.
@@ -411,6 +422,9 @@ struct Counts {
     /// Out-of-memory failures with enough free bytes in total (fragmentation).
     fragmented: u64,
     freed: u64,
+    /// Refused on a mesh: the buffer would lie on a live buffer of another allocator of the
+    /// mesh (a chip's own on a mesh buffer, or the reverse).
+    overlap: u64,
 }
 
 struct Config {
@@ -420,6 +434,8 @@ struct Config {
     trace_region_size: u64,
     /// Lowest address of an interleaved L1 buffer (None: the L1 base).
     l1_interleaved_limit: Option<u64>,
+    /// A simulated mesh of this shape instead of one device.
+    mesh: Option<MeshShape>,
     seed: u64,
 }
 
@@ -531,14 +547,73 @@ fn random_request(rng: &mut Rng, pool: usize, geometry: &PoolGeometry, cores: u3
     }
 }
 
+/// One allocator under test with its reference: a device (or a mesh's device, or one chip's
+/// own allocator in a mesh) and the model of its four pools.
+struct Target {
+    dev: Device,
+    model: Vec<ModelPool>,
+    stats: Vec<Stats>,
+    live: Vec<Vec<Live>>,
+    /// Blocks refused below the interleaved limit, which stay allocated.
+    orphans: Vec<LiveKey>,
+    counts: [Counts; 4],
+    max_live: [usize; 4],
+    fresh: tt_memguard::Snapshot,
+    mark: tt_memguard::PeakMark,
+}
+
+impl Target {
+    fn new(dev: Device, pools: &[PoolGeometry; 4]) -> Target {
+        let model: Vec<ModelPool> = pools.iter().map(|p| ModelPool::new(*p)).collect();
+        let stats = model.iter().map(ModelPool::stats).collect();
+        let fresh = dev.snapshot().expect("snapshot");
+        let mark = dev.peak_mark().expect("peak mark");
+        Target {
+            dev,
+            model,
+            stats,
+            live: (0..4).map(|_| Vec::new()).collect(),
+            orphans: Vec::new(),
+            counts: [Counts::default(); 4],
+            max_live: [0; 4],
+            fresh,
+            mark,
+        }
+    }
+
+    /// Every pool's statistics against the model's.
+    fn check_stats(&self, run: &Run) {
+        let snapshot = self.dev.snapshot().expect("snapshot");
+        for (i, t) in BufferType::ALL.into_iter().enumerate() {
+            let p = snapshot.pool(t);
+            let got = Stats {
+                num_banks: p.num_banks,
+                size_per_bank: p.size_per_bank,
+                allocated_per_bank: p.allocated_per_bank,
+                free_per_bank: p.free_per_bank,
+                largest_free_block_per_bank: p.largest_free_block_per_bank,
+            };
+            if got != self.stats[i] {
+                run.fail(
+                    &format!("{} {t} statistics", self.dev.name()),
+                    got,
+                    self.stats[i],
+                );
+            }
+        }
+    }
+}
+
 fn run(config: Config) {
     let seed = env_u64("SIM_REFERENCE_SEED").unwrap_or(config.seed);
-    let steps = env_u64("SIM_REFERENCE_STEPS").unwrap_or(STEPS);
+    let steps = env_u64("SIM_REFERENCE_STEPS").unwrap_or(if config.mesh.is_some() {
+        MESH_STEPS
+    } else {
+        STEPS
+    });
     let started = Instant::now();
     let g = geometry(config.preset);
     let (pools, granule) = layout(&g, config.l1_small_size, config.trace_region_size);
-    let mut model: Vec<ModelPool> = pools.iter().map(|p| ModelPool::new(*p)).collect();
-    let mut stats: Vec<Stats> = model.iter().map(ModelPool::stats).collect();
 
     let mut builder = SimDevice::builder(config.preset)
         .l1_small_size(config.l1_small_size)
@@ -546,7 +621,20 @@ fn run(config: Config) {
     if let Some(limit) = config.l1_interleaved_limit {
         builder = builder.l1_interleaved_limit(limit);
     }
-    let dev = builder.build().expect("valid carve-outs");
+    // A mesh is its device, whose one allocator places every mesh buffer for all chips, and
+    // each chip's own allocator, which knows nothing of it: one model each, independent.
+    let mesh = config.mesh.map(|shape| {
+        SimMesh::with_chip(builder.clone(), shape)
+            .build()
+            .expect("valid mesh")
+    });
+    let devices: Vec<Device> = match &mesh {
+        Some(mesh) => std::iter::once(mesh.device().clone())
+            .chain(mesh.chips().map(|(_, chip)| chip.clone()))
+            .collect(),
+        None => vec![builder.build().expect("valid carve-outs")],
+    };
+    let guard = mesh.as_ref().map(MemoryGuard::new);
     let mut run = Run {
         name: config.name,
         seed,
@@ -554,24 +642,28 @@ fn run(config: Config) {
         op: Op::Check,
     };
 
-    // Layout of the fresh device.
-    let fresh = dev.snapshot().expect("snapshot");
-    for (i, buffer_type) in BufferType::ALL.into_iter().enumerate() {
-        let p = fresh.pool(buffer_type);
-        run.check_eq(
-            &format!("{buffer_type} fresh statistics"),
-            sim_stats(&dev, buffer_type),
-            stats[i],
-        );
-        if pools[i].size > 0 {
+    // Layout of the fresh devices: every chip of a mesh has the chip's geometry.
+    let mut targets: Vec<Target> = devices
+        .into_iter()
+        .map(|dev| Target::new(dev, &pools))
+        .collect();
+    for target in &targets {
+        for (i, buffer_type) in BufferType::ALL.into_iter().enumerate() {
+            let p = target.fresh.pool(buffer_type);
             run.check_eq(
-                &format!("{buffer_type} base address and alignment"),
-                (p.base_address, p.alignment),
-                (pools[i].base, pools[i].alignment),
+                &format!("{} {buffer_type} fresh statistics", target.dev.name()),
+                sim_stats(&target.dev, buffer_type),
+                target.stats[i],
             );
+            if pools[i].size > 0 {
+                run.check_eq(
+                    &format!("{buffer_type} base address and alignment"),
+                    (p.base_address, p.alignment),
+                    (pools[i].base, pools[i].alignment),
+                );
+            }
         }
     }
-    let mark = dev.peak_mark().expect("peak mark");
 
     // Pools are picked by weight; an unconfigured pool only rarely (it can
     // only run out of memory).
@@ -583,15 +675,27 @@ fn run(config: Config) {
     let total_weight: u64 = weights.iter().sum();
 
     let mut rng = Rng(seed);
-    let mut live: Vec<Vec<Live>> = (0..4).map(|_| Vec::new()).collect();
-    // Blocks refused below the interleaved limit, which stay allocated.
-    let mut orphans: Vec<LiveKey> = Vec::new();
-    let mut counts = [Counts::default(); 4];
-    let mut max_live = [0usize; 4];
     let mut live_sum = 0u64;
+    let mut used = vec![false; targets.len()];
 
     for step in 1..=steps {
         run.step = step;
+        // On a mesh, most operations are mesh buffers; the rest go to one chip's own allocator.
+        let which = if targets.len() > 1 && rng.chance(0.3) {
+            1 + rng.below(targets.len() as u64 - 1) as usize
+        } else {
+            0
+        };
+        used[which] = true;
+        // The allocators whose buffers a new one must not lie on: for a mesh buffer every chip's
+        // own, for a chip's own buffer the mesh's.
+        let (head, tail) = targets.split_at_mut(which);
+        let (target, tail) = tail.split_first_mut().expect("a target");
+        let others: Vec<&Target> = if which == 0 {
+            tail.iter().collect()
+        } else {
+            vec![&head[0]]
+        };
         let mut pick = rng.below(total_weight);
         let mut pool = 0;
         while pick >= weights[pool] {
@@ -599,7 +703,7 @@ fn run(config: Config) {
             pool += 1;
         }
         let buffer_type = BufferType::ALL[pool];
-        let n = live[pool].len();
+        let n = target.live[pool].len();
         // Grow while few are live, drift towards full otherwise, and shrink
         // back when very many are live.
         let p_allocate = if n < 32 {
@@ -611,6 +715,18 @@ fn run(config: Config) {
         };
         if n == 0 || rng.chance(p_allocate) {
             run.op = random_request(&mut rng, pool, &pools[pool], g.cores);
+            // A chip's own allocator starts where the mesh's does and would mostly be refused
+            // for lying on mesh buffers: its buffers mostly grow from the other end of the pool.
+            if which > 0
+                && rng.chance(0.8)
+                && let Op::Allocate { direction, .. } = &mut run.op
+            {
+                *direction = if default_bottom_up(pool) {
+                    Direction::TopDown
+                } else {
+                    Direction::BottomUp
+                };
+            }
             let Op::Allocate {
                 size,
                 page_size,
@@ -629,7 +745,8 @@ fn run(config: Config) {
                 Direction::BottomUp => true,
                 Direction::TopDown => false,
             };
-            let mut builder = dev
+            let mut builder = target
+                .dev
                 .buffer(buffer_type, size)
                 .page_size(page_size)
                 .direction(direction);
@@ -637,19 +754,29 @@ fn run(config: Config) {
                 builder = builder.sharded(shards);
             }
             let got = builder.allocate();
-            let before = stats[pool];
+            let before = target.stats[pool];
             let limit = match (buffer_type, shards, config.l1_interleaved_limit) {
                 (BufferType::L1, None, Some(limit)) => limit,
                 _ => 0,
             };
-            let expected = model[pool].allocate(reserve, bottom_up, limit);
+            let expected = target.model[pool].allocate(reserve, bottom_up, limit);
+            let overlap = match expected {
+                Some((address, false)) => lies_on(&others, buffer_type, address, reserve),
+                _ => false,
+            };
             match (got, expected) {
-                (Ok(buffer), Some((address, false))) => {
+                (Err(Error::MeshOverlap { address: a, .. }), Some((address, false))) if overlap => {
+                    run.check_eq("refused overlap address", Hex(a), Hex(address));
+                    // Refused: the block goes back.
+                    target.model[pool].free(address);
+                    target.counts[pool].overlap += 1;
+                }
+                (Ok(buffer), Some((address, false))) if !overlap => {
                     run.check_eq("address", Hex(buffer.address()), Hex(address));
                     run.check_eq("per-bank size", buffer.size_per_bank(), reserve);
                     run.check_eq("buffer bank count", buffer.num_banks(), pools[pool].banks);
-                    counts[pool].ok += 1;
-                    live[pool].push(Live {
+                    target.counts[pool].ok += 1;
+                    target.live[pool].push(Live {
                         buffer,
                         address,
                         size_per_bank: reserve,
@@ -657,7 +784,7 @@ fn run(config: Config) {
                         page_size,
                         shards,
                     });
-                    max_live[pool] = max_live[pool].max(live[pool].len());
+                    target.max_live[pool] = target.max_live[pool].max(target.live[pool].len());
                 }
                 (
                     Err(Error::OutOfMemory {
@@ -693,9 +820,9 @@ fn run(config: Config) {
                             before.largest_free_block_per_bank,
                         ),
                     );
-                    counts[pool].oom += 1;
+                    target.counts[pool].oom += 1;
                     if before.free_per_bank >= reserve {
-                        counts[pool].fragmented += 1;
+                        target.counts[pool].fragmented += 1;
                     }
                 }
                 (
@@ -713,8 +840,8 @@ fn run(config: Config) {
                         (s, l, Hex(a), pb),
                         (size, limit, Hex(address), reserve),
                     );
-                    counts[pool].orphaned += 1;
-                    orphans.push((
+                    target.counts[pool].orphaned += 1;
+                    target.orphans.push((
                         buffer_type,
                         Hex(address),
                         reserve,
@@ -734,7 +861,7 @@ fn run(config: Config) {
             }
         } else {
             let index = rng.below(n as u64) as usize;
-            let entry = live[pool].swap_remove(index);
+            let entry = target.live[pool].swap_remove(index);
             let by_drop = rng.chance(0.5);
             run.op = Op::Free {
                 buffer_type,
@@ -747,75 +874,123 @@ fn run(config: Config) {
             } else if let Err(e) = entry.buffer.free() {
                 run.fail("free", format!("Err({e})"), "Ok(())");
             }
-            let freed = model[pool].free(entry.address);
+            let freed = target.model[pool].free(entry.address);
             run.check_eq("model freed size", freed, entry.size_per_bank);
-            counts[pool].freed += 1;
+            target.counts[pool].freed += 1;
         }
-        stats[pool] = model[pool].stats();
-        let snapshot = dev.snapshot().expect("snapshot");
-        for (i, t) in BufferType::ALL.into_iter().enumerate() {
-            let p = snapshot.pool(t);
-            let got = Stats {
-                num_banks: p.num_banks,
-                size_per_bank: p.size_per_bank,
-                allocated_per_bank: p.allocated_per_bank,
-                free_per_bank: p.free_per_bank,
-                largest_free_block_per_bank: p.largest_free_block_per_bank,
-            };
-            if got != stats[i] {
-                run.fail(&format!("{t} statistics"), got, stats[i]);
-            }
-        }
-        live_sum += live.iter().map(|l| l.len() as u64).sum::<u64>();
+        target.stats[pool] = target.model[pool].stats();
+        target.check_stats(&run);
+        live_sum += targets
+            .iter()
+            .flat_map(|t| &t.live)
+            .map(|l| l.len() as u64)
+            .sum::<u64>();
 
         if step % CHECK_EVERY == 0 || step == steps {
-            full_check(&run, &dev, &model, &live, &orphans, &mark);
+            // Every allocator at once: what one was asked changed no other.
+            for target in &targets {
+                target.check_stats(&run);
+                full_check(
+                    &run,
+                    &target.dev,
+                    &target.model,
+                    &target.live,
+                    &target.orphans,
+                    &target.mark,
+                );
+            }
+        }
+    }
+
+    // A guard on the mesh covered every allocator: it reports the mesh and exactly the chips
+    // whose own allocator was used, each with its own peaks.
+    if let Some(guard) = guard {
+        let report = guard.into_report().expect("report");
+        let expected: Vec<&str> = targets
+            .iter()
+            .zip(&used)
+            .enumerate()
+            .filter(|(i, (_, used))| *i == 0 || **used)
+            .map(|(_, (t, _))| t.dev.name())
+            .collect();
+        let reported: Vec<&str> = report.devices.iter().map(|d| d.device.as_str()).collect();
+        run.check_eq("devices in the mesh's report", reported, expected);
+        for (device, target) in report.devices.iter().zip(
+            targets
+                .iter()
+                .zip(&used)
+                .filter(|(_, u)| **u)
+                .map(|(t, _)| t),
+        ) {
+            for (i, t) in BufferType::ALL.into_iter().enumerate() {
+                run.check_eq(
+                    &format!("{} {t} peak in the report", device.device),
+                    device.pool(t).peak_per_bank,
+                    target.model[i].peak,
+                );
+            }
         }
     }
 
     // The last step's full check has compared the peaks. Free everything
     // (alternating drop and free), then the fresh statistics.
     run.op = Op::Check;
-    for (pool, entries) in live.iter_mut().enumerate() {
-        for (k, entry) in entries.drain(..).enumerate() {
-            model[pool].free(entry.address);
-            if k % 2 == 0 {
-                drop(entry.buffer);
-            } else {
-                entry.buffer.free().expect("free");
+    for target in &mut targets {
+        for (pool, entries) in target.live.iter_mut().enumerate() {
+            for (k, entry) in entries.drain(..).enumerate() {
+                target.model[pool].free(entry.address);
+                if k % 2 == 0 {
+                    drop(entry.buffer);
+                } else {
+                    entry.buffer.free().expect("free");
+                }
+            }
+        }
+        run.check_eq(
+            "live count after freeing everything (the orphaned blocks stay)",
+            target.dev.live_count().expect("live count"),
+            target.orphans.len() as u64,
+        );
+        if target.orphans.is_empty() {
+            run.check_eq(
+                "fresh snapshot after freeing everything",
+                target.dev.snapshot().expect("snapshot"),
+                target.fresh,
+            );
+        }
+        for (i, t) in BufferType::ALL.into_iter().enumerate() {
+            run.check_eq(
+                &format!("{t} statistics after freeing everything"),
+                sim_stats(&target.dev, t),
+                target.model[i].stats(),
+            );
+            if !target.orphans.iter().any(|o| o.0 == t) {
+                run.check_eq(
+                    &format!("{t} model after freeing everything"),
+                    target.model[i].stats(),
+                    ModelPool::new(pools[i]).stats(),
+                );
+            }
+            if let Err(e) = target.model[i].check_invariants() {
+                run.fail(&format!("{t} model invariants"), "-", e);
             }
         }
     }
-    run.check_eq(
-        "live count after freeing everything (the orphaned blocks stay)",
-        dev.live_count().expect("live count"),
-        orphans.len() as u64,
-    );
-    if orphans.is_empty() {
-        run.check_eq(
-            "fresh snapshot after freeing everything",
-            dev.snapshot().expect("snapshot"),
-            fresh,
-        );
-    }
-    for (i, t) in BufferType::ALL.into_iter().enumerate() {
-        run.check_eq(
-            &format!("{t} statistics after freeing everything"),
-            sim_stats(&dev, t),
-            model[i].stats(),
-        );
-        if !orphans.iter().any(|o| o.0 == t) {
-            run.check_eq(
-                &format!("{t} model after freeing everything"),
-                model[i].stats(),
-                ModelPool::new(pools[i]).stats(),
-            );
-        }
-        if let Err(e) = model[i].check_invariants() {
-            run.fail(&format!("{t} model invariants"), "-", e);
-        }
-    }
 
+    let mut counts = [Counts::default(); 4];
+    let mut max_live = [0usize; 4];
+    for target in &targets {
+        for i in 0..4 {
+            let (c, t) = (&mut counts[i], target.counts[i]);
+            c.ok += t.ok;
+            c.oom += t.oom;
+            c.orphaned += t.orphaned;
+            c.fragmented += t.fragmented;
+            c.freed += t.freed;
+            c.overlap += t.overlap;
+            max_live[i] = max_live[i].max(target.max_live[i]);
+        }
+    }
     if config.l1_interleaved_limit.is_some() {
         assert!(
             counts[1].orphaned > 0,
@@ -824,14 +999,20 @@ fn run(config: Config) {
     }
     let ops: u64 = counts
         .iter()
-        .map(|c| c.ok + c.oom + c.orphaned + c.freed)
+        .map(|c| c.ok + c.oom + c.orphaned + c.freed + c.overlap)
         .sum();
+    if config.mesh.is_some() {
+        assert!(
+            counts.iter().map(|c| c.overlap).sum::<u64>() > 0,
+            "no buffer of the mesh was refused for lying on another allocator's"
+        );
+    }
     assert_eq!(ops, steps);
     let mix: Vec<String> = BufferType::ALL
         .iter()
         .zip(&counts)
         .zip(&max_live)
-        .zip(&model)
+        .zip(&targets[0].model)
         .map(|(((t, c), m), pool)| {
             let peak = if pool.geometry.size == 0 {
                 0.0
@@ -839,18 +1020,42 @@ fn run(config: Config) {
                 100.0 * pool.peak as f64 / pool.geometry.size as f64
             };
             format!(
-                "{t}: {} ok / {} oom ({} fragmented) / {} orphaned / {} freed, max live {m}, peak {peak:.1}%",
-                c.ok, c.oom, c.fragmented, c.orphaned, c.freed
+                "{t}: {} ok / {} oom ({} fragmented) / {} orphaned / {} overlapping / {} freed, max live {m}, peak {peak:.1}%",
+                c.ok, c.oom, c.fragmented, c.orphaned, c.overlap, c.freed
             )
         })
         .collect();
+    let allocators = match config.mesh {
+        Some(shape) => format!(
+            ", the mesh's allocator and {} of its {} chips' own",
+            used.iter().skip(1).filter(|u| **u).count(),
+            shape.chips()
+        ),
+        None => String::new(),
+    };
     println!(
-        "sim_reference {} (seed {seed:#x}): {steps} operations in {:.2?}, mean live {:.0}; {}",
+        "sim_reference {} (seed {seed:#x}): {steps} operations in {:.2?}, mean live {:.0}{allocators}; {}",
         config.name,
         started.elapsed(),
         live_sum as f64 / steps as f64,
         mix.join("; ")
     );
+}
+
+/// Whether `size` bytes at `address` in `buffer_type`'s address space (DRAM and TRACE share
+/// one, L1 and L1_SMALL the other) lie on a live buffer or a kept block of `others`.
+fn lies_on(others: &[&Target], buffer_type: BufferType, address: u64, size: u64) -> bool {
+    let dram = |t: BufferType| matches!(t, BufferType::Dram | BufferType::Trace);
+    let meets = |t: BufferType, a: u64, s: u64| {
+        dram(t) == dram(buffer_type) && a < address + size && address < a + s
+    };
+    others.iter().any(|o| {
+        o.live
+            .iter()
+            .zip(BufferType::ALL)
+            .any(|(entries, t)| entries.iter().any(|e| meets(t, e.address, e.size_per_bank)))
+            || o.orphans.iter().any(|k| meets(k.0, k.1.0, k.2))
+    })
 }
 
 fn full_check(
@@ -946,6 +1151,7 @@ fn wormhole_b0_matches_reference() {
         l1_small_size: 64 * KIB,
         trace_region_size: 8 * MIB,
         l1_interleaved_limit: None,
+        mesh: None,
         seed: 0x5EED_0001,
     });
 }
@@ -959,6 +1165,7 @@ fn wormhole_n300_matches_reference() {
         l1_small_size: 65_000,
         trace_region_size: 8 * MIB + 12_345,
         l1_interleaved_limit: None,
+        mesh: None,
         seed: 0x5EED_0002,
     });
 }
@@ -971,6 +1178,7 @@ fn blackhole_p150_matches_reference() {
         l1_small_size: 64 * KIB,
         trace_region_size: 8 * MIB,
         l1_interleaved_limit: None,
+        mesh: None,
         seed: 0x5EED_0003,
     });
 }
@@ -983,6 +1191,7 @@ fn wormhole_b0_without_carve_outs_matches_reference() {
         l1_small_size: 0,
         trace_region_size: 0,
         l1_interleaved_limit: None,
+        mesh: None,
         seed: 0x5EED_0004,
     });
 }
@@ -997,6 +1206,60 @@ fn wormhole_b0_with_an_interleaved_l1_limit_matches_reference() {
         l1_small_size: 64 * KIB,
         trace_region_size: 8 * MIB,
         l1_interleaved_limit: Some(0x1_9D60 + 64 * KIB),
+        mesh: None,
         seed: 0x5EED_0005,
+    });
+}
+
+#[test]
+fn an_n300_mesh_matches_reference() {
+    // One allocator for the mesh's buffers, and each chip's own: independent models.
+    run(Config {
+        name: "n300 mesh 1x2",
+        preset: Preset::WormholeN300,
+        l1_small_size: 32 * KIB,
+        trace_region_size: 8 * MIB,
+        l1_interleaved_limit: None,
+        mesh: Some(MeshShape::new(1, 2)),
+        seed: 0x5EED_0006,
+    });
+}
+
+#[test]
+fn a_t3000_mesh_matches_reference() {
+    run(Config {
+        name: "t3000 mesh 2x4",
+        preset: Preset::WormholeN300,
+        l1_small_size: 0,
+        trace_region_size: 0,
+        l1_interleaved_limit: None,
+        mesh: Some(MeshShape::new(2, 4)),
+        seed: 0x5EED_0007,
+    });
+}
+
+#[test]
+fn a_galaxy_mesh_matches_reference() {
+    run(Config {
+        name: "galaxy mesh 4x8",
+        preset: Preset::WormholeB0,
+        l1_small_size: 64 * KIB,
+        trace_region_size: 8 * MIB,
+        l1_interleaved_limit: None,
+        mesh: Some(MeshShape::new(4, 8)),
+        seed: 0x5EED_0008,
+    });
+}
+
+#[test]
+fn a_blackhole_mesh_with_an_interleaved_l1_limit_matches_reference() {
+    run(Config {
+        name: "blackhole mesh 2x2 (interleaved L1 limit)",
+        preset: Preset::BlackholeP150,
+        l1_small_size: 0,
+        trace_region_size: 0,
+        l1_interleaved_limit: Some(0x1_B480 + 64 * KIB),
+        mesh: Some(MeshShape::new(2, 2)),
+        seed: 0x5EED_0009,
     });
 }

@@ -9,8 +9,8 @@ mod common;
 use serial_test::serial;
 use tt_memguard::{
     BufferType, CircularBufferCheck, CircularBufferConfig, Device, DeviceKind, Direction,
-    EnqueueReport, Error, KIB, MIB, MockCluster, Preset, SimDevice, TtMetalConfig, TtMetalDevice,
-    assert_no_leak, try_assert_no_leak,
+    EnqueueReport, Error, KIB, MIB, MemoryGuard, MeshDevice, MeshShape, MockCluster, Preset,
+    SimDevice, SimMesh, TtMetalConfig, TtMetalDevice, assert_no_leak, try_assert_no_leak,
 };
 
 const L1_SMALL: u64 = 32 * KIB;
@@ -40,13 +40,14 @@ fn sim_twin(dev: &Device) -> Device {
         .unwrap()
 }
 
-/// The device kind CI says it configured (`n150`, `p150`, `n300`), and its
+/// The device kind CI says it configured (`n150`, `p150`, `n300`, `t3000`), and its
 /// simulated preset.
 fn expected_kind() -> Option<(Preset, MockCluster)> {
     let cluster = match std::env::var("TT_MEMGUARD_EXPECT_MOCK").ok()?.as_str() {
         "n150" => MockCluster::WormholeN150,
         "n300" => MockCluster::WormholeN300,
         "p150" => MockCluster::BlackholeP150,
+        "t3000" => MockCluster::WormholeT3000,
         other => panic!("unknown TT_MEMGUARD_EXPECT_MOCK {other:?}"),
     };
     Some((cluster.preset(), cluster))
@@ -497,12 +498,13 @@ fn fragmented_out_of_memory_is_typed_as_on_the_simulator() {
 #[test]
 #[serial]
 fn opening_a_missing_device_is_an_error() {
+    // No mock cluster of CI has 64 chips (a T3000 has 8).
     let e = TtMetalDevice::open(TtMetalConfig {
-        device_id: 7,
+        device_id: 64,
         ..TtMetalConfig::default()
     })
     .unwrap_err();
-    assert!(matches!(e, Error::TtMetalOpen { device_id: 7, .. }), "{e}");
+    assert!(matches!(e, Error::TtMetalOpen { device_id: 64, .. }), "{e}");
     assert!(!e.to_string().contains("backtrace"), "{e}");
     // The process is fine: the next open works.
     open().close();
@@ -948,4 +950,72 @@ fn a_device_adopted_after_its_buffers_were_made_cannot_be_recorded() {
     );
     assert_eq!(trace.open_sim().unwrap().snapshot().unwrap(), snapshot);
     adopted.close();
+}
+
+/// A mesh of every chip of the system: one allocator, whose figures are one chip's; each mesh
+/// buffer lands where the simulated mesh of the same shape puts it (the worked example); a guard
+/// on it reports it as one device; a row of every chip opens too; a TT-Metal mesh has no chip's
+/// own allocator here; and a shape the system does not have is TT-Metal's error.
+#[test]
+#[serial]
+fn a_mesh_of_every_chip_places_buffers_as_the_simulated_mesh() {
+    let mesh = TtMetalDevice::open_mesh(None, config()).expect("opening the system mesh");
+    let shape = mesh.shape();
+    if let Some((_, cluster)) = expected_kind() {
+        assert_eq!(shape.chips(), cluster.chips(), "{shape}");
+    }
+    assert!(MeshDevice::of(&mesh).is_some());
+    assert!(
+        mesh.name().ends_with(&format!(":{shape}")),
+        "{}",
+        mesh.name()
+    );
+    let preset = TtMetalDevice::matching_preset(&mesh).unwrap().unwrap();
+    let sim = SimMesh::with_chip(
+        SimDevice::builder(preset)
+            .l1_small_size(L1_SMALL)
+            .trace_region_size(TRACE),
+        shape,
+    )
+    .build()
+    .unwrap();
+    assert_eq!(mesh.snapshot().unwrap(), sim.snapshot().unwrap());
+    let guard = MemoryGuard::new(&mesh);
+    let place = |dev: &Device| {
+        let sizes = [
+            (BufferType::Dram, MIB),
+            (BufferType::Dram, 3 * MIB),
+            (BufferType::Dram, 8 * MIB),
+            (BufferType::L1, 64 * KIB),
+            (BufferType::L1, 256 * KIB),
+        ];
+        sizes
+            .map(|(t, size)| dev.allocate(t, size, 2048).unwrap())
+            .map(|b| (b.address(), b.size_per_bank()))
+    };
+    assert_eq!(place(&mesh), place(&sim));
+    assert_eq!(mesh.snapshot().unwrap(), sim.snapshot().unwrap());
+    let report = guard.finish().unwrap();
+    assert_eq!(report.devices.len(), 1, "{report}");
+    let e = mesh.chip((0, 0)).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+    mesh.close();
+
+    // A row of every chip.
+    let row = MeshShape::new(1, shape.chips());
+    let mesh = TtMetalDevice::open_mesh(Some(row), config()).unwrap();
+    assert_eq!(mesh.shape(), row);
+    mesh.close();
+
+    // A shape the system does not have, and one with no chip.
+    let e =
+        TtMetalDevice::open_mesh(Some(MeshShape::new(shape.chips() + 1, 1)), config()).unwrap_err();
+    assert!(matches!(e, Error::TtMetalOpen { .. }), "{e}");
+    let e = TtMetalDevice::open_mesh(Some(MeshShape::new(0, 2)), config()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid mesh: a 0x2 mesh has no chip: give at least 1 row and 1 column, or no shape for the system's whole mesh"
+    );
+    // The system is usable again after the refused shape.
+    TtMetalDevice::open_mesh(None, config()).unwrap().close();
 }

@@ -10,7 +10,8 @@ use serial_test::serial;
 
 use tt_memguard::{
     Buffer, BufferType, CircularBufferConfig, CoreRange, CoreRangeSet, Device, Direction, Error,
-    KIB, L1BankOp, L1BankStep, Preset, Program, SimDevice, Trace, TtMetalConfig, TtMetalDevice,
+    KIB, L1BankOp, L1BankStep, Preset, Program, SimDevice, SimMesh, Trace, TtMetalConfig,
+    TtMetalDevice,
 };
 
 /// Traces per device kind and operations per trace: 12,000 operations.
@@ -49,7 +50,7 @@ impl Rng {
 /// DRAM banks: DRAM, L1 and TRACE interleaved, DRAM, L1 and L1_SMALL
 /// sharded, both directions, with carve-outs, some refused requests, and
 /// frees of live and unknown ids.
-fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32) -> String {
+fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32, ops: usize) -> String {
     let mut rng = Rng(seed);
     let device = match preset {
         Preset::WormholeB0 => "wh",
@@ -66,7 +67,7 @@ fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32) -> Strin
     let target = rng.pick(&[20, 60, 250]);
     let mut live: Vec<u64> = Vec::new();
     let mut next_id = 0u64;
-    for _ in 0..OPS_PER_TRACE {
+    for _ in 0..ops {
         let free_percent = (live.len() as u64 * 100 / (live.len() as u64 + target)).min(70);
         if !live.is_empty() && rng.chance(free_percent) {
             let index = rng.range(0, live.len() as u64 - 1) as usize;
@@ -145,7 +146,7 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
     let mut dram_sharded = 0usize;
     for n in 0..TRACES {
         let seed = 0x7474_6d65_7461_6c00 ^ (n * 7919) ^ preset as u64;
-        let text = random_trace(seed, preset, cores, dram_banks);
+        let text = random_trace(seed, preset, cores, dram_banks, OPS_PER_TRACE);
         if let Some(dir) = &trace_dir {
             let path = std::path::Path::new(dir).join(format!("diff-{n}.trace"));
             std::fs::write(&path, &text).unwrap();
@@ -244,38 +245,39 @@ fn random_range(rng: &mut Rng, grid: (u32, u32)) -> CoreRange {
     CoreRange::new((x0, y0), (x1, y1)).unwrap()
 }
 
-#[test]
-#[serial]
-fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_metal() {
-    let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
-    let preset = TtMetalDevice::matching_preset(&probe)
-        .unwrap()
-        .expect("the TT-Metal device has the geometry of a simulated preset");
-    probe.close();
+/// What the circular-buffer differential found: enqueues, those refused beyond L1 and by a
+/// clash on both devices, and the differences.
+#[derive(Debug, Default)]
+struct CbDiff {
+    enqueues: usize,
+    beyond: usize,
+    clash: usize,
+    differences: usize,
+}
 
-    let (mut enqueues, mut differences) = (0usize, 0usize);
-    let (mut beyond, mut clash) = (0usize, 0usize);
-    for n in 0..CB_DEVICES {
-        let mut rng = Rng(0x6362_6469_6666_0000 ^ (n * 104_729) ^ preset as u64);
+/// Random programs of 1 to 8 CBs mixed with L1 buffers, enqueued and re-enqueued on `devices`
+/// pairs of devices (`open` gives the TT-Metal and the simulated one for an `l1_small_size`),
+/// `steps` steps each.
+fn cb_differential(
+    seed: u64,
+    devices: u64,
+    steps: usize,
+    open: impl Fn(u64) -> (Device, Device),
+) -> CbDiff {
+    let mut diff = CbDiff::default();
+    for n in 0..devices {
+        let mut rng = Rng(seed ^ (n * 104_729));
         let l1_small = rng.pick(&[0, 32 * KIB, 64 * KIB, 100_000]);
-        let real = TtMetalDevice::open(TtMetalConfig {
-            l1_small_size: l1_small,
-            ..TtMetalConfig::default()
-        })
-        .unwrap();
-        let sim = SimDevice::builder(preset)
-            .l1_small_size(l1_small)
-            .build()
-            .unwrap();
+        let (real, sim) = open(l1_small);
         let grid = real.info().compute_grid;
         let banks = u64::from(real.snapshot().unwrap().pool(BufferType::L1).num_banks);
         let mut buffers: Vec<(Buffer, Buffer)> = Vec::new();
         let mut programs: Vec<(Program, Program)> = Vec::new();
-        for step in 0..CB_STEPS {
+        for step in 0..steps {
             let mut compare = |what: String, s: String, r: String| {
                 if s != r {
-                    differences += 1;
-                    if differences <= 5 {
+                    diff.differences += 1;
+                    if diff.differences <= 5 {
                         eprintln!(
                             "device {n} step {step} {what}\n  sim:      {s}\n  tt-metal: {r}"
                         );
@@ -315,9 +317,9 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
                     let i = rng.range(0, programs.len() as u64 - 1) as usize;
                     let (s, r) = &mut programs[i];
                     let (s, r) = (enqueue_outcome(&sim, s), enqueue_outcome(&real, r));
-                    beyond += usize::from(r.contains("] BeyondL1 "));
-                    clash += usize::from(r.contains("] Clash "));
-                    enqueues += 1;
+                    diff.beyond += usize::from(r.contains("] BeyondL1 "));
+                    diff.clash += usize::from(r.contains("] Clash "));
+                    diff.enqueues += 1;
                     compare("re-enqueue".into(), s, r);
                 }
                 61..=65 if !programs.is_empty() => {
@@ -351,9 +353,9 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
                         enqueue_outcome(&sim, &mut s),
                         enqueue_outcome(&real, &mut r),
                     );
-                    beyond += usize::from(ro.contains("] BeyondL1 "));
-                    clash += usize::from(ro.contains("] Clash "));
-                    enqueues += 1;
+                    diff.beyond += usize::from(ro.contains("] BeyondL1 "));
+                    diff.clash += usize::from(ro.contains("] Clash "));
+                    diff.enqueues += 1;
                     compare(format!("program {cbs:?}"), so, ro);
                     if programs.len() < 6 && rng.chance(60) {
                         programs.push((s, r));
@@ -366,6 +368,40 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
         assert_eq!(real.live_count().unwrap(), 0);
         real.close();
     }
+    diff
+}
+
+#[test]
+#[serial]
+fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_metal() {
+    let probe = TtMetalDevice::open(TtMetalConfig::default()).expect("opening the TT-Metal device");
+    let preset = TtMetalDevice::matching_preset(&probe)
+        .unwrap()
+        .expect("the TT-Metal device has the geometry of a simulated preset");
+    probe.close();
+    let diff = cb_differential(
+        0x6362_6469_6666_0000 ^ preset as u64,
+        CB_DEVICES,
+        CB_STEPS,
+        |l1_small| {
+            let real = TtMetalDevice::open(TtMetalConfig {
+                l1_small_size: l1_small,
+                ..TtMetalConfig::default()
+            })
+            .unwrap();
+            let sim = SimDevice::builder(preset)
+                .l1_small_size(l1_small)
+                .build()
+                .unwrap();
+            (real, sim)
+        },
+    );
+    let CbDiff {
+        enqueues,
+        beyond,
+        clash,
+        differences,
+    } = diff;
     println!(
         "differential: {preset}: circular buffers: {enqueues} enqueues ({beyond} beyond L1, {clash} clashes on both), {differences} differences"
     );
@@ -375,6 +411,120 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
     );
     assert!(enqueues >= 500, "{enqueues} enqueues");
     assert!(beyond > 0 && clash > 0, "both checks fail at times");
+}
+
+/// Traces and operations per trace of the mesh differential test, and devices and steps of its
+/// circular-buffer part: a few thousand operations, kept short for CI.
+const MESH_TRACES: u64 = 4;
+const MESH_OPS_PER_TRACE: usize = 1_500;
+const MESH_CB_DEVICES: u64 = 2;
+const MESH_CB_STEPS: usize = 120;
+
+/// The system's whole mesh (a 1x2 on an n300, a 2x4 on a T3000) against a simulated mesh of the
+/// same shape: random traces of mesh buffers replayed on both must print identical lines (one
+/// allocator for every chip, the same addresses and statistics after every step), and random
+/// programs enqueued on the whole mesh must get identical circular buffers and outcomes. On a
+/// single chip there is no mesh to compare, and the test says so.
+#[test]
+#[serial]
+fn random_traces_on_a_mesh_give_identical_lines_on_sim_and_tt_metal() {
+    let probe = TtMetalDevice::open_mesh(None, TtMetalConfig::default())
+        .expect("opening the TT-Metal system mesh");
+    let shape = probe.shape();
+    let preset = TtMetalDevice::matching_preset(&probe)
+        .unwrap()
+        .expect("every chip of the TT-Metal mesh has the geometry of a simulated preset");
+    assert_eq!(probe.info().mesh_shape, Some(shape));
+    probe.close();
+    if shape.chips() < 2 {
+        println!("differential: mesh: the system has one chip ({shape}): nothing to compare");
+        return;
+    }
+    let sim_mesh = |l1_small: u64, trace: u64| {
+        SimMesh::with_chip(
+            SimDevice::builder(preset)
+                .l1_small_size(l1_small)
+                .trace_region_size(trace),
+            shape,
+        )
+        .build()
+        .unwrap()
+    };
+    let real_mesh = |l1_small: u64, trace: u64| {
+        TtMetalDevice::open_mesh(
+            Some(shape),
+            TtMetalConfig {
+                l1_small_size: l1_small,
+                trace_region_size: trace,
+                ..TtMetalConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let sample = SimDevice::preset(preset);
+    let cores = sample.info().compute_cores();
+    let dram_banks = sample.snapshot().unwrap().pool(BufferType::Dram).num_banks;
+
+    let (mut operations, mut differences, mut refused) = (0usize, 0usize, 0usize);
+    for n in 0..MESH_TRACES {
+        let seed = 0x6d65_7368_6469_6600 ^ (n * 7919) ^ u64::from(shape.chips()) << 8;
+        let text = random_trace(seed, preset, cores, dram_banks, MESH_OPS_PER_TRACE);
+        let trace = Trace::parse(&text).unwrap();
+        let sim = sim_mesh(trace.l1_small_size, trace.trace_region_size);
+        let real = real_mesh(trace.l1_small_size, trace.trace_region_size);
+        assert_eq!(real.shape(), sim.shape());
+        assert_eq!(
+            real.snapshot().unwrap(),
+            sim.snapshot().unwrap(),
+            "fresh mesh, seed {seed:#x}"
+        );
+        let (mut on_sim, mut on_real) = (Vec::new(), Vec::new());
+        trace.replay(&sim, |l| on_sim.push(l.to_string())).unwrap();
+        trace
+            .replay(&real, |l| on_real.push(l.to_string()))
+            .unwrap();
+        assert_eq!(on_real.len(), on_sim.len());
+        for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
+            if s != r {
+                differences += 1;
+                if differences <= 5 {
+                    let op = step.checked_sub(1).map(|i| &trace.ops[i]);
+                    eprintln!(
+                        "mesh {shape} seed {seed:#x} step {step} {op:?}\n  sim:      {s}\n  tt-metal: {r}"
+                    );
+                }
+            }
+        }
+        refused += on_real.iter().filter(|l| l.contains(" ERR:")).count();
+        operations += trace.ops.len();
+        assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap());
+        assert_eq!(real.live_count().unwrap(), 0);
+        real.close();
+    }
+    let cbs = cb_differential(
+        0x6d65_7368_6362_0000 ^ u64::from(shape.chips()),
+        MESH_CB_DEVICES,
+        MESH_CB_STEPS,
+        |l1_small| {
+            let real = real_mesh(l1_small, 0);
+            let sim = sim_mesh(l1_small, 0);
+            (real.device().clone(), sim.device().clone())
+        },
+    );
+    println!(
+        "differential: mesh {shape} of {preset}: {operations} operations ({refused} refused on both), {differences} differences"
+    );
+    println!(
+        "differential: mesh {shape} of {preset}: circular buffers: {} enqueues ({} beyond L1, {} clashes on both), {} differences",
+        cbs.enqueues, cbs.beyond, cbs.clash, cbs.differences
+    );
+    assert_eq!(differences, 0, "the simulated mesh differs from TT-Metal's");
+    assert_eq!(
+        cbs.differences, 0,
+        "the simulated mesh's circular buffers differ from TT-Metal's"
+    );
+    assert!(operations >= 3_000, "{operations} operations");
+    assert!(cbs.enqueues >= 100, "{} enqueues", cbs.enqueues);
 }
 
 /// Workloads per device kind and operations per workload of the recording test.

@@ -21,6 +21,8 @@ pub(crate) mod bridge {
 
     /// How to open a device; with `mock` set, TT-Metal's mock mode is
     /// selected for `mock_chips` chips of `mock_arch` first, else cleared.
+    /// With `mesh` set, a mesh of `mesh_rows` x `mesh_cols` chips is opened
+    /// (0 x 0: the system's whole mesh) instead of chip `device_id` alone.
     #[derive(Debug, Clone, Copy)]
     struct TtOpenOptions {
         device_id: i32,
@@ -31,6 +33,9 @@ pub(crate) mod bridge {
         mock: bool,
         mock_arch: Arch,
         mock_chips: u32,
+        mesh: bool,
+        mesh_rows: u32,
+        mesh_cols: u32,
     }
 
     /// What the opened device is.
@@ -41,6 +46,8 @@ pub(crate) mod bridge {
         grid_y: u32,
         mesh_id: i32,
         num_devices: u64,
+        rows: u32,
+        cols: u32,
     }
 
     /// An allocation or a free of a buffer other code made, from the

@@ -567,7 +567,7 @@ pub(crate) const SETTINGS: [Setting; 17] = [
     runner(
         "TT_MEMGUARD_DEVICE",
         "DEVICE",
-        "the tests' device: sim (a fresh one per test), sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one shared by all tests), tt-metal[:ID] (with the tt-metal feature)",
+        "the tests' device: sim (a fresh one per test), sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), a mesh sim:n300_mesh, sim:t3000 or sim:galaxy, sim-shared[:PRESET] (one shared by all tests), tt-metal[:ID] or tt-metal:mesh (with the tt-metal feature)",
     ),
     runner(
         "TT_MEMGUARD_L1_SMALL_SIZE",

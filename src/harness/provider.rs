@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::mesh::{MeshPreset, SimMesh};
 use crate::source::sim::{Preset, SimDevice};
 use crate::units::ByteSize;
 
@@ -37,6 +38,17 @@ pub enum DeviceProvider {
     /// One device shared by every test (a real device): the runner
     /// serializes tests on it, and each test starts from its own baseline.
     Shared(SharedDevice),
+    /// A fresh simulated mesh for every test: the test receives the mesh's
+    /// [`Device`] ([`MeshDevice::of`](crate::MeshDevice::of) reaches the
+    /// chips), and its guard covers every chip.
+    SimMesh {
+        /// The mesh.
+        preset: MeshPreset,
+        /// L1_SMALL bytes per bank of every chip.
+        l1_small_size: u64,
+        /// TRACE bytes in total of every chip.
+        trace_region_size: u64,
+    },
 }
 
 /// A device shared by tests, with the lock that serializes them.
@@ -73,8 +85,9 @@ impl DeviceProvider {
 
     /// Parses `TT_MEMGUARD_DEVICE`: `sim` (Wormhole B0) or
     /// `sim:<preset>` (`wormhole_b0`, `wormhole_n300`, `blackhole_p150` or
-    /// a short form) for a fresh device per test, `sim-shared[:<preset>]`
-    /// for one simulated device that every test shares in turn. The
+    /// a short form, or a mesh: `n300_mesh`, `t3000`, `galaxy`) for a fresh
+    /// device or mesh per test, `sim-shared[:<preset>]` for one simulated
+    /// device or mesh that every test shares in turn. The
     /// carve-outs are none here; [`from_env`](Self::from_env) adds
     /// `TT_MEMGUARD_L1_SMALL_SIZE` and `TT_MEMGUARD_TRACE_REGION_SIZE`.
     ///
@@ -94,7 +107,7 @@ impl DeviceProvider {
             reason,
             source: None,
         };
-        let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), sim-shared[:PRESET] (one simulated device shared by all tests, as a real device is), or tt-metal[:ID] with the tt-metal feature";
+        let accepted = "expected sim, sim:wormhole_b0, sim:wormhole_n300, sim:blackhole_p150 (or sim:wh, sim:n300, sim:bh), a simulated mesh sim:n300_mesh, sim:t3000 or sim:galaxy, sim-shared[:PRESET] (one simulated device or mesh shared by all tests, as a real device is), or tt-metal[:ID] or tt-metal:mesh with the tt-metal feature";
         let (kind, rest) = match value.split_once(':') {
             Some((k, r)) => (k, Some(r)),
             None => (value, None),
@@ -105,7 +118,21 @@ impl DeviceProvider {
                 .parse::<Preset>()
                 .map_err(|_| bad(format!("unknown simulated device {p:?}; {accepted}"))),
         };
+        let mesh = rest.and_then(|r| r.parse::<MeshPreset>().ok());
         match (kind.trim(), rest) {
+            ("sim", _) if let Some(preset) = mesh => Ok(DeviceProvider::SimMesh {
+                preset,
+                l1_small_size: carve_outs[0],
+                trace_region_size: carve_outs[1],
+            }),
+            ("sim-shared", _) if let Some(preset) = mesh => Ok(DeviceProvider::shared(
+                SimMesh::builder(preset)
+                    .l1_small_size(carve_outs[0])
+                    .trace_region_size(carve_outs[1])
+                    .build()?
+                    .device()
+                    .clone(),
+            )),
             ("sim", rest) => Ok(DeviceProvider::Sim {
                 preset: preset(rest)?,
                 l1_small_size: carve_outs[0],
@@ -184,6 +211,15 @@ impl DeviceProvider {
                 }
                 Ok(DeviceProvider::Shared(shared))
             }
+            DeviceProvider::SimMesh {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => Ok(DeviceProvider::SimMesh {
+                preset,
+                l1_small_size: carve_outs[0].unwrap_or(l1_small_size),
+                trace_region_size: carve_outs[1].unwrap_or(trace_region_size),
+            }),
         }
     }
 
@@ -223,6 +259,15 @@ impl DeviceProvider {
                     info.trace_region_size,
                 )
             }
+            DeviceProvider::SimMesh {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => (
+                format!("sim:{}", preset.name()),
+                *l1_small_size,
+                *trace_region_size,
+            ),
         };
         key_with_carve_outs(name, l1_small, trace)
     }
@@ -259,11 +304,26 @@ impl DeviceProvider {
                 device: shared.device.clone(),
                 recycle: None,
             }),
+            DeviceProvider::SimMesh {
+                preset,
+                l1_small_size,
+                trace_region_size,
+            } => Ok(Lease {
+                device: SimMesh::builder(*preset)
+                    .l1_small_size(*l1_small_size)
+                    .trace_region_size(*trace_region_size)
+                    .build()?
+                    .device()
+                    .clone(),
+                recycle: None,
+                _turn: None,
+            }),
         }
     }
 
     /// `tt-metal` or `tt-metal:ID`: opens that TT-Metal device (with the
-    /// carve-outs) and shares it between tests, which then run one at a time.
+    /// carve-outs) and shares it between tests, which then run one at a time;
+    /// `tt-metal:mesh` does the same with the system's whole mesh.
     #[cfg(feature = "tt-metal")]
     fn tt_metal_from_env(value: &str, carve_outs: [u64; 2]) -> Result<Option<DeviceProvider>> {
         use crate::source::tt_metal::{TtMetalConfig, TtMetalDevice};
@@ -274,12 +334,24 @@ impl DeviceProvider {
         if kind != "tt-metal" && kind != "tt_metal" {
             return Ok(None);
         }
+        if id == Some("mesh") {
+            // The system's whole mesh, as one MeshDevice.
+            let mesh = TtMetalDevice::open_mesh(
+                None,
+                TtMetalConfig {
+                    l1_small_size: carve_outs[0],
+                    trace_region_size: carve_outs[1],
+                    ..TtMetalConfig::default()
+                },
+            )?;
+            return Ok(Some(DeviceProvider::shared(mesh.device().clone())));
+        }
         let device_id = match id {
             None => 0,
             Some(id) => id.parse::<i32>().ok().filter(|&i| i >= 0).ok_or_else(|| Error::Env {
                 var: "TT_MEMGUARD_DEVICE".to_string(),
                 value: value.to_string(),
-                reason: format!("device id {id:?} is not a number: expected tt-metal or tt-metal:ID with ID 0, 1, ..."),
+                reason: format!("device id {id:?} is not a number: expected tt-metal, tt-metal:ID with ID 0, 1, ..., or tt-metal:mesh"),
                 source: None,
             })?,
         };

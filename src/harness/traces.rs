@@ -273,6 +273,15 @@ pub(crate) fn import_options(provider: &DeviceProvider, chosen: bool) -> ImportO
             .preset(*preset)
             .l1_small_size(*l1_small_size)
             .trace_region_size(*trace_region_size),
+        // A mesh's buffers are placed by one chip's allocator.
+        DeviceProvider::SimMesh {
+            preset,
+            l1_small_size,
+            trace_region_size,
+        } => ImportOptions::new()
+            .preset(preset.chip())
+            .l1_small_size(*l1_small_size)
+            .trace_region_size(*trace_region_size),
         DeviceProvider::Shared(shared) => {
             let info = shared.device().info();
             ImportOptions::new()

@@ -10,7 +10,7 @@ use crate::cores::{CoreCoord, CoreRange};
 use crate::device::{Device, DeviceInfo, DeviceKind, PoolLayout};
 use crate::error::{Error, Result};
 use crate::ffi::vocab::bridge as vocab;
-use crate::types::{Allocation, BufferType, PoolStats, Snapshot};
+use crate::types::{Allocation, BufferType, MeshCoord, MeshShape, PoolStats, Snapshot};
 
 /// Placement direction inside a pool.
 ///
@@ -323,6 +323,10 @@ pub(crate) struct Opened {
     pub trace_region_size: u64,
     /// Lowest address an interleaved L1 buffer may take; `None`: the L1 base.
     pub l1_interleaved_limit: Option<u64>,
+    /// For the device of a mesh: its shape.
+    pub mesh_shape: Option<MeshShape>,
+    /// For one chip's own allocator in a mesh: its place.
+    pub mesh_chip: Option<MeshCoord>,
 }
 
 /// The one adapter between a device's [`Bridge`] and the crate: requests go
@@ -352,6 +356,8 @@ impl<B: Bridge + 'static> Adapter<B> {
             compute_grid: opened.compute_grid,
             l1_small_size: opened.l1_small_size,
             trace_region_size: opened.trace_region_size,
+            mesh_shape: opened.mesh_shape,
+            mesh_chip: opened.mesh_chip,
             pools: snapshot.pools.map(|p| PoolLayout {
                 banks: p.banks,
                 alignment: p.alignment,
@@ -810,6 +816,8 @@ mod tests {
             l1_small_size: 0,
             trace_region_size: 0,
             l1_interleaved_limit: None,
+            mesh_shape: None,
+            mesh_chip: None,
         };
         let check = vocab::CbCheck {
             status: vocab::CbStatus::Ok,

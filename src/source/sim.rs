@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ffi::sim::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, CbCheck, EnqueueOutcome, PoolSnapshot};
 use crate::source::{Adapter, Bridge, CarveOuts, CbRequest, Opened, Peaks, Request, core_box};
-use crate::types::Snapshot;
+use crate::types::{MeshCoord, MeshShape, Snapshot};
 
 /// The device models the simulator reproduces, with TT-Metal's default
 /// geometry for each.
@@ -212,6 +212,8 @@ impl SimDevice {
             l1_small_size: 0,
             trace_region_size: 0,
             l1_interleaved_limit: None,
+            mesh_shape: None,
+            mesh_chip: None,
         }
     }
 }
@@ -225,9 +227,24 @@ pub struct SimDeviceBuilder {
     l1_small_size: u64,
     trace_region_size: u64,
     l1_interleaved_limit: Option<u64>,
+    mesh_shape: Option<MeshShape>,
+    mesh_chip: Option<MeshCoord>,
 }
 
 impl SimDeviceBuilder {
+    /// Makes the device a mesh's device (its buffers are the mesh's, placed
+    /// once for every chip) or one chip's own allocator.
+    pub(crate) fn mesh_place(mut self, shape: Option<MeshShape>, chip: Option<MeshCoord>) -> Self {
+        self.mesh_shape = shape;
+        self.mesh_chip = chip;
+        self
+    }
+
+    /// The device's name in reports.
+    pub(crate) fn name_str(&self) -> &str {
+        &self.name
+    }
+
     /// Bytes carved from the top of every L1 bank for L1_SMALL (TT-Metal's
     /// `l1_small_size`; rounded up to the DRAM alignment).
     pub fn l1_small_size(mut self, bytes: u64) -> Self {
@@ -376,6 +393,8 @@ impl SimDeviceBuilder {
             l1_small_size: self.l1_small_size,
             trace_region_size: self.trace_region_size,
             l1_interleaved_limit: self.l1_interleaved_limit.filter(|&limit| limit != 0),
+            mesh_shape: self.mesh_shape,
+            mesh_chip: self.mesh_chip,
         };
         Adapter::into_device(SimBridge { inner }, opened)
     }

@@ -43,12 +43,13 @@ use crate::error::{Error, Result};
 use crate::ffi::tt_metal::bridge;
 use crate::ffi::vocab::bridge::{AllocOutcome, AllocRecord, PoolSnapshot};
 use crate::ffi::vocab::bridge::{CbCheck, EnqueueOutcome, Pool};
+use crate::mesh::MeshDevice;
 use crate::source::sim::Preset;
 use crate::source::{
     Adapter, Bridge, CarveOuts, CbRequest, Foreign, Opened, Peaks, Request, buffer_type_of,
     core_box,
 };
-use crate::types::BufferType;
+use crate::types::{BufferType, MeshShape};
 
 /// Opening, closing and TT-Metal's mock-mode switch are process-wide in
 /// TT-Metal (one MetalContext): they are done one at a time.
@@ -59,7 +60,8 @@ static OPEN_LOCK: Mutex<()> = Mutex::new(());
 ///
 /// TT-Metal then reads the cluster descriptor
 /// `<TT_METAL_RUNTIME_ROOT>/tt_metal/third_party/umd/tests/cluster_descriptor_examples/<name>`
-/// (`wormhole_N150.yaml`, `wormhole_N300.yaml` or `blackhole_P150.yaml`).
+/// (`wormhole_N150.yaml`, `wormhole_N300.yaml`, `t3k_cluster_desc.yaml` or
+/// `blackhole_P150.yaml`); the PyPI wheel ships none of them.
 /// With [`TtMetalConfig::mock`] at `None` the mock registration is cleared,
 /// and TT-Metal opens real hardware, or the cluster described by the file
 /// its `TT_METAL_MOCK_CLUSTER_DESC_PATH` names.
@@ -71,6 +73,9 @@ pub enum MockCluster {
     WormholeN300,
     /// One Blackhole chip on a p150 board.
     BlackholeP150,
+    /// A T3000: the eight Wormhole B0 chips of four n300 boards, a 2x4
+    /// mesh.
+    WormholeT3000,
 }
 
 impl MockCluster {
@@ -86,14 +91,16 @@ impl MockCluster {
     pub fn preset(self) -> Preset {
         match self {
             MockCluster::WormholeN150 => Preset::WormholeB0,
-            MockCluster::WormholeN300 => Preset::WormholeN300,
+            MockCluster::WormholeN300 | MockCluster::WormholeT3000 => Preset::WormholeN300,
             MockCluster::BlackholeP150 => Preset::BlackholeP150,
         }
     }
 
-    /// The chips of the cluster (mock mode opens the first).
-    fn chips(self) -> u32 {
+    /// The chips of the cluster ([`TtMetalDevice::open`] opens the first,
+    /// [`TtMetalDevice::open_mesh`] a mesh of them).
+    pub fn chips(self) -> u32 {
         match self {
+            MockCluster::WormholeT3000 => 8,
             MockCluster::WormholeN300 => 2,
             MockCluster::WormholeN150 | MockCluster::BlackholeP150 => 1,
         }
@@ -180,6 +187,42 @@ impl TtMetalDevice {
     /// does not fit, which TT-Metal 0.81.1 itself wraps around (the message
     /// is the simulated device's, with the largest value that fits).
     pub fn open(config: TtMetalConfig) -> Result<Device> {
+        Self::open_as(&config, None)
+    }
+
+    /// Opens a mesh of chips as one `MeshDevice` (TT-Metal's
+    /// `MeshDevice::create`): `shape` chips from the first, or the whole
+    /// system's mesh in its own shape when `shape` is `None` (a 2x4 on a
+    /// T3000). Its buffers are mesh buffers, placed once by the mesh's one
+    /// allocator at the same address on every chip; programs enqueued on it
+    /// are laid out on every chip. `config.device_id` is not used.
+    ///
+    /// The [`MeshDevice`] has no chip's own allocator
+    /// ([`MeshDevice::chip`] is [`Error::Unsupported`]): check buffers on
+    /// one chip alone on a simulated mesh ([`SimMesh`](crate::SimMesh)).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), and [`Error::TtMetalOpen`] with TT-Metal's
+    /// message for a shape the system does not have.
+    pub fn open_mesh(shape: Option<MeshShape>, config: TtMetalConfig) -> Result<MeshDevice> {
+        if let Some(s) = shape
+            && s.chips() == 0
+        {
+            return Err(Error::InvalidMesh {
+                reason: format!(
+                    "a {s} mesh has no chip: give at least 1 row and 1 column, or no shape for the system's whole mesh"
+                ),
+            });
+        }
+        let dims = shape.map_or((0, 0), |s| (s.rows, s.cols));
+        let device = Self::open_as(&config, Some(dims))?;
+        Ok(MeshDevice::from_parts(device, Vec::new()))
+    }
+
+    /// Opens chip `config.device_id` alone, or with `mesh` a mesh of that
+    /// many rows and columns ((0, 0): the system's).
+    fn open_as(config: &TtMetalConfig, mesh: Option<(u32, u32)>) -> Result<Device> {
         check_runtime_root()?;
         let options = bridge::TtOpenOptions {
             device_id: config.device_id,
@@ -190,13 +233,16 @@ impl TtMetalDevice {
             mock: config.mock.is_some(),
             mock_arch: config.mock.map_or(bridge::Arch::Unknown, MockCluster::arch),
             mock_chips: config.mock.map_or(1, MockCluster::chips),
+            mesh: mesh.is_some(),
+            mesh_rows: mesh.map_or(0, |m| m.0),
+            mesh_cols: mesh.map_or(0, |m| m.1),
         };
         let handle = {
             let _open = OPEN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             bridge::tt_open(&options).map_err(|e| open_error(config.device_id, e.what()))?
         };
-        let device = TtMetalBridge::into_device(handle, &config, true)?;
-        if let Some(message) = carve_out_problem(&device, &config)? {
+        let device = TtMetalBridge::into_device(handle, config, true, mesh.is_some())?;
+        if let Some(message) = carve_out_problem(&device, config)? {
             device.close();
             return Err(Error::TtMetalOpen {
                 device_id: config.device_id,
@@ -224,7 +270,7 @@ impl TtMetalDevice {
     pub unsafe fn adopt_mesh_device(mesh_device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_mesh_device(mesh_device as usize)
             .map_err(|e| tt_error("adopting a MeshDevice", e))?;
-        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
+        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false, false)
     }
 
     /// Observes a device given as a `tt::tt_metal::IDevice*`, which must be a
@@ -244,7 +290,7 @@ impl TtMetalDevice {
     pub unsafe fn adopt_idevice(device: *mut std::ffi::c_void) -> Result<Device> {
         let handle = bridge::tt_adopt_idevice(device as usize)
             .map_err(|e| tt_error("adopting an IDevice", e))?;
-        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false)
+        TtMetalBridge::into_device(handle, &TtMetalConfig::default(), false, false)
     }
 
     /// Starts observing TT-Metal's allocations made on the calling thread.
@@ -504,11 +550,13 @@ struct TtMetalBridge {
 }
 
 impl TtMetalBridge {
-    /// Wraps an opened or adopted handle into a [`Device`].
+    /// Wraps an opened or adopted handle into a [`Device`]; `mesh` when it
+    /// was opened as a mesh of chips.
     fn into_device(
         inner: UniquePtr<bridge::TtMetalHandle>,
         config: &TtMetalConfig,
         owned: bool,
+        mesh: bool,
     ) -> Result<Device> {
         let facts = inner.facts();
         let arch = match facts.arch {
@@ -516,7 +564,10 @@ impl TtMetalBridge {
             bridge::Arch::Blackhole => "blackhole",
             _ => "unknown_arch",
         };
-        let name = if owned {
+        let shape = MeshShape::new(facts.rows, facts.cols);
+        let name = if mesh {
+            format!("tt-metal:{arch}:{shape}")
+        } else if owned {
             format!("tt-metal:{arch}#{}", config.device_id)
         } else {
             format!("tt-metal:{arch}:mesh{}", facts.mesh_id)
@@ -528,6 +579,8 @@ impl TtMetalBridge {
             l1_small_size: config.l1_small_size,
             trace_region_size: config.trace_region_size,
             l1_interleaved_limit: None,
+            mesh_shape: mesh.then_some(shape),
+            mesh_chip: None,
         };
         Adapter::into_device(TtMetalBridge { inner, owned }, opened)
     }
@@ -706,15 +759,18 @@ mod tests {
             MockCluster::WormholeN150,
             MockCluster::WormholeN300,
             MockCluster::BlackholeP150,
+            MockCluster::WormholeT3000,
         ];
         let presets: Vec<Preset> = clusters.iter().map(|c| c.preset()).collect();
-        assert_eq!(presets, Preset::ALL);
+        assert_eq!(presets[..3], Preset::ALL);
+        assert_eq!(presets[3], Preset::WormholeN300);
         assert_eq!(
             clusters.map(|c| (c.arch(), c.chips())),
             [
                 (bridge::Arch::WormholeB0, 1),
                 (bridge::Arch::WormholeB0, 2),
                 (bridge::Arch::Blackhole, 1),
+                (bridge::Arch::WormholeB0, 8),
             ]
         );
     }
