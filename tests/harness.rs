@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::{stderr, stdout};
+
 use tt_memguard::BufferType;
 use tt_memguard::runner::{RunReport, TestStatus};
 
@@ -17,43 +19,11 @@ fn demo() -> &'static Path {
 }
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(demo());
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("TT_MEMGUARD_") {
-            cmd.env_remove(var);
-        }
-    }
-    for var in [
-        "NO_COLOR",
-        "CLICOLOR",
-        "CLICOLOR_FORCE",
-        "INSTA_UPDATE",
-        "INSTA_FORCE_PASS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(envs.iter().copied());
-    cmd.output().expect("the demo harness runs")
-}
-
-fn stdout(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The run time is the only unstable part.
-    text.lines()
-        .map(|l| match l.find("finished in ") {
-            Some(i) => format!("{}finished in [time]", &l[..i]),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::run_clean(demo(), args, envs)
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memguard-harness-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("memguard-harness", name)
 }
 
 #[test]
@@ -327,21 +297,31 @@ fn environment_overrides_file_and_code_budgets() {
     );
 }
 
+/// Runs `fits_in_l1` alone with `args` and `envs`, its JSON report in
+/// `dir`, and checks the exit code; returns the stdout and the report.
+fn fits_in_l1_report(
+    dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    code: i32,
+) -> (String, RunReport) {
+    let path = dir.join("m.json");
+    let mut all = vec![
+        "--exact",
+        "fits_in_l1",
+        "--memory-report",
+        path.to_str().unwrap(),
+    ];
+    all.extend(args);
+    let out = run(&all, envs);
+    assert_eq!(out.status.code(), Some(code), "{envs:?}: {}", stderr(&out));
+    (stdout(&out), RunReport::read(&path).unwrap())
+}
+
 #[test]
 fn device_from_the_environment() {
     let dir = tmp("device");
-    let path = dir.join("m.json");
-    let out = run(
-        &[
-            "--exact",
-            "fits_in_l1",
-            "--memory-report",
-            path.to_str().unwrap(),
-        ],
-        &[("TT_MEMGUARD_DEVICE", "sim:bh")],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let report = RunReport::read(&path).unwrap();
+    let (_, report) = fits_in_l1_report(&dir, &[], &[("TT_MEMGUARD_DEVICE", "sim:bh")], 0);
     let memory = report.tests[0].memory.as_ref().unwrap();
     assert_eq!(memory.devices[0].device, "sim:blackhole_p150");
     // 128 pages of 2 KiB over 110 cores: 2 pages per bank.
@@ -354,19 +334,8 @@ fn device_from_the_environment() {
 #[test]
 fn a_mesh_from_the_environment() {
     let dir = tmp("mesh");
-    let path = dir.join("m.json");
     for device in ["sim:t3000", "sim-shared:t3k"] {
-        let out = run(
-            &[
-                "--exact",
-                "fits_in_l1",
-                "--memory-report",
-                path.to_str().unwrap(),
-            ],
-            &[("TT_MEMGUARD_DEVICE", device)],
-        );
-        assert_eq!(out.status.code(), Some(0), "{device}: {}", stderr(&out));
-        let report = RunReport::read(&path).unwrap();
+        let (_, report) = fits_in_l1_report(&dir, &[], &[("TT_MEMGUARD_DEVICE", device)], 0);
         assert_eq!(report.tests[0].device, "sim:t3000", "{device}");
         let memory = report.tests[0].memory.as_ref().unwrap();
         let names: Vec<&str> = memory.devices.iter().map(|d| d.device.as_str()).collect();
@@ -593,10 +562,6 @@ fn terse_and_json_formats() {
     );
 }
 
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// `--help` lists libtest's flags, the runner's and the
 /// environment variables, from one parser.
 #[test]
@@ -638,11 +603,7 @@ fn help_lists_memory_flags_and_variables() {
 fn arguments_that_are_not_utf8() {
     use std::os::unix::ffi::OsStrExt as _;
     let filter = std::ffi::OsStr::from_bytes(b"fits\xff");
-    let out = Command::new(demo())
-        .arg(filter)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
+    let out = common::clean_command(demo()).arg(filter).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).starts_with("error: invalid UTF-8 was detected in one or more arguments"),
@@ -651,11 +612,9 @@ fn arguments_that_are_not_utf8() {
     );
     let dir = tmp("not-utf8");
     let path = dir.join(std::ffi::OsStr::from_bytes(b"m\xff.json"));
-    let out = Command::new(demo())
+    let out = common::clean_command(demo())
         .args(["--exact", "fits_in_l1", "--memory-report"])
         .arg(&path)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("TT_MEMGUARD_DEVICE")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -698,20 +657,12 @@ fn colours_follow_the_flag_and_the_environment() {
 #[test]
 fn a_test_whose_device_cannot_open_is_reported() {
     let dir = tmp("no-device");
-    let path = dir.join("m.json");
-    let out = run(
-        &[
-            "--exact",
-            "fits_in_l1",
-            "--color",
-            "never",
-            "--memory-report",
-            path.to_str().unwrap(),
-        ],
+    let (text, report) = fits_in_l1_report(
+        &dir,
+        &["--color", "never"],
         &[("TT_MEMGUARD_L1_SMALL_SIZE", "100MiB")],
+        101,
     );
-    assert_eq!(out.status.code(), Some(101));
-    let text = stdout(&out);
     assert!(text.contains("test fits_in_l1 ... FAILED\n"), "{text}");
     assert!(
         text.contains("---- fits_in_l1 ----\ncannot open the test's device: invalid device geometry: l1_small_size 104857600 B"),
@@ -724,7 +675,6 @@ fn a_test_whose_device_cannot_open_is_reported() {
         )),
         "{text}"
     );
-    let report = RunReport::read(&path).unwrap();
     assert_eq!(report.tests.len(), 1, "{report:?}");
     let record = &report.tests[0];
     assert_eq!(
@@ -746,10 +696,8 @@ fn a_test_whose_device_cannot_open_is_reported() {
 #[test]
 fn main_macro_tests_are_named_by_their_path() {
     let exe = test_binary("memguard_suite");
-    let list = Command::new(&exe)
+    let list = common::clean_command(&exe)
         .args(["--list", "--format", "terse"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("TT_MEMGUARD_DEVICE")
         .output()
         .unwrap();
     assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
@@ -758,15 +706,13 @@ fn main_macro_tests_are_named_by_their_path() {
         names.contains("\nkernels::sharded_fits_the_budget: test\n"),
         "{names}"
     );
-    let out = Command::new(&exe)
+    let out = common::clean_command(&exe)
         .args([
             "--exact",
             "kernels::sharded_fits_the_budget",
             "--color",
             "never",
         ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("TT_MEMGUARD_DEVICE")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -786,19 +732,8 @@ fn main_macro_tests_are_named_by_their_path() {
 #[test]
 fn carve_outs_apply_to_every_device_kind() {
     let dir = tmp("carve");
-    let path = dir.join("m.json");
     let device_of = |envs: &[(&str, &str)]| {
-        let out = run(
-            &[
-                "--exact",
-                "fits_in_l1",
-                "--memory-report",
-                path.to_str().unwrap(),
-            ],
-            envs,
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        let report = RunReport::read(&path).unwrap();
+        let (_, report) = fits_in_l1_report(&dir, &[], envs, 0);
         let test = &report.tests[0];
         let pools = &test.memory.as_ref().unwrap().devices[0].pools;
         (
@@ -1271,13 +1206,11 @@ fn test_binary(name: &str) -> PathBuf {
 #[test]
 fn snapshots_of_a_main_macro_target_name_its_test_file() {
     let dir = tmp("suite-snapshots");
-    let out = Command::new(test_binary("memguard_suite"))
+    let out = common::clean_command(&test_binary("memguard_suite"))
         .args(["--exact", "nothing_allocated", "--memory-snapshots"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("TT_MEMGUARD_SNAPSHOT_DIR", &dir)
         .env("CI", "false")
         .env("INSTA_UPDATE", "always")
-        .env_remove("TT_MEMGUARD_DEVICE")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -1309,11 +1242,8 @@ fn snapshots_of_a_main_macro_target_name_its_test_file() {
 #[test]
 fn circular_buffer_peaks_on_result_lines_and_in_the_table() {
     let bin = common::example_binary("kernel_suite");
-    let out = Command::new(bin)
+    let out = common::clean_command(&bin)
         .args(["--test-threads", "1"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR_FORCE")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -218,14 +218,11 @@ fn a_watched_device_streams_its_allocations_and_snapshots() {
 #[test]
 fn the_runner_writes_a_stream_the_monitor_follows() {
     let path = temp("run");
-    let out = Command::new(common::example_binary("custom_harness"))
+    let out = common::clean_command(&common::example_binary("custom_harness"))
         .args(["--test-threads", "1"])
         .env("TT_MEMGUARD_LIVE", &path)
         .env("TT_MEMGUARD_LIVE_INTERVAL_MS", "5")
-        .env_remove("TT_MEMGUARD_DEVICE")
-        .env_remove("TT_MEMGUARD_LIVE_RUN")
         .env_remove("NEXTEST_RUN_ID")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(101));
@@ -418,14 +415,11 @@ fn run_like_nextest(path: &Path, run: &str, tests: &[&str]) {
     let children: Vec<_> = tests
         .iter()
         .map(|test| {
-            Command::new(&exe)
+            common::clean_command(&exe)
                 .args(["--exact", test])
                 .env("TT_MEMGUARD_LIVE", path)
                 .env("TT_MEMGUARD_LIVE_INTERVAL_MS", "1")
                 .env("NEXTEST_RUN_ID", run)
-                .env_remove("TT_MEMGUARD_LIVE_RUN")
-                .env_remove("TT_MEMGUARD_DEVICE")
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()

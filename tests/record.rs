@@ -5,19 +5,11 @@
 
 mod common;
 
-use common::{pools_text, recorded_workload, replays_line_for_line};
+use common::{assert_syntax_errors, pools_text, recorded_workload, replays_line_for_line, sim};
 use tt_memguard::{
-    BufferType, CircularBufferConfig, CoreRange, Device, Error, Expect, KIB, MIB, Preset,
-    SimDevice, Trace, TraceOp,
+    BufferType, CircularBufferConfig, CoreRange, Error, Expect, KIB, MIB, Preset, SimDevice, Trace,
+    TraceOp,
 };
-
-fn sim(preset: Preset, l1_small: u64, trace: u64) -> Device {
-    SimDevice::builder(preset)
-        .l1_small_size(l1_small)
-        .trace_region_size(trace)
-        .build()
-        .unwrap()
-}
 
 /// Several hundred operations per device, on every preset with and without
 /// carve-outs: the recorded trace names the device, and its replay puts
@@ -298,17 +290,12 @@ fn malformed_options_name_the_line_and_the_text() {
             "unexpected \"now\" after the program: expected expect=ADDR,...|-|clash|beyond_l1 or nothing",
         ),
     ];
-    for (text, reason) in cases {
-        let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax {
-            line, reason: r, ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!(r, reason, "{text:?}");
-        assert_eq!(*line, text.lines().count(), "{text:?}");
-    }
+    // Each fails at its last line.
+    let cases: Vec<_> = cases
+        .iter()
+        .map(|&(text, reason)| (text, text.lines().count(), reason))
+        .collect();
+    assert_syntax_errors(&cases);
     // Options in any order.
     let trace =
         Trace::parse("alloc a L1 2048 2048 td shards 2 label=x expect=0x10 fixed=0x20\n").unwrap();
@@ -381,18 +368,13 @@ fn recording_writes_the_file() {
 }
 
 /// The demo harness of `examples/custom_harness.rs`, run with `envs`, its
-/// own `TT_MEMGUARD_*` environment cleared.
+/// own `TT_MEMGUARD_*` environment cleared (see `common::clean_command`).
 fn run_demo(envs: &[(&str, &std::path::Path)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(common::example_binary("custom_harness"));
-    cmd.args(["--test-threads", "2", "--color", "never"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (var, _) in std::env::vars_os() {
-        if var.to_string_lossy().starts_with("TT_MEMGUARD_") {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.envs(envs.iter().copied());
-    cmd.output().expect("the demo harness runs")
+    common::clean_command(&common::example_binary("custom_harness"))
+        .args(["--test-threads", "2", "--color", "never"])
+        .envs(envs.iter().copied())
+        .output()
+        .expect("the demo harness runs")
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The trace replayer: the worked example line for line, circular buffers on
 //! two geometries, and bad traces.
 
+mod common;
+
+use common::assert_syntax_errors;
 use tt_memguard::{Error, Preset, Trace, TraceOp};
 
 fn replay(text: &str) -> Vec<String> {
@@ -138,23 +141,7 @@ fn missing_file_names_the_path() {
 
 #[test]
 fn replay_example_prints_the_worked_example() {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "-q",
-            "--example",
-            "replay",
-            "--",
-            "tests/data/worked_example.trace",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = common::example_stdout("replay", ["tests/data/worked_example.trace"]);
     assert_eq!(stdout.lines().count(), 11);
     assert!(
         stdout
@@ -248,16 +235,8 @@ fn numbers_past_64_bits_are_too_large_not_malformed() {
             "shard count \"four\" is not a whole number",
         ),
     ];
-    for (text, reason) in cases {
-        let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax {
-            line, reason: r, ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!((*line, r.as_str()), (1, reason), "{text:?}");
-    }
+    let cases = cases.map(|(text, reason)| (text, 1, reason));
+    assert_syntax_errors(&cases);
 }
 
 #[test]
@@ -296,17 +275,7 @@ fn a_trace_that_is_not_utf8_names_the_line_and_column() {
 fn replay_example_prints_the_reason_of_a_refused_request() {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("refused.trace");
     std::fs::write(&path, "alloc a DRAM 0 2048 def\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["run", "-q", "--example", "replay", "--"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = common::example_stdout("replay", [&path]);
     assert!(
         stdout.lines().nth(1).unwrap().ends_with(
             " # cannot allocate a DRAM buffer of size 0: give a size of at least one page"
@@ -616,49 +585,14 @@ fn a_backing_buffer_that_is_not_live_stops_the_replay() {
 
 #[test]
 fn replay_example_replays_circular_buffers_on_another_preset() {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "-q",
-            "--example",
-            "replay",
-            "--",
-            "--preset",
-            "bh",
-            "tests/data/circular_buffers.trace",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::example_stdout(
+        "replay",
+        ["--preset", "bh", "tests/data/circular_buffers.trace"],
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
     let expected = replay_on(
         "tests/data/circular_buffers.trace",
         Some(Preset::BlackholeP150),
     );
     assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
     assert!(stdout.contains("7 cbs:0x1b480,0x1c480,"), "{stdout}");
-}
-
-/// Each trace text fails to parse at its line, with its reason, quoting the
-/// line, and the message starts with the line number.
-fn assert_syntax_errors(cases: &[(&str, usize, &str)]) {
-    for &(text, line, reason) in cases {
-        let e = Trace::parse(text).unwrap_err();
-        let Error::TraceSyntax {
-            line: l,
-            reason: r,
-            text: t,
-            ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
-        assert_eq!(t, text.lines().nth(line - 1).unwrap());
-        assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
-    }
 }

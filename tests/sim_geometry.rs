@@ -49,14 +49,6 @@ const EXPECTED: [Expected; 3] = [
     },
 ];
 
-fn open(preset: Preset, l1_small: u64, trace: u64) -> Device {
-    SimDevice::builder(preset)
-        .l1_small_size(l1_small)
-        .trace_region_size(trace)
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn default_geometry_of_every_preset() {
     for e in &EXPECTED {
@@ -171,7 +163,7 @@ fn l1_small_carve_out_is_rounded_to_the_dram_alignment() {
     for e in &EXPECTED {
         let big = if e.dram_alignment == 32 { 4128 } else { 4160 };
         for (requested, carved) in [(1000, 1024), (4100, big)] {
-            let snap = open(e.preset, requested, 0).snapshot().unwrap();
+            let snap = common::sim(e.preset, requested, 0).snapshot().unwrap();
             let small = snap.pool(BufferType::L1Small);
             assert_eq!(small.num_banks, e.l1_banks, "{} S={requested}", e.preset);
             assert_eq!(small.size_per_bank, carved, "{} S={requested}", e.preset);
@@ -202,7 +194,7 @@ fn trace_carve_out_matches_tt_metal() {
     ];
     for (preset, t, per_bank, base) in cases {
         let e = EXPECTED.iter().find(|e| e.preset == preset).unwrap();
-        let snap = open(preset, 0, t).snapshot().unwrap();
+        let snap = common::sim(preset, 0, t).snapshot().unwrap();
         let trace = snap.pool(BufferType::Trace);
         assert_eq!(trace.num_banks, e.dram_banks);
         assert_eq!(trace.size_per_bank, per_bank, "{preset} T={t}");
@@ -258,7 +250,7 @@ fn worked_example_addresses_and_statistics() {
 
 #[test]
 fn l1_buffers_sit_below_an_l1_small_region() {
-    let dev = open(Preset::WormholeB0, 32 * KIB, 0);
+    let dev = common::sim(Preset::WormholeB0, 32 * KIB, 0);
     let a = dev.allocate(BufferType::L1, 64 * KIB, 2048).unwrap();
     let b = dev.allocate(BufferType::L1, 256 * KIB, 2048).unwrap();
     assert_eq!((a.address(), b.address()), (0x16_5800, 0x16_4800));

@@ -7,8 +7,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
+
+use common::{stderr, stdout};
 
 use tt_memguard::prelude::*;
 use tt_memguard::runner::TestStatus;
@@ -22,47 +24,16 @@ fn suite() -> &'static Path {
 /// Runs the example with `args` and `envs` only among the variables that
 /// change its output.
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(suite());
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (var, _) in std::env::vars_os() {
-        let var_text = var.to_string_lossy();
-        if var_text.starts_with("TT_MEMGUARD_") || var_text == "TRACE_SUITE_DIR" {
-            cmd.env_remove(var);
-        }
-    }
-    for var in [
-        "NO_COLOR",
-        "CLICOLOR",
-        "CLICOLOR_FORCE",
-        "INSTA_UPDATE",
-        "INSTA_FORCE_PASS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(envs.iter().copied());
-    cmd.output().expect("the trace suite runs")
-}
-
-fn stdout(out: &Output) -> String {
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .map(|l| match l.find("finished in ") {
-            Some(i) => format!("{}finished in [time]", &l[..i]),
-            None => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::clean_command(suite())
+        .env_remove("TRACE_SUITE_DIR")
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("the trace suite runs")
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memguard-traces-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("memguard-traces", name)
 }
 
 /// The failure message of `test` in a run's output.

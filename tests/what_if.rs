@@ -153,28 +153,14 @@ fn a_replay_that_stops_is_the_first_failure() {
 
 #[test]
 fn the_example_prints_the_table() {
-    let out = std::process::Command::new(common::example_binary("what_if"))
-        .args(["--preset", "wh,n300,bh", "--l1-small", "0,64KiB", TRACE])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::example_stdout(
+        "what_if",
+        ["--preset", "wh,n300,bh", "--l1-small", "0,64KiB", TRACE],
     );
     let trace = Trace::from_file(TRACE).unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        trace.what_if(&configs()).unwrap().to_string()
-    );
+    assert_eq!(stdout, trace.what_if(&configs()).unwrap().to_string());
     // Without flags: the recorded configuration only.
-    let out = std::process::Command::new(common::example_binary("what_if"))
-        .arg(TRACE)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = common::example_stdout("what_if", [TRACE]);
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     for (args, message) in [
         (

@@ -50,6 +50,15 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A simulated `preset` with an L1_SMALL and a trace region of these sizes.
+pub fn sim(preset: tt_memguard::Preset, l1_small: u64, trace: u64) -> tt_memguard::Device {
+    tt_memguard::SimDevice::builder(preset)
+        .l1_small_size(l1_small)
+        .trace_region_size(trace)
+        .build()
+        .unwrap()
+}
+
 // ---- programs and circular buffers ----
 
 pub fn range(x0: u32, y0: u32, x1: u32, y1: u32) -> tt_memguard::CoreRange {
@@ -92,6 +101,28 @@ pub fn cb_addresses(program: &tt_memguard::Program) -> Vec<u64> {
         .iter()
         .map(|cb| cb.address.expect("laid out"))
         .collect()
+}
+
+// ---- traces ----
+
+/// Each trace text fails to parse at its line, with its reason, quoting the
+/// line, and the message starts with the line number.
+pub fn assert_syntax_errors(cases: &[(&str, usize, &str)]) {
+    for &(text, line, reason) in cases {
+        let e = tt_memguard::Trace::parse(text).unwrap_err();
+        let tt_memguard::Error::TraceSyntax {
+            line: l,
+            reason: r,
+            text: t,
+            ..
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*l, r.as_str()), (line, reason), "{text:?}");
+        assert_eq!(t, text.lines().nth(line - 1).unwrap());
+        assert!(e.to_string().starts_with(&format!("line {line}: ")), "{e}");
+    }
 }
 
 // ---- recorded workloads ----
@@ -331,4 +362,83 @@ pub fn replays_line_for_line(
         );
     }
     lines
+}
+
+// ---- example programs, run as subprocesses ----
+
+/// A command that runs `exe` in the package's folder without the variables
+/// that change a runner's output: every `TT_MEMGUARD_*` one, the colour
+/// variables and insta's. Variables the caller sets afterwards apply.
+pub fn clean_command(exe: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("TT_MEMGUARD_") {
+            cmd.env_remove(var);
+        }
+    }
+    for var in [
+        "NO_COLOR",
+        "CLICOLOR",
+        "CLICOLOR_FORCE",
+        "INSTA_UPDATE",
+        "INSTA_FORCE_PASS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs `exe` with `args` and `envs` only among the variables that change
+/// its output (see [`clean_command`]).
+pub fn run_clean(
+    exe: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    clean_command(exe)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{} runs: {e}", exe.display()))
+}
+
+/// A run's stdout, its run time (the only unstable part) masked.
+pub fn stdout(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|l| match l.find("finished in ") {
+            Some(i) => format!("{}finished in [time]", &l[..i]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A run's stderr.
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh, empty folder `<prefix>-<pid>-<name>` in the temporary folder.
+pub fn fresh_dir(prefix: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the example `name` with `args` in the package's folder, checks that
+/// it succeeds (else fails with its stderr) and returns its stdout.
+pub fn example_stdout<S: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    args: impl IntoIterator<Item = S>,
+) -> String {
+    let out = std::process::Command::new(example_binary(name))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
 }
