@@ -125,6 +125,42 @@ fn random_trace(seed: u64, preset: Preset, cores: u32, dram_banks: u32, ops: usi
     text
 }
 
+/// Replays `trace` on the fresh simulated and TT-Metal devices (`what` names them in
+/// messages): both start and end with the same pools, every step prints the same line on both
+/// (each difference counts in `differences`, the first five are printed), and the replay
+/// frees all it made. Returns how many requests TT-Metal refused.
+fn replay_on_both(
+    trace: &Trace,
+    sim: &Device,
+    real: &Device,
+    what: &str,
+    differences: &mut usize,
+) -> usize {
+    assert_eq!(
+        real.snapshot().unwrap(),
+        sim.snapshot().unwrap(),
+        "fresh, {what}"
+    );
+    let (mut on_sim, mut on_real) = (Vec::new(), Vec::new());
+    trace.replay(sim, |l| on_sim.push(l.to_string())).unwrap();
+    trace.replay(real, |l| on_real.push(l.to_string())).unwrap();
+    assert_eq!(on_sim.len(), trace.ops.len() + 1, "{what}");
+    assert_eq!(on_real.len(), on_sim.len(), "{what}");
+    for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
+        if s != r {
+            *differences += 1;
+            if *differences <= 5 {
+                let op = step.checked_sub(1).map(|i| &trace.ops[i]);
+                eprintln!("{what} step {step} {op:?}\n  sim:      {s}\n  tt-metal: {r}");
+            }
+        }
+    }
+    // Replay frees what is still live: both devices are fresh again.
+    assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap(), "{what}");
+    assert_eq!(real.live_count().unwrap(), 0, "{what}");
+    on_real.iter().filter(|l| l.contains(" ERR:")).count()
+}
+
 // TT-Metal has one context per process: one device at a time.
 #[test]
 #[serial]
@@ -160,38 +196,13 @@ fn random_traces_give_identical_lines_on_sim_and_tt_metal() {
             ..TtMetalConfig::default()
         })
         .unwrap();
-        assert_eq!(
-            real.snapshot().unwrap(),
-            sim.snapshot().unwrap(),
-            "fresh device, seed {seed:#x}"
-        );
-        let (mut on_sim, mut on_real) = (Vec::new(), Vec::new());
-        trace.replay(&sim, |l| on_sim.push(l.to_string())).unwrap();
-        trace
-            .replay(&real, |l| on_real.push(l.to_string()))
-            .unwrap();
-        assert_eq!(on_sim.len(), trace.ops.len() + 1);
-        assert_eq!(on_real.len(), on_sim.len());
-        for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
-            if s != r {
-                differences += 1;
-                if differences <= 5 {
-                    let op = step.checked_sub(1).map(|i| &trace.ops[i]);
-                    eprintln!(
-                        "seed {seed:#x} step {step} {op:?}\n  sim:      {s}\n  tt-metal: {r}"
-                    );
-                }
-            }
-        }
-        refused += on_real.iter().filter(|l| l.contains(" ERR:")).count();
+        let what = format!("seed {seed:#x}");
+        refused += replay_on_both(&trace, &sim, &real, &what, &mut differences);
         dram_sharded += text
             .lines()
             .filter(|l| l.contains(" DRAM ") && l.contains(" shards "))
             .count();
         operations += trace.ops.len();
-        // Replay frees what is still live: both devices are fresh again.
-        assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap());
-        assert_eq!(real.live_count().unwrap(), 0);
         real.close();
     }
     println!(
@@ -389,11 +400,7 @@ fn random_programs_get_identical_circular_buffers_and_outcomes_on_sim_and_tt_met
                 ..TtMetalConfig::default()
             })
             .unwrap();
-            let sim = SimDevice::builder(preset)
-                .l1_small_size(l1_small)
-                .build()
-                .unwrap();
-            (real, sim)
+            (real, common::sim(preset, l1_small, 0))
         },
     );
     let CbDiff {
@@ -473,32 +480,9 @@ fn random_traces_on_a_mesh_give_identical_lines_on_sim_and_tt_metal() {
         let sim = sim_mesh(trace.l1_small_size, trace.trace_region_size);
         let real = real_mesh(trace.l1_small_size, trace.trace_region_size);
         assert_eq!(real.shape(), sim.shape());
-        assert_eq!(
-            real.snapshot().unwrap(),
-            sim.snapshot().unwrap(),
-            "fresh mesh, seed {seed:#x}"
-        );
-        let (mut on_sim, mut on_real) = (Vec::new(), Vec::new());
-        trace.replay(&sim, |l| on_sim.push(l.to_string())).unwrap();
-        trace
-            .replay(&real, |l| on_real.push(l.to_string()))
-            .unwrap();
-        assert_eq!(on_real.len(), on_sim.len());
-        for (step, (s, r)) in on_sim.iter().zip(&on_real).enumerate() {
-            if s != r {
-                differences += 1;
-                if differences <= 5 {
-                    let op = step.checked_sub(1).map(|i| &trace.ops[i]);
-                    eprintln!(
-                        "mesh {shape} seed {seed:#x} step {step} {op:?}\n  sim:      {s}\n  tt-metal: {r}"
-                    );
-                }
-            }
-        }
-        refused += on_real.iter().filter(|l| l.contains(" ERR:")).count();
+        let what = format!("mesh {shape} seed {seed:#x}");
+        refused += replay_on_both(&trace, &sim, &real, &what, &mut differences);
         operations += trace.ops.len();
-        assert_eq!(real.snapshot().unwrap(), sim.snapshot().unwrap());
-        assert_eq!(real.live_count().unwrap(), 0);
         real.close();
     }
     let cbs = cb_differential(
