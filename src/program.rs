@@ -433,21 +433,7 @@ impl Program {
         let cb_end = run.max_end.max(run.base);
         if run.max_end > 0 {
             // Remembered for guards: the core with the largest region and its CBs.
-            let mut circular_buffers: Vec<CircularBufferPlacement> = self
-                .cbs
-                .iter()
-                .filter(|cb| !cb.backed && cb.cores.contains(run.max_core))
-                .filter_map(|cb| {
-                    Some(CircularBufferPlacement {
-                        handle: cb.handle,
-                        indices: cb.indices.clone(),
-                        size: cb.size,
-                        address: cb.address?,
-                        cores: cb.cores.to_string(),
-                    })
-                })
-                .collect();
-            circular_buffers.sort_by_key(|cb| (cb.address, cb.handle));
+            let circular_buffers = self.placed_cbs(|cores| cores.contains(run.max_core));
             self.device.log_enqueue(ProgramPeak {
                 program,
                 core: run.max_core,
@@ -469,6 +455,27 @@ impl Program {
             headroom: limit.saturating_sub(cb_end),
             cores_with_cbs: run.cores_with_cbs,
         })
+    }
+
+    /// The laid-out CBs of this program (not backed by a buffer) on the
+    /// cores that `on` picks, by address.
+    fn placed_cbs(&self, on: impl Fn(&CoreRangeSet) -> bool) -> Vec<CircularBufferPlacement> {
+        let mut placed: Vec<CircularBufferPlacement> = self
+            .cbs
+            .iter()
+            .filter(|cb| !cb.backed && on(&cb.cores))
+            .filter_map(|cb| {
+                Some(CircularBufferPlacement {
+                    handle: cb.handle,
+                    indices: cb.indices.clone(),
+                    size: cb.size,
+                    address: cb.address?,
+                    cores: cb.cores.to_string(),
+                })
+            })
+            .collect();
+        placed.sort_by_key(|cb| (cb.address, cb.handle));
+        placed
     }
 
     fn enqueue_error(&self, problem: CbProblem, run: &Enqueued) -> Error {
@@ -495,21 +502,8 @@ impl Program {
             }
         };
         // The CBs laid out in the failing range's region: those on cores of that range.
-        let mut circular_buffers: Vec<CircularBufferPlacement> = self
-            .cbs
-            .iter()
-            .filter(|cb| !cb.backed && cb.cores.ranges().iter().any(|r| r.intersects(&range)))
-            .filter_map(|cb| {
-                Some(CircularBufferPlacement {
-                    handle: cb.handle,
-                    indices: cb.indices.clone(),
-                    size: cb.size,
-                    address: cb.address?,
-                    cores: cb.cores.to_string(),
-                })
-            })
-            .collect();
-        circular_buffers.sort_by_key(|cb| (cb.address, cb.handle));
+        let circular_buffers =
+            self.placed_cbs(|cores| cores.ranges().iter().any(|r| r.intersects(&range)));
         let lowest_buffer = match check {
             CircularBufferCheck::Clash => self.device.live_allocations().ok().and_then(|live| {
                 live.into_iter()

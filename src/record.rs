@@ -228,13 +228,7 @@ struct Known {
 enum Rec {
     Alloc {
         buffer: u64,
-        buffer_type: BufferType,
-        size: u64,
-        page_size: u64,
-        direction: Direction,
-        shards: Option<u32>,
-        label: Option<String>,
-        fixed: Option<u64>,
+        placement: Placement,
         /// Where it was placed; `None`: refused as out of memory.
         at: Option<u64>,
     },
@@ -269,23 +263,17 @@ impl Rec {
         match self {
             Rec::Alloc {
                 buffer,
-                buffer_type,
-                size,
-                page_size,
-                direction,
-                shards,
-                label,
-                fixed,
+                placement: p,
                 at,
             } => TraceOp::Alloc {
                 id: buffer_name(buffer),
-                buffer_type: *buffer_type,
-                size: *size,
-                page_size: *page_size,
-                direction: *direction,
-                shards: *shards,
-                label: label.clone(),
-                fixed: *fixed,
+                buffer_type: p.buffer_type,
+                size: p.size,
+                page_size: p.page_size,
+                direction: p.direction,
+                shards: p.shards,
+                label: p.label.clone(),
+                fixed: p.fixed,
                 expect: Some(at.map_or(Expect::OutOfMemory, Expect::At)),
             },
             Rec::Free { buffer } => TraceOp::Free {
@@ -703,13 +691,7 @@ impl Placement {
     fn into_rec(self, buffer: u64, at: Option<u64>) -> Rec {
         Rec::Alloc {
             buffer,
-            buffer_type: self.buffer_type,
-            size: self.size,
-            page_size: self.page_size,
-            direction: self.direction,
-            shards: self.shards,
-            label: self.label,
-            fixed: self.fixed,
+            placement: self,
             at,
         }
     }

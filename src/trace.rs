@@ -1022,20 +1022,15 @@ fn alloc_options(words: &[&str]) -> std::result::Result<AllocOptions, String> {
             )
         };
         let (key, value) = word.split_once('=').ok_or_else(unexpected)?;
-        let twice = || format!("{key}= is given twice: give it once");
         match key {
             "label" => {
                 if value.is_empty() {
                     return Err("empty label: write label=NAME (no spaces) or leave it out".into());
                 }
-                if label.replace(unescape_label(value)?).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut label, key, unescape_label(value)?)?;
             }
             "fixed" => {
-                if fixed.replace(number(value, "fixed address")?).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut fixed, key, number(value, "fixed address")?)?;
             }
             "expect" => {
                 let e = match value {
@@ -1045,14 +1040,20 @@ fn alloc_options(words: &[&str]) -> std::result::Result<AllocOptions, String> {
                             .map_err(|e| format!("{e}: an alloc line expects an address or oom"))?,
                     ),
                 };
-                if expect.replace(e).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut expect, key, e)?;
             }
             _ => return Err(unexpected()),
         }
     }
     Ok((label, fixed, expect))
+}
+
+/// Sets the option `key=` of a line, which may be given once.
+fn set_once<T>(slot: &mut Option<T>, key: &str, value: T) -> std::result::Result<(), String> {
+    match slot.replace(value) {
+        Some(_) => Err(format!("{key}= is given twice: give it once")),
+        None => Ok(()),
+    }
 }
 
 /// `expect=ADDR,ADDR,...`, `expect=-`, `expect=clash` or `expect=beyond_l1`
@@ -1117,7 +1118,6 @@ fn cb_options(words: &[&str]) -> std::result::Result<CbOptions, String> {
             )
         };
         let (key, value) = word.split_once('=').ok_or_else(expected)?;
-        let twice = || format!("{key}= is given twice: give it once");
         match key {
             "index" => {
                 let list = value
@@ -1128,14 +1128,10 @@ fn cb_options(words: &[&str]) -> std::result::Result<CbOptions, String> {
                         })
                     })
                     .collect::<std::result::Result<Vec<u8>, String>>()?;
-                if indices.replace(list).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut indices, key, list)?;
             }
             "page" => {
-                if page.replace(number(value, "page size")?).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut page, key, number(value, "page size")?)?;
             }
             "backed" => {
                 let (id, offset) = match value.rsplit_once('+') {
@@ -1147,9 +1143,7 @@ fn cb_options(words: &[&str]) -> std::result::Result<CbOptions, String> {
                         "backed={value} names no buffer: give backed=ID or backed=ID+OFFSET"
                     ));
                 }
-                if backed.replace((id.to_string(), offset)).is_some() {
-                    return Err(twice());
-                }
+                set_once(&mut backed, key, (id.to_string(), offset))?;
             }
             _ => return Err(expected()),
         }
