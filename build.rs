@@ -107,8 +107,14 @@ fn build_tt_metal() {
         build.std("c++17");
         lib
     } else if let Some(home) = env_dir("TT_METAL_HOME") {
-        // A TT-Metal install: its own headers and libraries.
-        build.std("c++20").define("MEMGUARD_TT_METAL_HEADERS", None);
+        // A TT-Metal install: its own headers and libraries. Its headers log through spdlog over
+        // an external header-only fmt, as TT-Metal's own CMake targets compile them; the include
+        // directories of those third-party headers come from CXXFLAGS (see README.md).
+        build
+            .std("c++20")
+            .define("MEMGUARD_TT_METAL_HEADERS", None)
+            .define("SPDLOG_FMT_EXTERNAL", None)
+            .define("FMT_HEADER_ONLY", None);
         for dir in [
             "",
             "tt_metal/api",
@@ -117,9 +123,15 @@ fn build_tt_metal() {
             "tt_stl",
             "tt_metal/include",
         ] {
-            build.include(home.join(dir));
+            // System headers: warnings inside TT-Metal's headers are not the shim's.
+            build.flag("-isystem").flag(home.join(dir));
         }
-        env_dir("TT_METAL_LIB_DIR").unwrap_or_else(|| home.join("build/lib"))
+        let lib = env_dir("TT_METAL_LIB_DIR").unwrap_or_else(|| home.join("build/lib"));
+        // Inline code of the headers (ttsl's small vectors) calls into libtt_stl.so directly.
+        if lib.join("libtt_stl.so").exists() {
+            println!("cargo:rustc-link-lib=dylib=tt_stl");
+        }
+        lib
     } else {
         panic!(
             "the `tt-metal` feature needs TT-Metal: set TT_METAL_HOME to a TT-Metal checkout built \

@@ -72,7 +72,7 @@ void create_circular_buffer(metal::Program& program, const std::vector<metal::Co
     metal::CreateCircularBuffer(program, metal::CoreRangeSet(std::move(copy)), config);
 }
 
-std::uint64_t program_id(const metal::Program& program) { return program.get_id(); }
+std::uint64_t program_id(const metal::Program& program) { return program.impl().get_id(); }
 
 std::unique_ptr<dist::MeshWorkload> make_workload(metal::Program&& program, dist::MeshDevice* mesh) {
     auto workload = std::make_unique<dist::MeshWorkload>();

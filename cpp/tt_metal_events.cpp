@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "tt_metal_abi.hpp"
@@ -47,11 +48,23 @@ private:
     std::vector<std::pair<const void*, std::shared_ptr<EventLog>>> logs_;
 };
 
-// The graph processor pushed on every thread that uses a device: a passive observer (it does not
-// turn graph capture on) that forwards buffer events to the logs of the buffer's device.
-class Observer final : public metal::IGraphProcessor {
+// A graph processor that says, where TT-Metal asks (is_capture_processor), that it does not
+// capture: it observes without turning graph capture on. Releases without the query get the
+// processor as it is.
+template <class Base, class = void>
+class PassiveProcessor : public Base {};
+
+template <class Base>
+class PassiveProcessor<Base, std::void_t<decltype(std::declval<const Base&>().is_capture_processor())>>
+    : public Base {
 public:
     bool is_capture_processor() const override { return false; }
+};
+
+// The graph processor pushed on every thread that uses a device: a passive observer (it does not
+// turn graph capture on) that forwards buffer events to the logs of the buffer's device.
+class Observer final : public PassiveProcessor<metal::IGraphProcessor> {
+public:
     void track_allocate(const metal::Buffer* buffer) override { forward(buffer, true); }
     void track_deallocate(metal::Buffer* buffer) override { forward(buffer, false); }
     void track_allocate_cb(const metal::CoreRangeSet&, std::uint64_t address, std::uint64_t size,
