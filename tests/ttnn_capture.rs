@@ -75,6 +75,12 @@ fn alloc(pool: &str, layout: &str, size: u64, page: u64, cores: u64) -> Value {
            "exact_buffer_type": pool, "layout": layout, "page_size": page, "num_cores": cores, "device_id": 0})
 }
 
+/// A `kind` node (`buffer_allocate` or `buffer_deallocate`) of a 4 KiB
+/// interleaved `pool` buffer with 1 KiB pages, connected to buffer node `id`.
+fn small(kind: &str, pool: &str, id: u64) -> Value {
+    json!([kind, alloc(pool, "INTERLEAVED", 4096, 1024, 0), [id]])
+}
+
 fn cb(size: u64, cores: &str) -> Value {
     json!({"size": size, "address": 0, "core_range_set": cores, "globally_allocated": "0", "device_id": 0})
 }
@@ -439,11 +445,7 @@ fn programs_follow_circular_buffer_deallocate_all() {
         json!(["function_start", {"name": "ttnn.op"}]),
         json!(["circular_buffer_allocate", cb(4096, "{[0-0 - 1-1]}")]),
         json!(["circular_buffer_allocate", cb(4096, "{[0-0 - 1-1]}")]),
-        json!([
-            "buffer_allocate",
-            alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
-            [99]
-        ]),
+        small("buffer_allocate", "DRAM", 99),
         json!(["circular_buffer_allocate", cb(2048, "{[0-0 - 1-1]}")]),
         json!(["circular_buffer_deallocate_all", {"device_id": 0}]),
         json!(["circular_buffer_allocate", cb(1024, "{[2-2]}")]),
@@ -659,16 +661,8 @@ fn out_of_order_and_unbalanced_nodes() {
     );
     let e = import_err(
         &capture(&[
-            json!([
-                "buffer_allocate",
-                alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
-                [7]
-            ]),
-            json!([
-                "buffer_allocate",
-                alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
-                [7]
-            ]),
+            small("buffer_allocate", "DRAM", 7),
+            small("buffer_allocate", "DRAM", 7),
         ]),
         &options,
     );
@@ -681,11 +675,7 @@ fn out_of_order_and_unbalanced_nodes() {
     // An op left open (the capture ended inside it) is fine.
     let open = capture(&[
         json!(["function_start", {"name": "ttnn.add"}]),
-        json!([
-            "buffer_allocate",
-            alloc("DRAM", "INTERLEAVED", 4096, 1024, 0),
-            [7]
-        ]),
+        small("buffer_allocate", "DRAM", 7),
     ]);
     assert_eq!(import(&open, &options).unwrap().report.live_at_end.len(), 1);
 }
@@ -693,26 +683,10 @@ fn out_of_order_and_unbalanced_nodes() {
 #[test]
 fn deallocations_of_unknown_buffers() {
     let text = capture(&[
-        json!([
-            "buffer_deallocate",
-            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
-            [3]
-        ]),
-        json!([
-            "buffer_allocate",
-            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
-            [4]
-        ]),
-        json!([
-            "buffer_deallocate",
-            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
-            [4]
-        ]),
-        json!([
-            "buffer_deallocate",
-            alloc("L1", "INTERLEAVED", 4096, 1024, 0),
-            [4]
-        ]),
+        small("buffer_deallocate", "L1", 3),
+        small("buffer_allocate", "L1", 4),
+        small("buffer_deallocate", "L1", 4),
+        small("buffer_deallocate", "L1", 4),
     ]);
     let lenient = import(&text, &ImportOptions::new()).unwrap();
     assert_eq!((lenient.report.unknown_frees, lenient.report.frees), (2, 1));
